@@ -1,0 +1,329 @@
+//! `GET /approval?token=…` (view, never changes state) and `POST /approval` (decide).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem::{Request, web::Data};
+use poem_openapi::{
+    ApiRequest, Enum, Object, OpenApi,
+    param::Query,
+    payload::{Form, Json},
+};
+use serde::Deserialize;
+
+use super::{
+    ApiTags, AppState,
+    pages::{self, Negotiated, wants_html},
+    problem::{ErrorStatuses, Problem, ProblemResponse},
+    release::database_problem,
+    status::{DecisionValue, ReleaseStatusBody, StatusValue},
+};
+use crate::{
+    domain::policy::Decision,
+    store::{ApprovalRecord, DecisionOutcome, ReleaseSnapshot},
+    token::{ApprovalClaims, TokenError},
+};
+
+/// Longest accepted comment, in characters.
+const MAX_COMMENT_CHARS: usize = 2000;
+
+/// One approver's view of a release.
+#[derive(Object, Clone, Debug)]
+pub struct ApprovalView {
+    /// The release and every approver's decision.
+    pub release: ReleaseStatusBody,
+    /// The approver this token belongs to.
+    pub approver: String,
+    /// This approver's decision.
+    pub decision: DecisionValue,
+    /// When this approver decided.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// This approver's comment.
+    pub comment: Option<String>,
+    /// The release status (same as `release.status`).
+    pub status: StatusValue,
+    /// Whether this approver can still decide.
+    pub can_decide: bool,
+}
+
+/// A decision.
+#[derive(Enum, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionInput {
+    /// Approve the release.
+    Approve,
+    /// Reject the release.
+    Reject,
+}
+
+/// An approver's decision, as JSON or as a form.
+#[derive(Object, Deserialize, Clone, Debug)]
+pub struct DecisionRequest {
+    /// The token from the approval email.
+    pub token: String,
+    /// `approve` or `reject`.
+    pub decision: DecisionInput,
+    /// Optional reason, at most 2000 characters.
+    pub comment: Option<String>,
+}
+
+/// Body of `POST /approval`.
+#[derive(ApiRequest)]
+pub enum DecisionBody {
+    /// JSON, for API clients.
+    Json(Json<DecisionRequest>),
+    /// A form, as the approval page posts it.
+    Form(Form<DecisionRequest>),
+}
+
+/// Errors of `GET /approval`.
+pub struct ViewErrors;
+impl ErrorStatuses for ViewErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "The token parameter is missing."),
+        (
+            401,
+            "The token is malformed, tampered with, expired, or not issued by this service.",
+        ),
+        (403, "The token does not match the approval it names."),
+        (503, "The database is unavailable; try again."),
+    ];
+}
+
+/// Errors of `POST /approval`.
+pub struct DecideErrors;
+impl ErrorStatuses for DecideErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (
+            400,
+            "Malformed body, or an unknown decision, or a comment that is too long; nothing was stored.",
+        ),
+        (
+            401,
+            "The token is malformed, tampered with, expired, or not issued by this service.",
+        ),
+        (403, "The token does not match the approval it names."),
+        (
+            409,
+            "This approver already made the other decision, or the release is already decided or expired.",
+        ),
+        (413, "The body is larger than the configured limit."),
+        (415, "The body is neither JSON nor a form."),
+        (503, "The database is unavailable; try again."),
+    ];
+}
+
+/// Approver operations, guarded by the approval token alone.
+pub struct ApprovalApi;
+
+#[OpenApi(tag = "ApiTags::Approval")]
+impl ApprovalApi {
+    /// View an approval.
+    ///
+    /// Browsers (`Accept: text/html`) get a page with the release, the decisions so far, and
+    /// Approve / Reject buttons; API clients get JSON. Never changes anything, so mail scanners
+    /// that prefetch links cannot decide a release.
+    #[oai(path = "/approval", method = "get", operation_id = "viewApproval")]
+    async fn view(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        /// The token from the approval email.
+        token: Query<String>,
+    ) -> Result<Negotiated<ApprovalView>, ProblemResponse<ViewErrors>> {
+        let html = wants_html(req);
+        let (approval, snapshot) = authorize(&state, &token)
+            .await
+            .map_err(|p| ProblemResponse::from(p).page_if(html))?;
+        let view = approval_view(&approval, &snapshot);
+        Ok(if html {
+            Negotiated::Html(pages::approval_page(&view, &token))
+        } else {
+            Negotiated::Json(view)
+        })
+    }
+
+    /// Approve or reject.
+    ///
+    /// Records who decided what, when, and why. Repeating the same decision changes nothing and
+    /// answers `200`; the opposite decision, or any decision once the release is decided or
+    /// expired, answers `409`.
+    #[oai(path = "/approval", method = "post", operation_id = "decideApproval")]
+    async fn decide(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        body: DecisionBody,
+    ) -> Result<Negotiated<ApprovalView>, ProblemResponse<DecideErrors>> {
+        let html = wants_html(req);
+        let input = match body {
+            DecisionBody::Json(Json(input)) | DecisionBody::Form(Form(input)) => input,
+        };
+        decide(&state, &input)
+            .await
+            .map(|view| {
+                if html {
+                    Negotiated::Html(pages::result_page(&view))
+                } else {
+                    Negotiated::Json(view)
+                }
+            })
+            .map_err(|p| ProblemResponse::from(p).page_if(html))
+    }
+}
+
+async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalView, Problem> {
+    let comment = clean_comment(input.comment.as_deref())?;
+    let (approval, _) = authorize(state, &input.token).await?;
+    let decision = match input.decision {
+        DecisionInput::Approve => Decision::Approve,
+        DecisionInput::Reject => Decision::Reject,
+    };
+    let outcome = state
+        .store
+        .record_decision(approval.id, decision, comment.as_deref(), Utc::now())
+        .await
+        .map_err(|err| database_problem(&err))?;
+    let snapshot = match outcome {
+        DecisionOutcome::Recorded(snapshot) => {
+            let status = snapshot.outcome(Utc::now()).status;
+            tracing::info!(approval.id = %approval.id, decision = decision.as_str(),
+                release.status = status.as_str(), "decision recorded");
+            snapshot
+        }
+        DecisionOutcome::Unchanged(snapshot) => snapshot,
+        DecisionOutcome::Conflicting(existing) => {
+            return Err(Problem::conflict(
+                "already-decided",
+                "You already decided",
+                format!(
+                    "you already {} this release; a decision cannot be changed",
+                    existing.as_str()
+                ),
+            ));
+        }
+        DecisionOutcome::ReleaseFinal(snapshot) => {
+            let status = snapshot.outcome(Utc::now()).status;
+            return Err(Problem::conflict(
+                "release-final",
+                "The release is already decided",
+                format!(
+                    "the release is already {}; no more decisions are taken",
+                    status.as_str()
+                ),
+            ));
+        }
+        DecisionOutcome::UnknownApproval => return Err(unknown_approval()),
+    };
+    let approval = snapshot
+        .approvals
+        .iter()
+        .find(|a| a.id == approval.id)
+        .cloned()
+        .unwrap_or(approval);
+    Ok(approval_view(&approval, &snapshot))
+}
+
+fn clean_comment(comment: Option<&str>) -> Result<Option<String>, Problem> {
+    let Some(text) = comment.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_COMMENT_CHARS {
+        return Err(Problem::invalid_field(format!(
+            "comment: must be at most {MAX_COMMENT_CHARS} characters"
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(Problem::invalid_field(
+            "comment: must not contain control characters",
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Verifies the token and loads the approval it names and its release.
+async fn authorize(
+    state: &AppState,
+    token: &str,
+) -> Result<(ApprovalRecord, ReleaseSnapshot), Problem> {
+    let claims = state.tokens.verify(token.trim()).map_err(token_problem)?;
+    let approval = state
+        .store
+        .approval(claims.jti)
+        .await
+        .map_err(|err| database_problem(&err))?
+        .ok_or_else(unknown_approval)?;
+    let snapshot = state
+        .store
+        .release_by_id(approval.release_id)
+        .await
+        .map_err(|err| database_problem(&err))?
+        .ok_or_else(unknown_approval)?;
+    if !token_matches(&claims, &approval, &snapshot) {
+        tracing::warn!(approval.id = %approval.id, "token claims do not match the approval they name");
+        return Err(Problem::new(
+            poem::http::StatusCode::FORBIDDEN,
+            "token-mismatch",
+            "The token does not match its approval",
+            "this token does not belong to that approval or release",
+        ));
+    }
+    Ok((approval, snapshot))
+}
+
+fn token_matches(
+    claims: &ApprovalClaims,
+    approval: &ApprovalRecord,
+    snapshot: &ReleaseSnapshot,
+) -> bool {
+    claims.sub == approval.email && claims.release_key() == snapshot.release.key
+}
+
+fn token_problem(err: TokenError) -> Problem {
+    use poem::http::StatusCode;
+    let (code, title, detail) = match err {
+        TokenError::Expired => (
+            "token-expired",
+            "The approval link has expired",
+            "the approval deadline has passed",
+        ),
+        TokenError::Malformed => (
+            "token-invalid",
+            "The approval link is not valid",
+            "the token is malformed",
+        ),
+        TokenError::BadSignature | TokenError::WrongAudience => (
+            "token-invalid",
+            "The approval link is not valid",
+            "the token was altered or was not issued by this service",
+        ),
+    };
+    Problem::new(StatusCode::UNAUTHORIZED, code, title, detail)
+}
+
+fn unknown_approval() -> Problem {
+    Problem::new(
+        poem::http::StatusCode::UNAUTHORIZED,
+        "token-unknown",
+        "The approval link is not valid",
+        "the approval this token names does not exist here",
+    )
+}
+
+fn approval_view(approval: &ApprovalRecord, snapshot: &ReleaseSnapshot) -> ApprovalView {
+    let release = ReleaseStatusBody::from_snapshot(snapshot, Utc::now());
+    let status = release.status;
+    ApprovalView {
+        approver: approval.email.clone(),
+        decision: approval.decided.map(|d| d.decision).into(),
+        decided_at: approval.decided.map(|d| d.at),
+        comment: approval.comment.clone(),
+        can_decide: approval.decided.is_none() && status == StatusValue::Pending,
+        status,
+        release,
+    }
+}

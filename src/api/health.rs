@@ -1,0 +1,43 @@
+//! Liveness and readiness probes.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, payload::PlainText};
+
+use super::{ApiTags, AppState};
+
+/// Probes for orchestrators.
+pub struct HealthApi;
+
+/// Readiness answer.
+#[derive(ApiResponse)]
+pub enum Readiness {
+    /// The database answers.
+    #[oai(status = 200)]
+    Ready(PlainText<&'static str>),
+    /// The database does not answer.
+    #[oai(status = 503)]
+    NotReady(PlainText<&'static str>),
+}
+
+#[poem_openapi::OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Liveness: the process is up and serving.
+    #[oai(path = "/healthz", method = "get")]
+    async fn healthz(&self) -> PlainText<&'static str> {
+        PlainText("ok")
+    }
+
+    /// Readiness: the database is reachable.
+    #[oai(path = "/readyz", method = "get")]
+    async fn readyz(&self, state: Data<&Arc<AppState>>) -> Readiness {
+        match state.store.ping().await {
+            Ok(()) => Readiness::Ready(PlainText("ready")),
+            Err(err) => {
+                tracing::warn!(error = %err, "readiness check: database unreachable");
+                Readiness::NotReady(PlainText("database unreachable"))
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The HTTP API: OpenAPI operations, pages, and the middleware around them.
+
+mod approval;
+mod auth;
+mod health;
+mod pages;
+mod problem;
+mod release;
+mod status;
+
+use std::{sync::Arc, time::Duration};
+
+use poem::{
+    Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route,
+    http::{HeaderValue, header},
+};
+use poem_openapi::OpenApiService;
+use tokio::sync::Notify;
+
+pub use problem::{PROBLEM_JSON, Problem};
+
+use crate::{config::Secret, store::Store, token::TokenKeys};
+
+/// Operation groups in the OpenAPI document.
+#[derive(poem_openapi::Tags)]
+pub enum ApiTags {
+    /// Releases awaiting approval: create and poll.
+    Release,
+    /// Approvers' decisions.
+    Approval,
+    /// Probes.
+    Health,
+}
+
+/// State shared by all handlers.
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Approval token keys.
+    pub tokens: TokenKeys,
+    /// API key guarding `/release` and `/hooks/*`; `None` leaves them open.
+    pub api_key: Option<Secret>,
+    /// Approvals a release needs (`None`: all approvers).
+    pub required_approvals: Option<u32>,
+    /// Time from creation until an undecided release expires.
+    pub approval_deadline: Duration,
+    /// Notified when a job is enqueued, to wake the worker.
+    pub wake_worker: Arc<Notify>,
+}
+
+/// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
+pub fn openapi_service() -> OpenApiService<
+    (
+        release::ReleaseApi,
+        approval::ApprovalApi,
+        health::HealthApi,
+    ),
+    (),
+> {
+    OpenApiService::new(
+        (
+            release::ReleaseApi,
+            approval::ApprovalApi,
+            health::HealthApi,
+        ),
+        "deploy-gate",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(include_str!("openapi_description.md"))
+}
+
+/// The generated OpenAPI document as pretty JSON.
+pub fn openapi_json() -> String {
+    openapi_service().spec()
+}
+
+/// All routes with their middleware: problem documents for every error,
+/// a body size limit, and headers that keep tokens out of `Referer`.
+pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+    let api = openapi_service();
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .around(move |next, req| limit_body(next, req, max_body_bytes))
+        .after(|result| async move { Ok(with_security_headers(result)) })
+        .data(state)
+        .into_endpoint()
+}
+
+/// Refuses bodies over `limit` bytes with 413, whether or not Content-Length is sent.
+async fn limit_body<E: Endpoint>(
+    next: Arc<E>,
+    mut req: Request,
+    limit: usize,
+) -> poem::Result<Response> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Problem::too_large(limit).into());
+    }
+    let body = req.take_body();
+    let bytes = body
+        .into_bytes_limit(limit)
+        .await
+        .map_err(|_| Problem::too_large(limit))?;
+    req.set_body(bytes);
+    Ok(next
+        .call(req)
+        .await
+        .map(IntoResponse::into_response)
+        .unwrap_or_else(problem::problem_for_error))
+}
+
+fn with_security_headers(result: poem::Result<Response>) -> Response {
+    let mut response = result.unwrap_or_else(problem::problem_for_error);
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}

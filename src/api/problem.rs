@@ -1,0 +1,273 @@
+//! Errors as RFC 9457 problem documents (`application/problem+json`), with the
+//! status set at run time and each operation documenting only its own statuses.
+
+use std::{fmt, marker::PhantomData};
+
+use poem::{
+    IntoResponse, Response,
+    error::{ParsePathError, ResponseError},
+    http::{StatusCode, header},
+};
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::Type,
+};
+use serde::Serialize;
+
+/// Content type of problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
+#[oai(example)]
+pub struct Problem {
+    /// A URI naming the kind of problem, stable for clients to match on, e.g. `urn:deploy-gate:problem:invalid-field`.
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, in plain language.
+    pub detail: String,
+}
+
+impl poem_openapi::types::Example for Problem {
+    fn example() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-field",
+            "A field is invalid",
+            "ReleaseName: must not be empty",
+        )
+    }
+}
+
+impl Problem {
+    /// A problem with the given status, kind (short code) and detail.
+    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:deploy-gate:problem:{code}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// 400: a field failed validation.
+    pub fn invalid_field(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-field",
+            "A field is invalid",
+            detail,
+        )
+    }
+
+    /// 400: the body or a parameter could not be parsed.
+    pub fn invalid_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "The request is malformed",
+            detail,
+        )
+    }
+
+    /// 401: credentials missing or wrong.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Credentials are missing or wrong",
+            detail,
+        )
+    }
+
+    /// 404: no such resource.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(code: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, title, detail)
+    }
+
+    /// 413: the body is larger than allowed.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The request body is too large",
+            format!("request bodies may be at most {limit} bytes"),
+        )
+    }
+
+    /// 500: an internal failure; the cause is logged, never returned.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the service could not complete the request; it has been logged",
+        )
+    }
+
+    /// 503: a dependency (the database) is unavailable.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// The HTTP status.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.title, self.detail)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl ResponseError for Problem {
+    fn status(&self) -> StatusCode {
+        self.status_code()
+    }
+
+    fn as_response(&self) -> Response {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        Response::builder()
+            .status(self.status_code())
+            .header(header::CONTENT_TYPE, PROBLEM_JSON)
+            .body(body)
+    }
+}
+
+/// The error statuses one operation can return, for its OpenAPI description.
+pub trait ErrorStatuses: Send + Sync + 'static {
+    /// The statuses, each with the description published in the OpenAPI document.
+    const STATUSES: &'static [(u16, &'static str)];
+}
+
+/// A problem returned by an operation whose possible statuses are `E`.
+pub struct ProblemResponse<E> {
+    /// The problem.
+    pub problem: Problem,
+    /// Render as an HTML page instead of JSON (browser clients of `/approval`).
+    pub as_page: bool,
+    marker: PhantomData<E>,
+}
+
+impl<E> fmt::Debug for ProblemResponse<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.problem.fmt(f)
+    }
+}
+
+impl<E> From<Problem> for ProblemResponse<E> {
+    fn from(problem: Problem) -> Self {
+        Self {
+            problem,
+            as_page: false,
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<E> ProblemResponse<E> {
+    /// Renders this problem as an HTML page when `html` is true.
+    pub fn page_if(mut self, html: bool) -> Self {
+        self.as_page = html;
+        self
+    }
+}
+
+impl<E: ErrorStatuses> ApiResponse for ProblemResponse<E> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: E::STATUSES
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: PROBLEM_JSON,
+                        schema: Problem::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        Problem::register(registry);
+    }
+}
+
+impl<E: Send> IntoResponse for ProblemResponse<E> {
+    fn into_response(self) -> Response {
+        if self.as_page {
+            super::pages::error_page(&self.problem)
+        } else {
+            self.problem.as_response()
+        }
+    }
+}
+
+impl<E: Send> From<ProblemResponse<E>> for poem::Error {
+    fn from(response: ProblemResponse<E>) -> Self {
+        poem::Error::from_response(response.into_response())
+    }
+}
+
+/// Gives every error that escapes an operation (poem's own 400/404/405/415,
+/// and internal failures) the problem-document shape.
+pub fn problem_for_error(err: poem::Error) -> Response {
+    if err.is_from_response() || err.is::<Problem>() {
+        return err.into_response();
+    }
+    if err.is::<ParsePathError>() {
+        return Problem::not_found("no such resource").as_response();
+    }
+    let status = err.status();
+    let problem = match status {
+        StatusCode::NOT_FOUND => Problem::not_found("no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method-not-allowed",
+            "Method not allowed",
+            "this path does not accept that method",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
+            status,
+            "unsupported-media-type",
+            "Unsupported content type",
+            "send application/json (or a form, where the operation accepts one)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            status,
+            "body-too-large",
+            "The request body is too large",
+            err.to_string(),
+        ),
+        s if s.is_client_error() => Problem::invalid_request(err.to_string()),
+        _ => {
+            tracing::error!(error = %err, "request failed");
+            Problem::internal()
+        }
+    };
+    problem.as_response()
+}

@@ -1,0 +1,243 @@
+//! The release status body shared by `/release` and `/approval`.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{Enum, Object};
+
+use crate::{
+    domain::policy::{Decision, ReleaseStatus},
+    jobs::JobKind,
+    store::ReleaseSnapshot,
+};
+
+/// Status of a release.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum StatusValue {
+    /// Waiting for decisions.
+    Pending,
+    /// Enough approvers approved: the release may proceed.
+    Approved,
+    /// An approver rejected.
+    Rejected,
+    /// The deadline passed undecided.
+    Expired,
+}
+
+impl StatusValue {
+    /// The public name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl From<ReleaseStatus> for StatusValue {
+    fn from(status: ReleaseStatus) -> Self {
+        match status {
+            ReleaseStatus::Pending => Self::Pending,
+            ReleaseStatus::Approved => Self::Approved,
+            ReleaseStatus::Rejected => Self::Rejected,
+            ReleaseStatus::Expired => Self::Expired,
+        }
+    }
+}
+
+/// One approver's decision.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum DecisionValue {
+    /// Not decided yet.
+    Pending,
+    /// Approved.
+    Approved,
+    /// Rejected.
+    Rejected,
+}
+
+impl DecisionValue {
+    /// The public name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl From<Option<Decision>> for DecisionValue {
+    fn from(decision: Option<Decision>) -> Self {
+        match decision {
+            None => Self::Pending,
+            Some(Decision::Approve) => Self::Approved,
+            Some(Decision::Reject) => Self::Rejected,
+        }
+    }
+}
+
+/// Counts of approvals.
+#[derive(Object, Clone, Debug)]
+pub struct ApprovalCounts {
+    /// Approvals needed for `approved`.
+    pub required: u32,
+    /// Approvals given.
+    pub approved: u32,
+    /// Rejections given.
+    pub rejected: u32,
+    /// Approvers yet to decide.
+    pub pending: u32,
+}
+
+/// One approver of a release.
+#[derive(Object, Clone, Debug)]
+pub struct ApproverEntry {
+    /// The approver's email address.
+    pub email: String,
+    /// Their decision so far.
+    pub decision: DecisionValue,
+    /// When they decided.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Their comment, if any.
+    pub comment: Option<String>,
+    /// Whether their approval email has been accepted by the mail server.
+    pub notified: bool,
+}
+
+/// Something that keeps a release from progressing, shown so nobody waits in silence.
+#[derive(Object, Clone, Debug)]
+pub struct ReleaseProblem {
+    /// Stable code: `no_approvers`, `invalid_approvers`, `approvers_failing`, `email_failing`, `job_dead`.
+    pub code: String,
+    /// Plain-language explanation, including the latest error.
+    pub detail: String,
+}
+
+/// The state of a release. Azure success criteria: `eq(root['status'], 'approved')`.
+#[derive(Object, Clone, Debug)]
+#[oai(rename = "ReleaseStatus")]
+pub struct ReleaseStatusBody {
+    /// The release id, always as text.
+    #[oai(rename = "ReleaseId")]
+    pub release_id: String,
+    /// The release name.
+    #[oai(rename = "ReleaseName")]
+    pub release_name: String,
+    /// The Azure DevOps project.
+    #[oai(rename = "TeamProject")]
+    pub team_project: String,
+    /// The gated stage; empty when not given.
+    #[oai(rename = "Stage")]
+    pub stage: String,
+    /// `pending`, `approved`, `rejected` or `expired`.
+    pub status: StatusValue,
+    /// True exactly when `status` is `approved`.
+    pub approved: bool,
+    /// Approval counts.
+    pub approvals: ApprovalCounts,
+    /// Every approver and their decision.
+    pub approvers: Vec<ApproverEntry>,
+    /// Where the approvers came from: `request`, `approvers_url`, `static`, `none`; absent while being resolved.
+    pub approvers_source: Option<String>,
+    /// When the release was first received.
+    pub created_at: DateTime<Utc>,
+    /// When it expires if still undecided.
+    pub deadline: DateTime<Utc>,
+    /// When its status became final.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// What is keeping it from progressing, if anything.
+    pub problems: Vec<ReleaseProblem>,
+}
+
+impl ReleaseStatusBody {
+    /// The status body of a release at `now`.
+    pub fn from_snapshot(snapshot: &ReleaseSnapshot, now: DateTime<Utc>) -> Self {
+        let outcome = snapshot.outcome(now);
+        let release = &snapshot.release;
+        let approvers = snapshot
+            .approvals
+            .iter()
+            .map(|a| ApproverEntry {
+                email: a.email.clone(),
+                decision: a.decided.map(|d| d.decision).into(),
+                decided_at: a.decided.map(|d| d.at),
+                comment: a.comment.clone(),
+                notified: a.email_sent_at.is_some(),
+            })
+            .collect();
+        Self {
+            release_id: release.key.release_id.clone(),
+            release_name: release.name.clone(),
+            team_project: release.key.team_project.clone(),
+            stage: release.key.stage.clone(),
+            status: outcome.status.into(),
+            approved: outcome.status == ReleaseStatus::Approved,
+            approvals: ApprovalCounts {
+                required: outcome.required,
+                approved: outcome.approved,
+                rejected: outcome.rejected,
+                pending: outcome.pending,
+            },
+            approvers,
+            approvers_source: release.approvers_source.clone(),
+            created_at: release.created_at,
+            deadline: release.deadline,
+            decided_at: outcome.decided_at,
+            problems: problems(snapshot, outcome.status.is_final()),
+        }
+    }
+}
+
+fn problems(snapshot: &ReleaseSnapshot, is_final: bool) -> Vec<ReleaseProblem> {
+    let mut list = Vec::new();
+    if let Some(note) = &snapshot.release.approver_problem {
+        let code = if snapshot.approvals.is_empty() {
+            "no_approvers"
+        } else {
+            "invalid_approvers"
+        };
+        list.push(ReleaseProblem {
+            code: code.into(),
+            detail: note.clone(),
+        });
+    }
+    if is_final {
+        return list;
+    }
+    for trouble in &snapshot.troubles {
+        let what = match (trouble.kind, &trouble.approver) {
+            (JobKind::SendApprovalEmail, Some(to)) => format!("sending the approval email to {to}"),
+            (JobKind::SendApprovalEmail, None) => "sending an approval email".to_owned(),
+            (JobKind::ResolveApprovers, _) => "resolving approvers".to_owned(),
+        };
+        let (code, detail) = match trouble.next_attempt_at {
+            Some(at) => (
+                match trouble.kind {
+                    JobKind::ResolveApprovers => "approvers_failing",
+                    JobKind::SendApprovalEmail => "email_failing",
+                },
+                format!(
+                    "{what} failed {} time(s), next attempt at {}: {}",
+                    trouble.attempts,
+                    at.to_rfc3339(),
+                    trouble.last_error
+                ),
+            ),
+            None => (
+                "job_dead",
+                format!(
+                    "{what} failed {} times and was given up: {}",
+                    trouble.attempts, trouble.last_error
+                ),
+            ),
+        };
+        list.push(ReleaseProblem {
+            code: code.into(),
+            detail,
+        });
+    }
+    list
+}

@@ -1,0 +1,185 @@
+//! Finding a release's approvers: the approvers API, else the static list.
+//! (Approvers named in the request are stored with the release and never reach here.)
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::{
+    domain::{
+        approver::{ApproverEmail, dedup},
+        release::ReleaseKey,
+    },
+    store::ResolvedApprovers,
+};
+
+/// How long the approvers API may take to answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Largest approvers API answer read.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// The approvers API (`DEPLOY_GATE_APPROVERS_URL`) and the static list (`DEPLOY_GATE_APPROVERS`).
+pub struct ApproverSource {
+    client: reqwest::Client,
+    url: Option<url::Url>,
+    static_list: Vec<ApproverEmail>,
+}
+
+/// Accepted answers: `{"approvers": [...]}` or a bare list; items are addresses or objects with `email`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Answer {
+    Wrapped { approvers: Vec<Item> },
+    Bare(Vec<Item>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Item {
+    Address(String),
+    Person { email: String },
+}
+
+impl ApproverSource {
+    /// A source asking `url` first, then falling back to `static_list`.
+    pub fn new(url: Option<url::Url>, static_list: Vec<ApproverEmail>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("deploy-gate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            url,
+            static_list,
+        })
+    }
+
+    /// Resolves approvers for a release. Fails (so the job retries) when the API
+    /// cannot be reached or answers garbage; an empty answer falls back to the static list.
+    pub async fn resolve(&self, key: &ReleaseKey, name: &str) -> anyhow::Result<ResolvedApprovers> {
+        if let Some(url) = &self.url {
+            let (valid, invalid) = self.fetch(url, key, name).await?;
+            let skipped = (!invalid.is_empty()).then(|| {
+                format!(
+                    "skipped invalid approver addresses from the approvers API: {}",
+                    invalid.join(", ")
+                )
+            });
+            if !valid.is_empty() {
+                return Ok(ResolvedApprovers {
+                    approvers: valid,
+                    source: "approvers_url".into(),
+                    problem: skipped,
+                });
+            }
+        }
+        if !self.static_list.is_empty() {
+            return Ok(ResolvedApprovers {
+                approvers: self.static_list.clone(),
+                source: "static".into(),
+                problem: None,
+            });
+        }
+        Ok(ResolvedApprovers {
+            approvers: Vec::new(),
+            source: "none".into(),
+            problem: Some(self.nobody_found()),
+        })
+    }
+
+    fn nobody_found(&self) -> String {
+        let api = if self.url.is_some() {
+            "the approvers API returned no valid approver"
+        } else {
+            "DEPLOY_GATE_APPROVERS_URL is not set"
+        };
+        format!(
+            "no approvers found: the request named none, {api}, and DEPLOY_GATE_APPROVERS is empty; \
+             the release cannot be approved and will expire"
+        )
+    }
+
+    async fn fetch(
+        &self,
+        url: &url::Url,
+        key: &ReleaseKey,
+        name: &str,
+    ) -> anyhow::Result<(Vec<ApproverEmail>, Vec<String>)> {
+        let response = self
+            .client
+            .get(url.clone())
+            .query(&[
+                ("TeamProject", key.team_project.as_str()),
+                ("ReleaseId", key.release_id.as_str()),
+                ("Stage", key.stage.as_str()),
+                ("ReleaseName", name),
+            ])
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .context("approvers API unreachable")?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("approvers API answered HTTP {status}");
+        }
+        let body = response
+            .bytes()
+            .await
+            .context("reading the approvers API answer")?;
+        if body.len() > MAX_ANSWER_BYTES {
+            bail!("approvers API answer is larger than {MAX_ANSWER_BYTES} bytes");
+        }
+        let answer: Answer = serde_json::from_slice(&body).context(
+            "approvers API answer is not {\"approvers\": [...]} or a list of addresses or {\"email\": ...} objects",
+        )?;
+        Ok(split_valid(answer))
+    }
+}
+
+fn split_valid(answer: Answer) -> (Vec<ApproverEmail>, Vec<String>) {
+    let items = match answer {
+        Answer::Wrapped { approvers } | Answer::Bare(approvers) => approvers,
+    };
+    let (mut valid, mut invalid) = (Vec::new(), Vec::new());
+    for item in items {
+        let (Item::Address(text) | Item::Person { email: text }) = item;
+        match ApproverEmail::parse(&text) {
+            Ok(email) => valid.push(email),
+            Err(err) => invalid.push(err.address),
+        }
+    }
+    (dedup(valid), invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> (Vec<String>, Vec<String>) {
+        let (valid, invalid) = split_valid(serde_json::from_str(json).unwrap());
+        (
+            valid.iter().map(|e| e.as_str().to_owned()).collect(),
+            invalid,
+        )
+    }
+
+    #[test]
+    fn both_documented_shapes_are_understood() {
+        assert_eq!(
+            parse(r#"{"approvers": ["a@x.com", "b@y.com"]}"#).0,
+            ["a@x.com", "b@y.com"]
+        );
+        assert_eq!(
+            parse(r#"[{"email": "a@x.com", "name": "A"}, "b@y.com"]"#).0,
+            ["a@x.com", "b@y.com"]
+        );
+    }
+
+    #[test]
+    fn invalid_addresses_are_set_aside() {
+        let (valid, invalid) = parse(r#"{"approvers": ["a@x.com", "not-an-address"]}"#);
+        assert_eq!(valid, ["a@x.com"]);
+        assert_eq!(invalid, ["not-an-address"]);
+    }
+}

@@ -1,0 +1,392 @@
+//! Configuration: built-in defaults, overridden by a TOML file, overridden by
+//! `DEPLOY_GATE_*` environment variables (or the matching command-line flags).
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(text))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings as given by the user; every field optional. The same names serve as
+/// TOML keys (`bind = "0.0.0.0:8000"`) and, upper-cased with the
+/// `DEPLOY_GATE_` prefix, as environment variables.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Listen address [default: 127.0.0.1:8000].
+    #[arg(long, env = "DEPLOY_GATE_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Base of the links in emails [default: http:// + bind].
+    #[arg(long, env = "DEPLOY_GATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// `sqlite://…` or `postgres://…` [default: sqlite://deploy-gate.db].
+    #[arg(long, env = "DEPLOY_GATE_DATABASE_URL")]
+    pub database_url: Option<Secret>,
+    /// URL answering GET with the approvers as JSON.
+    #[arg(long, env = "DEPLOY_GATE_APPROVERS_URL")]
+    pub approvers_url: Option<String>,
+    /// Static approvers, comma separated; used when neither the request nor the approvers URL name any.
+    #[arg(long, env = "DEPLOY_GATE_APPROVERS")]
+    pub approvers: Option<String>,
+    /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; unset writes `.eml` files instead.
+    #[arg(long, env = "DEPLOY_GATE_SMTP_URL")]
+    pub smtp_url: Option<Secret>,
+    /// Folder for `.eml` files when no SMTP server is configured [default: ./mail].
+    #[arg(long, env = "DEPLOY_GATE_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// Sender address of approval emails [default: deploy-gate@localhost].
+    #[arg(long, env = "DEPLOY_GATE_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// HMAC secret for approval tokens [default: generated once and kept in the database].
+    #[arg(long, env = "DEPLOY_GATE_TOKEN_SECRET")]
+    pub token_secret: Option<Secret>,
+    /// If set, `/release` and `/hooks/*` require it (Bearer, or Basic with it as password).
+    #[arg(long, env = "DEPLOY_GATE_API_KEY")]
+    pub api_key: Option<Secret>,
+    /// Approvals a release needs; 0 means every approver [default: 0].
+    #[arg(long, env = "DEPLOY_GATE_REQUIRED_APPROVALS")]
+    pub required_approvals: Option<u32>,
+    /// How long a release may stay undecided before it is `expired`, e.g. `48h` [default: 48h].
+    #[arg(long, env = "DEPLOY_GATE_APPROVAL_DEADLINE", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub approval_deadline: Option<Duration>,
+    /// Largest accepted request body in bytes [default: 65536].
+    #[arg(long, env = "DEPLOY_GATE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Jobs run at once by this process [default: 4].
+    #[arg(long, env = "DEPLOY_GATE_WORKERS")]
+    pub workers: Option<usize>,
+    /// First retry delay of a failed job; doubles each attempt [default: 1s].
+    #[arg(long, env = "DEPLOY_GATE_RETRY_BASE", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub retry_base: Option<Duration>,
+    /// Longest retry delay [default: 5m].
+    #[arg(long, env = "DEPLOY_GATE_RETRY_CAP", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub retry_cap: Option<Duration>,
+    /// Failed attempts after which a job is marked dead [default: 25].
+    #[arg(long, env = "DEPLOY_GATE_JOB_MAX_ATTEMPTS")]
+    pub job_max_attempts: Option<u32>,
+    /// How long a claimed job stays locked before another worker may take it over [default: 60s].
+    #[arg(long, env = "DEPLOY_GATE_JOB_LEASE", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub job_lease: Option<Duration>,
+    /// How often idle workers look for due jobs [default: 1s].
+    #[arg(long, env = "DEPLOY_GATE_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub poll_interval: Option<Duration>,
+    /// Log format: `pretty` or `json` [default: pretty].
+    #[arg(long, env = "DEPLOY_GATE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Reads a TOML settings file.
+    pub fn from_toml_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Fields set in `over` win over the ones in `self`.
+    pub fn overridden_by(self, over: Settings) -> Settings {
+        macro_rules! pick {
+            ($($field:ident),*) => { Settings { $($field: over.$field.or(self.$field)),* } };
+        }
+        pick!(
+            bind,
+            public_url,
+            database_url,
+            approvers_url,
+            approvers,
+            smtp_url,
+            mail_dir,
+            mail_from,
+            token_secret,
+            api_key,
+            required_approvals,
+            approval_deadline,
+            max_body_bytes,
+            workers,
+            retry_base,
+            retry_cap,
+            job_max_attempts,
+            job_lease,
+            poll_interval,
+            log_format
+        )
+    }
+}
+
+/// `Option<Duration>` as a humantime string (`"90s"`, `"48h"`) in TOML.
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Where approval emails go.
+#[derive(Clone, Debug)]
+pub enum MailTarget {
+    /// An SMTP server, by URL.
+    Smtp(Secret),
+    /// `.eml` files in a folder.
+    Directory(PathBuf),
+}
+
+/// Retry and locking behaviour of the job queue.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// Jobs run at once by this process.
+    pub workers: usize,
+    /// First retry delay; doubles with each failed attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// Failed attempts after which a job is dead.
+    pub max_attempts: u32,
+    /// How long a claimed job stays locked.
+    pub lease: Duration,
+    /// How often idle workers look for due jobs.
+    pub poll_interval: Duration,
+}
+
+/// The validated configuration the application runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Base of approval links, without a trailing slash; `None` derives it from the bound address.
+    pub public_url: Option<String>,
+    /// Database URL.
+    pub database_url: Secret,
+    /// Approvers API.
+    pub approvers_url: Option<url::Url>,
+    /// Static approvers.
+    pub approvers: Vec<crate::domain::approver::ApproverEmail>,
+    /// Mail delivery.
+    pub mail: MailTarget,
+    /// Sender of approval emails.
+    pub mail_from: String,
+    /// Approval token secret; `None` uses the one kept in the database.
+    pub token_secret: Option<Secret>,
+    /// API key guarding `/release` and `/hooks/*`.
+    pub api_key: Option<Secret>,
+    /// Approvals a release needs; `None` means all.
+    pub required_approvals: Option<u32>,
+    /// Time from creation until an undecided release expires.
+    pub approval_deadline: Duration,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Job queue behaviour.
+    pub jobs: JobSettings,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Applies defaults and checks every value; the error names the bad variable.
+    pub fn from_settings(s: Settings) -> anyhow::Result<Config> {
+        let bind = s
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
+        let public_url = s
+            .public_url
+            .map(|u| parse_public_url(&u))
+            .transpose()
+            .context("DEPLOY_GATE_PUBLIC_URL")?;
+        let database_url = s
+            .database_url
+            .unwrap_or_else(|| Secret::new("sqlite://deploy-gate.db"));
+        if !(database_url.expose().starts_with("sqlite:")
+            || database_url.expose().starts_with("postgres://")
+            || database_url.expose().starts_with("postgresql://"))
+        {
+            bail!("DEPLOY_GATE_DATABASE_URL must start with sqlite: or postgres://");
+        }
+        let approvers_url = s
+            .approvers_url
+            .map(|u| parse_http_url(&u))
+            .transpose()
+            .context("DEPLOY_GATE_APPROVERS_URL")?;
+        let approvers = match s.approvers {
+            Some(list) => crate::domain::approver::parse_approver_list(&list)
+                .map_err(|e| anyhow::anyhow!("DEPLOY_GATE_APPROVERS: {e}"))?,
+            None => Vec::new(),
+        };
+        let mail = match s.smtp_url {
+            Some(url) => {
+                check_smtp_url(url.expose()).context("DEPLOY_GATE_SMTP_URL")?;
+                MailTarget::Smtp(url)
+            }
+            None => MailTarget::Directory(s.mail_dir.unwrap_or_else(|| PathBuf::from("mail"))),
+        };
+        let mail_from = s
+            .mail_from
+            .unwrap_or_else(|| "deploy-gate@localhost".to_owned());
+        mail_from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| anyhow::anyhow!("DEPLOY_GATE_MAIL_FROM: {e}"))?;
+        if s.token_secret
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+        {
+            bail!("DEPLOY_GATE_TOKEN_SECRET must be at least 16 characters");
+        }
+        if s.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
+            bail!("DEPLOY_GATE_API_KEY must not be empty when set");
+        }
+        let jobs = JobSettings {
+            workers: positive(s.workers.unwrap_or(4), "DEPLOY_GATE_WORKERS")?,
+            retry_base: s.retry_base.unwrap_or(Duration::from_secs(1)),
+            retry_cap: s.retry_cap.unwrap_or(Duration::from_secs(300)),
+            max_attempts: s.job_max_attempts.unwrap_or(25).max(1),
+            lease: s.job_lease.unwrap_or(Duration::from_secs(60)),
+            poll_interval: s.poll_interval.unwrap_or(Duration::from_secs(1)),
+        };
+        if jobs.lease < Duration::from_millis(100) {
+            bail!("DEPLOY_GATE_JOB_LEASE must be at least 100ms");
+        }
+        Ok(Config {
+            bind,
+            public_url,
+            database_url,
+            approvers_url,
+            approvers,
+            mail,
+            mail_from,
+            token_secret: s.token_secret,
+            api_key: s.api_key,
+            required_approvals: s.required_approvals.filter(|n| *n > 0),
+            approval_deadline: s
+                .approval_deadline
+                .unwrap_or(Duration::from_secs(48 * 3600)),
+            max_body_bytes: positive(
+                s.max_body_bytes.unwrap_or(64 * 1024),
+                "DEPLOY_GATE_MAX_BODY_BYTES",
+            )?,
+            jobs,
+            log_format: s.log_format.unwrap_or_default(),
+        })
+    }
+}
+
+fn positive(value: usize, name: &str) -> anyhow::Result<usize> {
+    if value == 0 {
+        bail!("{name} must be greater than 0");
+    }
+    Ok(value)
+}
+
+fn parse_http_url(text: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(text).context("not a valid URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("must be an http:// or https:// URL");
+    }
+    Ok(url)
+}
+
+fn parse_public_url(text: &str) -> anyhow::Result<String> {
+    parse_http_url(text)?;
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn check_smtp_url(text: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(text).context("not a valid URL")?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        bail!("must be an smtp:// or smtps:// URL");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_settings_give_a_working_default_config() {
+        let config = Config::from_settings(Settings::default()).unwrap();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(config.database_url.expose(), "sqlite://deploy-gate.db");
+        assert!(matches!(config.mail, MailTarget::Directory(ref d) if d == &PathBuf::from("mail")));
+        assert_eq!(config.required_approvals, None);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let settings = Settings {
+            approvers_url: Some("ftp://x".into()),
+            ..Settings::default()
+        };
+        let err = format!("{:#}", Config::from_settings(settings).unwrap_err());
+        assert!(err.contains("DEPLOY_GATE_APPROVERS_URL"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let settings = Settings {
+            api_key: Some(Secret::new("hunter2-hunter2")),
+            ..Settings::default()
+        };
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn environment_settings_override_the_file() {
+        let file: Settings = toml::from_str("workers = 2\nmail_from = \"a@b.c\"").unwrap();
+        let env = Settings {
+            workers: Some(7),
+            ..Settings::default()
+        };
+        let merged = file.overridden_by(env);
+        assert_eq!(merged.workers, Some(7));
+        assert_eq!(merged.mail_from.as_deref(), Some("a@b.c"));
+    }
+}

@@ -1,0 +1,5 @@
+//! Domain types and rules, free of I/O.
+
+pub mod approver;
+pub mod policy;
+pub mod release;

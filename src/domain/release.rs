@@ -1,0 +1,146 @@
+//! A release awaiting approval: its identity and the validated creation request.
+
+use super::approver::ApproverEmail;
+
+/// Longest accepted `TeamProject`, `ReleaseName` or `Stage`, in characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+/// Longest accepted `ReleaseId`, in characters.
+pub const MAX_RELEASE_ID_CHARS: usize = 128;
+/// Most approvers one release may name.
+pub const MAX_APPROVERS: usize = 100;
+
+/// What identifies a release: (`TeamProject`, `ReleaseId`, `Stage`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ReleaseKey {
+    /// Azure DevOps project name.
+    pub team_project: String,
+    /// Release id as text (Azure substitutes `$(Release.ReleaseId)` as text).
+    pub release_id: String,
+    /// Gated stage or environment; empty when not given.
+    pub stage: String,
+}
+
+impl ReleaseKey {
+    /// Validates the three parts; `stage` may be empty, the others may not.
+    pub fn parse(team_project: &str, release_id: &str, stage: &str) -> Result<Self, FieldError> {
+        Ok(Self {
+            team_project: required_text("TeamProject", team_project, MAX_TEXT_CHARS)?,
+            release_id: required_text("ReleaseId", release_id, MAX_RELEASE_ID_CHARS)?,
+            stage: optional_text("Stage", stage, MAX_TEXT_CHARS)?,
+        })
+    }
+
+    /// `project/release-id[/stage]`, for logs.
+    pub fn display(&self) -> String {
+        if self.stage.is_empty() {
+            format!("{}/{}", self.team_project, self.release_id)
+        } else {
+            format!("{}/{}/{}", self.team_project, self.release_id, self.stage)
+        }
+    }
+}
+
+/// A validated request to gate a release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRelease {
+    /// Identity.
+    pub key: ReleaseKey,
+    /// Human-readable name.
+    pub name: String,
+    /// Approvers named in the request; `None` leaves them to the approvers API or static list.
+    pub approvers: Option<Vec<ApproverEmail>>,
+}
+
+impl NewRelease {
+    /// Validates the name and the approver list alongside an already parsed key.
+    pub fn parse(
+        key: ReleaseKey,
+        name: &str,
+        approvers: Option<Vec<ApproverEmail>>,
+    ) -> Result<Self, FieldError> {
+        let name = required_text("ReleaseName", name, MAX_TEXT_CHARS)?;
+        if approvers.as_ref().is_some_and(|a| a.len() > MAX_APPROVERS) {
+            return Err(FieldError::new(
+                "Approvers",
+                format!("at most {MAX_APPROVERS} approvers may be named"),
+            ));
+        }
+        let approvers = approvers.filter(|list| !list.is_empty());
+        Ok(Self {
+            key,
+            name,
+            approvers,
+        })
+    }
+}
+
+/// A request field that failed validation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The field's public name, e.g. `ReleaseName`.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A new error for `field`.
+    pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+fn required_text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
+    let text = optional_text(field, value, max)?;
+    if text.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    Ok(text)
+}
+
+fn optional_text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
+    let text = value.trim();
+    if text.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_required_fields_are_refused_and_stage_may_be_empty() {
+        assert_eq!(
+            ReleaseKey::parse(" ", "1", "").unwrap_err().field,
+            "TeamProject"
+        );
+        assert_eq!(
+            ReleaseKey::parse("p", "", "").unwrap_err().field,
+            "ReleaseId"
+        );
+        assert_eq!(ReleaseKey::parse(" p ", " 7 ", "").unwrap().release_id, "7");
+    }
+
+    #[test]
+    fn control_characters_and_overlong_text_are_refused() {
+        let key = ReleaseKey::parse("p", "1", "").unwrap();
+        assert!(NewRelease::parse(key.clone(), "a\r\nBcc: x", None).is_err());
+        assert!(NewRelease::parse(key.clone(), &"é".repeat(257), None).is_err());
+        assert!(NewRelease::parse(key, &"é".repeat(256), None).is_ok());
+    }
+}

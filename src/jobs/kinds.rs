@@ -1,0 +1,119 @@
+//! What each kind of job does. Every job is idempotent: it checks what is
+//! already done before doing it, and completes itself in its final transaction.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::{Job, JobKind};
+use crate::{
+    approvers::ApproverSource,
+    config::JobSettings,
+    domain::approver::mask_email,
+    notify::{ApprovalEmail, Mailer},
+    store::Store,
+    token::{ApprovalClaims, TokenKeys},
+};
+
+/// Everything jobs need to do their work.
+pub struct JobContext {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// Where approvers come from.
+    pub approvers: ApproverSource,
+    /// Where emails go.
+    pub mailer: Mailer,
+    /// Token signing keys.
+    pub tokens: TokenKeys,
+    /// Base of approval links, without trailing slash.
+    pub public_url: String,
+    /// Queue behaviour.
+    pub jobs: JobSettings,
+}
+
+/// Runs one job to completion, or fails so that it is retried.
+pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    match job.kind {
+        JobKind::ResolveApprovers => resolve_approvers(ctx, job).await,
+        JobKind::SendApprovalEmail => send_approval_email(ctx, job).await,
+    }
+}
+
+async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let Some(snapshot) = ctx.store.release_by_id(job.release_id).await? else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    if snapshot.release.approvers_source.is_some() || snapshot.outcome(Utc::now()).status.is_final()
+    {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    }
+    let resolved = ctx
+        .approvers
+        .resolve(&snapshot.release.key, &snapshot.release.name)
+        .await?;
+    tracing::info!(
+        approvers = resolved.approvers.len(),
+        source = %resolved.source,
+        "approvers resolved"
+    );
+    ctx.store
+        .store_approvers(job.id, job.release_id, &resolved, Utc::now())
+        .await?;
+    Ok(())
+}
+
+async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let approval_id = job.approval_id.context("email job without an approval")?;
+    let approval = ctx.store.approval(approval_id).await?;
+    let snapshot = ctx.store.release_by_id(job.release_id).await?;
+    let (Some(approval), Some(snapshot)) = (approval, snapshot) else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let now = Utc::now();
+    if approval.email_sent_at.is_some() || snapshot.outcome(now).status.is_final() {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    }
+    let release = &snapshot.release;
+    let claims = ApprovalClaims::new(
+        approval.id,
+        &approval.email,
+        &release.key,
+        &release.name,
+        now,
+        release.deadline,
+    );
+    let token = ctx.tokens.mint(&claims);
+    let link = format!("{}/approval?token={token}", ctx.public_url);
+    let email = ApprovalEmail {
+        to: &approval.email,
+        release,
+        link: &link,
+        token: &token,
+    };
+    ctx.mailer.send(&email).await?;
+    tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "approval email accepted");
+    if ctx.mailer.is_directory() {
+        tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
+            link = %link, "approval link (no SMTP server configured)");
+    }
+    // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        match ctx
+            .store
+            .mark_email_sent(job.id, approval.id, Utc::now())
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(err) if pause < std::time::Duration::from_secs(5) => {
+                tracing::warn!(error = %err, "recording a sent email failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+            }
+            Err(err) => {
+                return Err(anyhow::Error::from(err).context("email sent, but recording it failed"));
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Durable background work: jobs live in the database, workers claim and run them.
+
+mod kinds;
+mod worker;
+
+use std::{str::FromStr, time::Duration};
+
+use uuid::Uuid;
+
+pub use kinds::JobContext;
+pub use worker::Worker;
+
+/// What a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    /// Find a release's approvers and create their approvals.
+    ResolveApprovers,
+    /// Email one approver their signed link.
+    SendApprovalEmail,
+}
+
+impl JobKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ResolveApprovers => "resolve_approvers",
+            Self::SendApprovalEmail => "send_approval_email",
+        }
+    }
+}
+
+impl FromStr for JobKind {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "resolve_approvers" => Ok(Self::ResolveApprovers),
+            "send_approval_email" => Ok(Self::SendApprovalEmail),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A claimed job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// Row id.
+    pub id: i64,
+    /// What to do.
+    pub kind: JobKind,
+    /// The release concerned.
+    pub release_id: i64,
+    /// The approval concerned, for email jobs.
+    pub approval_id: Option<Uuid>,
+    /// Failed attempts before this one.
+    pub attempts: u32,
+}
+
+/// Delay before retry number `failures` (1 for the first retry): `base · 2^(failures-1)`, at most `cap`.
+pub fn backoff(base: Duration, cap: Duration, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1));
+    base.checked_mul(factor).unwrap_or(cap).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base_and_stops_at_the_cap() {
+        let (base, cap) = (Duration::from_secs(1), Duration::from_secs(300));
+        let delays: Vec<u64> = (1..=11).map(|n| backoff(base, cap, n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff(base, cap, 1000), cap);
+    }
+
+    #[test]
+    fn job_kinds_round_trip_through_their_stored_names() {
+        for kind in [JobKind::ResolveApprovers, JobKind::SendApprovalEmail] {
+            assert_eq!(kind.as_str().parse::<JobKind>(), Ok(kind));
+        }
+    }
+}

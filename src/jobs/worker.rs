@@ -1,0 +1,101 @@
+//! The worker: claims due jobs, runs them, and schedules retries with backoff.
+
+use std::{pin::pin, sync::Arc};
+
+use chrono::Utc;
+use tokio::{sync::Notify, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{Job, JobContext, backoff, kinds};
+
+/// Longest error text kept on a job.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Runs jobs from the database; cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    ctx: Arc<JobContext>,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// A worker over `ctx`; `wake` is notified whenever a job is enqueued.
+    pub fn new(ctx: Arc<JobContext>, wake: Arc<Notify>) -> Self {
+        Self { ctx, wake }
+    }
+
+    /// Starts the configured number of worker loops; they stop when `shutdown`
+    /// is cancelled, after finishing the job in hand.
+    pub fn spawn(&self, shutdown: CancellationToken) -> JoinSet<()> {
+        let mut set = JoinSet::new();
+        for _ in 0..self.ctx.jobs.workers {
+            let worker = self.clone();
+            let shutdown = shutdown.clone();
+            set.spawn(async move { worker.run_until(shutdown).await });
+        }
+        set
+    }
+
+    async fn run_until(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let mut woken = pin!(self.wake.notified());
+            woken.as_mut().enable();
+            match self.run_next().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => tracing::error!(error = %format!("{err:#}"), "job queue unavailable"),
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(self.ctx.jobs.poll_interval) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Claims and runs one due job; `Ok(false)` when none is due.
+    pub async fn run_next(&self) -> anyhow::Result<bool> {
+        let now = Utc::now();
+        let lease = chrono::Duration::from_std(self.ctx.jobs.lease)?;
+        let Some(job) = self.ctx.store.claim_job(now, now + lease).await? else {
+            return Ok(false);
+        };
+        let span = tracing::info_span!(
+            "job",
+            job.id = job.id,
+            job.kind = job.kind.as_str(),
+            attempt = job.attempts + 1,
+            release.id = job.release_id
+        );
+        self.run(job).instrument(span).await;
+        Ok(true)
+    }
+
+    /// Runs due jobs until none is due (jobs waiting for a retry stay queued).
+    pub async fn drain(&self) -> anyhow::Result<()> {
+        while self.run_next().await? {}
+        Ok(())
+    }
+
+    async fn run(&self, job: Job) {
+        let Err(err) = kinds::run(&self.ctx, &job).await else {
+            return;
+        };
+        let failures = job.attempts + 1;
+        let error: String = format!("{err:#}").chars().take(MAX_ERROR_CHARS).collect();
+        let now = Utc::now();
+        let retry_at = (failures < self.ctx.jobs.max_attempts).then(|| {
+            let delay = backoff(self.ctx.jobs.retry_base, self.ctx.jobs.retry_cap, failures);
+            now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+        });
+        match retry_at {
+            Some(at) => tracing::warn!(%error, retry_at = %at, "job failed; will retry"),
+            None => tracing::error!(%error, "job failed for the last time; marked dead"),
+        }
+        if let Err(store_err) = self.ctx.store.fail_job(job.id, &error, retry_at, now).await {
+            // The lease expires and the job is claimed again, so nothing is lost.
+            tracing::error!(error = %store_err, "could not record the job failure");
+        }
+    }
+}

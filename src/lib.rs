@@ -1,0 +1,15 @@
+//! deploy-gate: decides whether a release may go to production.
+//!
+//! A pipeline posts a release; a worker finds its approvers and emails each a
+//! signed link; approvers decide; the pipeline polls the status.
+
+pub mod api;
+pub mod approvers;
+pub mod config;
+pub mod domain;
+pub mod jobs;
+pub mod notify;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod token;

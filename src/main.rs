@@ -1,0 +1,60 @@
+//! The `deploy-gate` command: `serve` (default), `migrate`, `openapi`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use deploy_gate::{
+    api,
+    config::{Config, Settings},
+    startup::{App, shutdown_signal},
+    store, telemetry,
+};
+
+/// Decides whether a release may go to production.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// TOML file with settings; environment variables override it.
+    #[arg(long, global = true, env = "DEPLOY_GATE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate the database, then serve (the default).
+    Serve,
+    /// Only migrate the database.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!("{}", api::openapi_json());
+        return Ok(());
+    }
+    let file = match &cli.config {
+        Some(path) => Settings::from_toml_file(path)?,
+        None => Settings::default(),
+    };
+    let config =
+        Config::from_settings(file.overridden_by(cli.settings)).context("invalid configuration")?;
+    telemetry::init(config.log_format);
+    match cli.command {
+        Some(Command::Migrate) => {
+            let store = store::open(config.database_url.expose()).await?;
+            store.migrate().await?;
+            tracing::info!("database migrated");
+            Ok(())
+        }
+        _ => App::build(config).await?.run(shutdown_signal()).await,
+    }
+}

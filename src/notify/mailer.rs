@@ -1,0 +1,70 @@
+//! Email delivery over SMTP (pooled) or into a folder of `.eml` files.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use lettre::{
+    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor, message::Mailbox,
+};
+
+use super::render::ApprovalEmail;
+use crate::config::MailTarget;
+
+/// How long one SMTP conversation may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Sends approval emails.
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Directory(AsyncFileTransport<Tokio1Executor>, PathBuf),
+}
+
+impl Mailer {
+    /// A mailer for the configured target; creates the mail folder if needed.
+    pub fn new(target: &MailTarget, from: &str) -> anyhow::Result<Self> {
+        let from: Mailbox = from.parse().context("DEPLOY_GATE_MAIL_FROM")?;
+        let transport = match target {
+            MailTarget::Smtp(url) => {
+                let smtp: AsyncSmtpTransport<Tokio1Executor> =
+                    AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                        .context("DEPLOY_GATE_SMTP_URL")?
+                        .timeout(Some(SMTP_TIMEOUT))
+                        .build();
+                Transport::Smtp(smtp)
+            }
+            MailTarget::Directory(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating mail folder {}", dir.display()))?;
+                Transport::Directory(AsyncFileTransport::new(dir), dir.clone())
+            }
+        };
+        Ok(Self { from, transport })
+    }
+
+    /// True when emails are written to files rather than sent.
+    pub fn is_directory(&self) -> bool {
+        matches!(self.transport, Transport::Directory(..))
+    }
+
+    /// Delivers one email; fails if the server (or the folder) did not accept it.
+    pub async fn send(&self, email: &ApprovalEmail<'_>) -> anyhow::Result<()> {
+        let message = email.to_message(&self.from)?;
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                smtp.send(message).await.context("SMTP delivery failed")?;
+            }
+            Transport::Directory(files, dir) => {
+                files
+                    .send(message)
+                    .await
+                    .with_context(|| format!("writing email into {}", dir.display()))?;
+            }
+        }
+        Ok(())
+    }
+}

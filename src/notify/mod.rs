@@ -1,0 +1,7 @@
+//! Telling approvers: email rendering and delivery.
+
+mod mailer;
+mod render;
+
+pub use mailer::Mailer;
+pub use render::ApprovalEmail;

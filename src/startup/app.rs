@@ -1,0 +1,170 @@
+//! `App::build` wires configuration, database, worker and routes; `run` serves
+//! until a shutdown signal, then lets requests and jobs in flight finish.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use base64::Engine;
+use chrono::Utc;
+use poem::{
+    EndpointExt, Response, Server,
+    endpoint::BoxEndpoint,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+};
+use rand::RngCore;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    api::{self, AppState},
+    approvers::ApproverSource,
+    config::Config,
+    jobs::{JobContext, Worker},
+    notify::Mailer,
+    store::{self, Store},
+    token::TokenKeys,
+};
+
+/// How long shutdown waits for requests in flight.
+const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A built application, bound to its port, not yet serving.
+pub struct App {
+    acceptor: TcpAcceptor,
+    address: SocketAddr,
+    endpoint: BoxEndpoint<'static, Response>,
+    worker: Worker,
+    store: Arc<dyn Store>,
+}
+
+impl App {
+    /// Opens and migrates the database, binds the listen address (port 0 picks a
+    /// free one), and prepares routes and the worker.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let store = store::open(config.database_url.expose())
+            .await
+            .context("opening the database")?;
+        store.migrate().await.context("migrating the database")?;
+        let tokens = TokenKeys::new(token_secret(&config, store.as_ref()).await?.as_bytes());
+        if config.api_key.is_none() {
+            tracing::warn!(
+                "DEPLOY_GATE_API_KEY is not set: /release is open to anyone who can reach it"
+            );
+        }
+        let acceptor = TcpListener::bind(config.bind)
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+        let address = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("the listener has no socket address")?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+        let wake = Arc::new(Notify::new());
+        let state = Arc::new(AppState {
+            store: store.clone(),
+            tokens: tokens.clone(),
+            api_key: config.api_key.clone(),
+            required_approvals: config.required_approvals,
+            approval_deadline: config.approval_deadline,
+            wake_worker: wake.clone(),
+        });
+        let ctx = Arc::new(JobContext {
+            store: store.clone(),
+            approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
+            mailer: Mailer::new(&config.mail, &config.mail_from)?,
+            tokens,
+            public_url,
+            jobs: config.jobs.clone(),
+        });
+        let endpoint = api::routes(state, config.max_body_bytes)
+            .map_to_response()
+            .boxed();
+        Ok(App {
+            acceptor,
+            address,
+            endpoint,
+            worker: Worker::new(ctx, wake),
+            store,
+        })
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The job worker, e.g. to drain the queue in tests.
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
+    /// The database.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Serves requests and runs jobs until `shutdown` resolves; then stops
+    /// accepting, finishes requests (up to 30 s) and the jobs in hand.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(address = %self.address, "deploy-gate listening");
+        let stop_workers = CancellationToken::new();
+        let mut workers = self.worker.spawn(stop_workers.clone());
+        let served = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(GRACEFUL_TIMEOUT))
+            .await;
+        stop_workers.cancel();
+        while workers.join_next().await.is_some() {}
+        tracing::info!("deploy-gate stopped");
+        served.context("serving HTTP")
+    }
+}
+
+/// The configured secret, else the one kept in the database (generated on first start).
+async fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<String> {
+    if let Some(secret) = &config.token_secret {
+        return Ok(secret.expose().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let candidate = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    store
+        .token_secret(&candidate, Utc::now())
+        .await
+        .context("loading the token secret")
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown signal received; finishing requests and jobs in flight");
+}

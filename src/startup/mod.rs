@@ -1,0 +1,5 @@
+//! Building and running the application.
+
+mod app;
+
+pub use app::{App, shutdown_signal};

@@ -1,0 +1,225 @@
+//! Persistence: one [`Store`] interface, one implementation per database.
+
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{
+    domain::{
+        approver::ApproverEmail,
+        policy::{Decided, Decision, Outcome, decide},
+        release::{NewRelease, ReleaseKey},
+    },
+    jobs::{Job, JobKind},
+};
+
+pub use sqlite::SqliteStore;
+
+/// A database failure; the cause is logged where it is handled, never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or a statement failed.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// A stored release.
+#[derive(Clone, Debug)]
+pub struct ReleaseRecord {
+    /// Internal row id.
+    pub id: i64,
+    /// Public identity.
+    pub key: ReleaseKey,
+    /// `ReleaseName`.
+    pub name: String,
+    /// Approvals needed; `None` means all approvers.
+    pub required_approvals: Option<u32>,
+    /// When the release expires if undecided.
+    pub deadline: DateTime<Utc>,
+    /// Where the approvers came from (`request`, `approvers_url`, `static`); `None` while unresolved.
+    pub approvers_source: Option<String>,
+    /// A plain-language note when approvers were missing or invalid.
+    pub approver_problem: Option<String>,
+    /// When the release was first seen.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored approval: one approver of one release.
+#[derive(Clone, Debug)]
+pub struct ApprovalRecord {
+    /// The approval's id, also the token's `jti`.
+    pub id: Uuid,
+    /// The release it belongs to.
+    pub release_id: i64,
+    /// The approver.
+    pub email: String,
+    /// The decision, once made.
+    pub decided: Option<Decided>,
+    /// The approver's comment.
+    pub comment: Option<String>,
+    /// When the SMTP server (or mail folder) accepted the email.
+    pub email_sent_at: Option<DateTime<Utc>>,
+}
+
+/// A job that has failed at least once, as shown on its release.
+#[derive(Clone, Debug)]
+pub struct JobTrouble {
+    /// What the job does.
+    pub kind: JobKind,
+    /// The approver concerned, for email jobs.
+    pub approver: Option<String>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// The latest failure.
+    pub last_error: String,
+    /// When it runs again; `None` once it is dead.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// A release with everything needed to show its status.
+#[derive(Clone, Debug)]
+pub struct ReleaseSnapshot {
+    /// The release.
+    pub release: ReleaseRecord,
+    /// Its approvals, in creation order.
+    pub approvals: Vec<ApprovalRecord>,
+    /// Its failing jobs.
+    pub troubles: Vec<JobTrouble>,
+}
+
+impl ReleaseSnapshot {
+    /// The release's status at `now`.
+    pub fn outcome(&self, now: DateTime<Utc>) -> Outcome {
+        let decisions: Vec<Option<Decided>> = self.approvals.iter().map(|a| a.decided).collect();
+        decide(
+            self.release.required_approvals,
+            &decisions,
+            self.release.deadline,
+            now,
+        )
+    }
+}
+
+/// Result of [`Store::create_release`].
+#[derive(Debug)]
+pub enum Creation {
+    /// The release was new and its first jobs are queued.
+    Created(ReleaseSnapshot),
+    /// The release was already known.
+    Existing(ReleaseSnapshot),
+}
+
+/// Result of [`Store::record_decision`].
+#[derive(Debug)]
+pub enum DecisionOutcome {
+    /// The decision was stored.
+    Recorded(ReleaseSnapshot),
+    /// The approver had already made this same decision; nothing changed.
+    Unchanged(ReleaseSnapshot),
+    /// The approver had already made the other decision.
+    Conflicting(Decision),
+    /// The release was already decided (or expired) before this decision.
+    ReleaseFinal(ReleaseSnapshot),
+    /// No such approval.
+    UnknownApproval,
+}
+
+/// Everything the service stores. Implementations keep each method atomic.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Returns the stored token secret, storing `candidate` first if there is none.
+    async fn token_secret(&self, candidate: &str, now: DateTime<Utc>)
+    -> Result<String, StoreError>;
+
+    /// Stores a new release with its first jobs in one transaction, or returns the known one.
+    async fn create_release(
+        &self,
+        new: &NewRelease,
+        required_approvals: Option<u32>,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Creation, StoreError>;
+    /// A release by its public identity.
+    async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError>;
+    /// A release by internal id.
+    async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError>;
+    /// An approval by id.
+    async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Records an approver's decision unless the release is already final.
+    async fn record_decision(
+        &self,
+        approval_id: Uuid,
+        decision: Decision,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<DecisionOutcome, StoreError>;
+
+    /// Stores resolved approvers (one approval and one email job each) and completes `job_id`.
+    async fn store_approvers(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        resolved: &ResolvedApprovers,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Marks an approval's email as accepted by the mail server and completes `job_id`.
+    async fn mark_email_sent(
+        &self,
+        job_id: i64,
+        approval_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Locks the next due job until `lease_until`; `None` when nothing is due.
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError>;
+    /// Deletes a finished job.
+    async fn complete_job(&self, job_id: i64) -> Result<(), StoreError>;
+    /// Records a failed attempt; `retry_at` `None` marks the job dead.
+    async fn fail_job(
+        &self,
+        job_id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Jobs neither finished nor dead.
+    async fn live_job_count(&self) -> Result<u64, StoreError>;
+}
+
+/// The approvers found for a release, and what was wrong on the way.
+#[derive(Clone, Debug, Default)]
+pub struct ResolvedApprovers {
+    /// Valid, de-duplicated approvers.
+    pub approvers: Vec<ApproverEmail>,
+    /// Where they came from: `request`, `approvers_url` or `static`.
+    pub source: String,
+    /// A note shown on the release (no approvers, skipped invalid addresses).
+    pub problem: Option<String>,
+}
+
+/// Opens the database named by `url` (`sqlite:` or `postgres://`).
+pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        anyhow::bail!("the PostgreSQL backend is not built yet (issue 4); use a sqlite: URL")
+    }
+}
