@@ -263,6 +263,10 @@ async fn authorize(
         .await
         .map_err(|err| database_problem(&err))?
         .ok_or_else(unknown_approval)?;
+    // The token's whole-second `exp` may outlive the deadline by a fraction of a second.
+    if Utc::now() >= snapshot.release.deadline {
+        return Err(token_problem(TokenError::Expired));
+    }
     if !token_matches(&claims, &approval, &snapshot) {
         tracing::warn!(approval.id = %approval.id, "token claims do not match the approval they name");
         return Err(Problem::new(

@@ -13,6 +13,10 @@ use super::{Job, JobContext, backoff, kinds};
 const MAX_ERROR_CHARS: usize = 500;
 
 /// Runs jobs from the database; cheap to clone.
+///
+/// A claimed job is locked for one lease; while it runs its lease is renewed
+/// every third of a lease, so a slow job is never taken over by another worker,
+/// and a job whose process died is taken up again one lease later.
 #[derive(Clone)]
 pub struct Worker {
     ctx: Arc<JobContext>,
@@ -79,7 +83,11 @@ impl Worker {
     }
 
     async fn run(&self, job: Job) {
-        let Err(err) = kinds::run(&self.ctx, &job).await else {
+        let result = tokio::select! {
+            result = kinds::run(&self.ctx, &job) => result,
+            never = self.keep_lease(job.id) => match never {},
+        };
+        let Err(err) = result else {
             return;
         };
         let failures = job.attempts + 1;
@@ -96,6 +104,23 @@ impl Worker {
         if let Err(store_err) = self.ctx.store.fail_job(job.id, &error, retry_at, now).await {
             // The lease expires and the job is claimed again, so nothing is lost.
             tracing::error!(error = %store_err, "could not record the job failure");
+        }
+    }
+
+    /// Renews the job's lease until dropped; failures are logged and retried at the next beat.
+    async fn keep_lease(&self, job_id: i64) -> std::convert::Infallible {
+        let lease = self.ctx.jobs.lease;
+        let lease_chrono = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            if let Err(err) = self
+                .ctx
+                .store
+                .extend_lease(job_id, Utc::now() + lease_chrono)
+                .await
+            {
+                tracing::warn!(error = %err, "could not renew the job lease");
+            }
         }
     }
 }

@@ -190,6 +190,9 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError>;
+    /// Extends the lock of a job still running, so no other worker takes it over.
+    async fn extend_lease(&self, job_id: i64, lease_until: DateTime<Utc>)
+    -> Result<(), StoreError>;
     /// Deletes a finished job.
     async fn complete_job(&self, job_id: i64) -> Result<(), StoreError>;
     /// Records a failed attempt; `retry_at` `None` marks the job dead.

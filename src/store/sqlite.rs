@@ -467,6 +467,19 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn extend_lease(
+        &self,
+        job_id: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE job SET locked_until = ? WHERE job_id = ?")
+            .bind(ms(lease_until))
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn complete_job(&self, job_id: i64) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM job WHERE job_id = ?")
             .bind(job_id)

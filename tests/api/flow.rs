@@ -26,7 +26,7 @@ async fn a_release_is_approved_once_every_approver_clicks_their_emailed_link() {
     assert_eq!(recipients, ["ana@example.com", "bo@example.com"]);
 
     for (i, mail) in mails.iter().enumerate() {
-        assert!(mail.text().contains("Desafio-CD"));
+        assert!(mail.text().contains("Desafio-CD") && mail.html().contains("Desafio-CD"));
         let link = mail.link();
         assert!(
             link.starts_with(&format!("{}/approval?token=", app.address)),

@@ -307,6 +307,24 @@ impl TestApp {
         panic!("jobs are still queued after 10 s");
     }
 
+    /// Polls the release status until `done` holds (10 s at most) and returns it.
+    pub async fn wait_for_release(
+        &self,
+        project: &str,
+        id: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let mut status = Value::Null;
+        for _ in 0..500 {
+            status = self.release_status(project, id).await;
+            if done(&status) {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the release never reached the expected state: {status}");
+    }
+
     /// Stops gracefully and starts again on the same database (new port).
     pub async fn restart(mut self) -> TestApp {
         self.stop.take().unwrap().send(()).unwrap();

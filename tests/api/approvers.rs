@@ -1,0 +1,149 @@
+//! Where approvers come from: request, approvers API (both shapes), static list, none.
+
+use serde_json::json;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path, query_param},
+};
+
+use crate::helpers::{TestSmtp, spawn_app_with};
+
+async fn approvers_api(body: serde_json::Value, expected_calls: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .and(query_param("TeamProject", "Devx"))
+        .and(query_param("ReleaseId", "386"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(expected_calls)
+        .mount(&server)
+        .await;
+    server
+}
+
+fn recipients(mails: &[crate::helpers::ReceivedMail]) -> Vec<String> {
+    let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    to
+}
+
+#[tokio::test]
+async fn the_approvers_api_is_asked_with_the_release_and_its_wrapped_list_is_used() {
+    let api = approvers_api(
+        json!({"approvers": ["ana@example.com", "bo@example.com"]}),
+        1,
+    )
+    .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+
+    let created = app
+        .post_release(&json!({"ReleaseName": "R", "ReleaseId": 386, "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(created.status(), 202);
+    let mails = app.smtp.wait_for(2).await;
+    assert_eq!(recipients(&mails), ["ana@example.com", "bo@example.com"]);
+    app.wait_until_idle().await;
+    assert_eq!(
+        app.release_status("Devx", "386").await["approvers_source"],
+        "approvers_url"
+    );
+}
+
+#[tokio::test]
+async fn a_list_of_objects_with_email_fields_is_understood_and_invalid_entries_are_reported() {
+    let api = approvers_api(
+        json!([{"email": "ana@example.com", "name": "Ana"}, {"email": "not an address"}]),
+        1,
+    )
+    .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
+        .await;
+    let mails = app.smtp.wait_for(1).await;
+    assert_eq!(recipients(&mails), ["ana@example.com"]);
+    app.wait_until_idle().await;
+    let status = app.release_status("Devx", "386").await;
+    assert_eq!(status["problems"][0]["code"], "invalid_approvers");
+    assert!(
+        status["problems"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not an address")
+    );
+    assert_eq!(
+        app.smtp.received().len(),
+        1,
+        "the invalid address is not sent to"
+    );
+}
+
+#[tokio::test]
+async fn approvers_in_the_request_win_over_the_api_and_the_static_list() {
+    let api = approvers_api(json!({"approvers": ["api@example.com"]}), 0).await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approvers_url = Some(url);
+        s.approvers = Some("static@example.com".into());
+    })
+    .await;
+
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx", "Approvers": "req@example.com"}))
+        .await;
+    let mails = app.smtp.wait_for(1).await;
+    app.wait_until_idle().await;
+    assert_eq!(recipients(&mails), ["req@example.com"]);
+    assert_eq!(app.smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn the_static_list_is_used_when_there_is_no_approvers_api() {
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approvers = Some("ana@example.com, bo@example.com".into())
+    })
+    .await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
+        .await;
+    let mails = app.smtp.wait_for(2).await;
+    assert_eq!(recipients(&mails), ["ana@example.com", "bo@example.com"]);
+}
+
+#[tokio::test]
+async fn the_static_list_is_used_when_the_approvers_api_names_nobody() {
+    let api = approvers_api(json!({"approvers": []}), 1).await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approvers_url = Some(url);
+        s.approvers = Some("static@example.com".into());
+    })
+    .await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(
+        recipients(&app.smtp.wait_for(1).await),
+        ["static@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn a_release_without_any_approver_says_so_plainly() {
+    let app = spawn_app_with(TestSmtp::running(), |_| {}).await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
+        .await;
+    app.wait_until_idle().await;
+
+    let status = app.release_status("Devx", "386").await;
+    assert_eq!(status["status"], "pending");
+    assert_eq!(status["approvers_source"], "none");
+    assert_eq!(status["approvers"], json!([]));
+    assert_eq!(status["problems"][0]["code"], "no_approvers");
+    assert!(
+        status["problems"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no approvers found")
+    );
+    assert!(app.smtp.received().is_empty());
+}

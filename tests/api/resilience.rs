@@ -1,0 +1,263 @@
+//! Concurrency, slow and failing dependencies, restarts and crashes: nothing is lost or sent twice.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::helpers::{TestSmtp, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn a_hundred_concurrent_creates_of_one_release_send_each_approver_exactly_one_email() {
+    let app = spawn_app().await;
+    let body = json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx",
+                      "Approvers": ["ana@example.com", "bo@example.com"]});
+    let answers = futures_util::future::join_all((0..100).map(|_| app.post_release(&body))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        99,
+        "{statuses:?}"
+    );
+
+    app.smtp.wait_for(2).await;
+    app.wait_until_idle().await;
+    let mut to: Vec<String> = app
+        .smtp
+        .received()
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["ana@example.com", "bo@example.com"]);
+}
+
+#[tokio::test]
+async fn a_slow_approvers_api_does_not_hold_up_post_release() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"approvers": ["ana@example.com"]}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .expect(1)
+        .mount(&api)
+        .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+
+    // The API takes 3 s; the answer must come while that call is still outstanding.
+    let answer = tokio::time::timeout(
+        Duration::from_millis(1500),
+        app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx"})),
+    )
+    .await
+    .expect("POST /release answered without waiting for the approvers API");
+    assert_eq!(answer.status(), 202);
+    assert_eq!(app.release_status("Devx", "1").await["status"], "pending");
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
+}
+
+#[tokio::test]
+async fn a_failing_approvers_api_is_retried_shown_on_the_release_and_recovers() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .expect(2)
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"approvers": ["ana@example.com"]})),
+        )
+        .with_priority(2)
+        .expect(1)
+        .mount(&api)
+        .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approvers_url = Some(url);
+        s.retry_base = Some(Duration::from_millis(300));
+    })
+    .await;
+
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx"}))
+        .await;
+    let status = app
+        .wait_for_release("Devx", "1", |s| {
+            s["problems"][0]["code"] == "approvers_failing"
+        })
+        .await;
+    assert!(
+        status["problems"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{status}"
+    );
+
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
+    app.wait_until_idle().await;
+    assert_eq!(app.release_status("Devx", "1").await["problems"], json!([]));
+}
+
+#[tokio::test]
+async fn while_the_smtp_server_is_down_the_email_waits_and_is_sent_once_when_it_is_back() {
+    let app = spawn_app_with(TestSmtp::reserve(), |_| {}).await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Approvers": "ana@example.com"}))
+        .await;
+    let status = app
+        .wait_for_release("Devx", "1", |s| s["problems"][0]["code"] == "email_failing")
+        .await;
+    assert!(
+        status["problems"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ana@example.com")
+    );
+    assert_eq!(status["approvers"][0]["notified"], false);
+
+    let mut app = app;
+    app.smtp.start();
+    app.smtp.wait_for(1).await;
+    app.wait_until_idle().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(app.smtp.received().len(), 1, "sent exactly once");
+    let status = app.release_status("Devx", "1").await;
+    assert_eq!(status["approvers"][0]["notified"], true);
+    assert_eq!(status["problems"], json!([]));
+}
+
+#[tokio::test]
+async fn a_restart_in_the_middle_of_the_flow_loses_nothing() {
+    let app = spawn_app_with(TestSmtp::reserve(), |_| {}).await;
+    app.post_release(
+        &json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx",
+                             "Approvers": ["ana@example.com", "bo@example.com"]}),
+    )
+    .await;
+    app.drain_jobs().await;
+    assert!(app.smtp.received().is_empty());
+
+    let mut app = app.restart().await;
+    app.smtp.start();
+    let mails = app.smtp.wait_for(2).await;
+    assert_eq!(
+        app.decide(&mails[0].token(), "approve", Some("first"))
+            .await
+            .status(),
+        200
+    );
+
+    let app = app.restart().await;
+    let status = app.release_status("Devx", "1").await;
+    assert_eq!(
+        status["approvals"]["approved"], 1,
+        "the decision survived the restart"
+    );
+    assert_eq!(
+        app.decide(&mails[1].token(), "approve", None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.release_status("Devx", "1").await["status"], "approved");
+    app.wait_until_idle().await;
+    assert_eq!(app.smtp.received().len(), 2);
+}
+
+/// Accepts SMTP connections on `port` and never answers, so a sender hangs mid-delivery.
+async fn smtp_tarpit(port: u16, connected: tokio::sync::mpsc::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    loop {
+        let (socket, _) = listener.accept().await.unwrap();
+        held.push(socket);
+        let _ = connected.try_send(());
+    }
+}
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_sending_loses_no_email_and_sends_it_once() {
+    let smtp = TestSmtp::reserve();
+    let (connected, mut first_connection) = tokio::sync::mpsc::channel(8);
+    let tarpit = tokio::spawn(smtp_tarpit(smtp.port, connected));
+    let app = spawn_app_with(smtp, |s| s.job_lease = Some(Duration::from_millis(600))).await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Approvers": "ana@example.com"}))
+        .await;
+    first_connection
+        .recv()
+        .await
+        .expect("the worker is in the middle of sending");
+
+    tarpit.abort();
+    let _ = tarpit.await;
+    let mut app = app.crash_and_restart().await;
+    app.smtp.start();
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
+    app.wait_until_idle().await;
+    assert_eq!(app.smtp.received().len(), 1);
+    assert_eq!(
+        app.release_status("Devx", "1").await["approvers"][0]["notified"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn an_undecided_release_expires_at_its_deadline_and_its_links_stop_working() {
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approval_deadline = Some(Duration::from_secs(2))
+    })
+    .await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Approvers": "ana@example.com"}))
+        .await;
+    let token = app.smtp.wait_for(1).await[0].token();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    let status = app.release_status("Devx", "1").await;
+    assert_eq!(status["status"], "expired");
+    assert_eq!(status["approved"], false);
+    let refused = app.decide(&token, "approve", None).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(app.release_status("Devx", "1").await["status"], "expired");
+}
+
+#[tokio::test]
+async fn with_a_minimum_of_one_the_first_approval_decides_and_later_decisions_are_refused() {
+    let app = spawn_app_with(TestSmtp::running(), |s| s.required_approvals = Some(1)).await;
+    app.post_release(
+        &json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx",
+                             "Approvers": ["ana@example.com", "bo@example.com"]}),
+    )
+    .await;
+    let mails = app.smtp.wait_for(2).await;
+    assert_eq!(
+        app.decide(&mails[0].token(), "approve", None)
+            .await
+            .status(),
+        200
+    );
+    let status = app.release_status("Devx", "1").await;
+    assert_eq!(status["status"], "approved");
+    assert_eq!(status["approvals"]["required"], 1);
+    let late = app.decide(&mails[1].token(), "reject", None).await;
+    assert_eq!(late.status(), 409);
+    assert_eq!(app.release_status("Devx", "1").await["status"], "approved");
+}
