@@ -84,6 +84,15 @@ pub struct Settings {
     /// If set, `/release` and `/hooks/*` require it (Bearer, or Basic with it as password).
     #[arg(long, env = "DEPLOY_GATE_API_KEY")]
     pub api_key: Option<Secret>,
+    /// Optional shared secret that service hooks must send in the `X-Deploy-Gate-Hook-Secret` header.
+    #[arg(long, env = "DEPLOY_GATE_HOOK_SECRET")]
+    pub hook_secret: Option<Secret>,
+    /// Release-management URL of the organization, e.g. `https://vsrm.dev.azure.com/contoso`, for write-back.
+    #[arg(long, env = "DEPLOY_GATE_AZURE_DEVOPS_URL")]
+    pub azure_devops_url: Option<String>,
+    /// Personal access token for write-back (release read, write and manage).
+    #[arg(long, env = "DEPLOY_GATE_AZURE_DEVOPS_PAT")]
+    pub azure_devops_pat: Option<Secret>,
     /// Approvals a release needs; 0 means every approver [default: 0].
     #[arg(long, env = "DEPLOY_GATE_REQUIRED_APPROVALS")]
     pub required_approvals: Option<u32>,
@@ -145,6 +154,9 @@ impl Settings {
             mail_from,
             token_secret,
             api_key,
+            hook_secret,
+            azure_devops_url,
+            azure_devops_pat,
             required_approvals,
             approval_deadline,
             max_body_bytes,
@@ -179,6 +191,15 @@ pub enum MailTarget {
     Smtp(Secret),
     /// `.eml` files in a folder.
     Directory(PathBuf),
+}
+
+/// Where decisions of service-hook releases are written back.
+#[derive(Clone, Debug)]
+pub struct AzureDevOps {
+    /// Release-management base URL of the organization.
+    pub url: url::Url,
+    /// Personal access token.
+    pub pat: Secret,
 }
 
 /// Retry and locking behaviour of the job queue.
@@ -219,6 +240,10 @@ pub struct Config {
     pub token_secret: Option<Secret>,
     /// API key guarding `/release` and `/hooks/*`.
     pub api_key: Option<Secret>,
+    /// Secret header value service hooks must send, if set.
+    pub hook_secret: Option<Secret>,
+    /// Write-back of decisions to Azure DevOps approvals, if configured.
+    pub azure_devops: Option<AzureDevOps>,
     /// Approvals a release needs; `None` means all.
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
@@ -283,6 +308,25 @@ impl Config {
         if s.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
             bail!("DEPLOY_GATE_API_KEY must not be empty when set");
         }
+        let azure_devops = match (s.azure_devops_url, s.azure_devops_pat) {
+            (Some(url), Some(pat)) => Some(AzureDevOps {
+                url: parse_http_url(&url).context("DEPLOY_GATE_AZURE_DEVOPS_URL")?,
+                pat,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                bail!("DEPLOY_GATE_AZURE_DEVOPS_PAT must be set with DEPLOY_GATE_AZURE_DEVOPS_URL")
+            }
+            (None, Some(_)) => {
+                bail!("DEPLOY_GATE_AZURE_DEVOPS_URL must be set with DEPLOY_GATE_AZURE_DEVOPS_PAT")
+            }
+        };
+        if s.hook_secret
+            .as_ref()
+            .is_some_and(|k| k.expose().is_empty())
+        {
+            bail!("DEPLOY_GATE_HOOK_SECRET must not be empty when set");
+        }
         let jobs = JobSettings {
             workers: positive(s.workers.unwrap_or(4), "DEPLOY_GATE_WORKERS")?,
             retry_base: s.retry_base.unwrap_or(Duration::from_secs(1)),
@@ -304,6 +348,8 @@ impl Config {
             mail_from,
             token_secret: s.token_secret,
             api_key: s.api_key,
+            hook_secret: s.hook_secret,
+            azure_devops,
             required_approvals: s.required_approvals.filter(|n| *n > 0),
             approval_deadline: s
                 .approval_deadline

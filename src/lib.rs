@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod approvers;
+pub mod azure;
 pub mod config;
 pub mod domain;
 pub mod jobs;

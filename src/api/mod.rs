@@ -3,9 +3,11 @@
 mod approval;
 mod auth;
 mod health;
+mod hooks;
 mod pages;
 mod problem;
 mod release;
+mod release_request;
 mod status;
 
 use std::{sync::Arc, time::Duration};
@@ -28,6 +30,8 @@ pub enum ApiTags {
     Release,
     /// Approvers' decisions.
     Approval,
+    /// Azure DevOps service hooks.
+    Hooks,
     /// Probes.
     Health,
 }
@@ -40,6 +44,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     /// API key guarding `/release` and `/hooks/*`; `None` leaves them open.
     pub api_key: Option<Secret>,
+    /// Header secret service hooks must send, if set.
+    pub hook_secret: Option<Secret>,
     /// Approvals a release needs (`None`: all approvers).
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
@@ -53,6 +59,7 @@ pub fn openapi_service() -> OpenApiService<
     (
         release::ReleaseApi,
         approval::ApprovalApi,
+        hooks::HooksApi,
         health::HealthApi,
     ),
     (),
@@ -61,6 +68,7 @@ pub fn openapi_service() -> OpenApiService<
         (
             release::ReleaseApi,
             approval::ApprovalApi,
+            hooks::HooksApi,
             health::HealthApi,
         ),
         "deploy-gate",

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi, Union,
-    param::{Path, Query},
+    ApiResponse, OpenApi,
+    param::{Header, Path, Query},
     payload::Json,
 };
 
@@ -14,110 +14,14 @@ use super::{
     ApiTags, AppState,
     auth::Credentials,
     problem::{ErrorStatuses, Problem, ProblemResponse},
-    status::ReleaseStatusBody,
+    release_request::{CallbackHeaders, ReleaseRequest},
+    status::{ReleaseStatusBody, StatusValue},
 };
 use crate::{
-    domain::{
-        approver::{ApproverEmail, dedup, parse_approver_list},
-        release::{NewRelease, ReleaseKey},
-    },
-    store::Creation,
+    azure::PlanCallback,
+    domain::release::{NewRelease, ReleaseKey},
+    store::{Creation, ReleaseSnapshot},
 };
-
-/// `ReleaseId` as sent: Azure substitutes `$(Release.ReleaseId)` as text, scripts may send a number.
-#[derive(Union, Clone, Debug)]
-pub enum ReleaseIdValue {
-    /// As text, e.g. `"386"`.
-    Text(String),
-    /// As a number, e.g. `386`.
-    Number(i64),
-}
-
-impl ReleaseIdValue {
-    fn to_text(&self) -> String {
-        match self {
-            Self::Text(text) => text.clone(),
-            Self::Number(n) => n.to_string(),
-        }
-    }
-}
-
-/// Approvers as sent: a list of addresses, or one string separated by `;` or `,`.
-#[derive(Union, Clone, Debug)]
-pub enum ApproversValue {
-    /// `["ana@example.com", "bo@example.com"]`.
-    List(Vec<String>),
-    /// `"ana@example.com; bo@example.com"`.
-    Text(String),
-}
-
-impl ApproversValue {
-    fn parse(&self) -> Result<Vec<ApproverEmail>, Problem> {
-        let parsed = match self {
-            Self::Text(text) => parse_approver_list(text),
-            Self::List(items) => items
-                .iter()
-                .map(|item| ApproverEmail::parse(item))
-                .collect::<Result<Vec<_>, _>>()
-                .map(dedup),
-        };
-        parsed.map_err(|err| Problem::invalid_field(format!("Approvers: {err}")))
-    }
-}
-
-/// A release to gate. Unknown fields are ignored.
-#[derive(Object, Clone, Debug)]
-#[oai(example)]
-pub struct ReleaseRequest {
-    /// Human-readable release name, e.g. `$(Release.ReleaseName)`.
-    #[oai(rename = "ReleaseName")]
-    pub release_name: String,
-    /// Release id, text or number, e.g. `$(Release.ReleaseId)`.
-    #[oai(rename = "ReleaseId")]
-    pub release_id: ReleaseIdValue,
-    /// Azure DevOps project, e.g. `$(System.TeamProject)`.
-    #[oai(rename = "TeamProject")]
-    pub team_project: String,
-    /// Stage or environment being gated; part of the release's identity. Default empty.
-    #[oai(rename = "Stage")]
-    pub stage: Option<String>,
-    /// Approvers for this release; overrides the approvers API and the static list.
-    #[oai(rename = "Approvers")]
-    pub approvers: Option<ApproversValue>,
-}
-
-impl poem_openapi::types::Example for ReleaseRequest {
-    fn example() -> Self {
-        Self {
-            release_name: "Desafio-CD".into(),
-            release_id: ReleaseIdValue::Text("386".into()),
-            team_project: "Devx".into(),
-            stage: Some("production".into()),
-            approvers: Some(ApproversValue::List(vec![
-                "ana@example.com".into(),
-                "bo@example.com".into(),
-            ])),
-        }
-    }
-}
-
-impl ReleaseRequest {
-    fn parse(&self) -> Result<NewRelease, Problem> {
-        let key = ReleaseKey::parse(
-            &self.team_project,
-            &self.release_id.to_text(),
-            self.stage.as_deref().unwrap_or_default(),
-        )
-        .map_err(|e| Problem::invalid_field(e.to_string()))?;
-        let approvers = self
-            .approvers
-            .as_ref()
-            .map(ApproversValue::parse)
-            .transpose()?;
-        NewRelease::parse(key, &self.release_name, approvers)
-            .map_err(|e| Problem::invalid_field(e.to_string()))
-    }
-}
 
 /// Answer to `POST /release`.
 #[derive(ApiResponse)]
@@ -130,17 +34,35 @@ pub enum CreateReleaseResponse {
         #[oai(header = "Location")]
         String,
     ),
-    /// The release was already known: its current status.
+    /// The release's current status (a known release; with `failsafe=true`, only when approved).
     #[oai(status = 200)]
-    Known(Json<ReleaseStatusBody>),
+    Current(Json<ReleaseStatusBody>),
+    /// `failsafe=true` only: not decided yet (also for a release created by this call).
+    #[oai(status = 423)]
+    NotYetApproved(Json<ReleaseStatusBody>),
+    /// `failsafe=true` only: an approver rejected the release.
+    #[oai(status = 403)]
+    Rejected(Json<ReleaseStatusBody>),
+    /// `failsafe=true` only: the deadline passed undecided.
+    #[oai(status = 410)]
+    Expired(Json<ReleaseStatusBody>),
 }
 
 /// Answer to `GET /release/{TeamProject}/{ReleaseId}`.
 #[derive(ApiResponse)]
 pub enum GetReleaseResponse {
-    /// The release's current status.
+    /// The release's current status (with `failsafe=true`, only when approved).
     #[oai(status = 200)]
-    Found(Json<ReleaseStatusBody>),
+    Current(Json<ReleaseStatusBody>),
+    /// `failsafe=true` only: not decided yet.
+    #[oai(status = 423)]
+    NotYetApproved(Json<ReleaseStatusBody>),
+    /// `failsafe=true` only: an approver rejected the release.
+    #[oai(status = 403)]
+    Rejected(Json<ReleaseStatusBody>),
+    /// `failsafe=true` only: the deadline passed undecided.
+    #[oai(status = 410)]
+    Expired(Json<ReleaseStatusBody>),
 }
 
 /// Errors of `POST /release`.
@@ -149,7 +71,7 @@ impl ErrorStatuses for CreateReleaseErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a field missing, empty, too long or of the wrong type; nothing was stored.",
+            "Malformed JSON, or a field missing, empty, too long or of the wrong type, or incomplete callback fields; nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
@@ -180,40 +102,73 @@ impl ReleaseApi {
     /// with status `pending` at once, whatever the approvers API or the mail server are doing.
     /// A known release (same `TeamProject`, `ReleaseId` and `Stage`) answers `200` with its
     /// current status, so a gate can call this again and again until it is decided.
+    ///
+    /// **Callback mode**: with `PlanUrl`, `ProjectId`, `HubName`, `PlanId`, `JobId`,
+    /// `TaskInstanceId` and `AuthToken` (as headers, as Azure DevOps sends them, or as body
+    /// fields), the registration is stored with the release and the `TaskCompleted` event is
+    /// posted to Azure DevOps once the release is decided.
+    ///
+    /// **Fail-safe form** (`?failsafe=true`): only an approved release answers `200`; pending
+    /// answers `423`, rejected `403`, expired `410`, so a gate without success criteria cannot pass
+    /// by accident.
     #[oai(path = "/release", method = "post", operation_id = "createRelease")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each callback header is its own documented parameter"
+    )]
     async fn create_release(
         &self,
         state: Data<&Arc<AppState>>,
         credentials: Credentials,
         body: Json<ReleaseRequest>,
+        /// Answer `200` only for an approved release (see above).
+        failsafe: Query<Option<bool>>,
+        /// Callback mode: `$(system.CollectionUri)`.
+        #[oai(name = "PlanUrl")]
+        plan_url: Header<Option<String>>,
+        /// Callback mode: `$(system.TeamProjectId)`.
+        #[oai(name = "ProjectId")]
+        project_id: Header<Option<String>>,
+        /// Callback mode: `$(system.HostType)`.
+        #[oai(name = "HubName")]
+        hub_name: Header<Option<String>>,
+        /// Callback mode: `$(system.PlanId)`.
+        #[oai(name = "PlanId")]
+        plan_id: Header<Option<String>>,
+        /// Callback mode: `$(system.JobId)`.
+        #[oai(name = "JobId")]
+        job_id: Header<Option<String>>,
+        /// Callback mode: `$(system.TimelineId)`.
+        #[oai(name = "TimelineId")]
+        timeline_id: Header<Option<String>>,
+        /// Callback mode: `$(system.TaskInstanceId)`.
+        #[oai(name = "TaskInstanceId")]
+        task_instance_id: Header<Option<String>>,
+        /// Callback mode: `$(system.AccessToken)`; used once, never returned or logged.
+        #[oai(name = "AuthToken")]
+        auth_token: Header<Option<String>>,
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
         credentials.check(&state)?;
         let new = body.parse()?;
-        let now = Utc::now();
-        let deadline = now
-            + chrono::Duration::from_std(state.approval_deadline).unwrap_or(chrono::Duration::MAX);
-        let creation = state
-            .store
-            .create_release(&new, state.required_approvals, deadline, now)
-            .await
-            .map_err(|err| database_problem(&err))?;
-        Ok(match creation {
-            Creation::Created(snapshot) => {
-                state.wake_worker.notify_waiters();
-                tracing::info!(release.key = %new.key.display(), "release received");
-                let location = location_of(&new.key);
-                CreateReleaseResponse::Accepted(
-                    Json(ReleaseStatusBody::from_snapshot(&snapshot, now)),
-                    location,
-                )
-            }
-            Creation::Existing(snapshot) => {
-                CreateReleaseResponse::Known(Json(ReleaseStatusBody::from_snapshot(&snapshot, now)))
-            }
-        })
+        let headers = CallbackHeaders {
+            plan_url,
+            project_id,
+            hub_name,
+            plan_id,
+            job_id,
+            timeline_id,
+            task_instance_id,
+            auth_token,
+        };
+        let callback = body.plan_callback(headers)?;
+        let creation = create_or_find(&state, &new, callback.as_ref()).await?;
+        Ok(creation_response(creation, failsafe.unwrap_or(false)))
     }
 
     /// Current status of a release.
+    ///
+    /// With `?failsafe=true`, only an approved release answers `200`; pending answers `423`,
+    /// rejected `403`, expired `410`.
     #[oai(
         path = "/release/:team_project/:release_id",
         method = "get",
@@ -232,6 +187,8 @@ impl ReleaseApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<String>>,
+        /// Answer `200` only for an approved release.
+        failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
         credentials.check(&state)?;
         let key = ReleaseKey::parse(
@@ -246,14 +203,58 @@ impl ReleaseApi {
             .await
             .map_err(|err| database_problem(&err))?
             .ok_or_else(|| Problem::not_found(format!("no release {}", key.display())))?;
-        Ok(GetReleaseResponse::Found(Json(
-            ReleaseStatusBody::from_snapshot(&snapshot, Utc::now()),
-        )))
+        let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now()));
+        Ok(match (failsafe.unwrap_or(false), body.status) {
+            (false, _) | (true, StatusValue::Approved) => GetReleaseResponse::Current(body),
+            (true, StatusValue::Pending) => GetReleaseResponse::NotYetApproved(body),
+            (true, StatusValue::Rejected) => GetReleaseResponse::Rejected(body),
+            (true, StatusValue::Expired) => GetReleaseResponse::Expired(body),
+        })
+    }
+}
+
+/// Stores a release (and its callback registration) or finds the known one; wakes the worker.
+pub async fn create_or_find(
+    state: &AppState,
+    new: &NewRelease,
+    callback: Option<&PlanCallback>,
+) -> Result<Creation, Problem> {
+    let now = Utc::now();
+    let deadline =
+        now + chrono::Duration::from_std(state.approval_deadline).unwrap_or(chrono::Duration::MAX);
+    let creation = state
+        .store
+        .create_release(new, callback, state.required_approvals, deadline, now)
+        .await
+        .map_err(|err| database_problem(&err))?;
+    state.wake_worker.notify_waiters();
+    if let Creation::Created(_) = creation {
+        tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
+    }
+    Ok(creation)
+}
+
+fn creation_response(creation: Creation, failsafe: bool) -> CreateReleaseResponse {
+    let (snapshot, created): (ReleaseSnapshot, bool) = match creation {
+        Creation::Created(s) => (s, true),
+        Creation::Existing(s) => (s, false),
+    };
+    let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now()));
+    match (failsafe, body.status, created) {
+        (false, _, true) => {
+            CreateReleaseResponse::Accepted(body, location_of(&snapshot.release.key))
+        }
+        (false, _, false) | (true, StatusValue::Approved, _) => {
+            CreateReleaseResponse::Current(body)
+        }
+        (true, StatusValue::Pending, _) => CreateReleaseResponse::NotYetApproved(body),
+        (true, StatusValue::Rejected, _) => CreateReleaseResponse::Rejected(body),
+        (true, StatusValue::Expired, _) => CreateReleaseResponse::Expired(body),
     }
 }
 
 /// Path of a release's status, with `Stage` as a query parameter when set.
-fn location_of(key: &ReleaseKey) -> String {
+pub fn location_of(key: &ReleaseKey) -> String {
     let enc = |s: &str| {
         url::form_urlencoded::byte_serialize(s.as_bytes())
             .collect::<String>()

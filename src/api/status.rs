@@ -110,7 +110,8 @@ pub struct ApproverEntry {
 /// Something that keeps a release from progressing, shown so nobody waits in silence.
 #[derive(Object, Clone, Debug)]
 pub struct ReleaseProblem {
-    /// Stable code: `no_approvers`, `invalid_approvers`, `approvers_failing`, `email_failing`, `job_dead`.
+    /// Stable code: `no_approvers`, `invalid_approvers`, `approvers_failing`, `email_failing`,
+    /// `callback_failing`, `write_back_failing`, `expiry_failing`, `job_dead`.
     pub code: String,
     /// Plain-language explanation, including the latest error.
     pub detail: String,
@@ -204,21 +205,38 @@ fn problems(snapshot: &ReleaseSnapshot, is_final: bool) -> Vec<ReleaseProblem> {
             detail: note.clone(),
         });
     }
-    if is_final {
-        return list;
-    }
     for trouble in &snapshot.troubles {
-        let what = match (trouble.kind, &trouble.approver) {
-            (JobKind::SendApprovalEmail, Some(to)) => format!("sending the approval email to {to}"),
-            (JobKind::SendApprovalEmail, None) => "sending an approval email".to_owned(),
-            (JobKind::ResolveApprovers, _) => "resolving approvers".to_owned(),
+        let (code, what) = match trouble.kind {
+            JobKind::ResolveApprovers => ("approvers_failing", "resolving approvers".to_owned()),
+            JobKind::SendApprovalEmail => (
+                "email_failing",
+                match &trouble.approver {
+                    Some(to) => format!("sending the approval email to {to}"),
+                    None => "sending an approval email".to_owned(),
+                },
+            ),
+            JobKind::ExpireRelease => ("expiry_failing", "handling the deadline".to_owned()),
+            JobKind::PostCallback => (
+                "callback_failing",
+                "reporting the decision to Azure DevOps".to_owned(),
+            ),
+            JobKind::WriteBackApproval => (
+                "write_back_failing",
+                "writing the decision back to the Azure DevOps approval".to_owned(),
+            ),
         };
+        // Once decided, failures of the approval fan-out no longer matter; reporting failures do.
+        if is_final
+            && matches!(
+                trouble.kind,
+                JobKind::ResolveApprovers | JobKind::SendApprovalEmail
+            )
+        {
+            continue;
+        }
         let (code, detail) = match trouble.next_attempt_at {
             Some(at) => (
-                match trouble.kind {
-                    JobKind::ResolveApprovers => "approvers_failing",
-                    JobKind::SendApprovalEmail => "email_failing",
-                },
+                code,
                 format!(
                     "{what} failed {} time(s), next attempt at {}: {}",
                     trouble.attempts,

@@ -49,6 +49,8 @@ pub struct NewRelease {
     pub name: String,
     /// Approvers named in the request; `None` leaves them to the approvers API or static list.
     pub approvers: Option<Vec<ApproverEmail>>,
+    /// The Azure DevOps release approval this release decides (from a service hook), for write-back.
+    pub azure_approval_id: Option<String>,
 }
 
 impl NewRelease {
@@ -70,6 +72,7 @@ impl NewRelease {
             key,
             name,
             approvers,
+            azure_approval_id: None,
         })
     }
 }

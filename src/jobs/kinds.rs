@@ -9,7 +9,13 @@ use chrono::Utc;
 use super::{Job, JobKind};
 use crate::{
     approvers::ApproverSource,
-    config::JobSettings,
+    azure::{
+        AzureClient,
+        approvals::{approval_update, approval_url},
+        callback::{events_url, task_completed, task_result},
+        client::Auth,
+    },
+    config::{AzureDevOps, JobSettings},
     domain::approver::mask_email,
     notify::{ApprovalEmail, Mailer},
     store::Store,
@@ -30,6 +36,10 @@ pub struct JobContext {
     pub public_url: String,
     /// Queue behaviour.
     pub jobs: JobSettings,
+    /// Client for Azure DevOps calls.
+    pub azure: AzureClient,
+    /// Write-back target; `None` when not configured.
+    pub azure_devops: Option<AzureDevOps>,
 }
 
 /// Runs one job to completion, or fails so that it is retried.
@@ -37,7 +47,77 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     match job.kind {
         JobKind::ResolveApprovers => resolve_approvers(ctx, job).await,
         JobKind::SendApprovalEmail => send_approval_email(ctx, job).await,
+        JobKind::ExpireRelease => Ok(ctx
+            .store
+            .expire_release(job.id, job.release_id, Utc::now())
+            .await?),
+        JobKind::PostCallback => post_callback(ctx, job).await,
+        JobKind::WriteBackApproval => write_back_approval(ctx, job).await,
     }
+}
+
+async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let callback_id = job.callback_id.context("callback job without a callback")?;
+    let callback = ctx.store.callback(callback_id).await?;
+    let snapshot = ctx.store.release_by_id(job.release_id).await?;
+    let (Some(callback), Some(snapshot)) = (callback, snapshot) else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let result = task_result(snapshot.outcome(Utc::now()).status);
+    let (Some(result), false) = (result, callback.delivered) else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let target = &callback.target;
+    ctx.azure
+        .send_json(
+            azure_core::http::Method::Post,
+            &events_url(target),
+            Auth::Bearer(target.auth_token.expose()),
+            &task_completed(target, result),
+        )
+        .await
+        .context("posting the TaskCompleted event")?;
+    tracing::info!(callback.id = callback.id, hub = %target.hub_name, result, "Azure DevOps callback delivered");
+    ctx.store
+        .complete_callback(job.id, callback.id, result, Utc::now())
+        .await?;
+    Ok(())
+}
+
+async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let Some(azure) = &ctx.azure_devops else {
+        tracing::info!(
+            "DEPLOY_GATE_AZURE_DEVOPS_URL/PAT not set: decision not written back to Azure DevOps"
+        );
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let Some(snapshot) = ctx.store.release_by_id(job.release_id).await? else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let release = &snapshot.release;
+    let update = approval_update(&snapshot, snapshot.outcome(Utc::now()).status);
+    let (Some(approval_id), Some(update), None) = (
+        &release.azure_approval_id,
+        update,
+        release.azure_written_back_at,
+    ) else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let url = approval_url(azure.url.as_str(), &release.key.team_project, approval_id);
+    ctx.azure
+        .send_json(
+            azure_core::http::Method::Patch,
+            &url,
+            Auth::BasicPat(azure.pat.expose()),
+            &update,
+        )
+        .await
+        .context("updating the Azure DevOps release approval")?;
+    tracing::info!(azure.approval_id = %approval_id, status = update.status, "decision written back to Azure DevOps");
+    ctx.store
+        .mark_written_back(job.id, release.id, Utc::now())
+        .await?;
+    Ok(())
 }
 
 async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {

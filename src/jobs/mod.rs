@@ -17,7 +17,22 @@ pub enum JobKind {
     ResolveApprovers,
     /// Email one approver their signed link.
     SendApprovalEmail,
+    /// At the deadline: if still undecided, tell Azure DevOps the release expired.
+    ExpireRelease,
+    /// Post the TaskCompleted event of one callback registration.
+    PostCallback,
+    /// Approve or reject the release's Azure DevOps approval.
+    WriteBackApproval,
 }
+
+/// Every job kind, for exhaustive tests.
+pub const ALL_JOB_KINDS: [JobKind; 5] = [
+    JobKind::ResolveApprovers,
+    JobKind::SendApprovalEmail,
+    JobKind::ExpireRelease,
+    JobKind::PostCallback,
+    JobKind::WriteBackApproval,
+];
 
 impl JobKind {
     /// The stored name.
@@ -25,6 +40,9 @@ impl JobKind {
         match self {
             Self::ResolveApprovers => "resolve_approvers",
             Self::SendApprovalEmail => "send_approval_email",
+            Self::ExpireRelease => "expire_release",
+            Self::PostCallback => "post_callback",
+            Self::WriteBackApproval => "write_back_approval",
         }
     }
 }
@@ -36,6 +54,9 @@ impl FromStr for JobKind {
         match text {
             "resolve_approvers" => Ok(Self::ResolveApprovers),
             "send_approval_email" => Ok(Self::SendApprovalEmail),
+            "expire_release" => Ok(Self::ExpireRelease),
+            "post_callback" => Ok(Self::PostCallback),
+            "write_back_approval" => Ok(Self::WriteBackApproval),
             _ => Err(()),
         }
     }
@@ -52,6 +73,8 @@ pub struct Job {
     pub release_id: i64,
     /// The approval concerned, for email jobs.
     pub approval_id: Option<Uuid>,
+    /// The callback registration concerned, for callback jobs.
+    pub callback_id: Option<i64>,
     /// Failed attempts before this one.
     pub attempts: u32,
 }
@@ -76,7 +99,7 @@ mod tests {
 
     #[test]
     fn job_kinds_round_trip_through_their_stored_names() {
-        for kind in [JobKind::ResolveApprovers, JobKind::SendApprovalEmail] {
+        for kind in ALL_JOB_KINDS {
             assert_eq!(kind.as_str().parse::<JobKind>(), Ok(kind));
         }
     }

@@ -99,6 +99,8 @@ mod tests {
             deadline: Utc::now(),
             approvers_source: None,
             approver_problem: None,
+            azure_approval_id: None,
+            azure_written_back_at: None,
             created_at: Utc::now(),
         }
     }

@@ -18,12 +18,16 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, AppState},
     approvers::ApproverSource,
+    azure::AzureClient,
     config::Config,
     jobs::{JobContext, Worker},
     notify::Mailer,
     store::{self, Store},
     token::TokenKeys,
 };
+
+/// How long one request to Azure DevOps may take.
+const AZURE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long shutdown waits for requests in flight.
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -69,6 +73,7 @@ impl App {
             store: store.clone(),
             tokens: tokens.clone(),
             api_key: config.api_key.clone(),
+            hook_secret: config.hook_secret.clone(),
             required_approvals: config.required_approvals,
             approval_deadline: config.approval_deadline,
             wake_worker: wake.clone(),
@@ -80,6 +85,8 @@ impl App {
             tokens,
             public_url,
             jobs: config.jobs.clone(),
+            azure: AzureClient::new(reqwest::Client::builder().timeout(AZURE_TIMEOUT).build()?),
+            azure_devops: config.azure_devops.clone(),
         });
         let endpoint = api::routes(state, config.max_body_bytes)
             .map_to_response()

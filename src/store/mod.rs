@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
+    azure::{CallbackRecord, PlanCallback},
     domain::{
         approver::ApproverEmail,
         policy::{Decided, Decision, Outcome, decide},
@@ -50,6 +51,10 @@ pub struct ReleaseRecord {
     pub approvers_source: Option<String>,
     /// A plain-language note when approvers were missing or invalid.
     pub approver_problem: Option<String>,
+    /// The Azure DevOps release approval to write the decision back to.
+    pub azure_approval_id: Option<String>,
+    /// When the decision was written back to Azure DevOps.
+    pub azure_written_back_at: Option<DateTime<Utc>>,
     /// When the release was first seen.
     pub created_at: DateTime<Utc>,
 }
@@ -145,10 +150,12 @@ pub trait Store: Send + Sync {
     async fn token_secret(&self, candidate: &str, now: DateTime<Utc>)
     -> Result<String, StoreError>;
 
-    /// Stores a new release with its first jobs in one transaction, or returns the known one.
+    /// Stores a new release with its first jobs in one transaction, or returns the known one;
+    /// in the same transaction registers `callback` (a repeated registration refreshes its token).
     async fn create_release(
         &self,
         new: &NewRelease,
+        callback: Option<&PlanCallback>,
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -159,7 +166,8 @@ pub trait Store: Send + Sync {
     async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError>;
     /// An approval by id.
     async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
-    /// Records an approver's decision unless the release is already final.
+    /// Records an approver's decision unless the release is already final; a decision
+    /// that makes it final queues its callbacks and write-back in the same transaction.
     async fn record_decision(
         &self,
         approval_id: Uuid,
@@ -174,6 +182,31 @@ pub trait Store: Send + Sync {
         job_id: i64,
         release_id: i64,
         resolved: &ResolvedApprovers,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// At the deadline: queues the release's callbacks and write-back if it expired
+    /// (or postpones `job_id` to the deadline if it is not due yet), and completes `job_id`.
+    async fn expire_release(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// A callback registration.
+    async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError>;
+    /// Records a delivered callback, deletes its token, and completes `job_id`.
+    async fn complete_callback(
+        &self,
+        job_id: i64,
+        callback_id: i64,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records the decision as written back to Azure DevOps and completes `job_id`.
+    async fn mark_written_back(
+        &self,
+        job_id: i64,
+        release_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Marks an approval's email as accepted by the mail server and completes `job_id`.
@@ -203,8 +236,8 @@ pub trait Store: Send + Sync {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Jobs neither finished nor dead.
-    async fn live_job_count(&self) -> Result<u64, StoreError>;
+    /// Jobs due by `now`, neither finished nor dead.
+    async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// The approvers found for a release, and what was wrong on the way.

@@ -15,6 +15,8 @@ use super::{
     ResolvedApprovers, Store, StoreError,
 };
 use crate::{
+    azure::{CallbackRecord, PlanCallback},
+    config::Secret,
     domain::{
         policy::{Decided, Decision},
         release::{NewRelease, ReleaseKey},
@@ -82,6 +84,8 @@ fn release_from_row(row: &SqliteRow) -> Result<ReleaseRecord, StoreError> {
         deadline: time(row.try_get("deadline")?)?,
         approvers_source: row.try_get("approvers_source")?,
         approver_problem: row.try_get("approver_problem")?,
+        azure_approval_id: row.try_get("azure_approval_id")?,
+        azure_written_back_at: opt_time(row.try_get("azure_written_back_at")?)?,
         created_at: time(row.try_get("created_at")?)?,
     })
 }
@@ -157,24 +161,177 @@ fn trouble_from_row(row: &SqliteRow) -> Result<JobTrouble, StoreError> {
     })
 }
 
+/// What a new job is about.
+#[derive(Clone, Copy)]
+enum Subject {
+    Release,
+    Approval(Uuid),
+    Callback(i64),
+}
+
 async fn enqueue(
     conn: &mut SqliteConnection,
     kind: JobKind,
     release_id: i64,
-    approval_id: Option<Uuid>,
-    now: DateTime<Utc>,
+    subject: Subject,
+    run_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let (approval_id, callback_id) = match subject {
+        Subject::Release => (None, None),
+        Subject::Approval(id) => (Some(id.to_string()), None),
+        Subject::Callback(id) => (None, Some(id)),
+    };
     sqlx::query(
-        "INSERT INTO job (kind, release_id, approval_id, run_at, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO job (kind, release_id, approval_id, callback_id, run_at, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
     .bind(kind.as_str())
     .bind(release_id)
-    .bind(approval_id.map(|id| id.to_string()))
-    .bind(ms(now))
-    .bind(ms(now))
+    .bind(approval_id)
+    .bind(callback_id)
+    .bind(ms(run_at))
+    .bind(ms(Utc::now()))
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queues the TaskCompleted callbacks and the Azure write-back of a decided
+/// release, skipping what is done or already queued.
+async fn enqueue_decision_notices(
+    conn: &mut SqliteConnection,
+    release_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let open: Vec<i64> = sqlx::query_scalar(
+        "SELECT callback_id FROM callback c WHERE release_id = ? AND completed_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM job j WHERE j.callback_id = c.callback_id AND j.kind = 'post_callback')",
+    )
+    .bind(release_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for callback_id in open {
+        enqueue(
+            conn,
+            JobKind::PostCallback,
+            release_id,
+            Subject::Callback(callback_id),
+            now,
+        )
+        .await?;
+    }
+    let write_back: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM release r WHERE release_id = ? AND azure_approval_id IS NOT NULL
+         AND azure_written_back_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM job j WHERE j.release_id = r.release_id AND j.kind = 'write_back_approval'))",
+    )
+    .bind(release_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if write_back {
+        enqueue(
+            conn,
+            JobKind::WriteBackApproval,
+            release_id,
+            Subject::Release,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores or refreshes a callback registration; queues its delivery at once if
+/// the release is already decided, else makes sure the deadline is watched.
+async fn register_callback(
+    conn: &mut SqliteConnection,
+    snapshot: &ReleaseSnapshot,
+    callback: &PlanCallback,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO callback (release_id, plan_url, project_id, hub_name, plan_id, job_id, timeline_id,
+                               task_instance_id, auth_token, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (release_id, plan_id, job_id, task_instance_id)
+         DO UPDATE SET auth_token = excluded.auth_token, plan_url = excluded.plan_url,
+                       hub_name = excluded.hub_name, timeline_id = excluded.timeline_id
+         WHERE callback.completed_at IS NULL",
+    )
+    .bind(snapshot.release.id)
+    .bind(&callback.plan_url)
+    .bind(&callback.project_id)
+    .bind(&callback.hub_name)
+    .bind(&callback.plan_id)
+    .bind(&callback.job_id)
+    .bind(&callback.timeline_id)
+    .bind(&callback.task_instance_id)
+    .bind(callback.auth_token.expose())
+    .bind(ms(now))
+    .execute(&mut *conn)
+    .await?;
+    if snapshot.outcome(now).status.is_final() {
+        enqueue_decision_notices(conn, snapshot.release.id, now).await
+    } else {
+        watch_deadline(conn, &snapshot.release).await
+    }
+}
+
+/// Makes sure one job fires at the release's deadline.
+async fn watch_deadline(
+    conn: &mut SqliteConnection,
+    release: &ReleaseRecord,
+) -> Result<(), StoreError> {
+    let watched: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM job WHERE release_id = ? AND kind = 'expire_release')",
+    )
+    .bind(release.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !watched {
+        enqueue(
+            conn,
+            JobKind::ExpireRelease,
+            release.id,
+            Subject::Release,
+            release.deadline,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn release_snapshot_by_id(
+    conn: &mut SqliteConnection,
+    release_id: i64,
+) -> Result<ReleaseSnapshot, StoreError> {
+    let row = sqlx::query("SELECT * FROM release WHERE release_id = ?")
+        .bind(release_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    snapshot(conn, row)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))
+}
+
+fn callback_from_row(row: &SqliteRow) -> Result<CallbackRecord, StoreError> {
+    let token: Option<String> = row.try_get("auth_token")?;
+    let completed_at: Option<i64> = row.try_get("completed_at")?;
+    Ok(CallbackRecord {
+        id: row.try_get("callback_id")?,
+        release_id: row.try_get("release_id")?,
+        target: PlanCallback {
+            plan_url: row.try_get("plan_url")?,
+            project_id: row.try_get("project_id")?,
+            hub_name: row.try_get("hub_name")?,
+            plan_id: row.try_get("plan_id")?,
+            job_id: row.try_get("job_id")?,
+            timeline_id: row.try_get("timeline_id")?,
+            task_instance_id: row.try_get("task_instance_id")?,
+            auth_token: Secret::new(token.unwrap_or_default()),
+        },
+        delivered: completed_at.is_some(),
+    })
 }
 
 /// Inserts approvals with an email job each; already present approvers are skipped.
@@ -203,7 +360,7 @@ async fn insert_approvals(
                 conn,
                 JobKind::SendApprovalEmail,
                 release_id,
-                Some(approval_id),
+                Subject::Approval(approval_id),
                 now,
             )
             .await?;
@@ -259,14 +416,16 @@ impl Store for SqliteStore {
     async fn create_release(
         &self,
         new: &NewRelease,
+        callback: Option<&PlanCallback>,
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Creation, StoreError> {
         let mut tx = self.write_tx().await?;
         let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals, deadline, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals, deadline,
+                                  azure_approval_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (team_project, external_id, stage) DO NOTHING
              RETURNING release_id",
         )
@@ -276,6 +435,7 @@ impl Store for SqliteStore {
         .bind(&new.name)
         .bind(required_approvals.map(i64::from))
         .bind(ms(deadline))
+        .bind(&new.azure_approval_id)
         .bind(ms(now))
         .fetch_optional(&mut *tx)
         .await?;
@@ -289,7 +449,16 @@ impl Store for SqliteStore {
                     };
                     insert_approvals(&mut tx, release_id, &resolved, now).await?;
                 }
-                None => enqueue(&mut tx, JobKind::ResolveApprovers, release_id, None, now).await?,
+                None => {
+                    enqueue(
+                        &mut tx,
+                        JobKind::ResolveApprovers,
+                        release_id,
+                        Subject::Release,
+                        now,
+                    )
+                    .await?
+                }
             }
         }
         let row = sqlx::query(
@@ -303,6 +472,12 @@ impl Store for SqliteStore {
         let snap = snapshot(&mut tx, row)
             .await?
             .ok_or_else(|| StoreError::Corrupt("release vanished inside its transaction".into()))?;
+        if let Some(callback) = callback {
+            register_callback(&mut tx, &snap, callback, now).await?;
+        }
+        if inserted.is_some() && new.azure_approval_id.is_some() {
+            watch_deadline(&mut tx, &snap.release).await?;
+        }
         tx.commit().await?;
         Ok(if inserted.is_some() {
             Creation::Created(snap)
@@ -394,6 +569,9 @@ impl Store for SqliteStore {
         let after = snapshot(&mut tx, row)
             .await?
             .ok_or_else(|| StoreError::Corrupt("approval without release".into()))?;
+        if after.outcome(now).status.is_final() {
+            enqueue_decision_notices(&mut tx, approval.release_id, now).await?;
+        }
         tx.commit().await?;
         Ok(DecisionOutcome::Recorded(after))
     }
@@ -407,6 +585,85 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         insert_approvals(&mut tx, release_id, resolved, now).await?;
+        sqlx::query("DELETE FROM job WHERE job_id = ?")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn expire_release(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let snapshot = release_snapshot_by_id(&mut tx, release_id).await?;
+        if now < snapshot.release.deadline && !snapshot.outcome(now).status.is_final() {
+            sqlx::query("UPDATE job SET run_at = ?, locked_until = NULL WHERE job_id = ?")
+                .bind(ms(snapshot.release.deadline))
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            enqueue_decision_notices(&mut tx, release_id, now).await?;
+            sqlx::query("DELETE FROM job WHERE job_id = ?")
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        sqlx::query("SELECT * FROM callback WHERE callback_id = ?")
+            .bind(callback_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(callback_from_row)
+            .transpose()
+    }
+
+    async fn complete_callback(
+        &self,
+        job_id: i64,
+        callback_id: i64,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE callback SET completed_at = ?, result = ?, auth_token = NULL WHERE callback_id = ?",
+        )
+        .bind(ms(now))
+        .bind(result)
+        .bind(callback_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM job WHERE job_id = ?")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn mark_written_back(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE release SET azure_written_back_at = ? WHERE release_id = ?")
+            .bind(ms(now))
+            .bind(release_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM job WHERE job_id = ?")
             .bind(job_id)
             .execute(&mut *tx)
@@ -446,7 +703,7 @@ impl Store for SqliteStore {
                  SELECT job_id FROM job
                  WHERE dead_at IS NULL AND run_at <= ?2 AND (locked_until IS NULL OR locked_until <= ?2)
                  ORDER BY run_at, job_id LIMIT 1)
-             RETURNING job_id, kind, release_id, approval_id, attempts",
+             RETURNING job_id, kind, release_id, approval_id, callback_id, attempts",
         )
         .bind(ms(lease_until))
         .bind(ms(now))
@@ -461,6 +718,7 @@ impl Store for SqliteStore {
                     .map_err(|_| StoreError::Corrupt(format!("job kind {kind}")))?,
                 release_id: row.try_get("release_id")?,
                 approval_id: approval_id.as_deref().map(uuid).transpose()?,
+                callback_id: row.try_get("callback_id")?,
                 attempts: row.try_get::<i64, _>("attempts")? as u32,
             })
         })
@@ -510,10 +768,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn live_job_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE dead_at IS NULL")
-            .fetch_one(&self.pool)
-            .await?;
+    async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE dead_at IS NULL AND run_at <= ?")
+                .bind(ms(now))
+                .fetch_one(&self.pool)
+                .await?;
         Ok(count as u64)
     }
 }

@@ -299,7 +299,7 @@ impl TestApp {
     /// Waits until the queue holds no live job (10 s at most).
     pub async fn wait_until_idle(&self) {
         for _ in 0..500 {
-            if self.store.live_job_count().await.unwrap() == 0 {
+            if self.store.due_job_count(chrono::Utc::now()).await.unwrap() == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -2,4 +2,7 @@
 
 mod helpers;
 
+mod approvers;
+mod azure;
 mod flow;
+mod resilience;

@@ -1,0 +1,171 @@
+//! `POST /hooks/azure-devops`: Azure DevOps service hooks (Web Hooks) start the same flow.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Header, payload::Json};
+use subtle::ConstantTimeEq;
+
+use super::{
+    ApiTags, AppState,
+    auth::Credentials,
+    problem::{ErrorStatuses, Problem, ProblemResponse},
+    release::create_or_find,
+    status::ReleaseStatusBody,
+};
+use crate::{
+    azure::hooks::{HookEvent, HookRelease, interpret},
+    domain::release::{NewRelease, ReleaseKey},
+    store::Creation,
+};
+
+/// A service-hook notification (the envelope of azure-devops.md §3.2); other fields are ignored.
+#[derive(Object, Clone, Debug)]
+pub struct ServiceHookEvent {
+    /// Event id (a GUID).
+    pub id: Option<String>,
+    /// e.g. `ms.vss-release.deployment-approval-pending-event`.
+    #[oai(rename = "eventType")]
+    pub event_type: String,
+    /// `rm`, `pipelines`, `tfs`…
+    #[oai(rename = "publisherId")]
+    pub publisher_id: Option<String>,
+    /// The event's resource.
+    pub resource: Option<serde_json::Value>,
+}
+
+/// What deploy-gate did with an event.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum HookOutcome {
+    /// A new release: its approval flow started.
+    Accepted,
+    /// The release was already known (a redelivery or a repeated event): nothing changed.
+    Known,
+    /// Not an event deploy-gate acts on.
+    Ignored,
+}
+
+/// Answer to a service hook.
+#[derive(Object, Clone, Debug)]
+pub struct HookAnswer {
+    /// `accepted`, `known` or `ignored`.
+    pub outcome: HookOutcome,
+    /// The event type received.
+    pub event_type: String,
+    /// The release, unless ignored.
+    pub release: Option<ReleaseStatusBody>,
+}
+
+/// Answer to `POST /hooks/azure-devops`.
+#[derive(ApiResponse)]
+pub enum HookResponse {
+    /// The event started the approval flow of a new release.
+    #[oai(status = 202)]
+    Accepted(Json<HookAnswer>),
+    /// A known release, or an ignored event type (2xx so Azure DevOps does not retry it).
+    #[oai(status = 200)]
+    Done(Json<HookAnswer>),
+}
+
+/// Errors of `POST /hooks/azure-devops`.
+pub struct HookErrors;
+impl ErrorStatuses for HookErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (
+            400,
+            "Malformed JSON, or a handled event type without the release fields it should carry.",
+        ),
+        (
+            401,
+            "Missing or wrong credentials (API key as Basic password or Bearer; hook secret header).",
+        ),
+        (413, "The body is larger than the configured limit."),
+        (415, "The body is not JSON."),
+        (503, "The database is unavailable; Azure DevOps will retry."),
+    ];
+}
+
+/// Service-hook receiver.
+pub struct HooksApi;
+
+#[OpenApi(tag = "ApiTags::Hooks")]
+impl HooksApi {
+    /// Receive an Azure DevOps service hook.
+    ///
+    /// Subscribe a *Web Hooks* consumer to `ms.vss-release.release-created-event`,
+    /// `ms.vss-release.deployment-approval-pending-event` or
+    /// `ms.vss-pipelinechecks-events.approval-pending`, with Basic authentication whose password
+    /// is `DEPLOY_GATE_API_KEY`. Each starts the approval flow of the release it names (the
+    /// approvers come from the approvers API or the static list). Redeliveries are harmless;
+    /// other event types answer `200` with outcome `ignored`.
+    #[oai(
+        path = "/hooks/azure-devops",
+        method = "post",
+        operation_id = "azureDevOpsHook"
+    )]
+    async fn receive(
+        &self,
+        state: Data<&Arc<AppState>>,
+        credentials: Credentials,
+        /// Must equal `DEPLOY_GATE_HOOK_SECRET` when that is set (add it under "HTTP headers").
+        #[oai(name = "X-Deploy-Gate-Hook-Secret")]
+        hook_secret: Header<Option<String>>,
+        event: Json<ServiceHookEvent>,
+    ) -> Result<HookResponse, ProblemResponse<HookErrors>> {
+        credentials.check(&state)?;
+        check_hook_secret(&state, hook_secret.as_deref())?;
+        let resource = event.resource.clone().unwrap_or_default();
+        let release = match interpret(&event.event_type, &resource)
+            .map_err(Problem::invalid_field)?
+        {
+            HookEvent::Ignored => {
+                tracing::info!(event_type = %event.event_type, "service hook ignored: event type not handled");
+                return Ok(HookResponse::Done(Json(HookAnswer {
+                    outcome: HookOutcome::Ignored,
+                    event_type: event.event_type.clone(),
+                    release: None,
+                })));
+            }
+            HookEvent::Release(release) => release,
+        };
+        let new = new_release(release)?;
+        let creation = create_or_find(&state, &new, None).await?;
+        let (outcome, snapshot) = match creation {
+            Creation::Created(s) => (HookOutcome::Accepted, s),
+            Creation::Existing(s) => (HookOutcome::Known, s),
+        };
+        tracing::info!(event_type = %event.event_type, release.key = %new.key.display(), ?outcome, "service hook received");
+        let answer = Json(HookAnswer {
+            outcome,
+            event_type: event.event_type.clone(),
+            release: Some(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now())),
+        });
+        Ok(match outcome {
+            HookOutcome::Accepted => HookResponse::Accepted(answer),
+            _ => HookResponse::Done(answer),
+        })
+    }
+}
+
+fn check_hook_secret(state: &AppState, presented: Option<&str>) -> Result<(), Problem> {
+    let Some(expected) = &state.hook_secret else {
+        return Ok(());
+    };
+    match presented {
+        Some(value) if bool::from(value.as_bytes().ct_eq(expected.expose().as_bytes())) => Ok(()),
+        _ => Err(Problem::unauthorized(
+            "the X-Deploy-Gate-Hook-Secret header is missing or wrong",
+        )),
+    }
+}
+
+fn new_release(release: HookRelease) -> Result<NewRelease, Problem> {
+    let invalid = |e: crate::domain::release::FieldError| Problem::invalid_field(e.to_string());
+    let key = ReleaseKey::parse(&release.team_project, &release.release_id, &release.stage)
+        .map_err(invalid)?;
+    let mut new = NewRelease::parse(key, &release.release_name, None).map_err(invalid)?;
+    new.azure_approval_id = release.azure_approval_id;
+    Ok(new)
+}

@@ -1,0 +1,112 @@
+//! Calls to Azure DevOps through azure_core's HTTP pipeline: its exponential
+//! retry policy retries 408, 429 and 5xx and honours `Retry-After`.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use azure_core::http::{
+    ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineSendOptions,
+    Request, RetryOptions, Transport, Url,
+};
+use serde::Serialize;
+
+/// How a request to Azure DevOps authenticates.
+pub enum Auth<'a> {
+    /// `Authorization: Bearer <job token>` (callbacks, azure-devops.md §2.1).
+    Bearer(&'a str),
+    /// `Authorization: Basic base64(":" + PAT)` (approvals API, azure-devops.md §4).
+    BasicPat(&'a str),
+}
+
+/// A JSON client for Azure DevOps with in-request retries.
+#[derive(Clone)]
+pub struct AzureClient {
+    pipeline: Pipeline,
+}
+
+/// In-request retries; the job queue retries again, with its own backoff, if these run out.
+fn retry_options() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: time::Duration::milliseconds(250),
+        max_retries: 4,
+        max_total_elapsed: time::Duration::seconds(30),
+        max_delay: time::Duration::seconds(10),
+    })
+}
+
+impl AzureClient {
+    /// A client sending through `http`.
+    pub fn new(http: reqwest::Client) -> Self {
+        let options = ClientOptions {
+            retry: retry_options(),
+            transport: Some(Transport::new(Arc::new(http))),
+            ..ClientOptions::default()
+        };
+        let pipeline = Pipeline::new(
+            Some("deploy-gate"),
+            Some(env!("CARGO_PKG_VERSION")),
+            options,
+            Vec::new(),
+            Vec::new(),
+            None,
+        );
+        Self { pipeline }
+    }
+
+    /// Sends `body` as JSON; fails unless Azure DevOps answers 2xx (after retries).
+    pub async fn send_json(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: &impl Serialize,
+    ) -> anyhow::Result<()> {
+        let url: Url = url
+            .parse()
+            .with_context(|| format!("invalid Azure DevOps URL {url}"))?;
+        let mut request = Request::new(url.clone(), method);
+        request.insert_header("content-type", "application/json");
+        request.insert_header("accept", "application/json");
+        request.insert_header("authorization", authorization(&auth));
+        request.set_body(serde_json::to_vec(body)?);
+        let options = PipelineSendOptions {
+            skip_checks: true,
+            ..Default::default()
+        };
+        let response = self
+            .pipeline
+            .send(&Context::new(), &mut request, Some(options))
+            .await
+            .with_context(|| format!("Azure DevOps unreachable at {}", redact(&url)))?;
+        let status = u16::from(response.status());
+        if !(200..300).contains(&status) {
+            let body = String::from_utf8_lossy(response.body().as_ref())
+                .chars()
+                .take(200)
+                .collect::<String>();
+            bail!(
+                "Azure DevOps answered HTTP {status} for {}: {body}",
+                redact(&url)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn authorization(auth: &Auth<'_>) -> String {
+    use base64::Engine;
+    match auth {
+        Auth::Bearer(token) => format!("Bearer {token}"),
+        Auth::BasicPat(pat) => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(":{pat}"))
+        ),
+    }
+}
+
+/// The URL without its query string, for logs and errors.
+fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.to_string()
+}

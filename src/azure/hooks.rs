@@ -1,0 +1,129 @@
+//! Service-hook (Web Hooks) payloads: which events start an approval flow, and
+//! how their resource maps to a release (azure-devops.md §3.3, §3.4).
+
+use serde_json::Value;
+
+/// Classic release created (publisher `rm`).
+pub const RELEASE_CREATED: &str = "ms.vss-release.release-created-event";
+/// Classic release deployment approval pending (publisher `rm`).
+pub const APPROVAL_PENDING: &str = "ms.vss-release.deployment-approval-pending-event";
+/// YAML pipelines approval pending (publisher `pipelines`).
+pub const YAML_APPROVAL_PENDING: &str = "ms.vss-pipelinechecks-events.approval-pending";
+
+/// A release as described by a service-hook event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookRelease {
+    /// Project name (or id where the payload has no name).
+    pub team_project: String,
+    /// Release (or run) id.
+    pub release_id: String,
+    /// Release name.
+    pub release_name: String,
+    /// Environment (stage) name; empty for a release as a whole.
+    pub stage: String,
+    /// The classic release approval to write the decision back to.
+    pub azure_approval_id: Option<String>,
+}
+
+/// What an event means for deploy-gate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HookEvent {
+    /// Start (or continue) the approval flow of this release.
+    Release(HookRelease),
+    /// An event type deploy-gate does not act on.
+    Ignored,
+}
+
+/// Reads an event; fails with the missing field's path when a handled event lacks one.
+pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String> {
+    match event_type {
+        RELEASE_CREATED => Ok(HookEvent::Release(HookRelease {
+            team_project: project(resource)?,
+            release_id: text(resource, "/release/id")?,
+            release_name: text(resource, "/release/name")?,
+            stage: String::new(),
+            azure_approval_id: None,
+        })),
+        APPROVAL_PENDING => Ok(HookEvent::Release(HookRelease {
+            team_project: project(resource)?,
+            release_id: first(resource, &["/approval/release/id", "/release/id"])?,
+            release_name: first(resource, &["/approval/release/name", "/release/name"])?,
+            stage: first(resource, &["/approval/releaseEnvironment/name"])?,
+            azure_approval_id: Some(text(resource, "/approval/id")?),
+        })),
+        YAML_APPROVAL_PENDING => {
+            let approval_id = text(resource, "/approval/id")?;
+            Ok(HookEvent::Release(HookRelease {
+                team_project: first(resource, &["/project/name", "/projectId"])?,
+                release_id: first(resource, &["/run/id", "/approval/id"])?,
+                release_name: first(resource, &["/run/name", "/pipeline/name"])
+                    .unwrap_or_else(|_| format!("YAML approval {approval_id}")),
+                stage: first(resource, &["/stage/name"]).unwrap_or_default(),
+                azure_approval_id: None,
+            }))
+        }
+        _ => Ok(HookEvent::Ignored),
+    }
+}
+
+fn project(resource: &Value) -> Result<String, String> {
+    first(
+        resource,
+        &["/project/name", "/release/projectReference/name"],
+    )
+}
+
+fn first(resource: &Value, pointers: &[&str]) -> Result<String, String> {
+    pointers
+        .iter()
+        .find_map(|p| text(resource, p).ok())
+        .ok_or_else(|| format!("resource{} is missing", pointers[0]))
+}
+
+fn text(resource: &Value, pointer: &str) -> Result<String, String> {
+    match resource.pointer(pointer) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(format!("resource{pointer} is missing")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_approval_pending_event_maps_to_its_stage_and_approval() {
+        let resource = json!({
+            "approval": {"id": 17, "releaseEnvironment": {"id": 5, "name": "Production"},
+                         "release": {"id": 386, "name": "Release-386"}},
+            "project": {"id": "p-guid", "name": "Devx"}
+        });
+        assert_eq!(
+            interpret(APPROVAL_PENDING, &resource).unwrap(),
+            HookEvent::Release(HookRelease {
+                team_project: "Devx".into(),
+                release_id: "386".into(),
+                release_name: "Release-386".into(),
+                stage: "Production".into(),
+                azure_approval_id: Some("17".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn a_handled_event_without_its_release_is_an_error_naming_the_field() {
+        let err = interpret(RELEASE_CREATED, &json!({"project": {"name": "Devx"}})).unwrap_err();
+        assert!(err.contains("/release/id"), "{err}");
+    }
+
+    #[test]
+    fn other_event_types_are_ignored() {
+        assert_eq!(
+            interpret("git.push", &json!({})).unwrap(),
+            HookEvent::Ignored
+        );
+    }
+}
