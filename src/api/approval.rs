@@ -8,6 +8,7 @@ use poem_openapi::{
     ApiRequest, Enum, Object, OpenApi,
     param::Query,
     payload::{Form, Json},
+    types::Example,
 };
 use serde::Deserialize;
 
@@ -29,6 +30,7 @@ const MAX_COMMENT_CHARS: usize = 2000;
 
 /// One approver's view of a release.
 #[derive(Object, Clone, Debug)]
+#[oai(example)]
 pub struct ApprovalView {
     /// The release and every approver's decision.
     pub release: ReleaseStatusBody,
@@ -59,6 +61,7 @@ pub enum DecisionInput {
 
 /// An approver's decision, as JSON or as a form.
 #[derive(Object, Deserialize, Clone, Debug)]
+#[oai(example)]
 pub struct DecisionRequest {
     /// The token from the approval email.
     pub token: String,
@@ -66,6 +69,32 @@ pub struct DecisionRequest {
     pub decision: DecisionInput,
     /// Optional reason, at most 2000 characters.
     pub comment: Option<String>,
+}
+
+impl Example for ApprovalView {
+    fn example() -> Self {
+        let release = ReleaseStatusBody::example();
+        let mine = release.approvers[1].clone();
+        Self {
+            approver: mine.email,
+            decision: mine.decision,
+            decided_at: mine.decided_at,
+            comment: mine.comment,
+            status: release.status,
+            can_decide: true,
+            release,
+        }
+    }
+}
+
+impl Example for DecisionRequest {
+    fn example() -> Self {
+        Self {
+            token: "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbmFAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl".into(),
+            decision: DecisionInput::Approve,
+            comment: Some("ship it".into()),
+        }
+    }
 }
 
 /// Body of `POST /approval`.

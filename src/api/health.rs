@@ -10,6 +10,14 @@ use super::{ApiTags, AppState};
 /// Probes for orchestrators.
 pub struct HealthApi;
 
+/// Liveness answer.
+#[derive(ApiResponse)]
+pub enum Liveness {
+    /// The process is up and serving.
+    #[oai(status = 200)]
+    Alive(PlainText<&'static str>),
+}
+
 /// Readiness answer.
 #[derive(ApiResponse)]
 pub enum Readiness {
@@ -25,8 +33,8 @@ pub enum Readiness {
 impl HealthApi {
     /// Liveness: the process is up and serving.
     #[oai(path = "/healthz", method = "get")]
-    async fn healthz(&self) -> PlainText<&'static str> {
-        PlainText("ok")
+    async fn healthz(&self) -> Liveness {
+        Liveness::Alive(PlainText("ok"))
     }
 
     /// Readiness: the database is reachable.

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use poem::web::Data;
-use poem_openapi::{ApiResponse, Enum, Object, OpenApi, param::Header, payload::Json};
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi, param::Header, payload::Json, types::Example,
+};
 use subtle::ConstantTimeEq;
 
 use super::{
@@ -22,6 +24,7 @@ use crate::{
 
 /// A service-hook notification (the envelope of azure-devops.md §3.2); other fields are ignored.
 #[derive(Object, Clone, Debug)]
+#[oai(example)]
 pub struct ServiceHookEvent {
     /// Event id (a GUID).
     pub id: Option<String>,
@@ -49,6 +52,7 @@ pub enum HookOutcome {
 
 /// Answer to a service hook.
 #[derive(Object, Clone, Debug)]
+#[oai(example)]
 pub struct HookAnswer {
     /// `accepted`, `known` or `ignored`.
     pub outcome: HookOutcome,
@@ -56,6 +60,36 @@ pub struct HookAnswer {
     pub event_type: String,
     /// The release, unless ignored.
     pub release: Option<ReleaseStatusBody>,
+}
+
+impl Example for ServiceHookEvent {
+    fn example() -> Self {
+        Self {
+            id: Some("5a9d6e1c-2b4f-4c1e-9a51-0f7c3f1b2d44".into()),
+            event_type: "ms.vss-release.deployment-approval-pending-event".into(),
+            publisher_id: Some("rm".into()),
+            resource: Some(serde_json::json!({
+                "approval": {
+                    "id": 17,
+                    "approvalType": "preDeploy",
+                    "status": "pending",
+                    "release": {"id": 386, "name": "Desafio-CD"},
+                    "releaseEnvironment": {"name": "prod"}
+                },
+                "project": {"name": "Devx"}
+            })),
+        }
+    }
+}
+
+impl Example for HookAnswer {
+    fn example() -> Self {
+        Self {
+            outcome: HookOutcome::Accepted,
+            event_type: "ms.vss-release.deployment-approval-pending-event".into(),
+            release: Some(ReleaseStatusBody::example()),
+        }
+    }
 }
 
 /// Answer to `POST /hooks/azure-devops`.

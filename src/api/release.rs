@@ -170,7 +170,7 @@ impl ReleaseApi {
     /// With `?failsafe=true`, only an approved release answers `200`; pending answers `423`,
     /// rejected `403`, expired `410`.
     #[oai(
-        path = "/release/:team_project/:release_id",
+        path = "/release/:TeamProject/:ReleaseId",
         method = "get",
         operation_id = "getRelease"
     )]

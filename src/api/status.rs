@@ -1,7 +1,7 @@
 //! The release status body shared by `/release` and `/approval`.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{Enum, Object};
+use poem_openapi::{Enum, Object, types::Example};
 
 use crate::{
     domain::policy::{Decision, ReleaseStatus},
@@ -119,7 +119,7 @@ pub struct ReleaseProblem {
 
 /// The state of a release. Azure success criteria: `eq(root['status'], 'approved')`.
 #[derive(Object, Clone, Debug)]
-#[oai(rename = "ReleaseStatus")]
+#[oai(rename = "ReleaseStatus", example)]
 pub struct ReleaseStatusBody {
     /// The release id, always as text.
     #[oai(rename = "ReleaseId")]
@@ -188,6 +188,49 @@ impl ReleaseStatusBody {
             deadline: release.deadline,
             decided_at: outcome.decided_at,
             problems: problems(snapshot, outcome.status.is_final()),
+        }
+    }
+}
+
+impl Example for ReleaseStatusBody {
+    fn example() -> Self {
+        let created_at = DateTime::parse_from_rfc3339("2026-11-23T09:00:00Z")
+            .map(|t| t.to_utc())
+            .unwrap_or_default();
+        Self {
+            release_id: "386".into(),
+            release_name: "Desafio-CD".into(),
+            team_project: "Devx".into(),
+            stage: String::new(),
+            status: StatusValue::Pending,
+            approved: false,
+            approvals: ApprovalCounts {
+                required: 2,
+                approved: 1,
+                rejected: 0,
+                pending: 1,
+            },
+            approvers: vec![
+                ApproverEntry {
+                    email: "ana@example.com".into(),
+                    decision: DecisionValue::Approved,
+                    decided_at: Some(created_at + chrono::Duration::minutes(7)),
+                    comment: Some("ship it".into()),
+                    notified: true,
+                },
+                ApproverEntry {
+                    email: "bo@example.com".into(),
+                    decision: DecisionValue::Pending,
+                    decided_at: None,
+                    comment: None,
+                    notified: true,
+                },
+            ],
+            approvers_source: Some("request".into()),
+            created_at,
+            deadline: created_at + chrono::Duration::hours(48),
+            decided_at: None,
+            problems: Vec::new(),
         }
     }
 }
