@@ -1,0 +1,226 @@
+//! The built `deploy-gate` binary, started the way a user starts it: commands, the
+//! zero-configuration defaults, graceful shutdown on SIGTERM, and a restart.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
+
+/// The binary run in `dir` with a clean `DEPLOY_GATE_*` environment.
+fn deploy_gate(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("DEPLOY_GATE_") || name == "RUST_LOG" {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn openapi_prints_the_generated_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path()).arg("openapi"));
+    assert!(output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    let generated: Value = serde_json::from_str(&deploy_gate::api::openapi_json()).unwrap();
+    assert_eq!(printed, generated);
+}
+
+#[test]
+fn migrate_creates_the_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path())
+        .arg("migrate")
+        .env("DEPLOY_GATE_DATABASE_URL", "sqlite://gate.db"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("gate.db").exists());
+    // Migrating again is a no-op, not an error.
+    let again = run(deploy_gate(dir.path())
+        .arg("migrate")
+        .env("DEPLOY_GATE_DATABASE_URL", "sqlite://gate.db"));
+    assert!(again.status.success());
+}
+
+#[test]
+fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path()).env("DEPLOY_GATE_APPROVAL_DEADLINE", "banana"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("DEPLOY_GATE_APPROVAL_DEADLINE") || stderr.contains("approval-deadline"),
+        "the message names the setting: {stderr}"
+    );
+    assert!(
+        !dir.path().join("deploy-gate.db").exists(),
+        "nothing started"
+    );
+}
+
+/// A running `deploy-gate` process with its JSON log lines.
+struct Served {
+    child: Child,
+    address: String,
+    logs: mpsc::Receiver<Value>,
+}
+
+impl Served {
+    /// Starts `deploy-gate` (no subcommand: serve) on a free port in `dir`.
+    fn start(dir: &Path) -> Served {
+        let mut child = deploy_gate(dir)
+            .env("DEPLOY_GATE_BIND", "127.0.0.1:0")
+            .env("DEPLOY_GATE_LOG_FORMAT", "json")
+            .env("DEPLOY_GATE_APPROVERS", "ana@example.com,bo@example.com")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let (send, logs) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    let _ = send.send(event);
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            address: String::new(),
+            logs,
+        };
+        let listening = served.wait_for_log("deploy-gate listening");
+        served.address = format!("http://{}", listening["address"].as_str().unwrap());
+        served
+    }
+
+    /// The next log event whose message is `message`.
+    fn wait_for_log(&self, message: &str) -> Value {
+        loop {
+            let event = self
+                .logs
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| panic!("no log line {message:?} within 30 s"));
+            if event["message"] == message {
+                return event;
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        self.wait_for_log("deploy-gate stopped");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn token_of(link: &str) -> String {
+    link.split_once("token=")
+        .map(|(_, token)| token.to_owned())
+        .expect("the link carries a token")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+
+    let served = Served::start(dir.path());
+    let created = client
+        .post(format!("{}/release", served.address))
+        .json(&json!({"ReleaseName": "Desafio-CD", "ReleaseId": 386, "TeamProject": "Devx"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+
+    // Without SMTP each email is an .eml file and its link is logged.
+    let mut links = Vec::new();
+    while links.len() < 2 {
+        let event = served.wait_for_log("approval link (no SMTP server configured)");
+        links.push(event["link"].as_str().unwrap().to_owned());
+    }
+    assert!(links.iter().all(|l| l.starts_with(&served.address)));
+    let emails: Vec<String> = std::fs::read_dir(dir.path().join("mail"))
+        .expect("./mail exists")
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(emails.len(), 2);
+    for link in &links {
+        // The link is in a quoted-printable or plain body; its token's start is enough.
+        let start = &token_of(link)[..40];
+        assert!(
+            emails
+                .iter()
+                .any(|e| e.replace("=\r\n", "").contains(start)),
+            "an .eml file carries each link"
+        );
+    }
+
+    let status = served.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status}");
+    assert!(dir.path().join("deploy-gate.db").exists());
+
+    // The generated token secret was kept in the database: the links still work.
+    let served = Served::start(dir.path());
+    for link in &links {
+        let decided = client
+            .post(format!("{}/approval", served.address))
+            .json(&json!({"token": token_of(link), "decision": "approve"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(decided.status(), 200, "{}", decided.text().await.unwrap());
+    }
+    let release: Value = client
+        .get(format!("{}/release/Devx/386", served.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(release["status"], "approved");
+
+    for page in ["/healthz", "/readyz", "/openapi.json", "/docs"] {
+        let answer = client
+            .get(format!("{}{page}", served.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{page}");
+    }
+    assert!(served.terminate().success());
+}
