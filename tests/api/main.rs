@@ -6,3 +6,4 @@ mod approvers;
 mod azure;
 mod flow;
 mod resilience;
+mod success_criteria;
