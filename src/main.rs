@@ -1,6 +1,10 @@
 //! The `deploy-gate` command: `serve` (default), `migrate`, `openapi`.
 
-use std::path::PathBuf;
+use std::{
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -32,6 +36,9 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Exit 0 when the service on `DEPLOY_GATE_BIND` answers `/healthz` (for container
+    /// HEALTHCHECKs in images without curl).
+    Healthcheck,
 }
 
 #[tokio::main]
@@ -55,6 +62,30 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("database migrated");
             Ok(())
         }
+        Some(Command::Healthcheck) => healthcheck(config.bind).await,
         _ => App::build(config).await?.run(shutdown_signal()).await,
     }
+}
+
+/// Asks the service bound to `bind` (on loopback when bound to every interface) for `/healthz`.
+async fn healthcheck(mut bind: SocketAddr) -> anyhow::Result<()> {
+    if bind.ip().is_unspecified() {
+        bind.set_ip(match bind {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let answer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?
+        .get(format!("http://{bind}/healthz"))
+        .send()
+        .await
+        .with_context(|| format!("no answer from {bind}"))?;
+    anyhow::ensure!(
+        answer.status().is_success(),
+        "/healthz answered {}",
+        answer.status()
+    );
+    Ok(())
 }

@@ -214,6 +214,13 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
         .unwrap();
     assert_eq!(release["status"], "approved");
 
+    // The container HEALTHCHECK command.
+    let bind = served.address.trim_start_matches("http://").to_owned();
+    let healthy = run(deploy_gate(dir.path())
+        .arg("healthcheck")
+        .env("DEPLOY_GATE_BIND", &bind));
+    assert!(healthy.status.success(), "healthcheck of a running service");
+
     for page in ["/healthz", "/readyz", "/openapi.json", "/docs"] {
         let answer = client
             .get(format!("{}{page}", served.address))
@@ -223,4 +230,11 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
         assert_eq!(answer.status(), 200, "{page}");
     }
     assert!(served.terminate().success());
+    let unhealthy = run(deploy_gate(dir.path())
+        .arg("healthcheck")
+        .env("DEPLOY_GATE_BIND", &bind));
+    assert!(
+        !unhealthy.status.success(),
+        "healthcheck of a stopped service"
+    );
 }
