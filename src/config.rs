@@ -63,6 +63,17 @@ pub struct Settings {
     /// `sqlite://…` or `postgres://…` [default: sqlite://deploy-gate.db].
     #[arg(long, env = "DEPLOY_GATE_DATABASE_URL")]
     pub database_url: Option<Secret>,
+    /// Most database connections this process keeps open [default: 10].
+    #[arg(long, env = "DEPLOY_GATE_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL only: the server cancels a statement running longer than this, e.g. `30s` [default: 30s].
+    #[arg(long, env = "DEPLOY_GATE_DATABASE_STATEMENT_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub database_statement_timeout: Option<Duration>,
+    /// Longest wait for a database connection, new or from the busy pool; `/readyz` fails after it [default: 5s].
+    #[arg(long, env = "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(default, with = "humantime_serde_opt")]
+    pub database_connect_timeout: Option<Duration>,
     /// URL answering GET with the approvers as JSON.
     #[arg(long, env = "DEPLOY_GATE_APPROVERS_URL")]
     pub approvers_url: Option<String>,
@@ -147,6 +158,9 @@ impl Settings {
             bind,
             public_url,
             database_url,
+            database_max_connections,
+            database_statement_timeout,
+            database_connect_timeout,
             approvers_url,
             approvers,
             smtp_url,
@@ -202,6 +216,51 @@ pub struct AzureDevOps {
     pub pat: Secret,
 }
 
+/// The database and its connection pool.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `sqlite:…`, `postgres://…` or `postgresql://…`.
+    pub url: Secret,
+    /// Most connections kept open.
+    pub max_connections: u32,
+    /// Longest a statement may run (PostgreSQL; the server cancels it).
+    pub statement_timeout: Duration,
+    /// Longest wait for a connection, new or from the busy pool.
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        let url = s
+            .database_url
+            .clone()
+            .unwrap_or_else(|| Secret::new("sqlite://deploy-gate.db"));
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.expose().starts_with(scheme))
+        {
+            bail!("DEPLOY_GATE_DATABASE_URL must start with sqlite:, postgres:// or postgresql://");
+        }
+        let max_connections = s.database_max_connections.unwrap_or(10);
+        if max_connections == 0 {
+            bail!("DEPLOY_GATE_DATABASE_MAX_CONNECTIONS must be greater than 0");
+        }
+        Ok(Self {
+            url,
+            max_connections,
+            statement_timeout: at_least_a_millisecond(
+                s.database_statement_timeout
+                    .unwrap_or(Duration::from_secs(30)),
+                "DEPLOY_GATE_DATABASE_STATEMENT_TIMEOUT",
+            )?,
+            connect_timeout: at_least_a_millisecond(
+                s.database_connect_timeout.unwrap_or(Duration::from_secs(5)),
+                "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT",
+            )?,
+        })
+    }
+}
+
 /// Retry and locking behaviour of the job queue.
 #[derive(Clone, Debug)]
 pub struct JobSettings {
@@ -226,8 +285,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Base of approval links, without a trailing slash; `None` derives it from the bound address.
     pub public_url: Option<String>,
-    /// Database URL.
-    pub database_url: Secret,
+    /// Database and connection pool.
+    pub database: DatabaseConfig,
     /// Approvers API.
     pub approvers_url: Option<url::Url>,
     /// Static approvers.
@@ -259,6 +318,7 @@ pub struct Config {
 impl Config {
     /// Applies defaults and checks every value; the error names the bad variable.
     pub fn from_settings(s: Settings) -> anyhow::Result<Config> {
+        let database = DatabaseConfig::from_settings(&s)?;
         let bind = s
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
@@ -267,15 +327,6 @@ impl Config {
             .map(|u| parse_public_url(&u))
             .transpose()
             .context("DEPLOY_GATE_PUBLIC_URL")?;
-        let database_url = s
-            .database_url
-            .unwrap_or_else(|| Secret::new("sqlite://deploy-gate.db"));
-        if !(database_url.expose().starts_with("sqlite:")
-            || database_url.expose().starts_with("postgres://")
-            || database_url.expose().starts_with("postgresql://"))
-        {
-            bail!("DEPLOY_GATE_DATABASE_URL must start with sqlite: or postgres://");
-        }
         let approvers_url = s
             .approvers_url
             .map(|u| parse_http_url(&u))
@@ -341,7 +392,7 @@ impl Config {
         Ok(Config {
             bind,
             public_url,
-            database_url,
+            database,
             approvers_url,
             approvers,
             mail,
@@ -367,6 +418,13 @@ impl Config {
 fn positive(value: usize, name: &str) -> anyhow::Result<usize> {
     if value == 0 {
         bail!("{name} must be greater than 0");
+    }
+    Ok(value)
+}
+
+fn at_least_a_millisecond(value: Duration, name: &str) -> anyhow::Result<Duration> {
+    if value < Duration::from_millis(1) {
+        bail!("{name} must be at least 1ms");
     }
     Ok(value)
 }
@@ -400,7 +458,10 @@ mod tests {
     fn empty_settings_give_a_working_default_config() {
         let config = Config::from_settings(Settings::default()).unwrap();
         assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(config.database_url.expose(), "sqlite://deploy-gate.db");
+        assert_eq!(config.database.url.expose(), "sqlite://deploy-gate.db");
+        assert_eq!(config.database.max_connections, 10);
+        assert_eq!(config.database.statement_timeout, Duration::from_secs(30));
+        assert_eq!(config.database.connect_timeout, Duration::from_secs(5));
         assert!(matches!(config.mail, MailTarget::Directory(ref d) if d == &PathBuf::from("mail")));
         assert_eq!(config.required_approvals, None);
     }
@@ -413,6 +474,35 @@ mod tests {
         };
         let err = format!("{:#}", Config::from_settings(settings).unwrap_err());
         assert!(err.contains("DEPLOY_GATE_APPROVERS_URL"), "{err}");
+    }
+
+    #[test]
+    fn database_pool_settings_come_from_the_file_and_are_checked() {
+        let file: Settings = toml::from_str(
+            "database_url = \"postgres://db/gate\"\ndatabase_max_connections = 3\n\
+             database_statement_timeout = \"45s\"\ndatabase_connect_timeout = \"250ms\"",
+        )
+        .unwrap();
+        let database = Config::from_settings(file).unwrap().database;
+        assert_eq!(database.max_connections, 3);
+        assert_eq!(database.statement_timeout, Duration::from_secs(45));
+        assert_eq!(database.connect_timeout, Duration::from_millis(250));
+
+        let empty_pool = Settings {
+            database_max_connections: Some(0),
+            ..Settings::default()
+        };
+        let err = format!("{:#}", Config::from_settings(empty_pool).unwrap_err());
+        assert!(
+            err.contains("DEPLOY_GATE_DATABASE_MAX_CONNECTIONS"),
+            "{err}"
+        );
+        let mysql = Settings {
+            database_url: Some(Secret::new("mysql://db/gate")),
+            ..Settings::default()
+        };
+        let err = format!("{:#}", Config::from_settings(mysql).unwrap_err());
+        assert!(err.contains("DEPLOY_GATE_DATABASE_URL"), "{err}");
     }
 
     #[test]

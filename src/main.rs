@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match cli.command {
         Some(Command::Migrate) => {
-            let store = store::open(config.database_url.expose()).await?;
+            let store = store::open(&config.database).await?;
             store.migrate().await?;
             tracing::info!("database migrated");
             Ok(())

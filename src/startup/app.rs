@@ -45,7 +45,7 @@ impl App {
     /// Opens and migrates the database, binds the listen address (port 0 picks a
     /// free one), and prepares routes and the worker.
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let store = store::open(config.database_url.expose())
+        let store = store::open(&config.database)
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;

@@ -1,5 +1,17 @@
-//! Persistence: one [`Store`] interface, one implementation per database.
+//! Persistence: the [`Store`] interface and its implementation on SQLite or
+//! PostgreSQL.
+//!
+//! The logic (`releases`, `notices`, `queue`, `rows`) is written once against
+//! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
+//! encoding of times and ids, and the few statements that differ.
 
+mod notices;
+mod postgres;
+mod queue;
+mod releases;
+mod rows;
+mod sql;
+mod sql_store;
 mod sqlite;
 
 use std::sync::Arc;
@@ -10,6 +22,7 @@ use uuid::Uuid;
 
 use crate::{
     azure::{CallbackRecord, PlanCallback},
+    config::DatabaseConfig,
     domain::{
         approver::ApproverEmail,
         policy::{Decided, Decision, Outcome, decide},
@@ -18,6 +31,8 @@ use crate::{
     jobs::{Job, JobKind},
 };
 
+pub use postgres::PgStore;
+pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
 
 /// A database failure; the cause is logged where it is handled, never shown to clients.
@@ -251,11 +266,15 @@ pub struct ResolvedApprovers {
     pub problem: Option<String>,
 }
 
-/// Opens the database named by `url` (`sqlite:` or `postgres://`).
-pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the database named by the configured URL: `sqlite:` for SQLite,
+/// `postgres://` or `postgresql://` for PostgreSQL.
+pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.url.expose();
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqliteStore::connect(config).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(config).await?))
     } else {
-        anyhow::bail!("the PostgreSQL backend is not built yet (issue 4); use a sqlite: URL")
+        anyhow::bail!("the database URL must start with sqlite:, postgres:// or postgresql://")
     }
 }

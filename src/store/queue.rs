@@ -1,0 +1,141 @@
+//! The durable job queue: enqueue inside the caller's transaction, claim with a
+//! lease, renew it, complete or fail.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    StoreError, rows,
+    sql::{Backend, Columns, Sql},
+};
+use crate::jobs::{Job, JobKind};
+
+/// What a new job is about.
+#[derive(Clone, Copy)]
+pub(super) enum Subject {
+    /// The release as a whole.
+    Release,
+    /// One approval.
+    Approval(Uuid),
+    /// One callback registration.
+    Callback(i64),
+}
+
+/// Queues a job to run at `run_at`.
+pub(super) async fn enqueue<B: Backend>(
+    db: &mut B,
+    kind: JobKind,
+    release_id: i64,
+    subject: Subject,
+    run_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let (approval_id, callback_id) = match subject {
+        Subject::Release => (None, None),
+        Subject::Approval(id) => (Some(id), None),
+        Subject::Callback(id) => (None, Some(id)),
+    };
+    let sql = Sql::new(
+        "INSERT INTO job (kind, release_id, approval_id, callback_id, run_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(kind.as_str())
+    .bind(release_id)
+    .bind(approval_id)
+    .bind(callback_id)
+    .bind(run_at)
+    .bind(Utc::now());
+    db.execute(sql).await?;
+    Ok(())
+}
+
+/// Whether release `release_id` has a job of `kind`, in any state.
+pub(super) async fn has_job<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+    kind: JobKind,
+) -> Result<bool, StoreError> {
+    let sql = Sql::new("SELECT job_id FROM job WHERE release_id = $1 AND kind = $2 LIMIT 1")
+        .bind(release_id)
+        .bind(kind.as_str());
+    db.exists(sql).await
+}
+
+/// Locks the next due job until `lease_until`.
+pub(super) async fn claim<B: Backend>(
+    db: &mut B,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Job>, StoreError> {
+    let sql = Sql::new(B::CLAIM_JOB).bind(lease_until).bind(now);
+    db.fetch_optional(sql)
+        .await?
+        .as_ref()
+        .map(rows::job)
+        .transpose()
+}
+
+/// Keeps a running job locked until `lease_until`.
+pub(super) async fn extend_lease<B: Backend>(
+    db: &mut B,
+    job_id: i64,
+    lease_until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = Sql::new("UPDATE job SET locked_until = $1 WHERE job_id = $2")
+        .bind(lease_until)
+        .bind(job_id);
+    db.execute(sql).await?;
+    Ok(())
+}
+
+/// Unlocks a job and lets it run again at `run_at`, without counting a failure.
+pub(super) async fn postpone<B: Backend>(
+    db: &mut B,
+    job_id: i64,
+    run_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = Sql::new("UPDATE job SET run_at = $1, locked_until = NULL WHERE job_id = $2")
+        .bind(run_at)
+        .bind(job_id);
+    db.execute(sql).await?;
+    Ok(())
+}
+
+/// Deletes a finished job.
+pub(super) async fn complete<B: Backend>(db: &mut B, job_id: i64) -> Result<(), StoreError> {
+    db.execute(Sql::new("DELETE FROM job WHERE job_id = $1").bind(job_id))
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt and unlocks the job; `retry_at` `None` marks it dead.
+pub(super) async fn fail<B: Backend>(
+    db: &mut B,
+    job_id: i64,
+    error: &str,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let sql = Sql::new(
+        "UPDATE job SET attempts = attempts + 1, last_error = $1, locked_until = NULL,
+             run_at = COALESCE($2, run_at), dead_at = CASE WHEN $2 IS NULL THEN $3 END
+         WHERE job_id = $4",
+    )
+    .bind(error)
+    .bind(retry_at)
+    .bind(now)
+    .bind(job_id);
+    db.execute(sql).await?;
+    Ok(())
+}
+
+/// Jobs due by `now`, neither finished nor dead.
+pub(super) async fn due_count<B: Backend>(
+    db: &mut B,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let sql = Sql::new("SELECT COUNT(*) AS due FROM job WHERE dead_at IS NULL AND run_at <= $1")
+        .bind(now);
+    let row = db.fetch_optional(sql).await?;
+    let due = row.as_ref().map(|row| row.int("due")).transpose()?;
+    u64::try_from(due.unwrap_or(0)).map_err(|_| StoreError::Corrupt(format!("job count {due:?}")))
+}

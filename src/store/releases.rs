@@ -1,0 +1,276 @@
+//! Releases and their approvals: creation, snapshots, decisions, approvers.
+//!
+//! Every function runs on the connection or transaction it is given; the ones
+//! that write to a release lock it first, so that on PostgreSQL two replicas
+//! writing to the same release take turns, as SQLite's single writer does.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+
+use super::{
+    ApprovalRecord, Creation, DecisionOutcome, ReleaseRecord, ReleaseSnapshot, ResolvedApprovers,
+    StoreError, notices,
+    queue::{self, Subject},
+    rows,
+    sql::{Backend, Columns, Sql},
+};
+use crate::{
+    azure::PlanCallback,
+    domain::{
+        policy::Decision,
+        release::{NewRelease, ReleaseKey},
+    },
+    jobs::JobKind,
+};
+
+/// The release with this public identity.
+pub(super) async fn find<B: Backend>(
+    db: &mut B,
+    key: &ReleaseKey,
+) -> Result<Option<ReleaseSnapshot>, StoreError> {
+    match release_by_key(db, key).await? {
+        Some(release) => Ok(Some(snapshot_of(db, release).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The release with this internal id.
+pub(super) async fn find_by_id<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+) -> Result<Option<ReleaseSnapshot>, StoreError> {
+    let sql = Sql::new("SELECT * FROM release WHERE release_id = $1").bind(release_id);
+    match db.fetch_optional(sql).await?.as_ref().map(rows::release) {
+        Some(release) => Ok(Some(snapshot_of(db, release?).await?)),
+        None => Ok(None),
+    }
+}
+
+async fn release_by_key<B: Backend>(
+    db: &mut B,
+    key: &ReleaseKey,
+) -> Result<Option<ReleaseRecord>, StoreError> {
+    let sql = Sql::new(
+        "SELECT * FROM release WHERE team_project = $1 AND external_id = $2 AND stage = $3",
+    )
+    .bind(key.team_project.as_str())
+    .bind(key.release_id.as_str())
+    .bind(key.stage.as_str());
+    db.fetch_optional(sql)
+        .await?
+        .as_ref()
+        .map(rows::release)
+        .transpose()
+}
+
+/// Locks the release for the rest of the transaction and reads it.
+pub(super) async fn lock<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+) -> Result<ReleaseSnapshot, StoreError> {
+    db.execute(Sql::new(B::LOCK_RELEASE).bind(release_id))
+        .await?;
+    find_by_id(db, release_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))
+}
+
+async fn snapshot_of<B: Backend>(
+    db: &mut B,
+    release: ReleaseRecord,
+) -> Result<ReleaseSnapshot, StoreError> {
+    let sql = Sql::new("SELECT * FROM approval WHERE release_id = $1 ORDER BY created_at, email")
+        .bind(release.id);
+    let approvals = db.fetch_all(sql).await?;
+    let approvals = approvals
+        .iter()
+        .map(rows::approval)
+        .collect::<Result<_, _>>()?;
+    let sql = Sql::new(
+        "SELECT job.kind, job.attempts, job.last_error, job.run_at, job.dead_at, approval.email
+         FROM job LEFT JOIN approval ON approval.approval_id = job.approval_id
+         WHERE job.release_id = $1 AND job.last_error IS NOT NULL ORDER BY job.job_id",
+    )
+    .bind(release.id);
+    let troubles = db.fetch_all(sql).await?;
+    let troubles = troubles
+        .iter()
+        .map(rows::trouble)
+        .collect::<Result<_, _>>()?;
+    Ok(ReleaseSnapshot {
+        release,
+        approvals,
+        troubles,
+    })
+}
+
+/// An approval by id.
+pub(super) async fn approval<B: Backend>(
+    db: &mut B,
+    approval_id: Uuid,
+) -> Result<Option<ApprovalRecord>, StoreError> {
+    let sql = Sql::new("SELECT * FROM approval WHERE approval_id = $1").bind(approval_id);
+    db.fetch_optional(sql)
+        .await?
+        .as_ref()
+        .map(rows::approval)
+        .transpose()
+}
+
+/// Stores a new release and queues its first jobs, or reads the known one;
+/// registers `callback` either way. Concurrent calls for one release (two
+/// replicas, or one pipeline polling twice) store it once.
+pub(super) async fn create<B: Backend>(
+    db: &mut B,
+    new: &NewRelease,
+    callback: Option<&PlanCallback>,
+    required_approvals: Option<u32>,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Creation, StoreError> {
+    let sql = Sql::new(
+        "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals,
+                              deadline, azure_approval_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (team_project, external_id, stage) DO NOTHING
+         RETURNING release_id",
+    )
+    .bind(new.key.team_project.as_str())
+    .bind(new.key.release_id.as_str())
+    .bind(new.key.stage.as_str())
+    .bind(new.name.as_str())
+    .bind(required_approvals.map(i64::from))
+    .bind(deadline)
+    .bind(new.azure_approval_id.as_deref())
+    .bind(now);
+    let inserted = db.fetch_optional(sql).await?;
+    let inserted = inserted.map(|row| row.int("release_id")).transpose()?;
+    let release_id = match inserted {
+        Some(release_id) => {
+            queue_first_jobs(db, release_id, new, now).await?;
+            release_id
+        }
+        // Inserted by another transaction that has committed since.
+        None => release_by_key(db, &new.key)
+            .await?
+            .map(|known| known.id)
+            .ok_or_else(|| StoreError::Corrupt("release vanished inside its transaction".into()))?,
+    };
+    let snapshot = lock(db, release_id).await?;
+    if let Some(callback) = callback {
+        notices::register_callback(db, &snapshot, callback, now).await?;
+    }
+    if inserted.is_some() && new.azure_approval_id.is_some() {
+        notices::watch_deadline(db, &snapshot.release).await?;
+    }
+    Ok(match inserted {
+        Some(_) => Creation::Created(snapshot),
+        None => Creation::Existing(snapshot),
+    })
+}
+
+/// Approvals from the request are stored at once; otherwise a job resolves them.
+async fn queue_first_jobs<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+    new: &NewRelease,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    match &new.approvers {
+        Some(approvers) => {
+            let resolved = ResolvedApprovers {
+                approvers: approvers.clone(),
+                source: "request".to_owned(),
+                problem: None,
+            };
+            insert_approvals(db, release_id, &resolved, now).await
+        }
+        None => {
+            let kind = JobKind::ResolveApprovers;
+            queue::enqueue(db, kind, release_id, Subject::Release, now).await
+        }
+    }
+}
+
+/// Inserts approvals with an email job each (already present approvers are
+/// skipped) and records where the approvers came from.
+pub(super) async fn insert_approvals<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+    resolved: &ResolvedApprovers,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for (position, email) in (0..).zip(&resolved.approvers) {
+        let approval_id = Uuid::new_v4();
+        let sql = Sql::new(
+            "INSERT INTO approval (approval_id, release_id, email, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (release_id, email) DO NOTHING",
+        )
+        .bind(approval_id)
+        .bind(release_id)
+        .bind(email.as_str())
+        // The position keeps the approvers in their given order.
+        .bind(now + TimeDelta::milliseconds(position));
+        if db.execute(sql).await? == 1 {
+            let kind = JobKind::SendApprovalEmail;
+            queue::enqueue(db, kind, release_id, Subject::Approval(approval_id), now).await?;
+        }
+    }
+    let sql = Sql::new(
+        "UPDATE release SET approvers_source = $1, approvers_resolved_at = $2, approver_problem = $3
+         WHERE release_id = $4",
+    )
+    .bind(resolved.source.as_str())
+    .bind(now)
+    .bind(resolved.problem.as_deref())
+    .bind(release_id);
+    db.execute(sql).await?;
+    Ok(())
+}
+
+/// Records a decision unless the approver or the release has already decided;
+/// a decision that makes the release final queues its notices.
+pub(super) async fn decide<B: Backend>(
+    db: &mut B,
+    approval_id: Uuid,
+    decision: Decision,
+    comment: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<DecisionOutcome, StoreError> {
+    let Some(approval) = approval(db, approval_id).await? else {
+        return Ok(DecisionOutcome::UnknownApproval);
+    };
+    // Read again under the lock: another decision may have landed meanwhile.
+    let before = lock(db, approval.release_id).await?;
+    let current = before.approvals.iter().find(|a| a.id == approval_id);
+    if let Some(existing) = current.and_then(|a| a.decided) {
+        return Ok(if existing.decision == decision {
+            DecisionOutcome::Unchanged(before)
+        } else {
+            DecisionOutcome::Conflicting(existing.decision)
+        });
+    }
+    if before.outcome(now).status.is_final() {
+        return Ok(DecisionOutcome::ReleaseFinal(before));
+    }
+    let sql = Sql::new(
+        "UPDATE approval SET decision = $1, comment = $2, decided_at = $3 WHERE approval_id = $4",
+    )
+    .bind(decision.as_str())
+    .bind(comment)
+    .bind(now)
+    .bind(approval_id);
+    db.execute(sql).await?;
+    let after = snapshot_of(db, before.release).await?;
+    if after.outcome(now).status.is_final() {
+        notices::queue_decision_notices(db, approval.release_id, now).await?;
+    }
+    Ok(DecisionOutcome::Recorded(after))
+}
+
+/// Marks an approval's email as accepted by the mail server.
+pub(super) fn email_sent(approval_id: Uuid, now: DateTime<Utc>) -> Sql {
+    Sql::new("UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2")
+        .bind(now)
+        .bind(approval_id)
+}

@@ -1,0 +1,111 @@
+//! Result rows to records, the same for both backends.
+
+use std::str::FromStr;
+
+use super::{ApprovalRecord, JobTrouble, ReleaseRecord, StoreError, sql::Columns};
+use crate::{
+    azure::{CallbackRecord, PlanCallback},
+    config::Secret,
+    domain::{
+        policy::{Decided, Decision},
+        release::ReleaseKey,
+    },
+    jobs::{Job, JobKind},
+};
+
+/// A `release` row.
+pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
+    Ok(ReleaseRecord {
+        id: row.int("release_id")?,
+        key: ReleaseKey {
+            team_project: row.text("team_project")?,
+            release_id: row.text("external_id")?,
+            stage: row.text("stage")?,
+        },
+        name: row.text("release_name")?,
+        required_approvals: row
+            .opt_int("required_approvals")?
+            .map(|n| count(n, "required_approvals"))
+            .transpose()?,
+        deadline: row.time("deadline")?,
+        approvers_source: row.opt_text("approvers_source")?,
+        approver_problem: row.opt_text("approver_problem")?,
+        azure_approval_id: row.opt_text("azure_approval_id")?,
+        azure_written_back_at: row.opt_time("azure_written_back_at")?,
+        created_at: row.time("created_at")?,
+    })
+}
+
+/// An `approval` row.
+pub(super) fn approval(row: &impl Columns) -> Result<ApprovalRecord, StoreError> {
+    let decided = match (row.opt_text("decision")?, row.opt_time("decided_at")?) {
+        (Some(d), Some(at)) => Some(Decided {
+            decision: Decision::from_stored(&d)
+                .ok_or_else(|| StoreError::Corrupt(format!("decision {d}")))?,
+            at,
+        }),
+        _ => None,
+    };
+    Ok(ApprovalRecord {
+        id: row.uuid("approval_id")?,
+        release_id: row.int("release_id")?,
+        email: row.text("email")?,
+        decided,
+        comment: row.opt_text("comment")?,
+        email_sent_at: row.opt_time("email_sent_at")?,
+    })
+}
+
+/// A failing job, with the email of the approver it concerns.
+pub(super) fn trouble(row: &impl Columns) -> Result<JobTrouble, StoreError> {
+    Ok(JobTrouble {
+        kind: job_kind(row)?,
+        approver: row.opt_text("email")?,
+        attempts: count(row.int("attempts")?, "attempts")?,
+        last_error: row.text("last_error")?,
+        next_attempt_at: match row.opt_time("dead_at")? {
+            Some(_) => None,
+            None => Some(row.time("run_at")?),
+        },
+    })
+}
+
+/// A `callback` row; a delivered callback's token reads as empty.
+pub(super) fn callback(row: &impl Columns) -> Result<CallbackRecord, StoreError> {
+    Ok(CallbackRecord {
+        id: row.int("callback_id")?,
+        release_id: row.int("release_id")?,
+        target: PlanCallback {
+            plan_url: row.text("plan_url")?,
+            project_id: row.text("project_id")?,
+            hub_name: row.text("hub_name")?,
+            plan_id: row.text("plan_id")?,
+            job_id: row.text("job_id")?,
+            timeline_id: row.opt_text("timeline_id")?,
+            task_instance_id: row.text("task_instance_id")?,
+            auth_token: Secret::new(row.opt_text("auth_token")?.unwrap_or_default()),
+        },
+        delivered: row.opt_time("completed_at")?.is_some(),
+    })
+}
+
+/// A claimed `job` row.
+pub(super) fn job(row: &impl Columns) -> Result<Job, StoreError> {
+    Ok(Job {
+        id: row.int("job_id")?,
+        kind: job_kind(row)?,
+        release_id: row.int("release_id")?,
+        approval_id: row.opt_uuid("approval_id")?,
+        callback_id: row.opt_int("callback_id")?,
+        attempts: count(row.int("attempts")?, "attempts")?,
+    })
+}
+
+fn job_kind(row: &impl Columns) -> Result<JobKind, StoreError> {
+    let kind = row.text("kind")?;
+    JobKind::from_str(&kind).map_err(|()| StoreError::Corrupt(format!("job kind {kind}")))
+}
+
+fn count(value: i64, column: &str) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))
+}

@@ -1,0 +1,232 @@
+//! [`SqlStore`]: the one [`Store`] implementation, over either backend's pool.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Pool, Transaction, pool::PoolConnection};
+use uuid::Uuid;
+
+use super::{
+    ApprovalRecord, Creation, DecisionOutcome, ReleaseSnapshot, ResolvedApprovers, Store,
+    StoreError, notices, queue, releases,
+    sql::{Backend, Columns, Sql},
+};
+use crate::{
+    azure::{CallbackRecord, PlanCallback},
+    domain::{
+        policy::Decision,
+        release::{NewRelease, ReleaseKey},
+    },
+    jobs::Job,
+};
+
+/// Setting that holds the generated token secret.
+const TOKEN_SECRET_SETTING: &str = "token_secret";
+
+/// The store over a connection pool of SQLite ([`super::SqliteStore`]) or
+/// PostgreSQL ([`super::PgStore`]); each method is one transaction.
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+}
+
+impl<DB: Database> SqlStore<DB>
+where
+    DB::Connection: Backend,
+{
+    /// A store over `pool`.
+    pub(super) fn new(pool: Pool<DB>) -> Self {
+        Self { pool }
+    }
+
+    async fn write_tx(&self) -> Result<Transaction<'static, DB>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with(<DB::Connection as Backend>::BEGIN_WRITE)
+            .await?)
+    }
+
+    async fn conn(&self) -> Result<PoolConnection<DB>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Records what a job achieved with `sql` and deletes the job, in one transaction.
+    async fn finish_job(&self, job_id: i64, sql: Sql) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        Backend::execute(&mut *tx, sql).await?;
+        queue::complete(&mut *tx, job_id).await?;
+        Ok(tx.commit().await?)
+    }
+}
+
+#[async_trait]
+impl<DB: Database> Store for SqlStore<DB>
+where
+    DB::Connection: Backend,
+{
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // On PostgreSQL the migrator holds an advisory lock while it runs, so
+        // replicas starting together apply each migration once.
+        <DB::Connection as Backend>::MIGRATOR
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.conn().await?.execute(Sql::new("SELECT 1")).await?;
+        Ok(())
+    }
+
+    async fn token_secret(
+        &self,
+        candidate: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.conn().await?;
+        let insert = Sql::new(
+            "INSERT INTO setting (setting_id, value, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (setting_id) DO NOTHING",
+        );
+        conn.execute(insert.bind(TOKEN_SECRET_SETTING).bind(candidate).bind(now))
+            .await?;
+        let select = Sql::new("SELECT value FROM setting WHERE setting_id = $1");
+        let row = conn
+            .fetch_optional(select.bind(TOKEN_SECRET_SETTING))
+            .await?;
+        row.ok_or_else(|| StoreError::Corrupt("the token secret vanished".into()))?
+            .text("value")
+    }
+
+    async fn create_release(
+        &self,
+        new: &NewRelease,
+        callback: Option<&PlanCallback>,
+        required_approvals: Option<u32>,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Creation, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let creation =
+            releases::create(&mut *tx, new, callback, required_approvals, deadline, now).await?;
+        tx.commit().await?;
+        Ok(creation)
+    }
+
+    async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
+        releases::find(&mut *self.conn().await?, key).await
+    }
+
+    async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError> {
+        releases::find_by_id(&mut *self.conn().await?, id).await
+    }
+
+    async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
+        releases::approval(&mut *self.conn().await?, id).await
+    }
+
+    async fn record_decision(
+        &self,
+        approval_id: Uuid,
+        decision: Decision,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<DecisionOutcome, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let outcome = releases::decide(&mut *tx, approval_id, decision, comment, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn store_approvers(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        resolved: &ResolvedApprovers,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        releases::lock(&mut *tx, release_id).await?;
+        releases::insert_approvals(&mut *tx, release_id, resolved, now).await?;
+        queue::complete(&mut *tx, job_id).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn expire_release(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        notices::expire(&mut *tx, job_id, release_id, now).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        notices::callback(&mut *self.conn().await?, callback_id).await
+    }
+
+    async fn complete_callback(
+        &self,
+        job_id: i64,
+        callback_id: i64,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = notices::callback_delivered(callback_id, result, now);
+        self.finish_job(job_id, sql).await
+    }
+
+    async fn mark_written_back(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = notices::written_back(release_id, now);
+        self.finish_job(job_id, sql).await
+    }
+
+    async fn mark_email_sent(
+        &self,
+        job_id: i64,
+        approval_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = releases::email_sent(approval_id, now);
+        self.finish_job(job_id, sql).await
+    }
+
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        queue::claim(&mut *self.conn().await?, now, lease_until).await
+    }
+
+    async fn extend_lease(
+        &self,
+        job_id: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queue::extend_lease(&mut *self.conn().await?, job_id, lease_until).await
+    }
+
+    async fn complete_job(&self, job_id: i64) -> Result<(), StoreError> {
+        queue::complete(&mut *self.conn().await?, job_id).await
+    }
+
+    async fn fail_job(
+        &self,
+        job_id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queue::fail(&mut *self.conn().await?, job_id, error, retry_at, now).await
+    }
+
+    async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        queue::due_count(&mut *self.conn().await?, now).await
+    }
+}
