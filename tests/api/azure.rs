@@ -104,11 +104,18 @@ async fn in_callback_mode_an_approval_is_reported_to_azure_devops_as_task_comple
     wait_for_requests(&azure, 1).await;
     app.wait_until_idle().await;
 
-    let token: Option<String> = sqlx::query_scalar("SELECT auth_token FROM callback")
-        .fetch_one(&sqlite(&app).await)
+    let callback = app
+        .store
+        .callback(1)
         .await
-        .unwrap();
-    assert_eq!(token, None, "the job token is deleted once used");
+        .unwrap()
+        .expect("the registration");
+    assert!(callback.delivered);
+    assert_eq!(
+        callback.target.auth_token.expose(),
+        "",
+        "the job token is deleted once used"
+    );
     assert_eq!(app.release_status("Devx", "7").await["problems"], json!([]));
 }
 
@@ -216,11 +223,6 @@ async fn incomplete_callback_fields_are_refused_and_nothing_is_stored() {
     );
     assert!(!problem.to_string().contains(JOB_TOKEN));
     assert_eq!(app.get_release("Devx", "7").await.status(), 404);
-}
-
-async fn sqlite(app: &TestApp) -> sqlx::SqlitePool {
-    let url = format!("sqlite://{}/deploy-gate.db", app.dir.path().display());
-    sqlx::SqlitePool::connect(&url).await.unwrap()
 }
 
 /// A `deployment-approval-pending` notification shaped as documented (azure-devops.md §3.2, §3.4).

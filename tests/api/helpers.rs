@@ -1,7 +1,13 @@
-//! The test harness: the real app on port 0 with a temporary SQLite file, a real
+//! The test harness: the real app on port 0 with a database of its own, a real
 //! SMTP server on loopback, and wiremock for the approvers API.
+//!
+//! The same suite runs on both backends: this crate (`api`) uses a temporary
+//! SQLite file; `tests/api_postgres/main.rs` includes it as the `api_postgres`
+//! target, where each app gets a fresh schema in the PostgreSQL database named
+//! by `DEPLOY_GATE_TEST_POSTGRES_URL`.
 
 use std::{
+    io::Write,
     net::TcpListener as StdListener,
     sync::{Arc, Mutex},
     time::Duration,
@@ -16,10 +22,129 @@ use deploy_gate::{
 };
 use mailin_embedded::{Handler, Response as SmtpResponse, Server, response};
 use serde_json::Value;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// The token secret every test app uses, so tests can mint their own tokens.
 pub const TEST_SECRET: &str = "test-secret-0123456789abcdef";
+
+/// Where the PostgreSQL run creates its schemas, e.g. `postgres://postgres@127.0.0.1:5432/test`.
+pub const POSTGRES_URL_VARIABLE: &str = "DEPLOY_GATE_TEST_POSTGRES_URL";
+
+/// A database the suite can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file per app.
+    Sqlite,
+    /// A PostgreSQL schema per app.
+    Postgres,
+}
+
+/// The backend of this test binary, told apart by the name of its target.
+pub const BACKEND: Backend = match env!("CARGO_CRATE_NAME").as_bytes() {
+    b"api_postgres" => Backend::Postgres,
+    _ => Backend::Sqlite,
+};
+
+/// The database of one test, shared by the apps (restarts, replicas) on it.
+/// A PostgreSQL schema is dropped when the last of them is gone.
+struct TestDatabase {
+    /// What the apps connect to.
+    url: String,
+    /// The server URL and schema name, on PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    /// A SQLite file in `dir`, or a fresh PostgreSQL schema.
+    async fn create(dir: &tempfile::TempDir) -> Self {
+        match BACKEND {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}/deploy-gate.db", dir.path().display()),
+                postgres: None,
+            },
+            Backend::Postgres => Self::create_schema().await,
+        }
+    }
+
+    async fn create_schema() -> Self {
+        let server = postgres_url_or_skip();
+        let schema = format!("dg_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VARIABLE} is set but unreachable: {e}"));
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut admin)
+            .await
+            .expect("creating the test schema");
+        let mut url = url::Url::parse(&server).expect("a valid PostgreSQL URL");
+        // The schema name doubles as application name, to find this test's connections.
+        url.query_pairs_mut()
+            .append_pair("options", &format!("-c search_path={schema}"))
+            .append_pair("application_name", &schema);
+        Self {
+            url: url.into(),
+            postgres: Some((server, schema)),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((server, schema)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs on the test's runtime thread; the cleanup needs a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(drop_schema(&server, &schema))
+        });
+        if let Ok(Err(err)) = cleanup.join() {
+            let _ = writeln!(std::io::stderr(), "test schema left behind: {err}");
+        }
+    }
+}
+
+/// Ends the connections of the apps still on `schema` (their open transactions
+/// would hold locks), then drops it.
+async fn drop_schema(server: &str, schema: &str) -> Result<(), sqlx::Error> {
+    let mut admin = PgConnection::connect(server).await?;
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(schema)
+    .execute(&mut admin)
+    .await?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "SET lock_timeout = '10s'; DROP SCHEMA {schema} CASCADE"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(())
+}
+
+/// The PostgreSQL server URL; without one, says that the PostgreSQL run is
+/// skipped and ends this test binary, whose tests all need it.
+fn postgres_url_or_skip() -> String {
+    static SKIP: std::sync::Once = std::sync::Once::new();
+    if let Ok(url) = std::env::var(POSTGRES_URL_VARIABLE) {
+        return url;
+    }
+    SKIP.call_once(|| {
+        // Written past the test harness's output capture, which would swallow it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the PostgreSQL run of the tests/api suite (target api_postgres): \
+             {POSTGRES_URL_VARIABLE} not set; set it, e.g. to \
+             postgres://postgres@127.0.0.1:5432/test, to run it"
+        );
+        std::process::exit(0);
+    });
+    unreachable!("the process exited")
+}
 
 /// A message received by the test SMTP server.
 #[derive(Clone, Debug)]
@@ -181,20 +306,20 @@ pub struct TestApp {
     pub worker: Worker,
     /// The database, only to prove durability.
     pub store: Arc<dyn Store>,
-    /// The temporary folder holding the database.
+    /// A temporary folder of the test's own (the SQLite file is kept there).
     pub dir: Arc<tempfile::TempDir>,
+    database: Arc<TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// Settings for a test app writing to `dir` and sending to `smtp_port`.
-pub fn test_settings(dir: &tempfile::TempDir, smtp_port: u16) -> Settings {
+/// Settings for a test app on `database_url` sending to `smtp_port`.
+pub fn test_settings(database_url: &str, smtp_port: u16) -> Settings {
     Settings {
         bind: Some("127.0.0.1:0".parse().unwrap()),
-        database_url: Some(Secret::new(format!(
-            "sqlite://{}/deploy-gate.db",
-            dir.path().display()
-        ))),
+        database_url: Some(Secret::new(database_url)),
+        // Small pools, so that parallel tests stay within the server's connection limit.
+        database_max_connections: Some(5),
         smtp_url: Some(Secret::new(format!("smtp://127.0.0.1:{smtp_port}"))),
         token_secret: Some(Secret::new(TEST_SECRET)),
         retry_base: Some(Duration::from_millis(50)),
@@ -214,12 +339,18 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(smtp: TestSmtp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     telemetry::init_for_tests();
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut settings = test_settings(&dir, smtp.port);
+    let database = Arc::new(TestDatabase::create(&dir).await);
+    let mut settings = test_settings(&database.url, smtp.port);
     adjust(&mut settings);
-    start(settings, smtp, dir).await
+    start(settings, smtp, dir, database).await
 }
 
-async fn start(settings: Settings, smtp: TestSmtp, dir: Arc<tempfile::TempDir>) -> TestApp {
+async fn start(
+    settings: Settings,
+    smtp: TestSmtp,
+    dir: Arc<tempfile::TempDir>,
+    database: Arc<TestDatabase>,
+) -> TestApp {
     let config = Config::from_settings(settings.clone()).expect("valid test settings");
     let app = App::build(config).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -240,6 +371,7 @@ async fn start(settings: Settings, smtp: TestSmtp, dir: Arc<tempfile::TempDir>) 
         worker,
         store,
         dir,
+        database,
         stop: Some(stop),
         task: Some(task),
     }
@@ -331,7 +463,20 @@ impl TestApp {
         self.task.take().unwrap().await.unwrap().unwrap();
         let settings = self.settings.clone();
         let smtp = std::mem::replace(&mut self.smtp, TestSmtp::reserve());
-        start(settings, smtp, self.dir.clone()).await
+        start(settings, smtp, self.dir.clone(), self.database.clone()).await
+    }
+
+    /// A second instance on the same database with the same settings, as a
+    /// replica behind a load balancer; its mail arrives in this app's `smtp`.
+    pub async fn spawn_replica(&self) -> TestApp {
+        let settings = self.settings.clone();
+        start(
+            settings,
+            TestSmtp::reserve(),
+            self.dir.clone(),
+            self.database.clone(),
+        )
+        .await
     }
 
     /// Kills the app abruptly (no graceful shutdown) and starts it again on the same database.
@@ -341,7 +486,7 @@ impl TestApp {
         let _ = task.await;
         let settings = self.settings.clone();
         let smtp = std::mem::replace(&mut self.smtp, TestSmtp::reserve());
-        start(settings, smtp, self.dir.clone()).await
+        start(settings, smtp, self.dir.clone(), self.database.clone()).await
     }
 }
 

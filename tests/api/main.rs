@@ -1,9 +1,12 @@
-//! Integration tests: the real app over HTTP, a real SMTP server, mocked HTTP dependencies.
+// Integration tests: the real app over HTTP, a real SMTP server, mocked HTTP dependencies.
+// `tests/api_postgres/main.rs` includes this file to run the same suite on PostgreSQL;
+// inner attributes (`//!`, `#![…]`) cannot be included, so there are none here.
 
 mod helpers;
 
 mod approvers;
 mod azure;
 mod flow;
+mod replicas;
 mod resilience;
 mod success_criteria;

@@ -1,0 +1,100 @@
+//! Two instances on one database, as replicas behind a load balancer: the work
+//! is shared, nothing is done twice, and each sees what the other stored.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ReceivedMail, TestApp, spawn_app};
+
+/// The two approvers of release number `n`.
+fn approvers_of(n: usize) -> [String; 2] {
+    [
+        format!("ana.{n}@example.com"),
+        format!("bo.{n}@example.com"),
+    ]
+}
+
+fn release(n: usize) -> Value {
+    json!({"ReleaseName": format!("R{n}"), "ReleaseId": n.to_string(), "TeamProject": "Devx",
+           "Approvers": approvers_of(n)})
+}
+
+/// Waits for `count` emails, lets the queue settle, and checks no more came.
+async fn exactly(app: &TestApp, replica: &TestApp, count: usize) -> Vec<ReceivedMail> {
+    app.smtp.wait_for(count).await;
+    app.wait_until_idle().await;
+    replica.wait_until_idle().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mails = app.smtp.received();
+    assert_eq!(mails.len(), count, "no email is sent twice");
+    mails
+}
+
+#[tokio::test]
+async fn two_replicas_share_fifty_releases_email_each_approver_once_and_see_each_others_decisions()
+{
+    let a = spawn_app().await;
+    let b = a.spawn_replica().await;
+    let replicas = [&a, &b];
+
+    let created = futures_util::future::join_all(
+        (0..50).map(|n| async move { replicas[n % 2].post_release(&release(n)).await }),
+    )
+    .await;
+    assert!(created.iter().all(|answer| answer.status() == 202));
+
+    let mails = exactly(&a, &b, 100).await;
+    let mut tokens = BTreeMap::new();
+    for mail in &mails {
+        assert_eq!(mail.to.len(), 1);
+        let previous = tokens.insert(mail.to[0].clone(), mail.token());
+        assert!(previous.is_none(), "{} got two emails", mail.to[0]);
+    }
+    let expected: Vec<String> = (0..50).flat_map(approvers_of).collect();
+    assert!(expected.iter().all(|to| tokens.contains_key(to)));
+
+    for n in 0..50 {
+        let [ana, bo] = approvers_of(n);
+        let (first, second) = (replicas[n % 2], replicas[(n + 1) % 2]);
+        assert_eq!(
+            first.decide(&tokens[&ana], "approve", None).await.status(),
+            200
+        );
+        let seen = second.release_status("Devx", &n.to_string()).await;
+        assert_eq!(seen["approvals"]["approved"], 1, "{seen}");
+        assert_eq!(
+            second.decide(&tokens[&bo], "approve", None).await.status(),
+            200
+        );
+        let seen = first.release_status("Devx", &n.to_string()).await;
+        assert_eq!(seen["status"], "approved", "{seen}");
+    }
+}
+
+#[tokio::test]
+async fn the_same_release_created_at_once_on_two_replicas_is_stored_once_and_mailed_once() {
+    let a = spawn_app().await;
+    let b = a.spawn_replica().await;
+    let replicas = [&a, &b];
+
+    let answers = futures_util::future::join_all(
+        (0..40).map(|n| async move { replicas[n % 2].post_release(&release(7)).await }),
+    )
+    .await;
+    let created = answers.iter().filter(|r| r.status() == 202).count();
+    let known = answers.iter().filter(|r| r.status() == 200).count();
+    assert_eq!((created, known), (1, 39));
+
+    let mut to: Vec<String> = exactly(&a, &b, 2)
+        .await
+        .iter()
+        .flat_map(|mail| mail.to.clone())
+        .collect();
+    to.sort();
+    assert_eq!(to, approvers_of(7));
+    for replica in replicas {
+        let status = replica.release_status("Devx", "7").await;
+        assert_eq!(status["approvals"]["required"], 2, "{status}");
+    }
+}

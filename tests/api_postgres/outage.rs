@@ -1,0 +1,239 @@
+//! PostgreSQL going away under a running service: connections killed by the
+//! server, and the server unreachable for a while, as during a restart.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use deploy_gate::config::Secret;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::{AbortHandle, JoinHandle},
+};
+
+use crate::helpers::{POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app, spawn_app_with};
+
+fn release(n: usize) -> Value {
+    json!({"ReleaseName": "R", "ReleaseId": n.to_string(), "TeamProject": "Devx",
+           "Approvers": [format!("ana.{n}@example.com"), format!("bo.{n}@example.com")]})
+}
+
+fn server_url() -> url::Url {
+    let server = std::env::var(POSTGRES_URL_VARIABLE).expect("set for this test binary");
+    url::Url::parse(&server).unwrap()
+}
+
+fn app_url(app: &TestApp) -> url::Url {
+    let url = app.settings.database_url.as_ref().unwrap().expose();
+    url::Url::parse(url).unwrap()
+}
+
+/// Ends every server connection of `app` (and its replicas), as an
+/// administrator or a failover would.
+async fn kill_connections(app: &TestApp) -> u64 {
+    let name = app_url(app)
+        .query_pairs()
+        .find(|(key, _)| key == "application_name")
+        .map(|(_, value)| value.into_owned())
+        .expect("test apps name their connections");
+    let mut admin = PgConnection::connect(server_url().as_str()).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(name)
+    .execute(&mut admin)
+    .await
+    .unwrap()
+    .rows_affected()
+}
+
+/// `POST /release` again until it is stored, as a polling pipeline would.
+async fn post_until_stored(app: &TestApp, body: &Value) {
+    for _ in 0..100 {
+        if app.post_release(body).await.status().is_success() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the release was never stored");
+}
+
+async fn readiness(app: &TestApp) -> u16 {
+    let url = format!("{}/readyz", app.address);
+    app.client.get(url).send().await.unwrap().status().as_u16()
+}
+
+async fn wait_for_readiness(app: &TestApp, expected: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while readiness(app).await != expected {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never answered {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_killed_mid_flow_lose_no_job_and_send_no_email_twice() {
+    let app = spawn_app().await;
+    let killer = async {
+        let mut killed = 0;
+        for _ in 0..12 {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            killed += kill_connections(&app).await;
+        }
+        killed
+    };
+    let posts = async {
+        for n in 0..20 {
+            post_until_stored(&app, &release(n)).await;
+        }
+    };
+    let (killed, ()) = tokio::join!(killer, posts);
+    assert!(killed > 0, "connections were killed while the flow ran");
+
+    app.smtp.wait_for(40).await;
+    app.wait_until_idle().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mails = app.smtp.received();
+    let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!((mails.len(), to.len()), (40, 40), "one email per approver");
+    for mail in &mails {
+        assert_eq!(
+            app.decide(&mail.token(), "approve", None).await.status(),
+            200
+        );
+    }
+    for n in 0..20 {
+        let status = app.release_status("Devx", &n.to_string()).await;
+        assert_eq!(status["status"], "approved", "{status}");
+    }
+    assert_eq!(readiness(&app).await, 200);
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_readyz_says_so_and_queued_work_resumes_when_it_is_back() {
+    let mut proxy = DatabaseProxy::start(&server_url()).await;
+    let port = proxy.port;
+    let mut app = spawn_app_with(TestSmtp::reserve(), |s| {
+        let mut url = url::Url::parse(s.database_url.as_ref().unwrap().expose()).unwrap();
+        url.set_port(Some(port)).unwrap();
+        s.database_url = Some(Secret::new(url.as_str()));
+        s.database_connect_timeout = Some(Duration::from_millis(500));
+    })
+    .await;
+    assert_eq!(readiness(&app).await, 200);
+    // Queued while the mail server is down, so the emails are still to send.
+    assert_eq!(app.post_release(&release(1)).await.status(), 202);
+
+    proxy.cut().await;
+    wait_for_readiness(&app, 503).await;
+    let started = Instant::now();
+    assert!(
+        app.post_release(&release(2))
+            .await
+            .status()
+            .is_server_error()
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "failing fast");
+    app.smtp.start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        app.smtp.received().is_empty(),
+        "no job ran without the database"
+    );
+
+    proxy.restore().await;
+    wait_for_readiness(&app, 200).await;
+    let mails = app.smtp.wait_for(2).await;
+    assert_eq!(app.post_release(&release(3)).await.status(), 202);
+    app.smtp.wait_for(4).await;
+    app.wait_until_idle().await;
+    assert_eq!(app.smtp.received().len(), 4);
+    for mail in &mails {
+        assert_eq!(
+            app.decide(&mail.token(), "approve", None).await.status(),
+            200
+        );
+    }
+    assert_eq!(app.release_status("Devx", "1").await["status"], "approved");
+}
+
+/// A TCP proxy in front of PostgreSQL that can be cut: open connections are
+/// reset and new ones refused, as while a server restarts.
+struct DatabaseProxy {
+    port: u16,
+    upstream: String,
+    accepting: Option<JoinHandle<()>>,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl DatabaseProxy {
+    async fn start(server: &url::Url) -> Self {
+        let upstream = format!(
+            "{}:{}",
+            server.host_str().unwrap_or("127.0.0.1"),
+            server.port().unwrap_or(5432)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut proxy = Self {
+            port: listener.local_addr().unwrap().port(),
+            upstream,
+            accepting: None,
+            connections: Arc::default(),
+        };
+        proxy.accept(listener);
+        proxy
+    }
+
+    fn accept(&mut self, listener: TcpListener) {
+        let upstream = self.upstream.clone();
+        let connections = self.connections.clone();
+        self.accepting = Some(tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().unwrap().push(relay.abort_handle());
+            }
+        }));
+    }
+
+    /// Resets every connection and refuses new ones.
+    async fn cut(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
+            let _ = accepting.await;
+        }
+        for relay in self.connections.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+
+    /// Accepts connections again, on the same port.
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.accept(listener);
+    }
+}
+
+impl Drop for DatabaseProxy {
+    fn drop(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
+        }
+        for relay in self.connections.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+}
