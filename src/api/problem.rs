@@ -18,6 +18,11 @@ use serde::Serialize;
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `type` of the problem answered when the API key is missing or wrong.
+const UNAUTHORIZED_KIND: &str = "urn:deploy-gate:problem:unauthorized";
+/// The `WWW-Authenticate` challenge sent with it: the key as a Bearer token or a Basic password.
+const API_KEY_CHALLENGE: &str = r#"Bearer realm="deploy-gate", Basic realm="deploy-gate""#;
+
 /// An RFC 9457 problem document.
 #[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
 #[oai(example)]
@@ -147,10 +152,14 @@ impl ResponseError for Problem {
 
     fn as_response(&self) -> Response {
         let body = serde_json::to_vec(self).unwrap_or_default();
-        Response::builder()
+        let mut response = Response::builder()
             .status(self.status_code())
-            .header(header::CONTENT_TYPE, PROBLEM_JSON)
-            .body(body)
+            .header(header::CONTENT_TYPE, PROBLEM_JSON);
+        if self.kind == UNAUTHORIZED_KIND {
+            // A 401 must name the schemes that would be accepted (RFC 9110 §11.6.1).
+            response = response.header(header::WWW_AUTHENTICATE, API_KEY_CHALLENGE);
+        }
+        response.body(body)
     }
 }
 

@@ -14,7 +14,7 @@ use super::{
     ApiTags, AppState,
     auth::Credentials,
     problem::{ErrorStatuses, Problem, ProblemResponse},
-    release_request::{CallbackHeaders, ReleaseRequest},
+    release_request::{CallbackHeaders, ReleaseRequestBody},
     status::{ReleaseStatusBody, StatusValue},
 };
 use crate::{
@@ -120,7 +120,7 @@ impl ReleaseApi {
         &self,
         state: Data<&Arc<AppState>>,
         credentials: Credentials,
-        body: Json<ReleaseRequest>,
+        body: Json<ReleaseRequestBody>,
         /// Answer `200` only for an approved release (see above).
         failsafe: Query<Option<bool>>,
         /// Callback mode: `$(system.CollectionUri)`.
@@ -149,6 +149,7 @@ impl ReleaseApi {
         auth_token: Header<Option<String>>,
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
         credentials.check(&state)?;
+        let Json(ReleaseRequestBody(body)) = body;
         let new = body.parse()?;
         let headers = CallbackHeaders {
             plan_url,

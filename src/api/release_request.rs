@@ -1,6 +1,14 @@
 //! The body of `POST /release` and the callback fields that come with it.
 
-use poem_openapi::{Object, Union, param::Header};
+use std::borrow::Cow;
+
+use poem_openapi::{
+    Object, Union,
+    param::Header,
+    registry::{MetaSchemaRef, Registry},
+    types::{ParseError, ParseFromJSON, ParseResult, Type},
+};
+use serde_json::Value;
 
 use super::problem::Problem;
 use crate::{
@@ -99,6 +107,98 @@ pub struct ReleaseRequest {
     /// Callback mode: `$(system.AccessToken)`; used once for the callback, never returned or logged.
     #[oai(rename = "AuthToken", write_only)]
     pub auth_token: Option<String>,
+}
+
+/// The body of `POST /release` as received, documented as [`ReleaseRequest`].
+///
+/// poem-openapi turns a JSON number or boolean into a string and names no field when one is
+/// missing, so the JSON types are checked here first: `"ReleaseName": true` or
+/// `"ReleaseId": 1.5` is refused by name instead of becoming a release named `"true"` or
+/// numbered `"1.5"`.
+pub struct ReleaseRequestBody(pub ReleaseRequest);
+
+impl Type for ReleaseRequestBody {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        ReleaseRequest::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        ReleaseRequest::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        ReleaseRequest::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
+}
+
+impl ParseFromJSON for ReleaseRequestBody {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = value.unwrap_or_default();
+        check_json_types(&value).map_err(ParseError::custom)?;
+        ReleaseRequest::parse_from_json(Some(value))
+            .map(Self)
+            .map_err(ParseError::propagate)
+    }
+}
+
+/// Optional text fields of [`ReleaseRequest`].
+const OPTIONAL_TEXT_FIELDS: [&str; 9] = [
+    "Stage",
+    "PlanUrl",
+    "ProjectId",
+    "HubName",
+    "PlanId",
+    "JobId",
+    "TimelineId",
+    "TaskInstanceId",
+    "AuthToken",
+];
+
+/// Refuses, by field name, a body whose fields are missing or of the wrong JSON type.
+fn check_json_types(body: &Value) -> Result<(), String> {
+    let Value::Object(fields) = body else {
+        return Err("the body must be a JSON object".to_owned());
+    };
+    let present = |name: &str| fields.get(name).filter(|v| !v.is_null());
+    for name in ["ReleaseName", "ReleaseId", "TeamProject"] {
+        if present(name).is_none() {
+            return Err(format!("{name}: is required"));
+        }
+    }
+    for name in ["ReleaseName", "TeamProject"] {
+        if !present(name).is_some_and(Value::is_string) {
+            return Err(format!("{name}: must be a string"));
+        }
+    }
+    if !present("ReleaseId").is_some_and(|v| v.is_string() || v.is_i64()) {
+        return Err("ReleaseId: must be a string or a whole number".to_owned());
+    }
+    if let Some(name) = OPTIONAL_TEXT_FIELDS
+        .into_iter()
+        .find(|name| present(name).is_some_and(|v| !v.is_string()))
+    {
+        return Err(format!("{name}: must be a string"));
+    }
+    match present("Approvers") {
+        None | Some(Value::String(_)) => Ok(()),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => Ok(()),
+        Some(_) => Err(
+            "Approvers: must be a list of email addresses, or one string of them separated by `;` or `,`"
+                .to_owned(),
+        ),
+    }
 }
 
 impl poem_openapi::types::Example for ReleaseRequest {

@@ -6,7 +6,9 @@ mod helpers;
 
 mod approvers;
 mod azure;
+mod bad_input;
 mod flow;
 mod replicas;
 mod resilience;
 mod success_criteria;
+mod tokens;
