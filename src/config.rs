@@ -89,6 +89,13 @@ pub struct Settings {
     /// Sender address of approval emails [default: deploy-gate@localhost].
     #[arg(long, env = "DEPLOY_GATE_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// `Reply-To` of approval emails, e.g. the platform team's address [default: none].
+    #[arg(long, env = "DEPLOY_GATE_MAIL_REPLY_TO")]
+    pub mail_reply_to: Option<String>,
+    /// Folder whose `approval_email.html`, `approval_email.txt` or `approval_email_subject.txt`
+    /// replace the built-in email templates [default: built-in only].
+    #[arg(long, env = "DEPLOY_GATE_MAIL_TEMPLATE_DIR")]
+    pub mail_template_dir: Option<PathBuf>,
     /// HMAC secret for approval tokens [default: generated once and kept in the database].
     #[arg(long, env = "DEPLOY_GATE_TOKEN_SECRET")]
     pub token_secret: Option<Secret>,
@@ -166,6 +173,8 @@ impl Settings {
             smtp_url,
             mail_dir,
             mail_from,
+            mail_reply_to,
+            mail_template_dir,
             token_secret,
             api_key,
             hook_secret,
@@ -293,8 +302,10 @@ pub struct Config {
     pub approvers: Vec<crate::domain::approver::ApproverEmail>,
     /// Mail delivery.
     pub mail: MailTarget,
-    /// Sender of approval emails.
-    pub mail_from: String,
+    /// `From` and `Reply-To` of approval emails.
+    pub mail_sender: crate::notify::Sender,
+    /// Folder of templates replacing the built-in ones.
+    pub mail_template_dir: Option<PathBuf>,
     /// Approval token secret; `None` uses the one kept in the database.
     pub token_secret: Option<Secret>,
     /// API key guarding `/release` and `/hooks/*`.
@@ -344,12 +355,28 @@ impl Config {
             }
             None => MailTarget::Directory(s.mail_dir.unwrap_or_else(|| PathBuf::from("mail"))),
         };
-        let mail_from = s
-            .mail_from
-            .unwrap_or_else(|| "deploy-gate@localhost".to_owned());
-        mail_from
-            .parse::<lettre::message::Mailbox>()
-            .map_err(|e| anyhow::anyhow!("DEPLOY_GATE_MAIL_FROM: {e}"))?;
+        let mail_sender = crate::notify::Sender {
+            from: s
+                .mail_from
+                .as_deref()
+                .unwrap_or("deploy-gate@localhost")
+                .parse()
+                .map_err(|e| anyhow::anyhow!("DEPLOY_GATE_MAIL_FROM: {e}"))?,
+            reply_to: s
+                .mail_reply_to
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("DEPLOY_GATE_MAIL_REPLY_TO: {e}"))?,
+        };
+        if let Some(dir) = &s.mail_template_dir
+            && !dir.is_dir()
+        {
+            bail!(
+                "DEPLOY_GATE_MAIL_TEMPLATE_DIR: {} is not a folder",
+                dir.display()
+            );
+        }
         if s.token_secret
             .as_ref()
             .is_some_and(|t| t.expose().len() < 16)
@@ -396,7 +423,8 @@ impl Config {
             approvers_url,
             approvers,
             mail,
-            mail_from,
+            mail_sender,
+            mail_template_dir: s.mail_template_dir,
             token_secret: s.token_secret,
             api_key: s.api_key,
             hook_secret: s.hook_secret,
@@ -412,6 +440,134 @@ impl Config {
             jobs,
             log_format: s.log_format.unwrap_or_default(),
         })
+    }
+}
+
+impl Config {
+    /// The effective configuration as TOML, in the keys of the settings file, with
+    /// secrets masked (and the password of database and SMTP URLs); unset keys are comments.
+    pub fn to_masked_toml(&self) -> String {
+        let secret = |s: &Option<Secret>| s.as_ref().map(|_| "[redacted]".to_owned());
+        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        let (smtp_url, mail_dir) = match &self.mail {
+            MailTarget::Smtp(url) => (Some(mask_url_password(url)), None),
+            MailTarget::Directory(dir) => (None, Some(dir.display().to_string())),
+        };
+        let entries: Vec<(&str, Option<toml::Value>)> = vec![
+            ("bind", Some(self.bind.to_string().into())),
+            ("public_url", self.public_url.clone().map(Into::into)),
+            (
+                "database_url",
+                Some(mask_url_password(&self.database.url).into()),
+            ),
+            (
+                "database_max_connections",
+                Some(i64::from(self.database.max_connections).into()),
+            ),
+            (
+                "database_statement_timeout",
+                Some(duration(self.database.statement_timeout).into()),
+            ),
+            (
+                "database_connect_timeout",
+                Some(duration(self.database.connect_timeout).into()),
+            ),
+            (
+                "approvers_url",
+                self.approvers_url.as_ref().map(|u| u.to_string().into()),
+            ),
+            (
+                "approvers",
+                (!self.approvers.is_empty()).then(|| {
+                    let list: Vec<&str> = self.approvers.iter().map(|a| a.as_str()).collect();
+                    list.join(",").into()
+                }),
+            ),
+            ("smtp_url", smtp_url.map(Into::into)),
+            ("mail_dir", mail_dir.map(Into::into)),
+            ("mail_from", Some(self.mail_sender.from.to_string().into())),
+            (
+                "mail_reply_to",
+                self.mail_sender
+                    .reply_to
+                    .as_ref()
+                    .map(|r| r.to_string().into()),
+            ),
+            (
+                "mail_template_dir",
+                self.mail_template_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string().into()),
+            ),
+            ("token_secret", secret(&self.token_secret).map(Into::into)),
+            ("api_key", secret(&self.api_key).map(Into::into)),
+            ("hook_secret", secret(&self.hook_secret).map(Into::into)),
+            (
+                "azure_devops_url",
+                self.azure_devops.as_ref().map(|a| a.url.to_string().into()),
+            ),
+            (
+                "azure_devops_pat",
+                self.azure_devops.as_ref().map(|_| "[redacted]".into()),
+            ),
+            (
+                "required_approvals",
+                Some(i64::from(self.required_approvals.unwrap_or(0)).into()),
+            ),
+            (
+                "approval_deadline",
+                Some(duration(self.approval_deadline).into()),
+            ),
+            (
+                "max_body_bytes",
+                Some(saturating_i64(self.max_body_bytes).into()),
+            ),
+            ("workers", Some(saturating_i64(self.jobs.workers).into())),
+            ("retry_base", Some(duration(self.jobs.retry_base).into())),
+            ("retry_cap", Some(duration(self.jobs.retry_cap).into())),
+            (
+                "job_max_attempts",
+                Some(i64::from(self.jobs.max_attempts).into()),
+            ),
+            ("job_lease", Some(duration(self.jobs.lease).into())),
+            (
+                "poll_interval",
+                Some(duration(self.jobs.poll_interval).into()),
+            ),
+            (
+                "log_format",
+                Some(
+                    match self.log_format {
+                        LogFormat::Pretty => "pretty",
+                        LogFormat::Json => "json",
+                    }
+                    .into(),
+                ),
+            ),
+        ];
+        entries
+            .into_iter()
+            .map(|(key, value)| match value {
+                Some(value) => format!("{key} = {value}\n"),
+                None => format!("# {key} is not set\n"),
+            })
+            .collect()
+    }
+}
+
+fn saturating_i64(value: usize) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The URL with its password, if any, replaced by `****`.
+fn mask_url_password(url: &Secret) -> String {
+    match url::Url::parse(url.expose()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "[redacted]".to_owned(),
     }
 }
 
@@ -503,6 +659,38 @@ mod tests {
         };
         let err = format!("{:#}", Config::from_settings(mysql).unwrap_err());
         assert!(err.contains("DEPLOY_GATE_DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn the_printed_configuration_masks_every_secret_and_reads_back() {
+        let settings = Settings {
+            database_url: Some(Secret::new("postgres://gate:pg-pass-123@db/gate")),
+            smtp_url: Some(Secret::new("smtp://mailer:smtp-pass-456@mail:587")),
+            token_secret: Some(Secret::new("token-secret-0123456789")),
+            api_key: Some(Secret::new("api-key-789")),
+            azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
+            azure_devops_pat: Some(Secret::new("pat-000")),
+            ..Settings::default()
+        };
+        let printed = Config::from_settings(settings).unwrap().to_masked_toml();
+        for secret in [
+            "pg-pass-123",
+            "smtp-pass-456",
+            "token-secret-0123456789",
+            "api-key-789",
+            "pat-000",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
+        }
+        assert!(printed.contains("database_url = \"postgres://gate:****@db/gate\""));
+        assert!(printed.contains("# hook_secret is not set"));
+        // Apart from the masked values, the output is a valid settings file.
+        let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
+        assert_eq!(reread.workers, Some(4));
+        assert_eq!(
+            reread.approval_deadline,
+            Some(Duration::from_secs(48 * 3600))
+        );
     }
 
     #[test]

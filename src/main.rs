@@ -36,6 +36,8 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Print the effective configuration (file, then environment) with secrets masked.
+    Config,
     /// Exit 0 when the service on `DEPLOY_GATE_BIND` answers `/healthz` (for container
     /// HEALTHCHECKs in images without curl).
     Healthcheck,
@@ -54,6 +56,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let config =
         Config::from_settings(file.overridden_by(cli.settings)).context("invalid configuration")?;
+    if matches!(cli.command, Some(Command::Config)) {
+        print!("{}", config.to_masked_toml());
+        return Ok(());
+    }
     telemetry::init(config.log_format);
     match cli.command {
         Some(Command::Migrate) => {

@@ -74,6 +74,39 @@ fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
     );
 }
 
+#[test]
+fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gate.toml"),
+        "workers = 2\nmail_from = \"gate@example.com\"\napi_key = \"file-key-123\"\n",
+    )
+    .unwrap();
+    let output = run(deploy_gate(dir.path())
+        .args(["--config", "gate.toml", "config"])
+        .env("DEPLOY_GATE_WORKERS", "7")
+        .env("DEPLOY_GATE_SMTP_URL", "smtp://user:smtp-pass-456@mail:587"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(printed.contains("workers = 7"), "{printed}");
+    assert!(
+        printed.contains("mail_from = \"gate@example.com\""),
+        "{printed}"
+    );
+    assert!(printed.contains("api_key = \"[redacted]\""), "{printed}");
+    assert!(!printed.contains("file-key-123") && !printed.contains("smtp-pass-456"));
+
+    let unknown = run(deploy_gate(dir.path())
+        .args(["--config", "gate.toml", "config"])
+        .env("DEPLOY_GATE_MAIL_REPLY_TO", "not an address"));
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("DEPLOY_GATE_MAIL_REPLY_TO"));
+}
+
 /// A running `deploy-gate` process with its JSON log lines.
 struct Served {
     child: Child,

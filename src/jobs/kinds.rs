@@ -166,6 +166,7 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     let token = ctx.tokens.mint(&claims);
     let link = format!("{}/approval?token={token}", ctx.public_url);
     let email = ApprovalEmail {
+        approval_id: approval.id,
         to: &approval.email,
         release,
         link: &link,

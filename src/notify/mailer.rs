@@ -3,11 +3,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor, message::Mailbox,
-};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::render::ApprovalEmail;
+use super::render::{ApprovalEmail, EmailTemplates, Sender};
 use crate::config::MailTarget;
 
 /// How long one SMTP conversation may take.
@@ -15,7 +13,8 @@ const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Sends approval emails.
 pub struct Mailer {
-    from: Mailbox,
+    sender: Sender,
+    templates: EmailTemplates,
     transport: Transport,
 }
 
@@ -26,8 +25,11 @@ enum Transport {
 
 impl Mailer {
     /// A mailer for the configured target; creates the mail folder if needed.
-    pub fn new(target: &MailTarget, from: &str) -> anyhow::Result<Self> {
-        let from: Mailbox = from.parse().context("DEPLOY_GATE_MAIL_FROM")?;
+    pub fn new(
+        target: &MailTarget,
+        sender: Sender,
+        templates: EmailTemplates,
+    ) -> anyhow::Result<Self> {
         let transport = match target {
             MailTarget::Smtp(url) => {
                 let smtp: AsyncSmtpTransport<Tokio1Executor> =
@@ -43,7 +45,11 @@ impl Mailer {
                 Transport::Directory(AsyncFileTransport::new(dir), dir.clone())
             }
         };
-        Ok(Self { from, transport })
+        Ok(Self {
+            sender,
+            templates,
+            transport,
+        })
     }
 
     /// True when emails are written to files rather than sent.
@@ -53,7 +59,7 @@ impl Mailer {
 
     /// Delivers one email; fails if the server (or the folder) did not accept it.
     pub async fn send(&self, email: &ApprovalEmail<'_>) -> anyhow::Result<()> {
-        let message = email.to_message(&self.from)?;
+        let message = email.to_message(&self.sender, &self.templates)?;
         match &self.transport {
             Transport::Smtp(smtp) => {
                 smtp.send(message).await.context("SMTP delivery failed")?;

@@ -4,4 +4,4 @@ mod mailer;
 mod render;
 
 pub use mailer::Mailer;
-pub use render::ApprovalEmail;
+pub use render::{ApprovalEmail, EmailTemplates, Sender};

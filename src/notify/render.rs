@@ -1,6 +1,7 @@
-//! Rendering the approval email (plain text and HTML) from templates.
+//! Rendering the approval email (subject, plain text and HTML) from templates: the
+//! built-in ones, each overridable by a file of the same name in a folder of the user's.
 
-use std::sync::LazyLock;
+use std::path::Path;
 
 use anyhow::Context;
 use lettre::{
@@ -8,29 +9,54 @@ use lettre::{
     message::{Mailbox, MultiPart},
 };
 use minijinja::{Environment, context};
+use uuid::Uuid;
 
 use crate::store::ReleaseRecord;
 
-static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    for (name, source) in [
-        (
-            "approval_email.html",
-            include_str!("templates/approval_email.html"),
-        ),
-        (
-            "approval_email.txt",
-            include_str!("templates/approval_email.txt"),
-        ),
-    ] {
-        env.add_template(name, source)
-            .expect("built-in email templates are valid");
+/// The templates of the approval email, by file name, with their built-in sources.
+const BUILT_IN: [(&str, &str); 3] = [
+    (
+        "approval_email_subject.txt",
+        include_str!("templates/approval_email_subject.txt"),
+    ),
+    (
+        "approval_email.txt",
+        include_str!("templates/approval_email.txt"),
+    ),
+    (
+        "approval_email.html",
+        include_str!("templates/approval_email.html"),
+    ),
+];
+
+/// The email templates in use (minijinja; `.html` ones escape their values).
+pub struct EmailTemplates {
+    env: Environment<'static>,
+}
+
+impl EmailTemplates {
+    /// The built-in templates, each replaced by the file of the same name in `dir`
+    /// if it has one. A template that does not compile is an error naming the file.
+    pub fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut env = Environment::new();
+        for (name, built_in) in BUILT_IN {
+            let path = dir.map(|d| d.join(name)).filter(|p| p.is_file());
+            let source = match &path {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+                None => built_in.to_owned(),
+            };
+            env.add_template_owned(name, source)
+                .with_context(|| format!("email template {name}"))?;
+        }
+        Ok(Self { env })
     }
-    env
-});
+}
 
 /// One approver's approval request.
 pub struct ApprovalEmail<'a> {
+    /// The approval this email asks for; names the message, so a resend is recognisably the same.
+    pub approval_id: Uuid,
     /// Recipient.
     pub to: &'a str,
     /// The release to approve.
@@ -41,45 +67,81 @@ pub struct ApprovalEmail<'a> {
     pub token: &'a str,
 }
 
-impl ApprovalEmail<'_> {
-    /// The subject line.
-    pub fn subject(&self) -> String {
-        let key = &self.release.key;
-        format!(
-            "Approval needed: {} ({} #{})",
-            self.release.name, key.team_project, key.release_id
-        )
-    }
+/// Sender headers of approval emails.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    /// `From`.
+    pub from: Mailbox,
+    /// `Reply-To`, if set.
+    pub reply_to: Option<Mailbox>,
+}
 
-    /// Builds the multipart (text and HTML) message.
-    pub fn to_message(&self, from: &Mailbox) -> anyhow::Result<Message> {
-        let (text, html) = self.render_parts()?;
-        Message::builder()
-            .from(from.clone())
+/// A rendered approval email.
+struct Rendered {
+    subject: String,
+    text: String,
+    html: String,
+}
+
+impl ApprovalEmail<'_> {
+    /// Builds the multipart (text and HTML) message with `Message-ID` and `Date`.
+    pub fn to_message(
+        &self,
+        sender: &Sender,
+        templates: &EmailTemplates,
+    ) -> anyhow::Result<Message> {
+        let rendered = self.render(templates)?;
+        let mut builder = Message::builder()
+            .from(sender.from.clone())
             .to(self.to.parse().context("approver address")?)
-            .subject(self.subject())
-            .message_id(None)
-            .multipart(MultiPart::alternative_plain_html(text, html))
+            .subject(rendered.subject)
+            .message_id(Some(format!(
+                "<approval.{}@{}>",
+                self.approval_id,
+                sender.from.email.domain()
+            )))
+            .date_now();
+        if let Some(reply_to) = &sender.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        builder
+            .multipart(MultiPart::alternative_plain_html(
+                rendered.text,
+                rendered.html,
+            ))
             .context("building the approval email")
     }
 
-    /// The plain-text and HTML bodies.
-    fn render_parts(&self) -> anyhow::Result<(String, String)> {
+    fn render(&self, templates: &EmailTemplates) -> anyhow::Result<Rendered> {
         let key = &self.release.key;
         let ctx = context! {
             release_name => self.release.name,
             release_id => key.release_id,
             team_project => key.team_project,
             stage => key.stage,
+            requested_at => self.release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             deadline => self.release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
+            approver => self.to,
             link => self.link,
             token => self.token,
         };
-        let text = TEMPLATES.get_template("approval_email.txt")?.render(&ctx)?;
-        let html = TEMPLATES
-            .get_template("approval_email.html")?
-            .render(&ctx)?;
-        Ok((text, html))
+        let render = |name: &str| -> anyhow::Result<String> {
+            templates
+                .env
+                .get_template(name)?
+                .render(&ctx)
+                .with_context(|| format!("rendering email template {name}"))
+        };
+        // One line: a template must not be able to add header lines through the subject.
+        let subject = render("approval_email_subject.txt")?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Rendered {
+            subject,
+            text: render("approval_email.txt")?,
+            html: render("approval_email.html")?,
+        })
     }
 }
 
@@ -105,27 +167,92 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_email_has_both_parts_the_link_and_escaped_html() {
-        let release = release("<script>alert(1)</script> Déploiement");
-        let email = ApprovalEmail {
+    fn email(release: &ReleaseRecord) -> ApprovalEmail<'_> {
+        ApprovalEmail {
+            approval_id: Uuid::nil(),
             to: "ana@example.com",
-            release: &release,
+            release,
             link: "http://gate/approval?token=abc.def.ghi",
             token: "abc.def.ghi",
-        };
-        let from: Mailbox = "deploy-gate@localhost".parse().unwrap();
-        let raw = String::from_utf8(email.to_message(&from).unwrap().formatted()).unwrap();
+        }
+    }
+
+    fn sender() -> Sender {
+        Sender {
+            from: "deploy-gate@gate.example".parse().unwrap(),
+            reply_to: Some("platform@example.com".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_email_has_both_parts_the_link_headers_and_escaped_html() {
+        let release = release("<script>alert(1)</script> Déploiement");
+        let templates = EmailTemplates::load(None).unwrap();
+        let message = email(&release).to_message(&sender(), &templates).unwrap();
+        let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
-        assert!(raw.contains("Message-ID:"));
-        let (text, html) = email.render_parts().unwrap();
-        assert!(text.contains("<script>alert(1)</script> Déploiement"));
-        assert!(text.contains("http://gate/approval?token=abc.def.ghi"));
         assert!(
-            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            raw.contains(
+                "Message-ID: <approval.00000000-0000-0000-0000-000000000000@gate.example>"
+            )
+        );
+        assert!(raw.contains("Reply-To: platform@example.com"));
+        assert!(raw.contains("Date: "));
+        let rendered = email(&release).render(&templates).unwrap();
+        assert!(rendered.subject.starts_with("Approval needed: "));
+        assert!(
+            rendered
+                .text
+                .contains("<script>alert(1)</script> Déploiement")
+        );
+        assert!(
+            rendered
+                .text
+                .contains("http://gate/approval?token=abc.def.ghi")
+        );
+        assert!(
+            rendered.html.contains("&lt;script&gt;") && !rendered.html.contains("<script>"),
             "HTML part must escape the name"
         );
-        assert!(html.contains(r#"href="http:&#x2f;&#x2f;gate&#x2f;approval?token=abc.def.ghi""#));
+        assert!(
+            rendered
+                .html
+                .contains(r#"href="http:&#x2f;&#x2f;gate&#x2f;approval?token=abc.def.ghi""#)
+        );
+    }
+
+    #[test]
+    fn templates_in_a_folder_replace_the_built_in_ones_and_subjects_stay_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("approval_email_subject.txt"),
+            "Deploy {{ release_name }}?\nBcc: evil@example.com",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("approval_email.txt"), "Go to {{ link }}").unwrap();
+        let templates = EmailTemplates::load(Some(dir.path())).unwrap();
+        let release = release("R1");
+        let rendered = email(&release).render(&templates).unwrap();
+        assert_eq!(rendered.subject, "Deploy R1? Bcc: evil@example.com");
+        assert_eq!(
+            rendered.text,
+            "Go to http://gate/approval?token=abc.def.ghi"
+        );
+        assert!(
+            rendered.html.contains("Review and decide"),
+            "HTML stays built in"
+        );
+    }
+
+    #[test]
+    fn a_broken_template_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("approval_email.html"), "{% if %}").unwrap();
+        let err = EmailTemplates::load(Some(dir.path())).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("approval_email.html"),
+            "{err:#}"
+        );
     }
 }

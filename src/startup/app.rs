@@ -21,7 +21,7 @@ use crate::{
     azure::AzureClient,
     config::Config,
     jobs::{JobContext, Worker},
-    notify::Mailer,
+    notify::{EmailTemplates, Mailer},
     store::{self, Store},
     token::TokenKeys,
 };
@@ -81,7 +81,12 @@ impl App {
         let ctx = Arc::new(JobContext {
             store: store.clone(),
             approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
-            mailer: Mailer::new(&config.mail, &config.mail_from)?,
+            mailer: Mailer::new(
+                &config.mail,
+                config.mail_sender.clone(),
+                EmailTemplates::load(config.mail_template_dir.as_deref())
+                    .context("DEPLOY_GATE_MAIL_TEMPLATE_DIR")?,
+            )?,
             tokens,
             public_url,
             jobs: config.jobs.clone(),
