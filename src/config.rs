@@ -5,6 +5,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -28,6 +29,16 @@ impl std::str::FromStr for Secret {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Ok(Self::new(text))
+    }
+}
+
+impl Secret {
+    /// A short, non-reversible fingerprint (`sha256:` and 8 hex digits) to name the
+    /// secret in logs without showing it.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
     }
 }
 
@@ -99,7 +110,8 @@ pub struct Settings {
     /// HMAC secret for approval tokens [default: generated once and kept in the database].
     #[arg(long, env = "DEPLOY_GATE_TOKEN_SECRET")]
     pub token_secret: Option<Secret>,
-    /// If set, `/release` and `/hooks/*` require it (Bearer, or Basic with it as password).
+    /// If set, `/release` and `/hooks/*` require it (Bearer, or Basic with it as password);
+    /// several keys separated by commas are all valid, to rotate keys without downtime.
     #[arg(long, env = "DEPLOY_GATE_API_KEY")]
     pub api_key: Option<Secret>,
     /// Optional shared secret that service hooks must send in the `X-Deploy-Gate-Hook-Secret` header.
@@ -308,8 +320,8 @@ pub struct Config {
     pub mail_template_dir: Option<PathBuf>,
     /// Approval token secret; `None` uses the one kept in the database.
     pub token_secret: Option<Secret>,
-    /// API key guarding `/release` and `/hooks/*`.
-    pub api_key: Option<Secret>,
+    /// API keys guarding `/release` and `/hooks/*` (any of them is accepted); empty leaves them open.
+    pub api_keys: Vec<Secret>,
     /// Secret header value service hooks must send, if set.
     pub hook_secret: Option<Secret>,
     /// Write-back of decisions to Azure DevOps approvals, if configured.
@@ -383,8 +395,16 @@ impl Config {
         {
             bail!("DEPLOY_GATE_TOKEN_SECRET must be at least 16 characters");
         }
-        if s.api_key.as_ref().is_some_and(|k| k.expose().is_empty()) {
-            bail!("DEPLOY_GATE_API_KEY must not be empty when set");
+        let api_keys: Vec<Secret> = match &s.api_key {
+            Some(keys) => keys
+                .expose()
+                .split(',')
+                .map(|k| Secret::new(k.trim()))
+                .collect(),
+            None => Vec::new(),
+        };
+        if api_keys.iter().any(|k| k.expose().is_empty()) {
+            bail!("DEPLOY_GATE_API_KEY must not be empty, nor contain an empty key between commas");
         }
         let azure_devops = match (s.azure_devops_url, s.azure_devops_pat) {
             (Some(url), Some(pat)) => Some(AzureDevOps {
@@ -426,7 +446,7 @@ impl Config {
             mail_sender,
             mail_template_dir: s.mail_template_dir,
             token_secret: s.token_secret,
-            api_key: s.api_key,
+            api_keys,
             hook_secret: s.hook_secret,
             azure_devops,
             required_approvals: s.required_approvals.filter(|n| *n > 0),
@@ -500,7 +520,13 @@ impl Config {
                     .map(|d| d.display().to_string().into()),
             ),
             ("token_secret", secret(&self.token_secret).map(Into::into)),
-            ("api_key", secret(&self.api_key).map(Into::into)),
+            (
+                "api_key",
+                (!self.api_keys.is_empty()).then(|| {
+                    let masked = vec!["[redacted]"; self.api_keys.len()];
+                    masked.join(",").into()
+                }),
+            ),
             ("hook_secret", secret(&self.hook_secret).map(Into::into)),
             (
                 "azure_devops_url",
@@ -691,6 +717,32 @@ mod tests {
             reread.approval_deadline,
             Some(Duration::from_secs(48 * 3600))
         );
+    }
+
+    #[test]
+    fn several_api_keys_separated_by_commas_are_all_kept() {
+        let settings = Settings {
+            api_key: Some(Secret::new("old-key-1, new-key-2")),
+            ..Settings::default()
+        };
+        let keys = Config::from_settings(settings).unwrap().api_keys;
+        let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
+        assert_eq!(keys, ["old-key-1", "new-key-2"]);
+        let hole = Settings {
+            api_key: Some(Secret::new("a,,b")),
+            ..Settings::default()
+        };
+        let err = format!("{:#}", Config::from_settings(hole).unwrap_err());
+        assert!(err.contains("DEPLOY_GATE_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_fingerprint_names_a_secret_without_showing_it() {
+        let secret = Secret::new("hunter2-hunter2");
+        let fingerprint = secret.fingerprint();
+        assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 15);
+        assert_eq!(fingerprint, Secret::new("hunter2-hunter2").fingerprint());
+        assert_ne!(fingerprint, Secret::new("hunter3-hunter3").fingerprint());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::{
     io::{BufRead, BufReader},
     path::Path,
     process::{Child, Command, Output, Stdio},
-    sync::mpsc,
+    sync::{Arc, Mutex, mpsc},
     time::Duration,
 };
 
@@ -112,32 +112,54 @@ struct Served {
     child: Child,
     address: String,
     logs: mpsc::Receiver<Value>,
+    /// Everything it wrote to stdout and stderr so far.
+    output: Arc<Mutex<String>>,
 }
 
 impl Served {
     /// Starts `deploy-gate` (no subcommand: serve) on a free port in `dir`.
     fn start(dir: &Path) -> Served {
-        let mut child = deploy_gate(dir)
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts `deploy-gate` with extra environment variables.
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Served {
+        let mut command = deploy_gate(dir);
+        command
             .env("DEPLOY_GATE_BIND", "127.0.0.1:0")
             .env("DEPLOY_GATE_LOG_FORMAT", "json")
             .env("DEPLOY_GATE_APPROVERS", "ana@example.com,bo@example.com")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the binary starts");
         let (send, logs) = mpsc::channel();
+        let output = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().unwrap();
+        let all = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                all.lock().unwrap().push_str(&line);
                 if let Ok(event) = serde_json::from_str::<Value>(&line) {
                     let _ = send.send(event);
                 }
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        let all = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                all.lock().unwrap().push_str(&line);
             }
         });
         let mut served = Served {
             child,
             address: String::new(),
             logs,
+            output,
         };
         let listening = served.wait_for_log("deploy-gate listening");
         served.address = format!("http://{}", listening["address"].as_str().unwrap());
@@ -269,5 +291,80 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
     assert!(
         !unhealthy.status.success(),
         "healthcheck of a stopped service"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = [
+        ("DEPLOY_GATE_API_KEY", "old-key-aaaa1111,new-key-bbbb2222"),
+        ("DEPLOY_GATE_TOKEN_SECRET", "token-secret-cccc3333"),
+        // A closed port: sending fails and is retried, with its error logged.
+        (
+            "DEPLOY_GATE_SMTP_URL",
+            "smtp://mailer:smtp-pass-dddd4444@127.0.0.1:9",
+        ),
+        ("DEPLOY_GATE_AZURE_DEVOPS_URL", "http://127.0.0.1:9/org"),
+        ("DEPLOY_GATE_AZURE_DEVOPS_PAT", "azure-pat-eeee5555"),
+        ("DEPLOY_GATE_RETRY_BASE", "50ms"),
+        ("RUST_LOG", "debug"),
+    ];
+    let served = Served::start_with(dir.path(), &secrets);
+    let client = reqwest::Client::new();
+    let release = json!({"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx"});
+    let mut answers = String::new();
+    for (key, expected) in [
+        ("old-key-aaaa1111", 202),
+        ("new-key-bbbb2222", 200),
+        ("wrong-key-ffff6666", 401),
+    ] {
+        let answer = client
+            .post(format!("{}/release", served.address))
+            .bearer_auth(key)
+            .header("PlanUrl", "http://127.0.0.1:9/")
+            .header("ProjectId", "p")
+            .header("HubName", "checks")
+            .header("PlanId", "plan")
+            .header("JobId", "job")
+            .header("TaskInstanceId", "task")
+            .header("AuthToken", "job-token-gggg7777")
+            .json(&release)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), expected, "key {key}");
+        answers.push_str(&format!("{:?}", answer.headers()));
+        answers.push_str(&answer.text().await.unwrap());
+    }
+    let bad_token = client
+        .get(format!(
+            "{}/approval?token=token-secret-cccc3333",
+            served.address
+        ))
+        .send()
+        .await
+        .unwrap();
+    answers.push_str(&bad_token.text().await.unwrap());
+    // Let the failing email jobs retry a few times, logging their errors.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let logs = served.output.lock().unwrap().clone();
+    for leak in [
+        "aaaa1111", "bbbb2222", "ffff6666", "cccc3333", "dddd4444", "eeee5555", "gggg7777",
+    ] {
+        assert!(!logs.contains(leak), "{leak} appears in the logs");
+        assert!(!answers.contains(leak), "{leak} appears in an answer");
+    }
+    for key in ["old-key-aaaa1111", "new-key-bbbb2222", "wrong-key-ffff6666"] {
+        let fingerprint = deploy_gate::config::Secret::new(key).fingerprint();
+        assert!(
+            logs.contains(&fingerprint),
+            "the log names {key} by {fingerprint}"
+        );
+    }
+    assert!(
+        logs.contains("SMTP"),
+        "the failing email was logged: {logs}"
     );
 }

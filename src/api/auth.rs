@@ -4,9 +4,11 @@ use poem_openapi::{
     SecurityScheme,
     auth::{Basic, Bearer},
 };
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 
 use super::{AppState, problem::Problem};
+use crate::config::Secret;
 
 /// `Authorization: Bearer <DEPLOY_GATE_API_KEY>`.
 #[derive(SecurityScheme)]
@@ -34,9 +36,9 @@ pub enum Credentials {
 impl Credentials {
     /// Accepts the request when no key is configured or the presented key matches.
     pub fn check(&self, state: &AppState) -> Result<(), Problem> {
-        let Some(expected) = &state.api_key else {
+        if state.api_keys.is_empty() {
             return Ok(());
-        };
+        }
         let presented = match self {
             Credentials::Bearer(BearerKey(bearer)) => bearer.token.as_str(),
             Credentials::Basic(BasicKey(basic)) => basic.password.as_str(),
@@ -46,9 +48,19 @@ impl Credentials {
                 ));
             }
         };
-        if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        // Compare digests, so neither the keys' contents nor their lengths shape the timing,
+        // and compare with every key, so the position of the matching one does not either.
+        let digest = Sha256::digest(presented.as_bytes());
+        let matched = state.api_keys.iter().fold(Choice::from(0), |found, key| {
+            found | Sha256::digest(key.expose().as_bytes()).ct_eq(&digest)
+        });
+        if bool::from(matched) {
             Ok(())
         } else {
+            tracing::warn!(
+                presented = %Secret::new(presented).fingerprint(),
+                "refused an API key"
+            );
             Err(Problem::unauthorized("the API key is not valid"))
         }
     }

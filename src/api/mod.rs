@@ -42,8 +42,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Approval token keys.
     pub tokens: TokenKeys,
-    /// API key guarding `/release` and `/hooks/*`; `None` leaves them open.
-    pub api_key: Option<Secret>,
+    /// API keys guarding `/release` and `/hooks/*` (any one is accepted); empty leaves them open.
+    pub api_keys: Vec<Secret>,
     /// Header secret service hooks must send, if set.
     pub hook_secret: Option<Secret>,
     /// Approvals a release needs (`None`: all approvers).

@@ -19,7 +19,7 @@ use crate::{
     api::{self, AppState},
     approvers::ApproverSource,
     azure::AzureClient,
-    config::Config,
+    config::{Config, Secret},
     jobs::{JobContext, Worker},
     notify::{EmailTemplates, Mailer},
     store::{self, Store},
@@ -50,10 +50,14 @@ impl App {
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
         let tokens = TokenKeys::new(token_secret(&config, store.as_ref()).await?.as_bytes());
-        if config.api_key.is_none() {
+        if config.api_keys.is_empty() {
             tracing::warn!(
                 "DEPLOY_GATE_API_KEY is not set: /release is open to anyone who can reach it"
             );
+        } else {
+            let fingerprints: Vec<String> =
+                config.api_keys.iter().map(Secret::fingerprint).collect();
+            tracing::info!(api_keys = ?fingerprints, "API keys accepted");
         }
         let acceptor = TcpListener::bind(config.bind)
             .into_acceptor()
@@ -72,7 +76,7 @@ impl App {
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: tokens.clone(),
-            api_key: config.api_key.clone(),
+            api_keys: config.api_keys.clone(),
             hook_secret: config.hook_secret.clone(),
             required_approvals: config.required_approvals,
             approval_deadline: config.approval_deadline,
@@ -147,15 +151,21 @@ impl App {
 /// The configured secret, else the one kept in the database (generated on first start).
 async fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<String> {
     if let Some(secret) = &config.token_secret {
+        tracing::info!(token_secret = %secret.fingerprint(), "token secret from the configuration");
         return Ok(secret.expose().to_owned());
     }
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let candidate = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    store
+    let secret = store
         .token_secret(&candidate, Utc::now())
         .await
-        .context("loading the token secret")
+        .context("loading the token secret")?;
+    tracing::info!(
+        token_secret = %Secret::new(secret.as_str()).fingerprint(),
+        "token secret kept in the database"
+    );
+    Ok(secret)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
