@@ -10,6 +10,10 @@ use std::{
 };
 
 use serde_json::{Value, json};
+use smtp::TestSmtp;
+
+#[path = "support/smtp.rs"]
+mod smtp;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
 
@@ -177,6 +181,12 @@ impl Served {
                 return event;
             }
         }
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no cleanup, as in a crash.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -367,4 +377,167 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         logs.contains("SMTP"),
         "the failing email was logged: {logs}"
     );
+}
+
+/// The release id in an approval email's subject ("… (Devx #12)").
+fn release_of(mail: &smtp::ReceivedMail) -> String {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&mail.raw)
+        .expect("MIME");
+    let subject = parsed.subject().expect("a subject");
+    let after = subject.rsplit_once('#').expect("a release id").1;
+    after.trim_end_matches(')').to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback() {
+    const ROUNDS: u64 = 5;
+    const RELEASES_PER_ROUND: u64 = 20;
+    const APPROVERS: [&str; 3] = ["ana@example.com", "bo@example.com", "cy@example.com"];
+    const WORKERS: usize = 4;
+
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = TestSmtp::running();
+    let azure = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(204))
+        .mount(&azure)
+        .await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let workers = WORKERS.to_string();
+    let env = [
+        ("DEPLOY_GATE_SMTP_URL", smtp_url.as_str()),
+        (
+            "DEPLOY_GATE_APPROVERS",
+            "ana@example.com,bo@example.com,cy@example.com",
+        ),
+        ("DEPLOY_GATE_WORKERS", workers.as_str()),
+        ("DEPLOY_GATE_JOB_LEASE", "1s"),
+        ("DEPLOY_GATE_RETRY_BASE", "50ms"),
+        ("DEPLOY_GATE_RETRY_CAP", "500ms"),
+        ("DEPLOY_GATE_POLL_INTERVAL", "100ms"),
+    ];
+    let client = reqwest::Client::new();
+    let mut decided = Vec::new();
+
+    for round in 0..ROUNDS {
+        let served = Served::start_with(dir.path(), &env);
+        let first = round * 100;
+        for id in first..first + RELEASES_PER_ROUND {
+            let answer = client
+                .post(format!("{}/release", served.address))
+                .header("PlanUrl", format!("{}/", azure.uri()))
+                .header("ProjectId", "p")
+                .header("HubName", "checks")
+                .header("PlanId", format!("plan-{id}"))
+                .header("JobId", "job")
+                .header("TaskInstanceId", "task")
+                .header("AuthToken", "job-token")
+                .json(&json!({"ReleaseName": format!("R{id}"), "ReleaseId": id, "TeamProject": "Devx"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 202);
+        }
+        // Decide the round's first release as soon as its three emails are in, then crash
+        // a moment later: the decisions and their callback must survive.
+        let target = first.to_string();
+        let tokens = loop {
+            let mails: Vec<_> = smtp
+                .received()
+                .into_iter()
+                .filter(|m| release_of(m) == target)
+                .collect();
+            if mails.len() >= APPROVERS.len() {
+                break mails.iter().map(|m| m.token()).collect::<Vec<_>>();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        for token in tokens.iter().take(APPROVERS.len()) {
+            let answer = client
+                .post(format!("{}/approval", served.address))
+                .json(&json!({"token": token, "decision": "approve"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+        decided.push(target);
+        tokio::time::sleep(Duration::from_millis(20 + 40 * round)).await;
+        served.kill();
+        eprintln!(
+            "round {round}: killed with {} of {} emails sent so far",
+            smtp.received().len(),
+            (round + 1) * RELEASES_PER_ROUND * APPROVERS.len() as u64
+        );
+    }
+
+    // One last start: the leases of the killed processes run out and everything completes.
+    let served = Served::start_with(dir.path(), &env);
+    let pairs = (ROUNDS * RELEASES_PER_ROUND) as usize * APPROVERS.len();
+    smtp.wait_for(pairs).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mails = loop {
+        let mails = smtp.received();
+        let mut seen: Vec<(String, String)> = mails
+            .iter()
+            .map(|m| (release_of(m), m.to.join(",")))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        if seen.len() == pairs {
+            break mails;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {pairs} approver emails arrived",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // At most the messages in flight at each crash (one per worker) were sent twice.
+    let duplicates = mails.len() - pairs;
+    eprintln!("{pairs} approver emails, {duplicates} sent twice");
+    assert!(
+        duplicates <= ROUNDS as usize * WORKERS,
+        "{duplicates} duplicate emails after {ROUNDS} crashes"
+    );
+    for mail in &mails {
+        assert!(mail.html().contains("Review and decide"));
+    }
+
+    for id in &decided {
+        let release: Value = client
+            .get(format!("{}/release/Devx/{id}", served.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(release["status"], "approved", "release {id}: {release}");
+    }
+    // Every decided release's check is told, whatever moment the crash hit.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let requests = azure.received_requests().await.unwrap();
+        let told: Vec<String> = requests.iter().map(|r| r.url.path().to_owned()).collect();
+        let missing: Vec<&String> = decided
+            .iter()
+            .filter(|id| {
+                !told
+                    .iter()
+                    .any(|p| p.contains(&format!("/plans/plan-{id}/")))
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no TaskCompleted for releases {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    served.kill();
 }

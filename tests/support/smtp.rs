@@ -1,0 +1,156 @@
+//! A real SMTP server (mailin-embedded) on a loopback port that records every
+//! message, for the test targets that need to read the mail deploy-gate sends.
+
+use std::{
+    net::TcpListener as StdListener,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mailin_embedded::{Handler, Response as SmtpResponse, Server, response};
+
+/// A message received by the test SMTP server.
+#[derive(Clone, Debug)]
+pub struct ReceivedMail {
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// The raw message.
+    pub raw: Vec<u8>,
+}
+
+impl ReceivedMail {
+    /// The decoded plain-text part.
+    pub fn text(&self) -> String {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parseable email");
+        parsed.body_text(0).expect("a text part").into_owned()
+    }
+
+    /// The decoded HTML part.
+    pub fn html(&self) -> String {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parseable email");
+        parsed.body_html(0).expect("an HTML part").into_owned()
+    }
+
+    /// The approval link in the plain-text part.
+    pub fn link(&self) -> String {
+        let text = self.text();
+        let start = text.find("http").expect("a link in the email");
+        text[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// The token of the approval link.
+    pub fn token(&self) -> String {
+        let link = self.link();
+        link.split("token=")
+            .nth(1)
+            .expect("a token in the link")
+            .to_owned()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Recorder {
+    inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    current_to: Vec<String>,
+    current: Vec<u8>,
+}
+
+impl Handler for Recorder {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> SmtpResponse {
+        self.current_to = to.to_vec();
+        self.current.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> SmtpResponse {
+        let mail = ReceivedMail {
+            to: std::mem::take(&mut self.current_to),
+            raw: std::mem::take(&mut self.current),
+        };
+        self.inbox.lock().unwrap().push(mail);
+        response::OK
+    }
+}
+
+/// A real SMTP server (mailin-embedded) on a loopback port, which can be
+/// started late to simulate an outage.
+pub struct TestSmtp {
+    /// The port, reserved even while the server is not running.
+    pub port: u16,
+    inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    started: bool,
+}
+
+impl TestSmtp {
+    /// Reserves a port without serving on it yet: connections are refused.
+    pub fn reserve() -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            port,
+            inbox: Arc::default(),
+            started: false,
+        }
+    }
+
+    /// A running server.
+    pub fn running() -> Self {
+        let mut smtp = Self::reserve();
+        smtp.start();
+        smtp
+    }
+
+    /// Starts serving on the reserved port.
+    pub fn start(&mut self) {
+        assert!(!self.started, "the SMTP server is already running");
+        let listener = StdListener::bind(("127.0.0.1", self.port)).expect("the reserved SMTP port");
+        let recorder = Recorder {
+            inbox: self.inbox.clone(),
+            ..Recorder::default()
+        };
+        let mut server = Server::new(recorder);
+        server
+            .with_name("test-smtp")
+            .with_num_threads(8)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        self.started = true;
+    }
+
+    /// Every message received so far.
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.inbox.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` messages arrived (10 s at most) and returns all.
+    pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
+        for _ in 0..500 {
+            let mails = self.received();
+            if mails.len() >= count {
+                return mails;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {count} emails, got {}", self.received().len());
+    }
+}
