@@ -70,6 +70,10 @@ pub(super) async fn lock<B: Backend>(
 ) -> Result<ReleaseSnapshot, StoreError> {
     db.execute(Sql::new(B::LOCK_RELEASE).bind(release_id))
         .await?;
+    read(db, release_id).await
+}
+
+async fn read<B: Backend>(db: &mut B, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
     find_by_id(db, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))
@@ -156,7 +160,12 @@ pub(super) async fn create<B: Backend>(
             .map(|known| known.id)
             .ok_or_else(|| StoreError::Corrupt("release vanished inside its transaction".into()))?,
     };
-    let snapshot = lock(db, release_id).await?;
+    // Pipelines poll by posting again: a poll only reads, so polls never queue
+    // on the lock; registering a callback writes, so it takes the lock.
+    let snapshot = match (inserted, callback) {
+        (None, None) => read(db, release_id).await?,
+        _ => lock(db, release_id).await?,
+    };
     if let Some(callback) = callback {
         notices::register_callback(db, &snapshot, callback, now).await?;
     }
