@@ -132,23 +132,7 @@ pub(super) async fn create<B: Backend>(
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Creation, StoreError> {
-    let sql = Sql::new(
-        "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals,
-                              deadline, azure_approval_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (team_project, external_id, stage) DO NOTHING
-         RETURNING release_id",
-    )
-    .bind(new.key.team_project.as_str())
-    .bind(new.key.release_id.as_str())
-    .bind(new.key.stage.as_str())
-    .bind(new.name.as_str())
-    .bind(required_approvals.map(i64::from))
-    .bind(deadline)
-    .bind(new.azure_approval_id.as_deref())
-    .bind(now);
-    let inserted = db.fetch_optional(sql).await?;
-    let inserted = inserted.map(|row| row.int("release_id")).transpose()?;
+    let inserted = insert_release(db, new, required_approvals, deadline, now).await?;
     let release_id = match inserted {
         Some(release_id) => {
             queue_first_jobs(db, release_id, new, now).await?;
@@ -176,6 +160,33 @@ pub(super) async fn create<B: Backend>(
         Some(_) => Creation::Created(snapshot),
         None => Creation::Existing(snapshot),
     })
+}
+
+/// Inserts the release unless it is known; its id when inserted.
+async fn insert_release<B: Backend>(
+    db: &mut B,
+    new: &NewRelease,
+    required_approvals: Option<u32>,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let sql = Sql::new(
+        "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals,
+                              deadline, azure_approval_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (team_project, external_id, stage) DO NOTHING
+         RETURNING release_id",
+    )
+    .bind(new.key.team_project.as_str())
+    .bind(new.key.release_id.as_str())
+    .bind(new.key.stage.as_str())
+    .bind(new.name.as_str())
+    .bind(required_approvals.map(i64::from))
+    .bind(deadline)
+    .bind(new.azure_approval_id.as_deref())
+    .bind(now);
+    let inserted = db.fetch_optional(sql).await?;
+    inserted.map(|row| row.int("release_id")).transpose()
 }
 
 /// Approvals from the request are stored at once; otherwise a job resolves them.
