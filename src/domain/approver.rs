@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// Longest accepted email address (RFC 5321 path limit).
-const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_EMAIL_LEN: usize = 254;
 
 /// A validated, lower-cased approver address.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
