@@ -98,28 +98,28 @@ impl FieldError {
 }
 
 fn required_text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
-    let text = optional_text(field, value, max)?;
-    if text.is_empty() {
+    if value.trim().is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
     }
-    Ok(text)
+    optional_text(field, value, max)
 }
 
+/// Judges the text as sent (so the rules read the same as the published schema),
+/// then drops surrounding spaces.
 fn optional_text(field: &'static str, value: &str, max: usize) -> Result<String, FieldError> {
-    let text = value.trim();
-    if text.chars().count() > max {
-        return Err(FieldError::new(
-            field,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    if text.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return Err(FieldError::new(
             field,
             "must not contain control characters",
         ));
     }
-    Ok(text.to_owned())
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(value.trim().to_owned())
 }
 
 #[cfg(test)]
@@ -144,6 +144,8 @@ mod tests {
         let key = ReleaseKey::parse("p", "1", "").unwrap();
         assert!(NewRelease::parse(key.clone(), "a\r\nBcc: x", None).is_err());
         assert!(NewRelease::parse(key.clone(), &"é".repeat(257), None).is_err());
-        assert!(NewRelease::parse(key, &"é".repeat(256), None).is_ok());
+        assert!(NewRelease::parse(key.clone(), &"é".repeat(256), None).is_ok());
+        assert!(NewRelease::parse(key.clone(), "\tR", None).is_err());
+        assert!(NewRelease::parse(key, &format!("R{}", " ".repeat(256)), None).is_err());
     }
 }
