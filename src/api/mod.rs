@@ -1,5 +1,6 @@
 //! The HTTP API: OpenAPI operations, pages, and the middleware around them.
 
+mod allow;
 mod approval;
 mod auth;
 mod health;
@@ -82,17 +83,19 @@ pub fn openapi_json() -> String {
     openapi_service().spec()
 }
 
-/// All routes with their middleware: problem documents for every error,
+/// All routes with their middleware: problem documents for every error (405s with `Allow`),
 /// a body size limit, and headers that keep tokens out of `Referer`.
 pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
+    let allowed = Arc::new(allow::AllowedMethods::from_spec(&api.spec()));
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .around(move |next, req| limit_body(next, req, max_body_bytes))
+        .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
         .after(|result| async move { Ok(with_security_headers(result)) })
         .data(state)
         .into_endpoint()
