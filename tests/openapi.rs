@@ -139,3 +139,58 @@ fn every_field_is_described_and_bodies_have_examples() {
         );
     }
 }
+
+/// Every schema in `value` (recursively) with the pointer it sits at.
+fn schemas_in<'a>(value: &'a Value, at: String, found: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(fields) => {
+            found.push((at.clone(), value));
+            for (key, child) in fields {
+                schemas_in(child, format!("{at}/{key}"), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                schemas_in(child, format!("{at}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn a_choice_of_shapes_is_a_plain_any_of_that_values_can_satisfy() {
+    let doc = generated();
+    let mut found = Vec::new();
+    schemas_in(&doc, String::new(), &mut found);
+    for (at, schema) in found {
+        let choice = schema.get("anyOf").or_else(|| schema.get("oneOf"));
+        assert!(
+            choice.is_none() || schema.get("type").is_none(),
+            "{at} has both a type and a choice, which only objects of every shape could satisfy"
+        );
+    }
+    let release_id = &doc["components"]["schemas"]["ReleaseIdValue"]["anyOf"];
+    assert_eq!(release_id[0]["type"], "string");
+    assert_eq!(release_id[1]["type"], "integer");
+}
+
+#[test]
+fn the_release_identity_parameters_state_their_limits() {
+    let doc = generated();
+    let operation = &doc["paths"]["/release/{TeamProject}/{ReleaseId}"]["get"];
+    let limit = |name: &str| {
+        let parameter = operation["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"));
+        let schema = &parameter["schema"];
+        assert!(schema["pattern"].is_string(), "{name}: {schema}");
+        schema["maxLength"].as_u64()
+    };
+    assert_eq!(limit("TeamProject"), Some(256));
+    assert_eq!(limit("ReleaseId"), Some(128));
+    assert_eq!(limit("Stage"), Some(256));
+}

@@ -18,6 +18,7 @@ use super::{
     problem::{ErrorStatuses, Problem, ProblemResponse},
     release::database_problem,
     status::{DecisionValue, ReleaseStatusBody, StatusValue},
+    text::{AnyRule, CommentRule, Text, TextRule},
 };
 use crate::{
     domain::policy::Decision,
@@ -25,12 +26,9 @@ use crate::{
     token::{ApprovalClaims, TokenError},
 };
 
-/// Longest accepted comment, in characters.
-const MAX_COMMENT_CHARS: usize = 2000;
-
-/// One approver's view of a release.
+/// One approver's view of a release. Fields without a value are left out.
 #[derive(Object, Clone, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ApprovalView {
     /// The release and every approver's decision.
     pub release: ReleaseStatusBody,
@@ -38,9 +36,9 @@ pub struct ApprovalView {
     pub approver: String,
     /// This approver's decision.
     pub decision: DecisionValue,
-    /// When this approver decided.
+    /// When this approver decided; absent while undecided.
     pub decided_at: Option<DateTime<Utc>>,
-    /// This approver's comment.
+    /// This approver's comment; absent when none was given.
     pub comment: Option<String>,
     /// The release status (same as `release.status`).
     pub status: StatusValue,
@@ -59,16 +57,19 @@ pub enum DecisionInput {
     Reject,
 }
 
-/// An approver's decision, as JSON or as a form.
+/// An approver's decision, as JSON or as a form. Unknown fields are ignored; a `null` comment is
+/// the same as none.
 #[derive(Object, Deserialize, Clone, Debug)]
 #[oai(example)]
 pub struct DecisionRequest {
     /// The token from the approval email.
-    pub token: String,
+    pub token: Text<AnyRule>,
     /// `approve` or `reject`.
     pub decision: DecisionInput,
-    /// Optional reason, at most 2000 characters.
-    pub comment: Option<String>,
+    /// Optional reason, at most 2000 characters; line breaks and tabs are the only control
+    /// characters allowed.
+    #[oai(nullable)]
+    pub comment: Option<Text<CommentRule>>,
 }
 
 impl Example for ApprovalView {
@@ -90,9 +91,11 @@ impl Example for ApprovalView {
 impl Example for DecisionRequest {
     fn example() -> Self {
         Self {
-            token: "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbmFAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl".into(),
+            token: Text::new(
+                "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbmFAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl",
+            ),
             decision: DecisionInput::Approve,
-            comment: Some("ship it".into()),
+            comment: Some(Text::new("ship it")),
         }
     }
 }
@@ -203,7 +206,7 @@ impl ApprovalApi {
 }
 
 async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalView, Problem> {
-    let comment = clean_comment(input.comment.as_deref())?;
+    let comment = clean_comment(input.comment.as_deref().unwrap_or_default())?;
     let (approval, _) = authorize(state, &input.token).await?;
     let decision = match input.decision {
         DecisionInput::Approve => Decision::Approve,
@@ -254,13 +257,12 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
     Ok(approval_view(&approval, &snapshot))
 }
 
-fn clean_comment(comment: Option<&str>) -> Result<Option<String>, Problem> {
-    let Some(text) = comment.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if text.chars().count() > MAX_COMMENT_CHARS {
+/// The comment without surrounding spaces (`None` if blank), judged as sent like the schema says.
+fn clean_comment(text: &str) -> Result<Option<String>, Problem> {
+    let max = CommentRule::MAX_CHARS.unwrap_or(usize::MAX);
+    if text.chars().count() > max {
         return Err(Problem::invalid_field(format!(
-            "comment: must be at most {MAX_COMMENT_CHARS} characters"
+            "comment: must be at most {max} characters"
         )));
     }
     if text
@@ -271,7 +273,8 @@ fn clean_comment(comment: Option<&str>) -> Result<Option<String>, Problem> {
             "comment: must not contain control characters",
         ));
     }
-    Ok(Some(text.to_owned()))
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 /// Verifies the token and loads the approval it names and its release.

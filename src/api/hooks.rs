@@ -15,6 +15,7 @@ use super::{
     problem::{ErrorStatuses, Problem, ProblemResponse},
     release::create_or_find,
     status::ReleaseStatusBody,
+    text::{AnyRule, Text},
 };
 use crate::{
     azure::hooks::{HookEvent, HookRelease, interpret},
@@ -27,13 +28,14 @@ use crate::{
 #[oai(example)]
 pub struct ServiceHookEvent {
     /// Event id (a GUID).
-    pub id: Option<String>,
+    #[oai(nullable)]
+    pub id: Option<Text<AnyRule>>,
     /// e.g. `ms.vss-release.deployment-approval-pending-event`.
     #[oai(rename = "eventType")]
-    pub event_type: String,
+    pub event_type: Text<AnyRule>,
     /// `rm`, `pipelines`, `tfs`…
-    #[oai(rename = "publisherId")]
-    pub publisher_id: Option<String>,
+    #[oai(rename = "publisherId", nullable)]
+    pub publisher_id: Option<Text<AnyRule>>,
     /// The event's resource.
     pub resource: Option<serde_json::Value>,
 }
@@ -50,24 +52,24 @@ pub enum HookOutcome {
     Ignored,
 }
 
-/// Answer to a service hook.
+/// Answer to a service hook. Fields without a value are left out.
 #[derive(Object, Clone, Debug)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct HookAnswer {
     /// `accepted`, `known` or `ignored`.
     pub outcome: HookOutcome,
     /// The event type received.
     pub event_type: String,
-    /// The release, unless ignored.
+    /// The release; absent when the event was ignored.
     pub release: Option<ReleaseStatusBody>,
 }
 
 impl Example for ServiceHookEvent {
     fn example() -> Self {
         Self {
-            id: Some("5a9d6e1c-2b4f-4c1e-9a51-0f7c3f1b2d44".into()),
-            event_type: "ms.vss-release.deployment-approval-pending-event".into(),
-            publisher_id: Some("rm".into()),
+            id: Some(Text::new("5a9d6e1c-2b4f-4c1e-9a51-0f7c3f1b2d44")),
+            event_type: Text::new("ms.vss-release.deployment-approval-pending-event"),
+            publisher_id: Some(Text::new("rm")),
             resource: Some(serde_json::json!({
                 "approval": {
                     "id": 17,
@@ -158,7 +160,7 @@ impl HooksApi {
                 tracing::info!(event_type = %event.event_type, "service hook ignored: event type not handled");
                 return Ok(HookResponse::Done(Json(HookAnswer {
                     outcome: HookOutcome::Ignored,
-                    event_type: event.event_type.clone(),
+                    event_type: event.event_type.to_string(),
                     release: None,
                 })));
             }
@@ -173,7 +175,7 @@ impl HooksApi {
         tracing::info!(event_type = %event.event_type, release.key = %new.key.display(), ?outcome, "service hook received");
         let answer = Json(HookAnswer {
             outcome,
-            event_type: event.event_type.clone(),
+            event_type: event.event_type.to_string(),
             release: Some(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now())),
         });
         Ok(match outcome {

@@ -3,13 +3,16 @@
 mod allow;
 mod approval;
 mod auth;
+mod callback;
 mod health;
 mod hooks;
 mod pages;
 mod problem;
 mod release;
 mod release_request;
+mod release_values;
 mod status;
+mod text;
 
 use std::{sync::Arc, time::Duration};
 

@@ -6,16 +6,18 @@ use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, OpenApi,
-    param::{Header, Path, Query},
+    param::{Path, Query},
     payload::Json,
 };
 
 use super::{
     ApiTags, AppState,
     auth::Credentials,
+    callback::{CallbackHeader, CallbackHeaders},
     problem::{ErrorStatuses, Problem, ProblemResponse},
-    release_request::{CallbackHeaders, ReleaseRequestBody},
+    release_request::ReleaseRequestBody,
     status::{ReleaseStatusBody, StatusValue},
+    text::{NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
     azure::PlanCallback,
@@ -125,28 +127,28 @@ impl ReleaseApi {
         failsafe: Query<Option<bool>>,
         /// Callback mode: `$(system.CollectionUri)`.
         #[oai(name = "PlanUrl")]
-        plan_url: Header<Option<String>>,
+        plan_url: CallbackHeader,
         /// Callback mode: `$(system.TeamProjectId)`.
         #[oai(name = "ProjectId")]
-        project_id: Header<Option<String>>,
+        project_id: CallbackHeader,
         /// Callback mode: `$(system.HostType)`.
         #[oai(name = "HubName")]
-        hub_name: Header<Option<String>>,
+        hub_name: CallbackHeader,
         /// Callback mode: `$(system.PlanId)`.
         #[oai(name = "PlanId")]
-        plan_id: Header<Option<String>>,
+        plan_id: CallbackHeader,
         /// Callback mode: `$(system.JobId)`.
         #[oai(name = "JobId")]
-        job_id: Header<Option<String>>,
+        job_id: CallbackHeader,
         /// Callback mode: `$(system.TimelineId)`.
         #[oai(name = "TimelineId")]
-        timeline_id: Header<Option<String>>,
+        timeline_id: CallbackHeader,
         /// Callback mode: `$(system.TaskInstanceId)`.
         #[oai(name = "TaskInstanceId")]
-        task_instance_id: Header<Option<String>>,
+        task_instance_id: CallbackHeader,
         /// Callback mode: `$(system.AccessToken)`; used once, never returned or logged.
         #[oai(name = "AuthToken")]
-        auth_token: Header<Option<String>>,
+        auth_token: CallbackHeader,
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
         credentials.check(&state)?;
         let Json(ReleaseRequestBody(body)) = body;
@@ -181,13 +183,13 @@ impl ReleaseApi {
         credentials: Credentials,
         /// The Azure DevOps project.
         #[oai(name = "TeamProject")]
-        team_project: Path<String>,
+        team_project: Path<Text<NameRule>>,
         /// The release id.
         #[oai(name = "ReleaseId")]
-        release_id: Path<String>,
+        release_id: Path<Text<ReleaseIdRule>>,
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
-        stage: Query<Option<String>>,
+        stage: Query<Option<Text<StageRule>>>,
         /// Answer `200` only for an approved release.
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {

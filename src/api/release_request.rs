@@ -1,120 +1,70 @@
-//! The body of `POST /release` and the callback fields that come with it.
+//! The body of `POST /release`.
 
 use std::borrow::Cow;
 
 use poem_openapi::{
-    Object, Union,
-    param::Header,
+    Object,
     registry::{MetaSchemaRef, Registry},
     types::{ParseError, ParseFromJSON, ParseResult, Type},
 };
 use serde_json::Value;
 
-use super::problem::Problem;
-use crate::{
-    azure::PlanCallback,
-    config::Secret,
-    domain::{
-        approver::{ApproverEmail, dedup, parse_approver_list},
-        release::{NewRelease, ReleaseKey},
-    },
+use super::{
+    problem::Problem,
+    release_values::{ApproversValue, ReleaseIdValue},
+    text::{CallbackRule, NameRule, StageRule, Text},
 };
+use crate::domain::release::{NewRelease, ReleaseKey};
 
-/// Longest accepted callback field (the job token is the long one).
-const MAX_CALLBACK_FIELD_CHARS: usize = 8192;
-
-/// `ReleaseId` as sent: Azure substitutes `$(Release.ReleaseId)` as text, scripts may send a number.
-#[derive(Union, Clone, Debug)]
-pub enum ReleaseIdValue {
-    /// As text, e.g. `"386"`.
-    Text(String),
-    /// As a number, e.g. `386`.
-    Number(i64),
-}
-
-impl ReleaseIdValue {
-    fn to_text(&self) -> String {
-        match self {
-            Self::Text(text) => text.clone(),
-            Self::Number(n) => n.to_string(),
-        }
-    }
-}
-
-/// Approvers as sent: a list of addresses, or one string separated by `;` or `,`.
-#[derive(Union, Clone, Debug)]
-pub enum ApproversValue {
-    /// `["ana@example.com", "bo@example.com"]`.
-    List(Vec<String>),
-    /// `"ana@example.com; bo@example.com"`.
-    Text(String),
-}
-
-impl ApproversValue {
-    fn parse(&self) -> Result<Vec<ApproverEmail>, Problem> {
-        let parsed = match self {
-            Self::Text(text) => parse_approver_list(text),
-            Self::List(items) => items
-                .iter()
-                .map(|item| ApproverEmail::parse(item))
-                .collect::<Result<Vec<_>, _>>()
-                .map(dedup),
-        };
-        parsed.map_err(|err| Problem::invalid_field(format!("Approvers: {err}")))
-    }
-}
-
-/// A release to gate. Unknown fields are ignored.
+/// A release to gate. Unknown fields are ignored; `null` is the same as an absent optional field.
 #[derive(Object, Clone, Debug)]
 #[oai(example)]
 pub struct ReleaseRequest {
     /// Human-readable release name, e.g. `$(Release.ReleaseName)`.
     #[oai(rename = "ReleaseName")]
-    pub release_name: String,
+    pub release_name: Text<NameRule>,
     /// Release id, text or number, e.g. `$(Release.ReleaseId)`.
     #[oai(rename = "ReleaseId")]
     pub release_id: ReleaseIdValue,
     /// Azure DevOps project, e.g. `$(System.TeamProject)`.
     #[oai(rename = "TeamProject")]
-    pub team_project: String,
+    pub team_project: Text<NameRule>,
     /// Stage or environment being gated; part of the release's identity. Default empty.
-    #[oai(rename = "Stage")]
-    pub stage: Option<String>,
+    #[oai(rename = "Stage", nullable)]
+    pub stage: Option<Text<StageRule>>,
     /// Approvers for this release; overrides the approvers API and the static list.
-    #[oai(rename = "Approvers")]
+    #[oai(rename = "Approvers", nullable)]
     pub approvers: Option<ApproversValue>,
     /// Callback mode: `$(system.CollectionUri)`. Also accepted as a header.
-    #[oai(rename = "PlanUrl")]
-    pub plan_url: Option<String>,
+    #[oai(rename = "PlanUrl", nullable)]
+    pub plan_url: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.TeamProjectId)`. Also accepted as a header.
-    #[oai(rename = "ProjectId")]
-    pub project_id: Option<String>,
+    #[oai(rename = "ProjectId", nullable)]
+    pub project_id: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.HostType)`. Also accepted as a header.
-    #[oai(rename = "HubName")]
-    pub hub_name: Option<String>,
+    #[oai(rename = "HubName", nullable)]
+    pub hub_name: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.PlanId)`. Also accepted as a header.
-    #[oai(rename = "PlanId")]
-    pub plan_id: Option<String>,
+    #[oai(rename = "PlanId", nullable)]
+    pub plan_id: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.JobId)`. Also accepted as a header.
-    #[oai(rename = "JobId")]
-    pub job_id: Option<String>,
+    #[oai(rename = "JobId", nullable)]
+    pub job_id: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.TimelineId)`. Also accepted as a header.
-    #[oai(rename = "TimelineId")]
-    pub timeline_id: Option<String>,
+    #[oai(rename = "TimelineId", nullable)]
+    pub timeline_id: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.TaskInstanceId)`. Also accepted as a header.
-    #[oai(rename = "TaskInstanceId")]
-    pub task_instance_id: Option<String>,
+    #[oai(rename = "TaskInstanceId", nullable)]
+    pub task_instance_id: Option<Text<CallbackRule>>,
     /// Callback mode: `$(system.AccessToken)`; used once for the callback, never returned or logged.
-    #[oai(rename = "AuthToken", write_only)]
-    pub auth_token: Option<String>,
+    #[oai(rename = "AuthToken", write_only, nullable)]
+    pub auth_token: Option<Text<CallbackRule>>,
 }
 
 /// The body of `POST /release` as received, documented as [`ReleaseRequest`].
 ///
-/// poem-openapi turns a JSON number or boolean into a string and names no field when one is
-/// missing, so the JSON types are checked here first: `"ReleaseName": true` or
-/// `"ReleaseId": 1.5` is refused by name instead of becoming a release named `"true"` or
-/// numbered `"1.5"`.
+/// poem-openapi names no field when one is missing or of the wrong JSON type, so the types are
+/// checked here first: `"ReleaseName": true` or `"ReleaseId": 1.5` is refused by name.
 pub struct ReleaseRequestBody(pub ReleaseRequest);
 
 impl Type for ReleaseRequestBody {
@@ -204,10 +154,10 @@ fn check_json_types(body: &Value) -> Result<(), String> {
 impl poem_openapi::types::Example for ReleaseRequest {
     fn example() -> Self {
         Self {
-            release_name: "Desafio-CD".into(),
-            release_id: ReleaseIdValue::Text("386".into()),
-            team_project: "Devx".into(),
-            stage: Some("production".into()),
+            release_name: Text::new("Desafio-CD"),
+            release_id: ReleaseIdValue::Text(Text::new("386")),
+            team_project: Text::new("Devx"),
+            stage: Some(Text::new("production")),
             approvers: Some(ApproversValue::List(vec![
                 "ana@example.com".into(),
                 "bo@example.com".into(),
@@ -240,100 +190,5 @@ impl ReleaseRequest {
             .transpose()?;
         NewRelease::parse(key, &self.release_name, approvers)
             .map_err(|e| Problem::invalid_field(e.to_string()))
-    }
-}
-
-/// Callback-mode fields sent as HTTP headers, the default of the Invoke REST API task and check.
-pub struct CallbackHeaders {
-    /// `PlanUrl`.
-    pub plan_url: Header<Option<String>>,
-    /// `ProjectId`.
-    pub project_id: Header<Option<String>>,
-    /// `HubName`.
-    pub hub_name: Header<Option<String>>,
-    /// `PlanId`.
-    pub plan_id: Header<Option<String>>,
-    /// `JobId`.
-    pub job_id: Header<Option<String>>,
-    /// `TimelineId`.
-    pub timeline_id: Header<Option<String>>,
-    /// `TaskInstanceId`.
-    pub task_instance_id: Header<Option<String>>,
-    /// `AuthToken`.
-    pub auth_token: Header<Option<String>>,
-}
-
-impl ReleaseRequest {
-    /// The callback registration, from body fields or else headers; `None` when the
-    /// request is not in callback mode, an error when it is only partly.
-    pub fn plan_callback(&self, headers: CallbackHeaders) -> Result<Option<PlanCallback>, Problem> {
-        let pick = |body: &Option<String>, header: Header<Option<String>>| {
-            body.clone()
-                .or(header.0)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let fields = [
-            ("PlanUrl", pick(&self.plan_url, headers.plan_url)),
-            ("ProjectId", pick(&self.project_id, headers.project_id)),
-            ("HubName", pick(&self.hub_name, headers.hub_name)),
-            ("PlanId", pick(&self.plan_id, headers.plan_id)),
-            ("JobId", pick(&self.job_id, headers.job_id)),
-            (
-                "TaskInstanceId",
-                pick(&self.task_instance_id, headers.task_instance_id),
-            ),
-            ("AuthToken", pick(&self.auth_token, headers.auth_token)),
-        ];
-        let timeline_id = pick(&self.timeline_id, headers.timeline_id);
-        let missing: Vec<&str> = fields
-            .iter()
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| *n)
-            .collect();
-        if missing.len() == fields.len() {
-            return Ok(None);
-        }
-        if !missing.is_empty() {
-            return Err(Problem::invalid_field(format!(
-                "callback mode needs PlanUrl, ProjectId, HubName, PlanId, JobId, TaskInstanceId and AuthToken; missing: {}",
-                missing.join(", ")
-            )));
-        }
-        if let Some((name, _)) = fields.iter().find(|(_, v)| {
-            v.as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_CALLBACK_FIELD_CHARS)
-        }) {
-            return Err(Problem::invalid_field(format!(
-                "{name}: must be at most {MAX_CALLBACK_FIELD_CHARS} characters"
-            )));
-        }
-        let [
-            plan_url,
-            project_id,
-            hub_name,
-            plan_id,
-            job_id,
-            task_instance_id,
-            auth_token,
-        ] = fields.map(|(_, v)| v.unwrap_or_default());
-        match url::Url::parse(&plan_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(Problem::invalid_field(
-                    "PlanUrl: must be an http:// or https:// URL",
-                ));
-            }
-        }
-        Ok(Some(PlanCallback {
-            plan_url,
-            project_id,
-            hub_name,
-            plan_id,
-            job_id,
-            timeline_id,
-            task_instance_id,
-            auth_token: Secret::new(auth_token),
-        }))
     }
 }

@@ -92,16 +92,17 @@ pub struct ApprovalCounts {
     pub pending: u32,
 }
 
-/// One approver of a release.
+/// One approver of a release. Fields without a value are left out.
 #[derive(Object, Clone, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ApproverEntry {
     /// The approver's email address.
     pub email: String,
     /// Their decision so far.
     pub decision: DecisionValue,
-    /// When they decided.
+    /// When they decided; absent while undecided.
     pub decided_at: Option<DateTime<Utc>>,
-    /// Their comment, if any.
+    /// Their comment; absent when none was given.
     pub comment: Option<String>,
     /// Whether their approval email has been accepted by the mail server.
     pub notified: bool,
@@ -118,8 +119,9 @@ pub struct ReleaseProblem {
 }
 
 /// The state of a release. Azure success criteria: `eq(root['status'], 'approved')`.
+/// Fields without a value are left out.
 #[derive(Object, Clone, Debug)]
-#[oai(rename = "ReleaseStatus", example)]
+#[oai(rename = "ReleaseStatus", example, skip_serializing_if_is_none)]
 pub struct ReleaseStatusBody {
     /// The release id, always as text.
     #[oai(rename = "ReleaseId")]
@@ -147,7 +149,7 @@ pub struct ReleaseStatusBody {
     pub created_at: DateTime<Utc>,
     /// When it expires if still undecided.
     pub deadline: DateTime<Utc>,
-    /// When its status became final.
+    /// When its status became final; absent while pending.
     pub decided_at: Option<DateTime<Utc>>,
     /// What is keeping it from progressing, if anything.
     pub problems: Vec<ReleaseProblem>,

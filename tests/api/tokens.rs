@@ -373,7 +373,7 @@ async fn bad_decision_bodies_are_400_and_record_nothing() {
                 .starts_with("application/problem+json")
         );
     }
-    // A number is no token of this service either.
+    // A number is no token: refused as the wrong type, not turned into the text "5".
     let number = app
         .client
         .post(&url)
@@ -381,7 +381,7 @@ async fn bad_decision_bodies_are_400_and_record_nothing() {
         .send()
         .await
         .unwrap();
-    problem(number, 401, "token-invalid", "a numeric token").await;
+    problem(number, 400, "invalid-request", "a numeric token").await;
     let form = decide_by_form(&app, &[("token", &ana), ("decision", "maybe")], None).await;
     assert_eq!(form.status(), 400);
     let text = app

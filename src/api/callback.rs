@@ -1,0 +1,113 @@
+//! Callback mode of `POST /release`: the fields Azure DevOps sends so that it can be told the
+//! outcome, as request headers (its default) or as body fields.
+
+use poem_openapi::param::Header;
+
+use super::{
+    problem::Problem,
+    release_request::ReleaseRequest,
+    text::{CallbackRule, Text, TextRule},
+};
+use crate::{azure::PlanCallback, config::Secret};
+
+/// A callback field as a header, if sent.
+pub type CallbackHeader = Header<Option<Text<CallbackRule>>>;
+
+/// Callback-mode fields sent as HTTP headers, the default of the Invoke REST API task and check.
+pub struct CallbackHeaders {
+    /// `PlanUrl`.
+    pub plan_url: CallbackHeader,
+    /// `ProjectId`.
+    pub project_id: CallbackHeader,
+    /// `HubName`.
+    pub hub_name: CallbackHeader,
+    /// `PlanId`.
+    pub plan_id: CallbackHeader,
+    /// `JobId`.
+    pub job_id: CallbackHeader,
+    /// `TimelineId`.
+    pub timeline_id: CallbackHeader,
+    /// `TaskInstanceId`.
+    pub task_instance_id: CallbackHeader,
+    /// `AuthToken`.
+    pub auth_token: CallbackHeader,
+}
+
+/// The body field as sent, or else the header.
+fn pick(body: &Option<Text<CallbackRule>>, header: CallbackHeader) -> Option<String> {
+    body.clone().or(header.0).map(Text::into_string)
+}
+
+impl ReleaseRequest {
+    /// The callback registration, from body fields or else headers; `None` when the
+    /// request is not in callback mode, an error when it is only partly or a field is too long.
+    pub fn plan_callback(&self, headers: CallbackHeaders) -> Result<Option<PlanCallback>, Problem> {
+        let sent = [
+            ("PlanUrl", pick(&self.plan_url, headers.plan_url)),
+            ("ProjectId", pick(&self.project_id, headers.project_id)),
+            ("HubName", pick(&self.hub_name, headers.hub_name)),
+            ("PlanId", pick(&self.plan_id, headers.plan_id)),
+            ("JobId", pick(&self.job_id, headers.job_id)),
+            ("TimelineId", pick(&self.timeline_id, headers.timeline_id)),
+            (
+                "TaskInstanceId",
+                pick(&self.task_instance_id, headers.task_instance_id),
+            ),
+            ("AuthToken", pick(&self.auth_token, headers.auth_token)),
+        ];
+        let max = CallbackRule::MAX_CHARS.unwrap_or(usize::MAX);
+        if let Some((name, _)) = sent
+            .iter()
+            .find(|(_, v)| v.as_ref().is_some_and(|v| v.chars().count() > max))
+        {
+            return Err(Problem::invalid_field(format!(
+                "{name}: must be at most {max} characters"
+            )));
+        }
+        let missing: Vec<&str> = sent
+            .iter()
+            .filter(|(name, v)| {
+                *name != "TimelineId" && v.as_ref().is_none_or(|v| v.trim().is_empty())
+            })
+            .map(|(name, _)| *name)
+            .collect();
+        if missing.len() == sent.len() - 1 {
+            return Ok(None);
+        }
+        if !missing.is_empty() {
+            return Err(Problem::invalid_field(format!(
+                "callback mode needs PlanUrl, ProjectId, HubName, PlanId, JobId, TaskInstanceId and AuthToken; missing: {}",
+                missing.join(", ")
+            )));
+        }
+        let [
+            plan_url,
+            project_id,
+            hub_name,
+            plan_id,
+            job_id,
+            timeline_id,
+            task_instance_id,
+            auth_token,
+        ] = sent.map(|(_, v)| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
+        let plan_url = plan_url.unwrap_or_default();
+        match url::Url::parse(&plan_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => {
+                return Err(Problem::invalid_field(
+                    "PlanUrl: must be an http:// or https:// URL",
+                ));
+            }
+        }
+        Ok(Some(PlanCallback {
+            plan_url,
+            project_id: project_id.unwrap_or_default(),
+            hub_name: hub_name.unwrap_or_default(),
+            plan_id: plan_id.unwrap_or_default(),
+            job_id: job_id.unwrap_or_default(),
+            timeline_id,
+            task_instance_id: task_instance_id.unwrap_or_default(),
+            auth_token: Secret::new(auth_token.unwrap_or_default()),
+        }))
+    }
+}
