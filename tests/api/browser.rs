@@ -1,0 +1,206 @@
+// The approver's pages in a real headless Chromium (through chromedriver): open the link
+// from a real email, approve with a comment, see the result. One screenshot per page is
+// saved under target/screenshots/ as a test artifact. Without chromedriver on the PATH
+// (`.ci/run` installs Debian's chromium and chromium-driver) the tests say SKIPPED.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+/// A chromedriver process and a headless Chromium session driven through it.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless session, or `None` (with a SKIPPED note) when
+    /// chromedriver is not installed.
+    async fn start(test: &str) -> Option<Browser> {
+        let Some(chromedriver) = find_on_path("chromedriver") else {
+            eprintln!(
+                "SKIPPED: {test}: chromedriver is not installed (apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1000,900"]}),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return Some(Browser { client, driver }),
+                Err(err) => last_error = Some(err),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no browser session: {last_error:?}");
+    }
+
+    /// Saves a screenshot of the current page as `target/screenshots/{name}.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn text_of(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("{css} on the page"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| PathBuf::from(dir).join(program))
+        .find(|path| path.is_file())
+}
+
+#[tokio::test]
+async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the_result() {
+    let Some(browser) = Browser::start("browser approval").await else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.post_release(&json!({
+        "ReleaseName": "Desafio-CD <b>bold</b>", "ReleaseId": "386", "TeamProject": "Devx",
+        "Stage": "prod", "Approvers": ["ana@example.com", "bo@example.com"]
+    }))
+    .await;
+    let mails = app.smtp.wait_for(2).await;
+    let ana = mails
+        .iter()
+        .find(|m| m.to == ["ana@example.com"])
+        .expect("ana's email");
+
+    browser.client.goto(&ana.link()).await.unwrap();
+    browser.screenshot("approval-page").await;
+    assert_eq!(browser.text_of("h1").await, "Desafio-CD <b>bold</b>");
+    assert_eq!(browser.text_of("#status").await, "pending");
+    let page = browser.client.source().await.unwrap();
+    assert!(page.contains("ana@example.com") && page.contains("bo@example.com"));
+
+    browser
+        .client
+        .find(Locator::Css("#comment"))
+        .await
+        .unwrap()
+        .send_keys("Checked the canary, ship it")
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("button.approve"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .client
+        .wait()
+        .for_element(Locator::Css("main"))
+        .await
+        .unwrap();
+    browser.screenshot("result-page").await;
+    let result = browser.client.source().await.unwrap();
+    assert!(
+        result.contains("Checked the canary, ship it"),
+        "the result page shows the comment"
+    );
+
+    let release: serde_json::Value = app
+        .client
+        .get(format!("{}/release/Devx/386?Stage=prod", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let decision = release["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "ana@example.com")
+        .unwrap();
+    assert_eq!(decision["decision"], "approved");
+    assert_eq!(decision["comment"], "Checked the canary, ship it");
+    assert_eq!(release["status"], "pending", "bo has not decided yet");
+
+    // Reopening the link shows the decision and no buttons.
+    browser.client.goto(&ana.link()).await.unwrap();
+    browser.screenshot("decided-page").await;
+    assert!(
+        browser
+            .client
+            .find(Locator::Css("button.approve"))
+            .await
+            .is_err()
+    );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_broken_link_shows_a_helpful_page() {
+    let Some(browser) = Browser::start("browser broken link").await else {
+        return;
+    };
+    let app = spawn_app().await;
+    browser
+        .client
+        .goto(&format!("{}/approval?token=not-a-token", app.address))
+        .await
+        .unwrap();
+    browser.screenshot("invalid-link-page").await;
+    let heading = browser.text_of("h1").await;
+    assert!(!heading.is_empty());
+    let page = browser.client.source().await.unwrap();
+    assert!(
+        !page.contains("\"status\""),
+        "a page for people, not a JSON document"
+    );
+    browser.close().await;
+}
