@@ -9,6 +9,7 @@ pub mod azure;
 pub mod config;
 pub mod domain;
 pub mod jobs;
+pub mod metrics;
 pub mod notify;
 pub mod startup;
 pub mod store;

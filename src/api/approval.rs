@@ -222,6 +222,10 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
             let status = snapshot.outcome(Utc::now()).status;
             tracing::info!(approval.id = %approval.id, decision = decision.as_str(),
                 release.status = status.as_str(), "decision recorded");
+            if status.is_final() {
+                // This decision made the release final: only one decision can.
+                state.metrics.release_decided(status.as_str());
+            }
             snapshot
         }
         DecisionOutcome::Unchanged(snapshot) => snapshot,

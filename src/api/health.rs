@@ -32,13 +32,13 @@ pub enum Readiness {
 #[poem_openapi::OpenApi(tag = "ApiTags::Health")]
 impl HealthApi {
     /// Liveness: the process is up and serving.
-    #[oai(path = "/healthz", method = "get")]
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Liveness {
         Liveness::Alive(PlainText("ok"))
     }
 
     /// Readiness: the database is reachable.
-    #[oai(path = "/readyz", method = "get")]
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&Arc<AppState>>) -> Readiness {
         match state.store.ping().await {
             Ok(()) => Readiness::Ready(PlainText("ready")),

@@ -6,6 +6,7 @@ mod auth;
 mod callback;
 mod health;
 mod hooks;
+mod observe;
 mod pages;
 mod problem;
 mod release;
@@ -25,7 +26,7 @@ use tokio::sync::Notify;
 
 pub use problem::{PROBLEM_JSON, Problem};
 
-use crate::{config::Secret, store::Store, token::TokenKeys};
+use crate::{config::Secret, metrics::Metrics, store::Store, token::TokenKeys};
 
 /// Operation groups in the OpenAPI document.
 #[derive(poem_openapi::Tags)]
@@ -54,6 +55,8 @@ pub struct AppState {
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
     pub approval_deadline: Duration,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// Notified when a job is enqueued, to wake the worker.
     pub wake_worker: Arc<Notify>,
 }
@@ -93,12 +96,15 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
     let allowed = Arc::new(allow::AllowedMethods::from_spec(&api.spec()));
+    let metrics = state.metrics.clone();
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        .at("/metrics", poem::get(observe::metrics_endpoint))
         .around(move |next, req| limit_body(next, req, max_body_bytes))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
+        .around(move |next, req| observe::observe(next, req, metrics.clone()))
         .after(|result| async move { Ok(with_security_headers(result)) })
         .data(state)
         .into_endpoint()
@@ -124,11 +130,10 @@ async fn limit_body<E: Endpoint>(
         .await
         .map_err(|_| Problem::too_large(limit))?;
     req.set_body(bytes);
-    Ok(next
-        .call(req)
-        .await
-        .map(IntoResponse::into_response)
-        .unwrap_or_else(problem::problem_for_error))
+    Ok(next.call(req).await.map_or_else(
+        observe::problem_keeping_operation,
+        IntoResponse::into_response,
+    ))
 }
 
 fn with_security_headers(result: poem::Result<Response>) -> Response {

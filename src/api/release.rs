@@ -232,6 +232,7 @@ pub async fn create_or_find(
         .map_err(|err| database_problem(&err))?;
     state.wake_worker.notify_waiters();
     if let Creation::Created(_) = creation {
+        state.metrics.release_created();
         tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
     }
     Ok(creation)

@@ -16,7 +16,8 @@ use crate::{
         client::Auth,
     },
     config::{AzureDevOps, JobSettings},
-    domain::approver::mask_email,
+    domain::{approver::mask_email, policy::ReleaseStatus},
+    metrics::Metrics,
     notify::{ApprovalEmail, Mailer},
     store::Store,
     token::{ApprovalClaims, TokenKeys},
@@ -40,6 +41,8 @@ pub struct JobContext {
     pub azure: AzureClient,
     /// Write-back target; `None` when not configured.
     pub azure_devops: Option<AzureDevOps>,
+    /// Counters of emails, callbacks, decisions and job attempts.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Runs one job to completion, or fails so that it is retried.
@@ -47,13 +50,28 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     match job.kind {
         JobKind::ResolveApprovers => resolve_approvers(ctx, job).await,
         JobKind::SendApprovalEmail => send_approval_email(ctx, job).await,
-        JobKind::ExpireRelease => Ok(ctx
-            .store
-            .expire_release(job.id, job.release_id, Utc::now())
-            .await?),
+        JobKind::ExpireRelease => expire_release(ctx, job).await,
         JobKind::PostCallback => post_callback(ctx, job).await,
         JobKind::WriteBackApproval => write_back_approval(ctx, job).await,
     }
+}
+
+async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let was_final = match ctx.store.release_by_id(job.release_id).await? {
+        Some(snapshot) => snapshot.outcome(now).status.is_final(),
+        None => true,
+    };
+    ctx.store
+        .expire_release(job.id, job.release_id, now)
+        .await?;
+    if !was_final
+        && let Some(snapshot) = ctx.store.release_by_id(job.release_id).await?
+        && snapshot.outcome(now).status == ReleaseStatus::Expired
+    {
+        ctx.metrics.release_decided(ReleaseStatus::Expired.as_str());
+    }
+    Ok(())
 }
 
 async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -76,7 +94,9 @@ async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
             &task_completed(target, result),
         )
         .await
+        .inspect_err(|_| ctx.metrics.callback("error"))
         .context("posting the TaskCompleted event")?;
+    ctx.metrics.callback(result);
     tracing::info!(callback.id = callback.id, hub = %target.hub_name, result, "Azure DevOps callback delivered");
     ctx.store
         .complete_callback(job.id, callback.id, result, Utc::now())
@@ -172,7 +192,11 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         link: &link,
         token: &token,
     };
-    ctx.mailer.send(&email).await?;
+    ctx.mailer
+        .send(&email)
+        .await
+        .inspect_err(|_| ctx.metrics.email(false))?;
+    ctx.metrics.email(true);
     tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "approval email accepted");
     if ctx.mailer.is_directory() {
         tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Job, JobContext, backoff, kinds};
+use crate::metrics::JobOutcome;
 
 /// Longest error text kept on a job.
 const MAX_ERROR_CHARS: usize = 500;
@@ -88,6 +89,9 @@ impl Worker {
             never = self.keep_lease(job.id) => match never {},
         };
         let Err(err) = result else {
+            self.ctx
+                .metrics
+                .job_finished(job.kind.as_str(), JobOutcome::Succeeded);
             return;
         };
         let failures = job.attempts + 1;
@@ -97,10 +101,17 @@ impl Worker {
             let delay = backoff(self.ctx.jobs.retry_base, self.ctx.jobs.retry_cap, failures);
             now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
         });
-        match retry_at {
-            Some(at) => tracing::warn!(%error, retry_at = %at, "job failed; will retry"),
-            None => tracing::error!(%error, "job failed for the last time; marked dead"),
-        }
+        let outcome = match retry_at {
+            Some(at) => {
+                tracing::warn!(%error, retry_at = %at, "job failed; will retry");
+                JobOutcome::Retried
+            }
+            None => {
+                tracing::error!(%error, "job failed for the last time; marked dead");
+                JobOutcome::Dead
+            }
+        };
+        self.ctx.metrics.job_finished(job.kind.as_str(), outcome);
         if let Err(store_err) = self.ctx.store.fail_job(job.id, &error, retry_at, now).await {
             // The lease expires and the job is claimed again, so nothing is lost.
             tracing::error!(error = %store_err, "could not record the job failure");

@@ -21,6 +21,7 @@ use crate::{
     azure::AzureClient,
     config::{Config, Secret},
     jobs::{JobContext, Worker},
+    metrics::Metrics,
     notify::{EmailTemplates, Mailer},
     store::{self, Store},
     token::TokenKeys,
@@ -73,6 +74,7 @@ impl App {
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
         let wake = Arc::new(Notify::new());
+        let metrics = Arc::new(Metrics::new());
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: tokens.clone(),
@@ -80,6 +82,7 @@ impl App {
             hook_secret: config.hook_secret.clone(),
             required_approvals: config.required_approvals,
             approval_deadline: config.approval_deadline,
+            metrics: metrics.clone(),
             wake_worker: wake.clone(),
         });
         let ctx = Arc::new(JobContext {
@@ -96,6 +99,7 @@ impl App {
             jobs: config.jobs.clone(),
             azure: AzureClient::new(reqwest::Client::builder().timeout(AZURE_TIMEOUT).build()?),
             azure_devops: config.azure_devops.clone(),
+            metrics,
         });
         let endpoint = api::routes(state, config.max_body_bytes)
             .map_to_response()

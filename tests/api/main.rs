@@ -11,6 +11,7 @@ mod browser;
 mod contract;
 mod email;
 mod flow;
+mod observability;
 mod replicas;
 mod resilience;
 mod success_criteria;

@@ -1,0 +1,136 @@
+// What operators see: Prometheus metrics that move with the flow, and request ids.
+
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+async fn scrape(app: &TestApp) -> String {
+    let answer = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(
+        answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    answer.text().await.unwrap()
+}
+
+/// The value of the sample named exactly `series` (with its labels), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_releases_emails_jobs_and_decisions() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await;
+    assert_eq!(sample(&before, "deploy_gate_releases_created_total"), 0.0);
+
+    let release = json!({
+        "ReleaseName": "R", "ReleaseId": "5", "TeamProject": "Devx",
+        "Approvers": ["ana@example.com", "bo@example.com"]
+    });
+    assert_eq!(app.post_release(&release).await.status(), 202);
+    assert_eq!(app.post_release(&release).await.status(), 200);
+    let mails = app.smtp.wait_for(2).await;
+    app.wait_until_idle().await;
+    for mail in &mails {
+        assert_eq!(
+            app.decide(&mail.token(), "approve", None).await.status(),
+            200
+        );
+    }
+    app.get_release("Devx", "404").await;
+
+    let after = scrape(&app).await;
+    let expectations = [
+        ("deploy_gate_releases_created_total", 1.0),
+        (
+            r#"deploy_gate_releases_decided_total{status="approved"}"#,
+            1.0,
+        ),
+        (r#"deploy_gate_emails_total{outcome="sent"}"#, 2.0),
+        (
+            r#"deploy_gate_jobs_total{kind="send_approval_email",outcome="succeeded"}"#,
+            2.0,
+        ),
+        (
+            r#"deploy_gate_http_requests_total{route="createRelease",method="POST",status="202"}"#,
+            1.0,
+        ),
+        (
+            r#"deploy_gate_http_requests_total{route="createRelease",method="POST",status="200"}"#,
+            1.0,
+        ),
+        (
+            r#"deploy_gate_http_requests_total{route="decideApproval",method="POST",status="200"}"#,
+            2.0,
+        ),
+        (
+            r#"deploy_gate_http_requests_total{route="getRelease",method="GET",status="404"}"#,
+            1.0,
+        ),
+        (
+            r#"deploy_gate_http_request_duration_seconds_count{route="createRelease"}"#,
+            2.0,
+        ),
+    ];
+    for (series, expected) in expectations {
+        assert_eq!(sample(&after, series), expected, "{series} in\n{after}");
+    }
+    assert!(after.contains("deploy_gate_jobs_queued "), "{after}");
+    // Tokens and addresses never become labels.
+    assert!(!after.contains("ana@example.com") && !after.contains(&mails[0].token()));
+}
+
+#[tokio::test]
+async fn request_ids_are_taken_from_the_caller_or_made_up_and_always_answered() {
+    let app = spawn_app().await;
+    let url = format!("{}/healthz", app.address);
+    let given = app
+        .client
+        .get(&url)
+        .header("X-Request-Id", "pipeline-run-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "pipeline-run-42");
+
+    let made_up = app.client.get(&url).send().await.unwrap();
+    let id = made_up.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    for unusable in ["has spaces in it", &"x".repeat(200)] {
+        let replaced = app
+            .client
+            .get(&url)
+            .header("X-Request-Id", unusable)
+            .send()
+            .await
+            .unwrap();
+        let id = replaced.headers()["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{unusable:?} became {id}"
+        );
+    }
+
+    // Problems carry it too.
+    let problem = app
+        .client
+        .get(format!("{}/release/Devx/missing", app.address))
+        .header("X-Request-Id", "trace-me")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem.status(), 404);
+    assert_eq!(problem.headers()["x-request-id"], "trace-me");
+}
