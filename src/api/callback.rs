@@ -33,9 +33,21 @@ pub struct CallbackHeaders {
     pub auth_token: CallbackHeader,
 }
 
-/// The body field as sent, or else the header.
-fn pick(body: &Option<Text<CallbackRule>>, header: CallbackHeader) -> Option<String> {
-    body.clone().or(header.0).map(Text::into_string)
+/// The body field as sent, or else the header; both must keep to the length limit, even
+/// the one not used, so an oversized header is refused rather than silently ignored.
+fn pick(
+    name: &'static str,
+    body: &Option<Text<CallbackRule>>,
+    header: CallbackHeader,
+) -> Result<(&'static str, Option<String>), Problem> {
+    let max = CallbackRule::MAX_CHARS.unwrap_or(usize::MAX);
+    let sent = [body.as_ref(), header.0.as_ref()];
+    if sent.iter().flatten().any(|v| v.chars().count() > max) {
+        return Err(Problem::invalid_field(format!(
+            "{name}: must be at most {max} characters"
+        )));
+    }
+    Ok((name, body.clone().or(header.0).map(Text::into_string)))
 }
 
 impl ReleaseRequest {
@@ -43,27 +55,19 @@ impl ReleaseRequest {
     /// request is not in callback mode, an error when it is only partly or a field is too long.
     pub fn plan_callback(&self, headers: CallbackHeaders) -> Result<Option<PlanCallback>, Problem> {
         let sent = [
-            ("PlanUrl", pick(&self.plan_url, headers.plan_url)),
-            ("ProjectId", pick(&self.project_id, headers.project_id)),
-            ("HubName", pick(&self.hub_name, headers.hub_name)),
-            ("PlanId", pick(&self.plan_id, headers.plan_id)),
-            ("JobId", pick(&self.job_id, headers.job_id)),
-            ("TimelineId", pick(&self.timeline_id, headers.timeline_id)),
-            (
+            pick("PlanUrl", &self.plan_url, headers.plan_url)?,
+            pick("ProjectId", &self.project_id, headers.project_id)?,
+            pick("HubName", &self.hub_name, headers.hub_name)?,
+            pick("PlanId", &self.plan_id, headers.plan_id)?,
+            pick("JobId", &self.job_id, headers.job_id)?,
+            pick("TimelineId", &self.timeline_id, headers.timeline_id)?,
+            pick(
                 "TaskInstanceId",
-                pick(&self.task_instance_id, headers.task_instance_id),
-            ),
-            ("AuthToken", pick(&self.auth_token, headers.auth_token)),
+                &self.task_instance_id,
+                headers.task_instance_id,
+            )?,
+            pick("AuthToken", &self.auth_token, headers.auth_token)?,
         ];
-        let max = CallbackRule::MAX_CHARS.unwrap_or(usize::MAX);
-        if let Some((name, _)) = sent
-            .iter()
-            .find(|(_, v)| v.as_ref().is_some_and(|v| v.chars().count() > max))
-        {
-            return Err(Problem::invalid_field(format!(
-                "{name}: must be at most {max} characters"
-            )));
-        }
         let missing: Vec<&str> = sent
             .iter()
             .filter(|(name, v)| {

@@ -414,3 +414,25 @@ async fn a_decision_on_a_service_hook_release_is_written_back_to_its_azure_appro
     );
     app.wait_until_idle().await;
 }
+
+#[tokio::test]
+async fn an_oversized_callback_header_is_refused_even_when_body_fields_take_precedence() {
+    let app = spawn_app().await;
+    let mut body = release("a@example.com");
+    body["PlanUrl"] = "".into();
+    let answer = app
+        .client
+        .post(format!("{}/release", app.address))
+        .header("PlanUrl", "x".repeat(9000))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let problem: Value = answer.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("PlanUrl"),
+        "{problem}"
+    );
+    assert_eq!(app.get_release("Devx", "7").await.status(), 404);
+}
