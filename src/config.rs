@@ -130,6 +130,17 @@ pub struct Settings {
     #[arg(long, env = "DEPLOY_GATE_APPROVAL_DEADLINE", value_parser = humantime::parse_duration)]
     #[serde(default, with = "humantime_serde_opt")]
     pub approval_deadline: Option<Duration>,
+    /// Requests to `/approval` one client may make per minute; 0 disables the limit [default: 60].
+    #[arg(long, env = "DEPLOY_GATE_RATE_LIMIT_APPROVAL")]
+    pub rate_limit_approval: Option<u32>,
+    /// Failed authentications one client may make per minute before `/release` and `/hooks/*`
+    /// answer it 429 for a while; 0 disables the limit [default: 20].
+    #[arg(long, env = "DEPLOY_GATE_RATE_LIMIT_AUTH_FAILURES")]
+    pub rate_limit_auth_failures: Option<u32>,
+    /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`; the
+    /// leftmost address counts) for the rate limits [default: the connection's address].
+    #[arg(long, env = "DEPLOY_GATE_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
     /// Largest accepted request body in bytes [default: 65536].
     #[arg(long, env = "DEPLOY_GATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -194,6 +205,9 @@ impl Settings {
             azure_devops_pat,
             required_approvals,
             approval_deadline,
+            rate_limit_approval,
+            rate_limit_auth_failures,
+            client_ip_header,
             max_body_bytes,
             workers,
             retry_base,
@@ -282,6 +296,17 @@ impl DatabaseConfig {
     }
 }
 
+/// Per-client rate limits (per minute; 0 is none).
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    /// Requests to `/approval`.
+    pub approval: u32,
+    /// Failed authentications to `/release*` and `/hooks/*`.
+    pub auth_failures: u32,
+    /// Header naming the client, set by a trusted proxy.
+    pub client_ip_header: Option<poem::http::HeaderName>,
+}
+
 /// Retry and locking behaviour of the job queue.
 #[derive(Clone, Debug)]
 pub struct JobSettings {
@@ -330,6 +355,8 @@ pub struct Config {
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
     pub approval_deadline: Duration,
+    /// Per-client rate limits.
+    pub rate_limits: RateLimitSettings,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Job queue behaviour.
@@ -453,6 +480,16 @@ impl Config {
             approval_deadline: s
                 .approval_deadline
                 .unwrap_or(Duration::from_secs(48 * 3600)),
+            rate_limits: RateLimitSettings {
+                approval: s.rate_limit_approval.unwrap_or(60),
+                auth_failures: s.rate_limit_auth_failures.unwrap_or(20),
+                client_ip_header: s
+                    .client_ip_header
+                    .as_deref()
+                    .map(poem::http::HeaderName::try_from)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("DEPLOY_GATE_CLIENT_IP_HEADER: {e}"))?,
+            },
             max_body_bytes: positive(
                 s.max_body_bytes.unwrap_or(64 * 1024),
                 "DEPLOY_GATE_MAX_BODY_BYTES",
@@ -543,6 +580,21 @@ impl Config {
             (
                 "approval_deadline",
                 Some(duration(self.approval_deadline).into()),
+            ),
+            (
+                "rate_limit_approval",
+                Some(i64::from(self.rate_limits.approval).into()),
+            ),
+            (
+                "rate_limit_auth_failures",
+                Some(i64::from(self.rate_limits.auth_failures).into()),
+            ),
+            (
+                "client_ip_header",
+                self.rate_limits
+                    .client_ip_header
+                    .as_ref()
+                    .map(|h| h.as_str().into()),
             ),
             (
                 "max_body_bytes",

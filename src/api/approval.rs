@@ -119,6 +119,10 @@ impl ErrorStatuses for ViewErrors {
             "The token is malformed, tampered with, expired, or not issued by this service.",
         ),
         (403, "The token does not match the approval it names."),
+        (
+            429,
+            "Too many approval requests from this client; retry after `Retry-After` seconds.",
+        ),
         (503, "The database is unavailable; try again."),
     ];
 }
@@ -142,6 +146,10 @@ impl ErrorStatuses for DecideErrors {
         ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is neither JSON nor a form."),
+        (
+            429,
+            "Too many approval requests from this client; retry after `Retry-After` seconds.",
+        ),
         (503, "The database is unavailable; try again."),
     ];
 }

@@ -119,6 +119,10 @@ impl ErrorStatuses for HookErrors {
         ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is not JSON."),
+        (
+            429,
+            "Too many failed authentications from this client; retry after `Retry-After` seconds.",
+        ),
         (503, "The database is unavailable; Azure DevOps will retry."),
     ];
 }

@@ -9,6 +9,7 @@ mod hooks;
 mod observe;
 mod pages;
 mod problem;
+mod rate_limit;
 mod release;
 mod release_request;
 mod release_values;
@@ -26,7 +27,12 @@ use tokio::sync::Notify;
 
 pub use problem::{PROBLEM_JSON, Problem};
 
-use crate::{config::Secret, metrics::Metrics, store::Store, token::TokenKeys};
+use crate::{
+    config::{RateLimitSettings, Secret},
+    metrics::Metrics,
+    store::Store,
+    token::TokenKeys,
+};
 
 /// Operation groups in the OpenAPI document.
 #[derive(poem_openapi::Tags)]
@@ -91,7 +97,16 @@ pub fn openapi_json() -> String {
 
 /// All routes with their middleware: problem documents for every error (405s with `Allow`),
 /// a body size limit, and headers that keep tokens out of `Referer`.
-pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
+pub fn routes(
+    state: Arc<AppState>,
+    max_body_bytes: usize,
+    rate_limits: RateLimitSettings,
+) -> impl Endpoint {
+    let limits = Arc::new(rate_limit::RateLimits {
+        approval: rate_limit::RateLimiter::per_minute(rate_limits.approval),
+        auth_failures: rate_limit::RateLimiter::per_minute(rate_limits.auth_failures),
+        client_ip_header: rate_limits.client_ip_header,
+    });
     let api = openapi_service();
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint();
@@ -104,6 +119,7 @@ pub fn routes(state: Arc<AppState>, max_body_bytes: usize) -> impl Endpoint {
         .at("/metrics", poem::get(observe::metrics_endpoint))
         .around(move |next, req| limit_body(next, req, max_body_bytes))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
+        .around(move |next, req| rate_limit::limit(next, req, limits.clone()))
         .around(move |next, req| observe::observe(next, req, metrics.clone()))
         .after(|result| async move { Ok(with_security_headers(result)) })
         .data(state)

@@ -78,6 +78,10 @@ impl ErrorStatuses for CreateReleaseErrors {
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
         (415, "The body is not JSON."),
+        (
+            429,
+            "Too many failed authentications from this client; retry after `Retry-After` seconds.",
+        ),
         (503, "The database is unavailable; try again."),
     ];
 }
@@ -89,6 +93,10 @@ impl ErrorStatuses for GetReleaseErrors {
         (400, "A path or query parameter is invalid."),
         (401, "The API key is required and was missing or wrong."),
         (404, "No such release."),
+        (
+            429,
+            "Too many failed authentications from this client; retry after `Retry-After` seconds.",
+        ),
         (503, "The database is unavailable; try again."),
     ];
 }

@@ -101,7 +101,7 @@ impl App {
             azure_devops: config.azure_devops.clone(),
             metrics,
         });
-        let endpoint = api::routes(state, config.max_body_bytes)
+        let endpoint = api::routes(state, config.max_body_bytes, config.rate_limits.clone())
             .map_to_response()
             .boxed();
         Ok(App {

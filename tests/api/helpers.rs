@@ -178,6 +178,10 @@ pub fn test_settings(database_url: &str, smtp_port: u16) -> Settings {
         retry_cap: Some(Duration::from_millis(400)),
         job_lease: Some(Duration::from_secs(2)),
         poll_interval: Some(Duration::from_millis(50)),
+        // Many tests call /approval and fail authentication on purpose from one address;
+        // tests/api/rate_limits.rs turns the limits on.
+        rate_limit_approval: Some(0),
+        rate_limit_auth_failures: Some(0),
         ..Settings::default()
     }
 }

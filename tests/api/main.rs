@@ -12,6 +12,7 @@ mod contract;
 mod email;
 mod flow;
 mod observability;
+mod rate_limits;
 mod replicas;
 mod resilience;
 mod success_criteria;

@@ -1,0 +1,83 @@
+// Per-client rate limits on the approval endpoints and on failed authentication.
+
+use serde_json::json;
+
+use crate::helpers::{TestSmtp, spawn_app_with};
+
+#[tokio::test]
+async fn a_client_hammering_the_approval_endpoint_gets_429_with_retry_after() {
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.rate_limit_approval = Some(5);
+    })
+    .await;
+    let url = format!("{}/approval?token=guess", app.address);
+    for _ in 0..5 {
+        let answer = app.client.get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), 401);
+    }
+    let limited = app.client.get(&url).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        limited.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(problem["status"], 429);
+
+    // Other endpoints, and other clients, are not affected.
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn failed_authentications_lock_the_client_out_for_a_while_even_with_the_right_key() {
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.api_key = Some(deploy_gate::config::Secret::new("right-key"));
+        s.rate_limit_auth_failures = Some(3);
+        s.client_ip_header = Some("x-forwarded-for".into());
+    })
+    .await;
+    let release = json!({"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx"});
+    let post = |key: &'static str, client: &'static str| {
+        app.client
+            .post(format!("{}/release", app.address))
+            .bearer_auth(key)
+            .header("X-Forwarded-For", client)
+            .json(&release)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            post("wrong-key", "203.0.113.7").await.unwrap().status(),
+            401
+        );
+    }
+    let locked = post("right-key", "203.0.113.7").await.unwrap();
+    assert_eq!(locked.status(), 429, "a guesser cannot go on guessing");
+    assert!(locked.headers().contains_key("retry-after"));
+    // A different client (per the trusted proxy header) still gets in.
+    let other = post("right-key", "198.51.100.9, 203.0.113.7")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 202);
+    let answer = app
+        .client
+        .get(format!("{}/release/Devx/1", app.address))
+        .bearer_auth("right-key")
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 429);
+}
