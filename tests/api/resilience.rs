@@ -261,3 +261,98 @@ async fn with_a_minimum_of_one_the_first_approval_decides_and_later_decisions_ar
     assert_eq!(late.status(), 409);
     assert_eq!(app.release_status("Devx", "1").await["status"], "approved");
 }
+
+#[tokio::test]
+async fn an_approvers_api_answering_garbage_is_retried_and_shown_never_guessed_around() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>gateway says hi</html>"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"approvers": ["ana@example.com"]})),
+        )
+        .with_priority(2)
+        .mount(&api)
+        .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approvers_url = Some(url);
+        // The static list must not stand in for an approvers API that answers nonsense.
+        s.approvers = Some("fallback@example.com".into());
+        s.retry_base = Some(Duration::from_millis(300));
+    })
+    .await;
+    app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "2", "TeamProject": "Devx"}))
+        .await;
+    let status = app
+        .wait_for_release("Devx", "2", |s| {
+            s["problems"][0]["code"] == "approvers_failing"
+        })
+        .await;
+    assert_eq!(status["status"], "pending");
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
+    app.wait_until_idle().await;
+    let mails = app.smtp.received();
+    assert_eq!(mails.len(), 1, "nobody else was mailed");
+    assert_eq!(app.release_status("Devx", "2").await["problems"], json!([]));
+}
+
+#[tokio::test]
+async fn an_smtp_server_refusing_one_recipient_holds_up_only_that_email() {
+    let smtp = TestSmtp::running();
+    smtp.refuse("bo@example.com");
+    let app = spawn_app_with(smtp, |s| {
+        s.retry_base = Some(Duration::from_millis(200));
+    })
+    .await;
+    app.post_release(&json!({
+        "ReleaseName": "R", "ReleaseId": "3", "TeamProject": "Devx",
+        "Approvers": ["ana@example.com", "bo@example.com", "cy@example.com"]
+    }))
+    .await;
+    let status = app
+        .wait_for_release("Devx", "3", |s| {
+            s["problems"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["code"] == "email_failing"))
+        })
+        .await;
+    let problem = status["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "email_failing")
+        .unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bo@example.com"),
+        "{problem}"
+    );
+    let mut delivered: Vec<String> = app
+        .smtp
+        .wait_for(2)
+        .await
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, ["ana@example.com", "cy@example.com"]);
+
+    // The mailbox comes back: bo's email goes out once, and the problem clears.
+    app.smtp.accept("bo@example.com");
+    let mails = app.smtp.wait_for(3).await;
+    assert_eq!(
+        mails.iter().filter(|m| m.to == ["bo@example.com"]).count(),
+        1
+    );
+    app.wait_until_idle().await;
+    assert_eq!(app.release_status("Devx", "3").await["problems"], json!([]));
+}

@@ -55,11 +55,21 @@ impl ReceivedMail {
 #[derive(Clone, Default)]
 struct Recorder {
     inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    refused: Arc<Mutex<Vec<String>>>,
     current_to: Vec<String>,
     current: Vec<u8>,
 }
 
 impl Handler for Recorder {
+    fn rcpt(&mut self, to: &str) -> SmtpResponse {
+        let to = to.trim_matches(['<', '>']);
+        if self.refused.lock().unwrap().iter().any(|r| r == to) {
+            response::NO_MAILBOX
+        } else {
+            response::OK
+        }
+    }
+
     fn data_start(
         &mut self,
         _domain: &str,
@@ -93,6 +103,7 @@ pub struct TestSmtp {
     /// The port, reserved even while the server is not running.
     pub port: u16,
     inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    refused: Arc<Mutex<Vec<String>>>,
     started: bool,
 }
 
@@ -107,6 +118,7 @@ impl TestSmtp {
         Self {
             port,
             inbox: Arc::default(),
+            refused: Arc::default(),
             started: false,
         }
     }
@@ -124,6 +136,7 @@ impl TestSmtp {
         let listener = StdListener::bind(("127.0.0.1", self.port)).expect("the reserved SMTP port");
         let recorder = Recorder {
             inbox: self.inbox.clone(),
+            refused: self.refused.clone(),
             ..Recorder::default()
         };
         let mut server = Server::new(recorder);
@@ -135,6 +148,17 @@ impl TestSmtp {
             let _ = server.serve();
         });
         self.started = true;
+    }
+
+    /// From now on answers `550 Mailbox unavailable` to `RCPT TO` this address;
+    /// `accept` takes it back.
+    pub fn refuse(&self, address: &str) {
+        self.refused.lock().unwrap().push(address.to_owned());
+    }
+
+    /// Accepts mail to `address` again.
+    pub fn accept(&self, address: &str) {
+        self.refused.lock().unwrap().retain(|r| r != address);
     }
 
     /// Every message received so far.
