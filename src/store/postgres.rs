@@ -46,6 +46,7 @@ impl SqlStore<Postgres> {
 impl Backend for PgConnection {
     type Row = PgRow;
 
+    const ONE_WRITER: bool = false;
     const BEGIN_WRITE: &'static str = "BEGIN";
     const LOCK_RELEASE: &'static str =
         "SELECT release_id FROM release WHERE release_id = $1 FOR UPDATE";

@@ -145,6 +145,8 @@ pub trait Backend: Migrate + Send {
     /// A result row.
     type Row: Columns + Send;
 
+    /// Whether the database takes one writer at a time (SQLite).
+    const ONE_WRITER: bool;
     /// Starts a transaction that writes.
     const BEGIN_WRITE: &'static str;
     /// Locks release `$1` until the transaction ends, so that writes to one

@@ -1,8 +1,11 @@
 //! [`SqlStore`]: the one [`Store`] implementation, over either backend's pool.
 
+use std::ops::{Deref, DerefMut};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Pool, Transaction, pool::PoolConnection};
+use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use super::{
@@ -26,6 +29,35 @@ const TOKEN_SECRET_SETTING: &str = "token_secret";
 /// PostgreSQL ([`super::PgStore`]); each method is one transaction.
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
+    /// On a database with one writer at a time (SQLite) writers take turns
+    /// here, first come first served. Left to SQLite's lock they would sleep
+    /// and retry, and a busy moment would stretch single writes to seconds.
+    turn_to_write: Option<Mutex<()>>,
+}
+
+/// A write transaction that holds the turn to write until it ends.
+struct WriteTx<'a, DB: Database> {
+    tx: Transaction<'static, DB>,
+    _turn: Option<MutexGuard<'a, ()>>,
+}
+
+impl<DB: Database> WriteTx<'_, DB> {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl<DB: Database> Deref for WriteTx<'_, DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: Database> DerefMut for WriteTx<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
 }
 
 impl<DB: Database> SqlStore<DB>
@@ -34,14 +66,28 @@ where
 {
     /// A store over `pool`.
     pub(super) fn new(pool: Pool<DB>) -> Self {
-        Self { pool }
+        let turn_to_write = <DB::Connection as Backend>::ONE_WRITER.then(Mutex::default);
+        Self {
+            pool,
+            turn_to_write,
+        }
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, DB>, StoreError> {
-        Ok(self
+    /// Waits for the turn to write, where writers take turns.
+    async fn turn(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.turn_to_write {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
+    }
+
+    async fn write_tx(&self) -> Result<WriteTx<'_, DB>, StoreError> {
+        let turn = self.turn().await;
+        let tx = self
             .pool
             .begin_with(<DB::Connection as Backend>::BEGIN_WRITE)
-            .await?)
+            .await?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     async fn conn(&self) -> Result<PoolConnection<DB>, StoreError> {
@@ -81,6 +127,7 @@ where
         candidate: &str,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
+        let _turn = self.turn().await;
         let mut conn = self.conn().await?;
         let insert = Sql::new(
             "INSERT INTO setting (setting_id, value, created_at) VALUES ($1, $2, $3)
@@ -201,6 +248,7 @@ where
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError> {
+        let _turn = self.turn().await;
         queue::claim(&mut *self.conn().await?, now, lease_until).await
     }
 
@@ -209,10 +257,12 @@ where
         job_id: i64,
         lease_until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         queue::extend_lease(&mut *self.conn().await?, job_id, lease_until).await
     }
 
     async fn complete_job(&self, job_id: i64) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         queue::complete(&mut *self.conn().await?, job_id).await
     }
 
@@ -223,6 +273,7 @@ where
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         queue::fail(&mut *self.conn().await?, job_id, error, retry_at, now).await
     }
 

@@ -55,6 +55,7 @@ impl SqlStore<Sqlite> {
 impl Backend for SqliteConnection {
     type Row = SqliteRow;
 
+    const ONE_WRITER: bool = true;
     // Takes the database's only write lock up front, so that a read followed
     // by a write never fails to upgrade, and writers take turns.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
