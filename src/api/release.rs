@@ -238,7 +238,11 @@ pub async fn create_or_find(
         .create_release(new, callback, state.required_approvals, deadline, now)
         .await
         .map_err(|err| database_problem(&err))?;
-    state.wake_worker.notify_waiters();
+    // Only a new release or a callback registration queues jobs. One idle worker
+    // is enough: waking all of them on every call would have each try to claim.
+    if matches!(creation, Creation::Created(_)) || callback.is_some() {
+        state.wake_worker.notify_one();
+    }
     if let Creation::Created(_) = creation {
         state.metrics.release_created();
         tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");

@@ -151,6 +151,13 @@ where
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Creation, StoreError> {
+        // Gates poll a known release again and again: answer those from a read,
+        // without taking SQLite's only write lock (or a row lock on PostgreSQL).
+        if callback.is_none()
+            && let Some(known) = releases::find(&mut *self.conn().await?, &new.key).await?
+        {
+            return Ok(Creation::Existing(known));
+        }
         let mut tx = self.write_tx().await?;
         let creation =
             releases::create(&mut *tx, new, callback, required_approvals, deadline, now).await?;
