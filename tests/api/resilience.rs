@@ -356,3 +356,41 @@ async fn an_smtp_server_refusing_one_recipient_holds_up_only_that_email() {
     app.wait_until_idle().await;
     assert_eq!(app.release_status("Devx", "3").await["problems"], json!([]));
 }
+
+#[tokio::test]
+async fn a_briefly_locked_sqlite_database_delays_requests_and_jobs_without_losing_them() {
+    use sqlx::{Connection, SqliteConnection};
+
+    let app = spawn_app().await;
+    let Some(url) = app
+        .settings
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .filter(|u| u.starts_with("sqlite:"))
+    else {
+        eprintln!("SKIPPED: SQLite locking, on the PostgreSQL run");
+        return;
+    };
+    // Another process holds the write lock for a second.
+    let mut other = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let release = json!({"ReleaseName": "R", "ReleaseId": "9", "TeamProject": "Devx",
+                         "Approvers": ["ana@example.com"]});
+    let started = std::time::Instant::now();
+    let (created, ()) = tokio::join!(app.post_release(&release), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    });
+    assert_eq!(created.status(), 202, "the request waited for the lock");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "it was held up"
+    );
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
+    app.wait_until_idle().await;
+    assert_eq!(app.smtp.received().len(), 1);
+}
