@@ -144,7 +144,7 @@ pub struct Settings {
     /// Largest accepted request body in bytes [default: 65536].
     #[arg(long, env = "DEPLOY_GATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
-    /// Jobs run at once by this process [default: 16].
+    /// Jobs run at once by this process [default: 4].
     #[arg(long, env = "DEPLOY_GATE_WORKERS")]
     pub workers: Option<usize>,
     /// First retry delay of a failed job; doubles each attempt [default: 1s].
@@ -453,7 +453,7 @@ impl Config {
             bail!("DEPLOY_GATE_HOOK_SECRET must not be empty when set");
         }
         let jobs = JobSettings {
-            workers: positive(s.workers.unwrap_or(16), "DEPLOY_GATE_WORKERS")?,
+            workers: positive(s.workers.unwrap_or(4), "DEPLOY_GATE_WORKERS")?,
             retry_base: s.retry_base.unwrap_or(Duration::from_secs(1)),
             retry_cap: s.retry_cap.unwrap_or(Duration::from_secs(300)),
             max_attempts: s.job_max_attempts.unwrap_or(25).max(1),
@@ -764,7 +764,7 @@ mod tests {
         assert!(printed.contains("# hook_secret is not set"));
         // Apart from the masked values, the output is a valid settings file.
         let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
-        assert_eq!(reread.workers, Some(16));
+        assert_eq!(reread.workers, Some(4));
         assert_eq!(
             reread.approval_deadline,
             Some(Duration::from_secs(48 * 3600))

@@ -3,20 +3,13 @@
 use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
-use lettre::{
-    AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    transport::smtp::PoolConfig,
-};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::render::{ApprovalEmail, EmailTemplates, Sender};
 use crate::config::MailTarget;
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// SMTP connections kept open for reuse: one for each worker at the default
-/// `DEPLOY_GATE_WORKERS`, so that workers sending at once need not reconnect.
-const SMTP_POOL_SIZE: u32 = 16;
 
 /// Sends approval emails.
 pub struct Mailer {
@@ -43,7 +36,6 @@ impl Mailer {
                     AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
                         .context("DEPLOY_GATE_SMTP_URL")?
                         .timeout(Some(SMTP_TIMEOUT))
-                        .pool_config(PoolConfig::new().max_size(SMTP_POOL_SIZE))
                         .build();
                 Transport::Smtp(smtp)
             }
