@@ -415,11 +415,12 @@ class Bench:
             self.record_service(name, proc, [startup], idle)
             proc.stop()
 
-    def fan_out(self, backend: str) -> None:
-        name = f"{backend}-fanout"
-        log(f"fan-out on {backend}: {self.fanout} new releases x 3 approvers (approvers API, instant)")
+    def fan_out(self, backend: str, workers: int | None) -> None:
+        name = f"{backend}-fanout" + (f"-{workers}-workers" if workers else "")
+        log(f"fan-out on {backend}: {self.fanout} new releases x 3 approvers (approvers API, instant)"
+            + (f", DEPLOY_GATE_WORKERS={workers}" if workers else ""))
         db = self.fresh_database(backend, name)
-        proc, port, startup = self.start_service(name, db)
+        proc, port, startup = self.start_service(name, db, **({"workers": workers} if workers else {}))
         idle = self.idle_rss(proc)
         before = self.mails.refresh()
         bodies = [release_body(f"fan-{i}", project="Fanout") for i in range(1, self.fanout + 1)]
@@ -430,7 +431,7 @@ class Bench:
             raise RuntimeError(f"fan-out: only {len(self.mails.lines) - before} emails arrived")
         last = self.mails.lines[want - 1][0] / 1e6
         seconds = last - t0
-        entry = {"backend": backend, "releases": self.fanout, "emails": 3 * self.fanout,
+        entry = {"backend": backend, "workers": workers or "default", "releases": self.fanout, "emails": 3 * self.fanout,
                  "seconds": seconds, "emails_per_s": 3 * self.fanout / seconds,
                  "posting_seconds": posted["seconds"], "load1": load1()}
         self.results["fanout"].append(entry)
@@ -455,6 +456,7 @@ class Bench:
         emailed = self.mails.lines[want - 1][0] / 1e6 - t0 + posted["seconds"]
         self.results["seeding"].append({
             "backend": backend, "releases": self.releases, "post_rps": posted["rps"],
+            "workers": self.args.seed_workers or "default",
             "emails": 3 * self.releases, "seconds_to_last_email": emailed,
         })
         log(f"  seeded at {posted['rps']:,.0f} releases/s; {3 * self.releases} emails in {emailed:.1f} s")
@@ -526,7 +528,8 @@ class Bench:
         only = set(self.args.only.split(",")) if self.args.only else {"new", "fanout", "polls"}
         for backend in backends:
             if "fanout" in only:
-                self.fan_out(backend)
+                for workers in [None, *self.args.fanout_workers]:
+                    self.fan_out(backend, workers)
             if "new" in only:
                 self.new_releases(backend)
             if "polls" in only:
@@ -576,10 +579,10 @@ def render_report(r: dict) -> str:
     lines += ["", "| fan-out | releases | emails | seconds to the last email | emails/s | posting took s |",
               "|---|---:|---:|---:|---:|---:|"]
     for f in r["fanout"]:
-        lines.append(f"| {f['backend']} | {f['releases']} | {f['emails']} | {f['seconds']:.2f} | "
+        lines.append(f"| {f['backend']}, workers {f['workers']} | {f['releases']} | {f['emails']} | {f['seconds']:.2f} | "
                      f"{f['emails_per_s']:.0f} | {f['posting_seconds']:.2f} |")
     for seed in r["seeding"]:
-        lines.append(f"| {seed['backend']} seeding (approvers in the request) | {seed['releases']} | "
+        lines.append(f"| {seed['backend']} seeding (approvers in the request, {seed['workers']} workers) | {seed['releases']} | "
                      f"{seed['emails']} | {seed['seconds_to_last_email']:.1f} | "
                      f"{seed['emails'] / seed['seconds_to_last_email']:.0f} | "
                      f"{seed['releases'] / seed['post_rps']:.2f} |")
@@ -607,7 +610,10 @@ def main() -> int:
         help="a database of a server where the bench may create and drop deploy_gate_bench_* databases")
     parser.add_argument("--paced-conns", type=int, default=8)
     parser.add_argument("--paced-delay-ms", type=int, default=40)
-    parser.add_argument("--seed-workers", type=int, help="DEPLOY_GATE_WORKERS while seeding [the default]")
+    parser.add_argument("--seed-workers", type=int, default=16,
+                        help="DEPLOY_GATE_WORKERS while seeding, which is set-up, not measured [16]")
+    parser.add_argument("--fanout-workers", type=int, nargs="*", default=[16],
+                        help="also time the fan-out with these DEPLOY_GATE_WORKERS [16]")
     parser.add_argument("--out", default=str(TARGET / "bench"), help="output folder [target/bench]")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a setting for every deploy-gate started, e.g. workers=8 for DEPLOY_GATE_WORKERS")
