@@ -142,7 +142,11 @@ impl TestSmtp {
         let mut server = Server::new(recorder);
         server
             .with_name("test-smtp")
-            .with_num_threads(8)
+            // One thread per open connection, and lettre's pool opens more
+            // connections than a replica's workers use at once (each goes back
+            // to the pool from a spawned task, and up to 10 stay open): two
+            // replicas with fast commits held more than 8 and one email waited.
+            .with_num_threads(32)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
