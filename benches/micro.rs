@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use deploy_gate::{
     domain::{
-        policy::{Decided, Decision, decide},
+        policy::{Decided, Decision, Rule, Vote, decide},
         release::ReleaseKey,
     },
     token::{ApprovalClaims, TokenKeys},
@@ -21,6 +21,7 @@ fn tokens(c: &mut Criterion) {
     let key = ReleaseKey::parse("Devx", "386", "prod").unwrap();
     let claims = ApprovalClaims::new(
         Uuid::new_v4(),
+        0,
         "ana@example.com",
         &key,
         "Desafio-CD",
@@ -41,17 +42,22 @@ fn tokens(c: &mut Criterion) {
 fn status(c: &mut Criterion) {
     let now = Utc::now();
     let deadline = now + Duration::hours(48);
+    let rule = Rule::from_required(None);
     for approvers in [3_usize, 50] {
-        let approvals: Vec<Option<Decided>> = (0..approvers)
-            .map(|i| {
-                (i % 2 == 0).then(|| Decided {
+        let emails: Vec<String> = (0..approvers).map(|i| format!("a{i}@example.com")).collect();
+        let votes: Vec<Vote<'_>> = emails
+            .iter()
+            .enumerate()
+            .map(|(i, email)| Vote {
+                email,
+                decided: (i % 2 == 0).then(|| Decided {
                     decision: Decision::Approve,
                     at: now - Duration::minutes(i as i64),
-                })
+                }),
             })
             .collect();
         c.bench_function(&format!("status/decide_{approvers}_approvers"), |b| {
-            b.iter(|| decide(black_box(None), black_box(&approvals), deadline, now))
+            b.iter(|| decide(black_box(&rule), black_box(&votes), None, deadline, now))
         });
     }
 }

@@ -1,11 +1,13 @@
 //! Configuration: built-in defaults, overridden by a TOML file, overridden by
 //! `DEPLOY_GATE_*` environment variables (or the matching command-line flags).
 
-use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::policies::{Policies, PolicySettings};
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -169,6 +171,14 @@ pub struct Settings {
     /// Log format: `pretty` or `json` [default: pretty].
     #[arg(long, env = "DEPLOY_GATE_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Approval policies per project and stage (TOML file only: `[[policies]]`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub policies: Vec<PolicySettings>,
+    /// Approver groups named by policies (TOML file only: `[groups]`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<String>>,
 }
 
 impl Settings {
@@ -181,8 +191,13 @@ impl Settings {
 
     /// Fields set in `over` win over the ones in `self`.
     pub fn overridden_by(self, over: Settings) -> Settings {
+        // Policies and groups come from the file alone: the environment cannot hold tables.
         macro_rules! pick {
-            ($($field:ident),*) => { Settings { $($field: over.$field.or(self.$field)),* } };
+            ($($field:ident),*) => { Settings {
+                $($field: over.$field.or(self.$field),)*
+                policies: if over.policies.is_empty() { self.policies } else { over.policies },
+                groups: if over.groups.is_empty() { self.groups } else { over.groups },
+            } };
         }
         pick!(
             bind,
@@ -221,7 +236,7 @@ impl Settings {
 }
 
 /// `Option<Duration>` as a humantime string (`"90s"`, `"48h"`) in TOML.
-mod humantime_serde_opt {
+pub(crate) mod humantime_serde_opt {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
@@ -363,6 +378,8 @@ pub struct Config {
     pub jobs: JobSettings,
     /// Log format.
     pub log_format: LogFormat,
+    /// Approval policies and groups.
+    pub policies: Policies,
 }
 
 impl Config {
@@ -496,6 +513,7 @@ impl Config {
             )?,
             jobs,
             log_format: s.log_format.unwrap_or_default(),
+            policies: Policies::from_settings(&s.policies, &s.groups)?,
         })
     }
 }
@@ -623,13 +641,15 @@ impl Config {
                 ),
             ),
         ];
-        entries
+        let mut text: String = entries
             .into_iter()
             .map(|(key, value)| match value {
                 Some(value) => format!("{key} = {value}\n"),
                 None => format!("# {key} is not set\n"),
             })
-            .collect()
+            .collect();
+        text.push_str(&self.policies.to_masked_toml());
+        text
     }
 }
 

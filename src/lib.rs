@@ -6,11 +6,13 @@
 pub mod api;
 pub mod approvers;
 pub mod azure;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod policies;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

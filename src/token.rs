@@ -35,12 +35,16 @@ pub struct ApprovalClaims {
     pub stage: String,
     /// `ReleaseName`, for display.
     pub name: String,
+    /// The approval's link generation when minted; a re-sent email raises it, retiring older links.
+    #[serde(default)]
+    pub generation: i64,
 }
 
 impl ApprovalClaims {
-    /// Claims for one approval of `key`, valid until `deadline`.
+    /// Claims for one approval of `key` (link generation `generation`), valid until `deadline`.
     pub fn new(
         approval_id: Uuid,
+        generation: i64,
         approver: &str,
         key: &ReleaseKey,
         name: &str,
@@ -58,6 +62,7 @@ impl ApprovalClaims {
             release: key.release_id.clone(),
             stage: key.stage.clone(),
             name: name.to_owned(),
+            generation,
         }
     }
 
@@ -143,6 +148,7 @@ mod tests {
         let key = ReleaseKey::parse("Devx", "386", "").unwrap();
         ApprovalClaims::new(
             Uuid::new_v4(),
+            0,
             "ana@example.com",
             &key,
             "Desafio-CD",

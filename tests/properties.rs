@@ -32,6 +32,7 @@ fn claims() -> impl Strategy<Value = ApprovalClaims> {
                 let now = Utc::now();
                 Some(ApprovalClaims::new(
                     Uuid::from_u128(uuid),
+                    0,
                     "ana@example.com",
                     &key,
                     &name,

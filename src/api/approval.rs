@@ -116,9 +116,10 @@ impl ErrorStatuses for ViewErrors {
         (400, "The token parameter is missing."),
         (
             401,
-            "The token is malformed, tampered with, expired, or not issued by this service.",
+            "The token is malformed, tampered with, expired, replaced by a re-sent one, or not issued by this service.",
         ),
         (403, "The token does not match the approval it names."),
+        (410, "An operator cancelled the release's approval."),
         (
             429,
             "Too many approval requests from this client; retry after `Retry-After` seconds.",
@@ -137,13 +138,14 @@ impl ErrorStatuses for DecideErrors {
         ),
         (
             401,
-            "The token is malformed, tampered with, expired, or not issued by this service.",
+            "The token is malformed, tampered with, expired, replaced by a re-sent one, or not issued by this service.",
         ),
         (403, "The token does not match the approval it names."),
         (
             409,
             "This approver already made the other decision, or the release is already decided or expired.",
         ),
+        (410, "An operator cancelled the release's approval."),
         (413, "The body is larger than the configured limit."),
         (415, "The body is neither JSON nor a form."),
         (
@@ -176,7 +178,7 @@ impl ApprovalApi {
         let (approval, snapshot) = authorize(&state, &token)
             .await
             .map_err(|p| ProblemResponse::from(p).page_if(html))?;
-        let view = approval_view(&approval, &snapshot);
+        let view = approval_view(&approval, &snapshot, state.clock.now());
         Ok(if html {
             Negotiated::Html(pages::approval_page(&view, &token))
         } else {
@@ -222,12 +224,12 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
     };
     let outcome = state
         .store
-        .record_decision(approval.id, decision, comment.as_deref(), Utc::now())
+        .record_decision(approval.id, decision, comment.as_deref(), state.clock.now())
         .await
         .map_err(|err| database_problem(&err))?;
     let snapshot = match outcome {
         DecisionOutcome::Recorded(snapshot) => {
-            let status = snapshot.outcome(Utc::now()).status;
+            let status = snapshot.outcome(state.clock.now()).status;
             tracing::info!(approval.id = %approval.id, decision = decision.as_str(),
                 release.status = status.as_str(), "decision recorded");
             if status.is_final() {
@@ -248,7 +250,7 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
             ));
         }
         DecisionOutcome::ReleaseFinal(snapshot) => {
-            let status = snapshot.outcome(Utc::now()).status;
+            let status = snapshot.outcome(state.clock.now()).status;
             return Err(Problem::conflict(
                 "release-final",
                 "The release is already decided",
@@ -266,7 +268,7 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
         .find(|a| a.id == approval.id)
         .cloned()
         .unwrap_or(approval);
-    Ok(approval_view(&approval, &snapshot))
+    Ok(approval_view(&approval, &snapshot, state.clock.now()))
 }
 
 /// The comment without surrounding spaces (`None` if blank), judged as sent like the schema says.
@@ -307,9 +309,30 @@ async fn authorize(
         .await
         .map_err(|err| database_problem(&err))?
         .ok_or_else(unknown_approval)?;
+    if let Some(cancellation) = &snapshot.release.cancelled {
+        let reason = cancellation
+            .reason
+            .as_deref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default();
+        return Err(Problem::new(
+            poem::http::StatusCode::GONE,
+            "approval-cancelled",
+            "This approval was cancelled",
+            format!("an operator cancelled the approval of this release{reason}"),
+        ));
+    }
     // The token's whole-second `exp` may outlive the deadline by a fraction of a second.
-    if Utc::now() >= snapshot.release.deadline {
+    if state.clock.now() >= snapshot.release.deadline {
         return Err(token_problem(TokenError::Expired));
+    }
+    if claims.generation != approval.link_generation {
+        return Err(Problem::new(
+            poem::http::StatusCode::UNAUTHORIZED,
+            "token-superseded",
+            "This approval link was replaced",
+            "a newer approval email was sent to you; use the link in the latest one",
+        ));
     }
     if !token_matches(&claims, &approval, &snapshot) {
         tracing::warn!(approval.id = %approval.id, "token claims do not match the approval they name");
@@ -362,8 +385,12 @@ fn unknown_approval() -> Problem {
     )
 }
 
-fn approval_view(approval: &ApprovalRecord, snapshot: &ReleaseSnapshot) -> ApprovalView {
-    let release = ReleaseStatusBody::from_snapshot(snapshot, Utc::now());
+fn approval_view(
+    approval: &ApprovalRecord,
+    snapshot: &ReleaseSnapshot,
+    now: DateTime<Utc>,
+) -> ApprovalView {
+    let release = ReleaseStatusBody::from_snapshot(snapshot, now);
     let status = release.status;
     ApprovalView {
         approver: approval.email.clone(),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi, param::Header, payload::Json, types::Example,
@@ -19,7 +18,10 @@ use super::{
 };
 use crate::{
     azure::hooks::{HookEvent, HookRelease, interpret},
-    domain::release::{NewRelease, ReleaseKey},
+    domain::{
+        approver::ApproverEmail,
+        release::{NewRelease, ReleaseKey},
+    },
     store::Creation,
 };
 
@@ -180,7 +182,7 @@ impl HooksApi {
         let answer = Json(HookAnswer {
             outcome,
             event_type: event.event_type.to_string(),
-            release: Some(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now())),
+            release: Some(ReleaseStatusBody::from_snapshot(&snapshot, state.clock.now())),
         });
         Ok(match outcome {
             HookOutcome::Accepted => HookResponse::Accepted(answer),
@@ -207,5 +209,9 @@ fn new_release(release: HookRelease) -> Result<NewRelease, Problem> {
         .map_err(invalid)?;
     let mut new = NewRelease::parse(key, &release.release_name, None).map_err(invalid)?;
     new.azure_approval_id = release.azure_approval_id;
+    // A creator that is not an email address names nobody who could approve.
+    new.requested_for = release
+        .requested_for
+        .and_then(|r| ApproverEmail::parse(&r).ok());
     Ok(new)
 }

@@ -7,6 +7,7 @@ mod callback;
 mod health;
 mod hooks;
 mod observe;
+mod operator;
 mod pages;
 mod problem;
 mod rate_limit;
@@ -28,7 +29,9 @@ use tokio::sync::Notify;
 pub use problem::{PROBLEM_JSON, Problem};
 
 use crate::{
+    clock::Clock,
     config::{RateLimitSettings, Secret},
+    policies::Policies,
     metrics::Metrics,
     store::Store,
     token::TokenKeys,
@@ -65,6 +68,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Notified when a job is enqueued, to wake the worker.
     pub wake_worker: Arc<Notify>,
+    /// Approval policies and groups.
+    pub policies: Arc<Policies>,
+    /// The time.
+    pub clock: Clock,
 }
 
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
@@ -74,6 +81,7 @@ pub fn openapi_service() -> OpenApiService<
         approval::ApprovalApi,
         hooks::HooksApi,
         health::HealthApi,
+        operator::OperatorApi,
     ),
     (),
 > {
@@ -83,6 +91,7 @@ pub fn openapi_service() -> OpenApiService<
             approval::ApprovalApi,
             hooks::HooksApi,
             health::HealthApi,
+            operator::OperatorApi,
         ),
         "deploy-gate",
         env!("CARGO_PKG_VERSION"),

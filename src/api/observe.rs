@@ -2,7 +2,6 @@
 
 use std::{sync::Arc, time::Instant};
 
-use chrono::Utc;
 use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderValue, header},
@@ -93,7 +92,7 @@ fn route_of_unnamed(path: &str) -> &'static str {
 pub async fn metrics_endpoint(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
     let jobs_due = state
         .store
-        .due_job_count(Utc::now())
+        .due_job_count(state.clock.now())
         .await
         .map_err(|err| database_problem(&err))?;
     Ok(Response::builder()

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -20,9 +22,10 @@ use super::{
     text::{NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
+    approvers::{Found, under_policy},
     azure::PlanCallback,
     domain::release::{NewRelease, ReleaseKey},
-    store::{Creation, ReleaseSnapshot},
+    store::{Creation, ReleasePlan, ReleaseSnapshot},
 };
 
 /// Answer to `POST /release`.
@@ -173,7 +176,7 @@ impl ReleaseApi {
         };
         let callback = body.plan_callback(headers)?;
         let creation = create_or_find(&state, &new, callback.as_ref()).await?;
-        Ok(creation_response(creation, failsafe.unwrap_or(false)))
+        Ok(creation_response(creation, failsafe.unwrap_or(false), state.clock.now()))
     }
 
     /// Current status of a release.
@@ -214,7 +217,7 @@ impl ReleaseApi {
             .await
             .map_err(|err| database_problem(&err))?
             .ok_or_else(|| Problem::not_found(format!("no release {}", key.display())))?;
-        let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now()));
+        let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, state.clock.now()));
         Ok(match (failsafe.unwrap_or(false), body.status) {
             (false, _) | (true, StatusValue::Approved) => GetReleaseResponse::Current(body),
             (true, StatusValue::Pending) => GetReleaseResponse::NotYetApproved(body),
@@ -225,17 +228,47 @@ impl ReleaseApi {
 }
 
 /// Stores a release (and its callback registration) or finds the known one; wakes the worker.
+/// The policy of its project and stage sets its deadline, reminders and escalation.
 pub async fn create_or_find(
     state: &AppState,
     new: &NewRelease,
     callback: Option<&PlanCallback>,
 ) -> Result<Creation, Problem> {
-    let now = Utc::now();
-    let deadline =
-        now + chrono::Duration::from_std(state.approval_deadline).unwrap_or(chrono::Duration::MAX);
+    let now = state.clock.now();
+    let policy = state.policies.for_release(&new.key);
+    let after = |d: std::time::Duration| {
+        now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    };
+    let deadline = after(policy.and_then(|p| p.deadline).unwrap_or(state.approval_deadline));
+    let listed = new.approvers.as_ref().map(|approvers| Found {
+        approvers: approvers.clone(),
+        source: "request".to_owned(),
+        problem: None,
+        groups: BTreeMap::new(),
+    });
+    let plan = ReleasePlan {
+        required_approvals: state.required_approvals,
+        deadline,
+        approvers: listed.map(|found| {
+            under_policy(
+                found,
+                &state.policies,
+                &new.key,
+                new.requested_for.as_ref(),
+                state.required_approvals,
+            )
+        }),
+        reminders: policy
+            .map(|p| p.reminders.iter().map(|r| after(*r)).filter(|at| *at < deadline).collect())
+            .unwrap_or_default(),
+        escalate_at: policy
+            .and_then(|p| p.escalation.as_ref())
+            .map(|e| after(e.after))
+            .filter(|at| *at < deadline),
+    };
     let creation = state
         .store
-        .create_release(new, callback, state.required_approvals, deadline, now)
+        .create_release(new, &plan, callback, now)
         .await
         .map_err(|err| database_problem(&err))?;
     // Only a new release or a callback registration queues jobs. One idle worker
@@ -250,15 +283,15 @@ pub async fn create_or_find(
     Ok(creation)
 }
 
-fn creation_response(creation: Creation, failsafe: bool) -> CreateReleaseResponse {
+fn creation_response(creation: Creation, failsafe: bool, now: DateTime<Utc>) -> CreateReleaseResponse {
     let (snapshot, created): (ReleaseSnapshot, bool) = match creation {
         Creation::Created(s) => (s, true),
         Creation::Existing(s) => (s, false),
     };
-    let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, Utc::now()));
+    let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, now));
     match (failsafe, body.status, created) {
         (false, _, true) => {
-            CreateReleaseResponse::Accepted(body, location_of(&snapshot.release.key))
+            CreateReleaseResponse::Accepted(body, snapshot.release.key.status_path())
         }
         (false, _, false) | (true, StatusValue::Approved, _) => {
             CreateReleaseResponse::Current(body)
@@ -267,24 +300,6 @@ fn creation_response(creation: Creation, failsafe: bool) -> CreateReleaseRespons
         (true, StatusValue::Rejected, _) => CreateReleaseResponse::Rejected(body),
         (true, StatusValue::Expired, _) => CreateReleaseResponse::Expired(body),
     }
-}
-
-/// Path of a release's status, with `Stage` as a query parameter when set.
-pub fn location_of(key: &ReleaseKey) -> String {
-    let enc = |s: &str| {
-        url::form_urlencoded::byte_serialize(s.as_bytes())
-            .collect::<String>()
-            .replace('+', "%20")
-    };
-    let mut location = format!(
-        "/release/{}/{}",
-        enc(&key.team_project),
-        enc(&key.release_id)
-    );
-    if !key.stage.is_empty() {
-        location.push_str(&format!("?Stage={}", enc(&key.stage)));
-    }
-    location
 }
 
 /// Logs a database failure and turns it into a 503 problem.

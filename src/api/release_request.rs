@@ -12,9 +12,12 @@ use serde_json::Value;
 use super::{
     problem::Problem,
     release_values::{ApproversValue, ReleaseIdValue},
-    text::{CallbackRule, NameRule, StageRule, Text},
+    text::{CallbackRule, EmailRule, NameRule, StageRule, Text},
 };
-use crate::domain::release::{NewRelease, ReleaseKey};
+use crate::domain::{
+    approver::ApproverEmail,
+    release::{NewRelease, ReleaseKey},
+};
 
 /// A release to gate. Unknown fields are ignored; `null` is the same as an absent optional field.
 #[derive(Object, Clone, Debug)]
@@ -35,6 +38,10 @@ pub struct ReleaseRequest {
     /// Approvers for this release; overrides the approvers API and the static list.
     #[oai(rename = "Approvers", nullable)]
     pub approvers: Option<ApproversValue>,
+    /// Email of who requested the release, e.g. `$(Release.RequestedForEmail)`: their own approval
+    /// does not count unless the project's policy allows it. Empty is the same as absent.
+    #[oai(rename = "RequestedFor", nullable)]
+    pub requested_for: Option<Text<EmailRule>>,
     /// Callback mode: `$(system.CollectionUri)`. Also accepted as a header.
     #[oai(rename = "PlanUrl", nullable)]
     pub plan_url: Option<Text<CallbackRule>>,
@@ -104,8 +111,9 @@ impl ParseFromJSON for ReleaseRequestBody {
 }
 
 /// Optional text fields of [`ReleaseRequest`].
-const OPTIONAL_TEXT_FIELDS: [&str; 9] = [
+const OPTIONAL_TEXT_FIELDS: [&str; 10] = [
     "Stage",
+    "RequestedFor",
     "PlanUrl",
     "ProjectId",
     "HubName",
@@ -162,6 +170,7 @@ impl poem_openapi::types::Example for ReleaseRequest {
                 "ana@example.com".into(),
                 "bo@example.com".into(),
             ])),
+            requested_for: Some(Text::new("cy@example.com")),
             plan_url: None,
             project_id: None,
             hub_name: None,
@@ -188,7 +197,18 @@ impl ReleaseRequest {
             .as_ref()
             .map(ApproversValue::parse)
             .transpose()?;
-        NewRelease::parse(key, &self.release_name, approvers)
-            .map_err(|e| Problem::invalid_field(e.to_string()))
+        let requested_for = self
+            .requested_for
+            .as_deref()
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| {
+                ApproverEmail::parse(r)
+                    .map_err(|e| Problem::invalid_field(format!("RequestedFor: {e}")))
+            })
+            .transpose()?;
+        let mut new = NewRelease::parse(key, &self.release_name, approvers)
+            .map_err(|e| Problem::invalid_field(e.to_string()))?;
+        new.requested_for = requested_for;
+        Ok(new)
     }
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object, types::Example};
 
 use crate::{
-    domain::policy::{Decision, ReleaseStatus},
+    domain::policy::{Decision, RELEASE_APPROVERS, ReleaseStatus},
     jobs::JobKind,
     store::ReleaseSnapshot,
 };
@@ -106,13 +106,39 @@ pub struct ApproverEntry {
     pub comment: Option<String>,
     /// Whether their approval email has been accepted by the mail server.
     pub notified: bool,
+    /// False for the requester, whose own approval does not count (unless the policy allows it).
+    pub counts: bool,
+}
+
+/// One requirement of the release's approval rule and how far it is.
+#[derive(Object, Clone, Debug)]
+pub struct RequirementEntry {
+    /// The group; `approvers` is the release's own approver list.
+    pub group: String,
+    /// Approvals it needs.
+    pub needed: u32,
+    /// Approvals it has.
+    pub approved: u32,
+    /// Whether it is met.
+    pub met: bool,
+}
+
+/// An operator's cancellation.
+#[derive(Object, Clone, Debug)]
+#[oai(skip_serializing_if_is_none)]
+pub struct CancellationEntry {
+    /// When the approval was cancelled.
+    pub at: DateTime<Utc>,
+    /// Why, as the operator said.
+    pub reason: Option<String>,
 }
 
 /// Something that keeps a release from progressing, shown so nobody waits in silence.
 #[derive(Object, Clone, Debug)]
 pub struct ReleaseProblem {
     /// Stable code: `no_approvers`, `invalid_approvers`, `approvers_failing`, `email_failing`,
-    /// `callback_failing`, `write_back_failing`, `expiry_failing`, `job_dead`.
+    /// `channel_failing`, `reminder_failing`, `escalation_failing`, `callback_failing`,
+    /// `write_back_failing`, `expiry_failing`, `job_dead`.
     pub code: String,
     /// Plain-language explanation, including the latest error.
     pub detail: String,
@@ -153,6 +179,16 @@ pub struct ReleaseStatusBody {
     pub decided_at: Option<DateTime<Utc>>,
     /// What is keeping it from progressing, if anything.
     pub problems: Vec<ReleaseProblem>,
+    /// Every requirement of the approval rule and its progress.
+    pub requirements: Vec<RequirementEntry>,
+    /// While pending: what is still missing, in plain words, e.g. `1 more approval from group sre`.
+    pub waiting_for: Vec<String>,
+    /// Who requested the release, when the pipeline said (`RequestedFor`).
+    pub requested_for: Option<String>,
+    /// Set when an operator cancelled the approval; the status is then `rejected`.
+    pub cancelled: Option<CancellationEntry>,
+    /// When the escalation contact was told the release is still undecided.
+    pub escalated_at: Option<DateTime<Utc>>,
 }
 
 impl ReleaseStatusBody {
@@ -169,8 +205,24 @@ impl ReleaseStatusBody {
                 decided_at: a.decided.map(|d| d.at),
                 comment: a.comment.clone(),
                 notified: a.email_sent_at.is_some(),
+                counts: release.rule.counts(&a.email),
             })
             .collect();
+        let requirements: Vec<RequirementEntry> = outcome
+            .requirements
+            .iter()
+            .map(|p| RequirementEntry {
+                group: p.group.clone(),
+                needed: p.needed,
+                approved: p.approved,
+                met: p.met,
+            })
+            .collect();
+        let waiting_for = if outcome.status == ReleaseStatus::Pending {
+            requirements.iter().filter(|r| !r.met).map(missing).collect()
+        } else {
+            Vec::new()
+        };
         Self {
             release_id: release.key.release_id.clone(),
             release_name: release.name.clone(),
@@ -190,8 +242,31 @@ impl ReleaseStatusBody {
             deadline: release.deadline,
             decided_at: outcome.decided_at,
             problems: problems(snapshot, outcome.status.is_final()),
+            requirements,
+            waiting_for,
+            requested_for: release.requested_for.clone(),
+            cancelled: release.cancelled.as_ref().map(|c| CancellationEntry {
+                at: c.at,
+                reason: c.reason.clone(),
+            }),
+            escalated_at: release.escalated_at,
         }
     }
+}
+
+/// What an unmet requirement still needs, in words.
+fn missing(r: &RequirementEntry) -> String {
+    let whom = if r.group == RELEASE_APPROVERS {
+        "the approvers".to_owned()
+    } else {
+        format!("group {}", r.group)
+    };
+    if r.needed == 0 {
+        return format!("{whom} has nobody whose approval counts");
+    }
+    let more = r.needed.saturating_sub(r.approved);
+    let noun = if more == 1 { "approval" } else { "approvals" };
+    format!("{more} more {noun} from {whom}")
 }
 
 impl Example for ReleaseStatusBody {
@@ -219,6 +294,7 @@ impl Example for ReleaseStatusBody {
                     decided_at: Some(created_at + chrono::Duration::minutes(7)),
                     comment: Some("ship it".into()),
                     notified: true,
+                    counts: true,
                 },
                 ApproverEntry {
                     email: "bo@example.com".into(),
@@ -226,6 +302,7 @@ impl Example for ReleaseStatusBody {
                     decided_at: None,
                     comment: None,
                     notified: true,
+                    counts: true,
                 },
             ],
             approvers_source: Some("request".into()),
@@ -233,6 +310,16 @@ impl Example for ReleaseStatusBody {
             deadline: created_at + chrono::Duration::hours(48),
             decided_at: None,
             problems: Vec::new(),
+            requirements: vec![RequirementEntry {
+                group: RELEASE_APPROVERS.into(),
+                needed: 2,
+                approved: 1,
+                met: false,
+            }],
+            waiting_for: vec!["1 more approval from the approvers".into()],
+            requested_for: Some("cy@example.com".into()),
+            cancelled: None,
+            escalated_at: None,
         }
     }
 }
@@ -269,12 +356,28 @@ fn problems(snapshot: &ReleaseSnapshot, is_final: bool) -> Vec<ReleaseProblem> {
                 "write_back_failing",
                 "writing the decision back to the Azure DevOps approval".to_owned(),
             ),
+            JobKind::NotifyChannel => (
+                "channel_failing",
+                match &trouble.approver {
+                    Some(to) => format!("posting the approval request for {to} to a channel"),
+                    None => "posting an approval request to a channel".to_owned(),
+                },
+            ),
+            JobKind::RemindApprovers | JobKind::SendReminder => {
+                ("reminder_failing", "sending reminders".to_owned())
+            }
+            JobKind::Escalate => ("escalation_failing", "sending the escalation".to_owned()),
         };
         // Once decided, failures of the approval fan-out no longer matter; reporting failures do.
         if is_final
             && matches!(
                 trouble.kind,
-                JobKind::ResolveApprovers | JobKind::SendApprovalEmail
+                JobKind::ResolveApprovers
+                    | JobKind::SendApprovalEmail
+                    | JobKind::NotifyChannel
+                    | JobKind::RemindApprovers
+                    | JobKind::SendReminder
+                    | JobKind::Escalate
             )
         {
             continue;

@@ -55,6 +55,14 @@ impl TextRule for StageRule {
     const NOT_BLANK: bool = false;
 }
 
+/// An email address field, e.g. `RequestedFor`: at most 254 characters, no control characters.
+pub struct EmailRule;
+impl TextRule for EmailRule {
+    const MAX_CHARS: Option<usize> = Some(crate::domain::approver::MAX_EMAIL_LEN);
+    const PATTERN: Option<&'static str> = Some(NO_CONTROLS);
+    const NOT_BLANK: bool = false;
+}
+
 /// An approver's comment: at most 2000 characters, no control characters but line breaks.
 pub struct CommentRule;
 impl TextRule for CommentRule {

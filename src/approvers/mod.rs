@@ -1,7 +1,8 @@
 //! Finding a release's approvers: the approvers API, else the static list.
 //! (Approvers named in the request are stored with the release and never reach here.)
+//! The approvers API may also answer groups, which approval policies refer to.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use crate::{
         approver::{ApproverEmail, dedup},
         release::ReleaseKey,
     },
+    policies::Policies,
     store::ResolvedApprovers,
 };
 
@@ -26,11 +28,30 @@ pub struct ApproverSource {
     static_list: Vec<ApproverEmail>,
 }
 
-/// Accepted answers: `{"approvers": [...]}` or a bare list; items are addresses or objects with `email`.
+/// What the sources gave for one release.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// Valid, de-duplicated approvers.
+    pub approvers: Vec<ApproverEmail>,
+    /// Where they came from: `approvers_url`, `static` or `none`.
+    pub source: String,
+    /// A note shown on the release (no approvers, skipped invalid addresses).
+    pub problem: Option<String>,
+    /// Groups answered by the approvers API, by name.
+    pub groups: BTreeMap<String, Vec<ApproverEmail>>,
+}
+
+/// Accepted answers: `{"approvers": [...], "groups": {"name": [...]}}` (either key may be
+/// absent) or a bare list; items are addresses or objects with `email`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Answer {
-    Wrapped { approvers: Vec<Item> },
+    Wrapped {
+        #[serde(default)]
+        approvers: Vec<Item>,
+        #[serde(default)]
+        groups: BTreeMap<String, Vec<Item>>,
+    },
     Bare(Vec<Item>),
 }
 
@@ -57,34 +78,45 @@ impl ApproverSource {
 
     /// Resolves approvers for a release. Fails (so the job retries) when the API
     /// cannot be reached or answers garbage; an empty answer falls back to the static list.
-    pub async fn resolve(&self, key: &ReleaseKey, name: &str) -> anyhow::Result<ResolvedApprovers> {
+    pub async fn resolve(&self, key: &ReleaseKey, name: &str) -> anyhow::Result<Found> {
+        let mut groups = BTreeMap::new();
         if let Some(url) = &self.url {
-            let (valid, invalid) = self.fetch(url, key, name).await?;
-            let skipped = (!invalid.is_empty()).then(|| {
+            let answer = self.fetch(url, key, name).await?;
+            let (valid, invalid) = split_valid(answer.approvers);
+            let mut skipped = invalid;
+            for (group, items) in answer.groups {
+                let (members, invalid) = split_valid(items);
+                skipped.extend(invalid);
+                groups.insert(group, members);
+            }
+            let problem = (!skipped.is_empty()).then(|| {
                 format!(
                     "skipped invalid approver addresses from the approvers API: {}",
-                    invalid.join(", ")
+                    skipped.join(", ")
                 )
             });
             if !valid.is_empty() {
-                return Ok(ResolvedApprovers {
+                return Ok(Found {
                     approvers: valid,
                     source: "approvers_url".into(),
-                    problem: skipped,
+                    problem,
+                    groups,
                 });
             }
         }
         if !self.static_list.is_empty() {
-            return Ok(ResolvedApprovers {
+            return Ok(Found {
                 approvers: self.static_list.clone(),
                 source: "static".into(),
                 problem: None,
+                groups,
             });
         }
-        Ok(ResolvedApprovers {
+        Ok(Found {
             approvers: Vec::new(),
             source: "none".into(),
             problem: Some(self.nobody_found()),
+            groups,
         })
     }
 
@@ -105,7 +137,7 @@ impl ApproverSource {
         url: &url::Url,
         key: &ReleaseKey,
         name: &str,
-    ) -> anyhow::Result<(Vec<ApproverEmail>, Vec<String>)> {
+    ) -> anyhow::Result<Parsed> {
         let response = self
             .client
             .get(url.clone())
@@ -131,16 +163,67 @@ impl ApproverSource {
             bail!("approvers API answer is larger than {MAX_ANSWER_BYTES} bytes");
         }
         let answer: Answer = serde_json::from_slice(&body).context(
-            "approvers API answer is not {\"approvers\": [...]} or a list of addresses or {\"email\": ...} objects",
+            "approvers API answer is not {\"approvers\": [...], \"groups\": {...}} or a list of addresses or {\"email\": ...} objects",
         )?;
-        Ok(split_valid(answer))
+        Ok(Parsed::from(answer))
     }
 }
 
-fn split_valid(answer: Answer) -> (Vec<ApproverEmail>, Vec<String>) {
-    let items = match answer {
-        Answer::Wrapped { approvers } | Answer::Bare(approvers) => approvers,
+/// An answer, whichever its shape.
+struct Parsed {
+    approvers: Vec<Item>,
+    groups: BTreeMap<String, Vec<Item>>,
+}
+
+impl From<Answer> for Parsed {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Wrapped { approvers, groups } => Self { approvers, groups },
+            Answer::Bare(approvers) => Self {
+                approvers,
+                groups: BTreeMap::new(),
+            },
+        }
+    }
+}
+
+/// The release's approvers and rule under the policy of its project and stage
+/// (if any): `found` are its own approvers, and the groups the approvers API answered.
+pub fn under_policy(
+    found: Found,
+    policies: &Policies,
+    key: &ReleaseKey,
+    requester: Option<&ApproverEmail>,
+    required_approvals: Option<u32>,
+) -> ResolvedApprovers {
+    let policy = policies.for_release(key);
+    let resolution = policies.resolve(
+        policy,
+        &found.approvers,
+        &found.groups,
+        requester,
+        required_approvals,
+    );
+    // With groups to ask, an empty list of the release's own is no problem.
+    let own_problem = found
+        .problem
+        .filter(|_| found.approvers.is_empty() == resolution.approvers.is_empty() || !found.approvers.is_empty());
+    let problem = match (resolution.problem, own_problem) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
     };
+    ResolvedApprovers {
+        approvers: resolution.approvers,
+        source: found.source,
+        problem,
+        rule: resolution.rule,
+        channels: policy
+            .map(|p| p.channels.iter().map(|(kind, _)| *kind).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn split_valid(items: Vec<Item>) -> (Vec<ApproverEmail>, Vec<String>) {
     let (mut valid, mut invalid) = (Vec::new(), Vec::new());
     for item in items {
         let (Item::Address(text) | Item::Person { email: text }) = item;
@@ -157,7 +240,8 @@ mod tests {
     use super::*;
 
     fn parse(json: &str) -> (Vec<String>, Vec<String>) {
-        let (valid, invalid) = split_valid(serde_json::from_str(json).unwrap());
+        let answer: Answer = serde_json::from_str(json).unwrap();
+        let (valid, invalid) = split_valid(Parsed::from(answer).approvers);
         (
             valid.iter().map(|e| e.as_str().to_owned()).collect(),
             invalid,
@@ -174,6 +258,16 @@ mod tests {
             parse(r#"[{"email": "a@x.com", "name": "A"}, "b@y.com"]"#).0,
             ["a@x.com", "b@y.com"]
         );
+    }
+
+    #[test]
+    fn groups_may_come_with_or_without_approvers() {
+        let answer: Answer =
+            serde_json::from_str(r#"{"groups": {"sre": ["a@x.com", {"email": "b@y.com"}]}}"#).unwrap();
+        let parsed = Parsed::from(answer);
+        assert!(parsed.approvers.is_empty());
+        let (members, _) = split_valid(parsed.groups.into_values().next().unwrap());
+        assert_eq!(members.len(), 2);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct HookRelease {
     pub stage: String,
     /// The classic release approval to write the decision back to.
     pub azure_approval_id: Option<String>,
+    /// Who created the release (`createdBy.uniqueName`, when it is an email address).
+    pub requested_for: Option<String>,
 }
 
 /// What an event means for deploy-gate.
@@ -43,6 +45,7 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             release_name: text(resource, "/release/name")?,
             stage: String::new(),
             azure_approval_id: None,
+            requested_for: creator(resource),
         })),
         APPROVAL_PENDING => Ok(HookEvent::Release(HookRelease {
             team_project: project(resource)?,
@@ -50,6 +53,7 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             release_name: first(resource, &["/approval/release/name", "/release/name"])?,
             stage: first(resource, &["/approval/releaseEnvironment/name"])?,
             azure_approval_id: Some(text(resource, "/approval/id")?),
+            requested_for: creator(resource),
         })),
         YAML_APPROVAL_PENDING => {
             let approval_id = text(resource, "/approval/id")?;
@@ -60,10 +64,24 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
                     .unwrap_or_else(|_| format!("YAML approval {approval_id}")),
                 stage: first(resource, &["/stage/name"]).unwrap_or_default(),
                 azure_approval_id: None,
+                requested_for: None,
             }))
         }
         _ => Ok(HookEvent::Ignored),
     }
+}
+
+/// The release's creator, when the payload names them by email (`uniqueName`).
+fn creator(resource: &Value) -> Option<String> {
+    first(
+        resource,
+        &[
+            "/release/createdBy/uniqueName",
+            "/approval/release/createdBy/uniqueName",
+        ],
+    )
+    .ok()
+    .filter(|name| name.contains('@'))
 }
 
 fn project(resource: &Value) -> Result<String, String> {
@@ -109,6 +127,7 @@ mod tests {
                 release_name: "Release-386".into(),
                 stage: "Production".into(),
                 azure_approval_id: Some("17".into()),
+                requested_for: None,
             })
         );
     }

@@ -1,6 +1,8 @@
-//! The release decision rule, as a pure function of the approvals.
+//! The release decision rule, as a pure function of the approvals: who must
+//! approve (requirements per group), whose approval counts, and the resulting status.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 /// Overall state of a release, as the pipeline sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,14 +71,104 @@ pub struct Decided {
     pub at: DateTime<Utc>,
 }
 
-/// The computed state of a release.
+/// How many members of a requirement's group must approve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Needed {
+    /// Every eligible member.
+    All,
+    /// At least this many (never more than there are eligible members).
+    AtLeast(u32),
+}
+
+/// One condition of a release's approval: enough approvals from one group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// The group's name; [`RELEASE_APPROVERS`] means the release's own approver list.
+    pub group: String,
+    /// The group's members (lower-cased addresses); unused for [`RELEASE_APPROVERS`].
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// How many of them must approve.
+    pub needed: Needed,
+}
+
+/// The group name that stands for every approver of the release.
+pub const RELEASE_APPROVERS: &str = "approvers";
+
+/// What a release needs to be approved: every requirement met, no rejection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// All of these must be met.
+    pub requirements: Vec<Requirement>,
+    /// Who requested the release (lower-cased), if the pipeline said.
+    #[serde(default)]
+    pub requester: Option<String>,
+    /// Whether the requester's own approval counts.
+    #[serde(default)]
+    pub self_approval: bool,
+}
+
+impl Rule {
+    /// The rule of a release without a policy: `required` approvals from its approvers (all when `None`).
+    pub fn from_required(required: Option<u32>) -> Self {
+        Self {
+            requirements: vec![Requirement {
+                group: RELEASE_APPROVERS.to_owned(),
+                members: Vec::new(),
+                needed: required.map_or(Needed::All, Needed::AtLeast),
+            }],
+            requester: None,
+            self_approval: false,
+        }
+    }
+
+    /// Whether `email`'s approval counts (the requester's does not, unless allowed).
+    pub fn counts(&self, email: &str) -> bool {
+        self.self_approval || self.requester.as_deref() != Some(email)
+    }
+
+    /// The members of `requirement` whose approval counts, among the release's `approvers`.
+    fn eligible<'a>(&self, requirement: &'a Requirement, approvers: &[&'a str]) -> Vec<&'a str> {
+        let members: Vec<&str> = if requirement.group == RELEASE_APPROVERS {
+            approvers.to_vec()
+        } else {
+            requirement.members.iter().map(String::as_str).collect()
+        };
+        members.into_iter().filter(|m| self.counts(m)).collect()
+    }
+}
+
+/// One approver's vote on a release.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vote<'a> {
+    /// The approver (lower-cased).
+    pub email: &'a str,
+    /// Their decision, once made.
+    pub decided: Option<Decided>,
+}
+
+/// Progress of one requirement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The group.
+    pub group: String,
+    /// Approvals it needs.
+    pub needed: u32,
+    /// Approvals it has.
+    pub approved: u32,
+    /// True once met. A requirement without eligible members can never be met.
+    pub met: bool,
+}
+
+/// The computed state of a release.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The status.
     pub status: ReleaseStatus,
-    /// Approvals needed.
+    /// Approvals needed, summed over the requirements.
     pub required: u32,
-    /// Approvals given.
+    /// Approvals given that count.
     pub approved: u32,
     /// Rejections given.
     pub rejected: u32,
@@ -84,57 +176,114 @@ pub struct Outcome {
     pub pending: u32,
     /// When the status became final, if it is.
     pub decided_at: Option<DateTime<Utc>>,
+    /// Each requirement's progress, in the rule's order.
+    pub requirements: Vec<Progress>,
 }
 
-/// Derives the release status: `rejected` at the first rejection, `approved`
-/// once `required` approvals are in (all approvers when `None`, never more than
-/// there are), `expired` once `deadline` passes undecided, else `pending`.
-/// Decisions count in the order they were made; none count after the deadline.
-/// A release without approvers stays `pending` until it expires.
+/// Derives the release status: `rejected` at the first rejection or when it was
+/// `cancelled`, `approved` once every requirement of `rule` is met, `expired` once
+/// `deadline` passes undecided, else `pending`. Decisions count in the order they
+/// were made; none count after the deadline or the cancellation. A requirement
+/// with nobody eligible (no approvers) is never met, so such a release expires.
 pub fn decide(
-    required: Option<u32>,
-    approvals: &[Option<Decided>],
+    rule: &Rule,
+    votes: &[Vote<'_>],
+    cancelled: Option<DateTime<Utc>>,
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Outcome {
-    let total = u32::try_from(approvals.len()).unwrap_or(u32::MAX);
-    let needed = required.map_or(total, |n| n.min(total));
-    let mut decided: Vec<Decided> = approvals
+    let approvers: Vec<&str> = votes.iter().map(|v| v.email).collect();
+    let eligible: Vec<Vec<&str>> = rule
+        .requirements
         .iter()
-        .flatten()
-        .copied()
-        .filter(|d| d.at <= deadline)
+        .map(|r| rule.eligible(r, &approvers))
         .collect();
-    decided.sort_by_key(|d| d.at);
+    let needed: Vec<u32> = rule
+        .requirements
+        .iter()
+        .zip(&eligible)
+        .map(|(r, members)| {
+            let count = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            match r.needed {
+                Needed::All => count,
+                Needed::AtLeast(n) => n.min(count),
+            }
+        })
+        .collect();
+    let cutoff = cancelled.map_or(deadline, |c| c.min(deadline));
+    let mut decided: Vec<(&str, Decided)> = votes
+        .iter()
+        .filter_map(|v| v.decided.map(|d| (v.email, d)))
+        .filter(|(_, d)| d.at <= cutoff)
+        .collect();
+    decided.sort_by_key(|(_, d)| d.at);
 
-    let (mut approved, mut rejected) = (0, 0);
+    let mut approvals: Vec<&str> = Vec::new();
+    let mut rejected = 0;
     let mut verdict = None;
-    for d in &decided {
+    let progress = |approvals: &[&str]| -> Vec<u32> {
+        eligible
+            .iter()
+            .map(|members| {
+                let n = members.iter().filter(|m| approvals.contains(m)).count();
+                u32::try_from(n).unwrap_or(u32::MAX)
+            })
+            .collect()
+    };
+    for (email, d) in &decided {
         match d.decision {
-            Decision::Approve => approved += 1,
+            Decision::Approve if rule.counts(email) => approvals.push(email),
+            Decision::Approve => {}
             Decision::Reject => rejected += 1,
         }
         if verdict.is_none() {
             if d.decision == Decision::Reject {
                 verdict = Some((ReleaseStatus::Rejected, d.at));
-            } else if total > 0 && approved >= needed {
+            } else if all_met(&needed, &eligible, &progress(&approvals)) {
                 verdict = Some((ReleaseStatus::Approved, d.at));
             }
         }
     }
-    let (status, decided_at) = match verdict {
-        Some((status, at)) => (status, Some(at)),
-        None if now >= deadline => (ReleaseStatus::Expired, Some(deadline)),
-        None => (ReleaseStatus::Pending, None),
+    let (status, decided_at) = match (verdict, cancelled) {
+        (Some((status, at)), _) => (status, Some(at)),
+        (None, Some(at)) if at < deadline => (ReleaseStatus::Rejected, Some(at)),
+        _ if now >= deadline => (ReleaseStatus::Expired, Some(deadline)),
+        _ => (ReleaseStatus::Pending, None),
     };
+    let given = progress(&approvals);
+    let requirements = rule
+        .requirements
+        .iter()
+        .zip(&needed)
+        .zip(&given)
+        .zip(&eligible)
+        .map(|(((r, &needed), &approved), members)| Progress {
+            group: r.group.clone(),
+            needed,
+            approved,
+            met: !members.is_empty() && approved >= needed,
+        })
+        .collect();
+    let total = u32::try_from(votes.len()).unwrap_or(u32::MAX);
+    let undecided = votes.iter().filter(|v| v.decided.is_none()).count();
     Outcome {
         status,
-        required: needed,
-        approved,
+        required: needed.iter().sum(),
+        approved: u32::try_from(approvals.len()).unwrap_or(total),
         rejected,
-        pending: total - approved - rejected,
+        pending: u32::try_from(undecided).unwrap_or(total),
         decided_at,
+        requirements,
     }
+}
+
+fn all_met(needed: &[u32], eligible: &[Vec<&str>], given: &[u32]) -> bool {
+    !needed.is_empty()
+        && needed
+            .iter()
+            .zip(eligible)
+            .zip(given)
+            .all(|((n, members), g)| !members.is_empty() && g >= n)
 }
 
 #[cfg(test)]
@@ -158,8 +307,32 @@ mod tests {
             at: at(m),
         })
     }
+    const EMAILS: [&str; 4] = ["a@x.io", "b@x.io", "c@x.io", "d@x.io"];
+
+    /// Votes of approvers a, b, c… in order.
+    fn votes(approvals: &[Option<Decided>]) -> Vec<Vote<'static>> {
+        approvals
+            .iter()
+            .zip(EMAILS)
+            .map(|(decided, email)| Vote {
+                email,
+                decided: *decided,
+            })
+            .collect()
+    }
+    fn counted(required: Option<u32>, approvals: &[Option<Decided>], now: i64) -> Outcome {
+        let rule = Rule::from_required(required);
+        decide(&rule, &votes(approvals), None, at(100), at(now))
+    }
     fn status(required: Option<u32>, approvals: &[Option<Decided>], now: i64) -> ReleaseStatus {
-        decide(required, approvals, at(100), at(now)).status
+        counted(required, approvals, now).status
+    }
+    fn group(name: &str, members: &[&str], needed: Needed) -> Requirement {
+        Requirement {
+            group: name.to_owned(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            needed,
+        }
     }
 
     #[test]
@@ -182,7 +355,7 @@ mod tests {
     #[test]
     fn a_minimum_smaller_than_the_list_approves_early_and_later_rejections_do_not_count() {
         let approvals = [approve(1), approve(2), reject(3)];
-        let outcome = decide(Some(2), &approvals, at(100), at(5));
+        let outcome = counted(Some(2), &approvals, 5);
         assert_eq!(outcome.status, ReleaseStatus::Approved);
         assert_eq!(outcome.decided_at, Some(at(2)));
         assert_eq!(outcome.required, 2);
@@ -219,10 +392,83 @@ mod tests {
 
     #[test]
     fn counts_add_up() {
-        let o = decide(None, &[approve(1), None, None], at(100), at(5));
+        let o = counted(None, &[approve(1), None, None], 5);
         assert_eq!(
             (o.required, o.approved, o.rejected, o.pending),
             (3, 1, 0, 2)
         );
+    }
+
+    #[test]
+    fn the_requesters_approval_does_not_count_unless_allowed_but_their_rejection_does() {
+        let mut rule = Rule::from_required(None);
+        rule.requester = Some("a@x.io".into());
+        let approvals = [approve(1), None];
+        let o = decide(&rule, &votes(&approvals), None, at(100), at(5));
+        assert_eq!((o.status, o.required, o.approved), (ReleaseStatus::Pending, 1, 0));
+        let o = decide(&rule, &votes(&[approve(1), approve(2)]), None, at(100), at(5));
+        assert_eq!(o.status, ReleaseStatus::Approved);
+        let o = decide(&rule, &votes(&[reject(1), None]), None, at(100), at(5));
+        assert_eq!(o.status, ReleaseStatus::Rejected);
+        rule.self_approval = true;
+        let o = decide(&rule, &votes(&[approve(1), None]), None, at(100), at(5));
+        assert_eq!((o.status, o.approved), (ReleaseStatus::Pending, 1));
+    }
+
+    #[test]
+    fn any_n_of_one_group_and_all_of_another_must_both_be_met() {
+        let rule = Rule {
+            requirements: vec![
+                group("sre", &["a@x.io", "b@x.io", "c@x.io"], Needed::AtLeast(2)),
+                group("owners", &["d@x.io"], Needed::All),
+            ],
+            requester: None,
+            self_approval: false,
+        };
+        let run = |approvals: &[Option<Decided>]| {
+            decide(&rule, &votes(approvals), None, at(100), at(5))
+        };
+        let o = run(&[approve(1), approve(2), None, None]);
+        assert_eq!(o.status, ReleaseStatus::Pending);
+        assert_eq!(
+            o.requirements.iter().map(|p| (p.approved, p.needed, p.met)).collect::<Vec<_>>(),
+            [(2, 2, true), (0, 1, false)]
+        );
+        let o = run(&[approve(1), None, None, approve(3)]);
+        assert_eq!(o.status, ReleaseStatus::Pending);
+        let o = run(&[approve(1), None, approve(2), approve(3)]);
+        assert_eq!((o.status, o.decided_at), (ReleaseStatus::Approved, Some(at(3))));
+    }
+
+    #[test]
+    fn a_group_of_only_the_requester_can_never_be_met() {
+        let rule = Rule {
+            requirements: vec![group("owners", &["a@x.io"], Needed::All)],
+            requester: Some("a@x.io".into()),
+            self_approval: false,
+        };
+        let o = decide(&rule, &votes(&[approve(1)]), None, at(100), at(5));
+        assert_eq!(o.status, ReleaseStatus::Pending);
+        assert!(!o.requirements[0].met);
+    }
+
+    #[test]
+    fn a_cancelled_release_is_rejected_and_later_decisions_do_not_count() {
+        let rule = Rule::from_required(None);
+        let o = decide(&rule, &votes(&[approve(1), approve(9)]), Some(at(5)), at(100), at(10));
+        assert_eq!((o.status, o.decided_at), (ReleaseStatus::Rejected, Some(at(5))));
+        let o = decide(&rule, &votes(&[approve(1), approve(2)]), Some(at(5)), at(100), at(10));
+        assert_eq!(o.status, ReleaseStatus::Approved, "decided before the cancellation");
+    }
+
+    #[test]
+    fn rules_read_back_from_their_stored_form() {
+        let rule = Rule {
+            requirements: vec![group("sre", &["a@x.io"], Needed::AtLeast(1))],
+            requester: Some("b@x.io".into()),
+            self_approval: false,
+        };
+        let text = serde_json::to_string(&rule).unwrap();
+        assert_eq!(serde_json::from_str::<Rule>(&text).unwrap(), rule);
     }
 }

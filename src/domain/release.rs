@@ -30,6 +30,25 @@ impl ReleaseKey {
         })
     }
 
+    /// Path of the release's status, `/release/{TeamProject}/{ReleaseId}`, with
+    /// `?Stage=` when it has one; every part percent-encoded.
+    pub fn status_path(&self) -> String {
+        let enc = |s: &str| {
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        };
+        let mut path = format!(
+            "/release/{}/{}",
+            enc(&self.team_project),
+            enc(&self.release_id)
+        );
+        if !self.stage.is_empty() {
+            path.push_str(&format!("?Stage={}", enc(&self.stage)));
+        }
+        path
+    }
+
     /// `project/release-id[/stage]`, for logs.
     pub fn display(&self) -> String {
         if self.stage.is_empty() {
@@ -51,6 +70,8 @@ pub struct NewRelease {
     pub approvers: Option<Vec<ApproverEmail>>,
     /// The Azure DevOps release approval this release decides (from a service hook), for write-back.
     pub azure_approval_id: Option<String>,
+    /// Who requested the release (`RequestedFor`); their own approval does not count by default.
+    pub requested_for: Option<ApproverEmail>,
 }
 
 impl NewRelease {
@@ -73,6 +94,7 @@ impl NewRelease {
             name,
             approvers,
             azure_approval_id: None,
+            requested_for: None,
         })
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use chrono::Utc;
 
 use super::{Job, JobKind};
 use crate::{
@@ -15,11 +14,17 @@ use crate::{
         callback::{events_url, task_completed, task_result},
         client::Auth,
     },
+    approvers::under_policy,
+    clock::Clock,
     config::{AzureDevOps, JobSettings},
-    domain::{approver::mask_email, policy::ReleaseStatus},
+    domain::{
+        approver::{ApproverEmail, mask_email},
+        policy::ReleaseStatus,
+    },
     metrics::Metrics,
-    notify::{ApprovalEmail, Mailer},
-    store::Store,
+    notify::{self, ApprovalRequest, EscalationNotice, Mailer, Notifier},
+    policies::Policies,
+    store::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot, Store},
     token::{ApprovalClaims, TokenKeys},
 };
 
@@ -43,6 +48,12 @@ pub struct JobContext {
     pub azure_devops: Option<AzureDevOps>,
     /// Counters of emails, callbacks, decisions and job attempts.
     pub metrics: Arc<Metrics>,
+    /// Approval policies: groups, reminders, escalation and channels.
+    pub policies: Arc<Policies>,
+    /// Client for channel webhooks (Teams, Slack, generic).
+    pub http: reqwest::Client,
+    /// The time.
+    pub clock: Clock,
 }
 
 /// Runs one job to completion, or fails so that it is retried.
@@ -53,11 +64,18 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         JobKind::ExpireRelease => expire_release(ctx, job).await,
         JobKind::PostCallback => post_callback(ctx, job).await,
         JobKind::WriteBackApproval => write_back_approval(ctx, job).await,
+        JobKind::NotifyChannel => notify_channel(ctx, job).await,
+        JobKind::RemindApprovers => {
+            let now = ctx.clock.now();
+            Ok(ctx.store.queue_reminders(job.id, job.release_id, now).await?)
+        }
+        JobKind::SendReminder => send_reminder(ctx, job).await,
+        JobKind::Escalate => escalate(ctx, job).await,
     }
 }
 
 async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let now = Utc::now();
+    let now = ctx.clock.now();
     let was_final = match ctx.store.release_by_id(job.release_id).await? {
         Some(snapshot) => snapshot.outcome(now).status.is_final(),
         None => true,
@@ -81,7 +99,7 @@ async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     let (Some(callback), Some(snapshot)) = (callback, snapshot) else {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
-    let result = task_result(snapshot.outcome(Utc::now()).status);
+    let result = task_result(snapshot.outcome(ctx.clock.now()).status);
     let (Some(result), false) = (result, callback.delivered) else {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
@@ -99,7 +117,7 @@ async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     ctx.metrics.callback(result);
     tracing::info!(callback.id = callback.id, hub = %target.hub_name, result, "Azure DevOps callback delivered");
     ctx.store
-        .complete_callback(job.id, callback.id, result, Utc::now())
+        .complete_callback(job.id, callback.id, result, ctx.clock.now())
         .await?;
     Ok(())
 }
@@ -115,7 +133,7 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         return Ok(ctx.store.complete_job(job.id).await?);
     };
     let release = &snapshot.release;
-    let update = approval_update(&snapshot, snapshot.outcome(Utc::now()).status);
+    let update = approval_update(&snapshot, snapshot.outcome(ctx.clock.now()).status);
     let (Some(approval_id), Some(update), None) = (
         &release.azure_approval_id,
         update,
@@ -135,7 +153,7 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         .context("updating the Azure DevOps release approval")?;
     tracing::info!(azure.approval_id = %approval_id, status = update.status, "decision written back to Azure DevOps");
     ctx.store
-        .mark_written_back(job.id, release.id, Utc::now())
+        .mark_written_back(job.id, release.id, ctx.clock.now())
         .await?;
     Ok(())
 }
@@ -144,56 +162,91 @@ async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     let Some(snapshot) = ctx.store.release_by_id(job.release_id).await? else {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
-    if snapshot.release.approvers_source.is_some() || snapshot.outcome(Utc::now()).status.is_final()
-    {
+    let release = &snapshot.release;
+    if release.approvers_source.is_some() || snapshot.outcome(ctx.clock.now()).status.is_final() {
         return Ok(ctx.store.complete_job(job.id).await?);
     }
-    let resolved = ctx
-        .approvers
-        .resolve(&snapshot.release.key, &snapshot.release.name)
-        .await?;
+    let found = ctx.approvers.resolve(&release.key, &release.name).await?;
+    let requester = release
+        .requested_for
+        .as_deref()
+        .and_then(|r| ApproverEmail::parse(r).ok());
+    let resolved = under_policy(
+        found,
+        &ctx.policies,
+        &release.key,
+        requester.as_ref(),
+        release.required_approvals,
+    );
     tracing::info!(
         approvers = resolved.approvers.len(),
         source = %resolved.source,
         "approvers resolved"
     );
     ctx.store
-        .store_approvers(job.id, job.release_id, &resolved, Utc::now())
+        .store_approvers(job.id, job.release_id, &resolved, ctx.clock.now())
         .await?;
     Ok(())
 }
 
-async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let approval_id = job.approval_id.context("email job without an approval")?;
+/// An approval and its release, while the request is still wanted: `None` (and
+/// the job completed) once the approver decided or the release is final.
+async fn open_approval(
+    ctx: &JobContext,
+    job: &Job,
+) -> anyhow::Result<Option<(ApprovalRecord, ReleaseSnapshot)>> {
+    let approval_id = job.approval_id.context("approval job without an approval")?;
     let approval = ctx.store.approval(approval_id).await?;
     let snapshot = ctx.store.release_by_id(job.release_id).await?;
-    let (Some(approval), Some(snapshot)) = (approval, snapshot) else {
-        return Ok(ctx.store.complete_job(job.id).await?);
-    };
-    let now = Utc::now();
-    if approval.email_sent_at.is_some() || snapshot.outcome(now).status.is_final() {
-        return Ok(ctx.store.complete_job(job.id).await?);
+    match (approval, snapshot) {
+        (Some(approval), Some(snapshot))
+            if approval.decided.is_none()
+                && !snapshot.outcome(ctx.clock.now()).status.is_final() =>
+        {
+            Ok(Some((approval, snapshot)))
+        }
+        _ => {
+            ctx.store.complete_job(job.id).await?;
+            Ok(None)
+        }
     }
-    let release = &snapshot.release;
+}
+
+/// A fresh signed link for the approval's current link generation.
+fn mint_link(ctx: &JobContext, approval: &ApprovalRecord, release: &ReleaseRecord) -> (String, String) {
     let claims = ApprovalClaims::new(
         approval.id,
+        approval.link_generation,
         &approval.email,
         &release.key,
         &release.name,
-        now,
+        ctx.clock.now(),
         release.deadline,
     );
     let token = ctx.tokens.mint(&claims);
     let link = format!("{}/approval?token={token}", ctx.public_url);
-    let email = ApprovalEmail {
+    (token, link)
+}
+
+async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let Some((approval, snapshot)) = open_approval(ctx, job).await? else {
+        return Ok(());
+    };
+    if approval.email_sent_at.is_some() {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    }
+    let release = &snapshot.release;
+    let (token, link) = mint_link(ctx, &approval, release);
+    let request = ApprovalRequest {
         approval_id: approval.id,
         to: &approval.email,
         release,
         link: &link,
         token: &token,
+        reminder: false,
     };
     ctx.mailer
-        .send(&email)
+        .request_approval(&request)
         .await
         .inspect_err(|_| ctx.metrics.email(false))?;
     ctx.metrics.email(true);
@@ -207,7 +260,7 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     loop {
         match ctx
             .store
-            .mark_email_sent(job.id, approval.id, Utc::now())
+            .mark_email_sent(job.id, approval.id, approval.link_generation, ctx.clock.now())
             .await
         {
             Ok(()) => return Ok(()),
@@ -221,4 +274,88 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
             }
         }
     }
+}
+
+async fn send_reminder(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let Some((approval, snapshot)) = open_approval(ctx, job).await? else {
+        return Ok(());
+    };
+    let release = &snapshot.release;
+    let (token, link) = mint_link(ctx, &approval, release);
+    let request = ApprovalRequest {
+        approval_id: approval.id,
+        to: &approval.email,
+        release,
+        link: &link,
+        token: &token,
+        reminder: true,
+    };
+    ctx.mailer
+        .request_approval(&request)
+        .await
+        .inspect_err(|_| ctx.metrics.email(false))?;
+    ctx.metrics.email(true);
+    tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "reminder accepted");
+    Ok(ctx.store.complete_job(job.id).await?)
+}
+
+async fn notify_channel(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let kind = job.channel.context("channel job without a channel")?;
+    let Some((approval, snapshot)) = open_approval(ctx, job).await? else {
+        return Ok(());
+    };
+    let release = &snapshot.release;
+    let policy = ctx.policies.for_release(&release.key);
+    let Some(url) = policy.and_then(|p| p.channel_url(kind)) else {
+        tracing::warn!(channel = kind.as_str(), "channel no longer configured for this release; skipped");
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let (token, link) = mint_link(ctx, &approval, release);
+    let request = ApprovalRequest {
+        approval_id: approval.id,
+        to: &approval.email,
+        release,
+        link: &link,
+        token: &token,
+        reminder: false,
+    };
+    notify::channel(kind, ctx.http.clone(), url)
+        .request_approval(&request)
+        .await
+        .with_context(|| format!("posting to the {} channel", kind.as_str()))?;
+    tracing::info!(approval.id = %approval.id, channel = kind.as_str(), "approval request posted");
+    Ok(ctx.store.complete_job(job.id).await?)
+}
+
+async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+    let snapshot = ctx.store.release_by_id(job.release_id).await?;
+    let now = ctx.clock.now();
+    let Some(snapshot) = snapshot.filter(|s| !s.outcome(now).status.is_final()) else {
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let release = &snapshot.release;
+    let escalation = ctx
+        .policies
+        .for_release(&release.key)
+        .and_then(|p| p.escalation.as_ref());
+    let Some(escalation) = escalation else {
+        tracing::warn!("escalation no longer configured for this release; skipped");
+        return Ok(ctx.store.complete_job(job.id).await?);
+    };
+    let waiting_for = snapshot
+        .approvals
+        .iter()
+        .filter(|a| a.decided.is_none())
+        .map(|a| a.email.as_str())
+        .collect();
+    let status_link = format!("{}{}", ctx.public_url, release.key.status_path());
+    let notice = EscalationNotice {
+        to: escalation.to.as_str(),
+        release,
+        waiting_for,
+        status_link: &status_link,
+    };
+    ctx.mailer.escalate(&notice).await?;
+    tracing::info!(to = %escalation.to.masked(), "escalation sent");
+    Ok(ctx.store.mark_escalated(job.id, release.id, ctx.clock.now()).await?)
 }

@@ -7,6 +7,8 @@ use std::{str::FromStr, time::Duration};
 
 use uuid::Uuid;
 
+use crate::policies::ChannelKind;
+
 pub use kinds::JobContext;
 pub use worker::Worker;
 
@@ -23,15 +25,27 @@ pub enum JobKind {
     PostCallback,
     /// Approve or reject the release's Azure DevOps approval.
     WriteBackApproval,
+    /// Post one approver's request to one channel besides email (Teams, Slack, webhook).
+    NotifyChannel,
+    /// At a reminder time: queue a reminder for each approver who has not decided.
+    RemindApprovers,
+    /// Email one approver a reminder with a fresh link.
+    SendReminder,
+    /// Tell the escalation contact that the release is still undecided.
+    Escalate,
 }
 
 /// Every job kind, for exhaustive tests.
-pub const ALL_JOB_KINDS: [JobKind; 5] = [
+pub const ALL_JOB_KINDS: [JobKind; 9] = [
     JobKind::ResolveApprovers,
     JobKind::SendApprovalEmail,
     JobKind::ExpireRelease,
     JobKind::PostCallback,
     JobKind::WriteBackApproval,
+    JobKind::NotifyChannel,
+    JobKind::RemindApprovers,
+    JobKind::SendReminder,
+    JobKind::Escalate,
 ];
 
 impl JobKind {
@@ -43,6 +57,10 @@ impl JobKind {
             Self::ExpireRelease => "expire_release",
             Self::PostCallback => "post_callback",
             Self::WriteBackApproval => "write_back_approval",
+            Self::NotifyChannel => "notify_channel",
+            Self::RemindApprovers => "remind_approvers",
+            Self::SendReminder => "send_reminder",
+            Self::Escalate => "escalate",
         }
     }
 }
@@ -51,14 +69,10 @@ impl FromStr for JobKind {
     type Err = ();
 
     fn from_str(text: &str) -> Result<Self, ()> {
-        match text {
-            "resolve_approvers" => Ok(Self::ResolveApprovers),
-            "send_approval_email" => Ok(Self::SendApprovalEmail),
-            "expire_release" => Ok(Self::ExpireRelease),
-            "post_callback" => Ok(Self::PostCallback),
-            "write_back_approval" => Ok(Self::WriteBackApproval),
-            _ => Err(()),
-        }
+        ALL_JOB_KINDS
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or(())
     }
 }
 
@@ -75,6 +89,8 @@ pub struct Job {
     pub approval_id: Option<Uuid>,
     /// The callback registration concerned, for callback jobs.
     pub callback_id: Option<i64>,
+    /// The channel, for channel notifications.
+    pub channel: Option<ChannelKind>,
     /// Failed attempts before this one.
     pub attempts: u32,
 }

@@ -2,7 +2,6 @@
 
 use std::{pin::pin, sync::Arc};
 
-use chrono::Utc;
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -61,7 +60,7 @@ impl Worker {
 
     /// Claims and runs one due job; `Ok(false)` when none is due.
     pub async fn run_next(&self) -> anyhow::Result<bool> {
-        let now = Utc::now();
+        let now = self.ctx.clock.now();
         let lease = chrono::Duration::from_std(self.ctx.jobs.lease)?;
         let Some(job) = self.ctx.store.claim_job(now, now + lease).await? else {
             return Ok(false);
@@ -96,7 +95,7 @@ impl Worker {
         };
         let failures = job.attempts + 1;
         let error: String = format!("{err:#}").chars().take(MAX_ERROR_CHARS).collect();
-        let now = Utc::now();
+        let now = self.ctx.clock.now();
         let retry_at = (failures < self.ctx.jobs.max_attempts).then(|| {
             let delay = backoff(self.ctx.jobs.retry_base, self.ctx.jobs.retry_cap, failures);
             now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
@@ -127,7 +126,7 @@ impl Worker {
             if let Err(err) = self
                 .ctx
                 .store
-                .extend_lease(job_id, Utc::now() + lease_chrono)
+                .extend_lease(job_id, self.ctx.clock.now() + lease_chrono)
                 .await
             {
                 tracing::warn!(error = %err, "could not renew the job lease");

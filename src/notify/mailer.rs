@@ -5,7 +5,10 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::Context;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::render::{ApprovalEmail, EmailTemplates, Sender};
+use super::{
+    Notifier,
+    render::{ApprovalRequest, EmailTemplates, EscalationNotice, Sender},
+};
 use crate::config::MailTarget;
 
 /// How long one SMTP conversation may take.
@@ -57,9 +60,14 @@ impl Mailer {
         matches!(self.transport, Transport::Directory(..))
     }
 
-    /// Delivers one email; fails if the server (or the folder) did not accept it.
-    pub async fn send(&self, email: &ApprovalEmail<'_>) -> anyhow::Result<()> {
-        let message = email.to_message(&self.sender, &self.templates)?;
+    /// Tells the escalation contact that a release is still undecided.
+    pub async fn escalate(&self, notice: &EscalationNotice<'_>) -> anyhow::Result<()> {
+        self.deliver(notice.to_message(&self.sender, &self.templates)?)
+            .await
+    }
+
+    /// Delivers one message; fails if the server (or the folder) did not accept it.
+    async fn deliver(&self, message: lettre::Message) -> anyhow::Result<()> {
         match &self.transport {
             Transport::Smtp(smtp) => {
                 smtp.send(message).await.context("SMTP delivery failed")?;
@@ -72,5 +80,13 @@ impl Mailer {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for Mailer {
+    async fn request_approval(&self, request: &ApprovalRequest<'_>) -> anyhow::Result<()> {
+        self.deliver(request.to_message(&self.sender, &self.templates)?)
+            .await
     }
 }

@@ -1,7 +1,32 @@
-//! Telling approvers: email rendering and delivery.
+//! Telling approvers: one [`Notifier`] interface, implemented by email and by
+//! each channel an approval request can be posted to (Teams, Slack, a webhook).
+//! A new channel is a new file here, an arm in [`channel`], and its config key.
 
+mod http;
 mod mailer;
 mod render;
+mod slack;
+mod teams;
+mod webhook;
 
 pub use mailer::Mailer;
-pub use render::{ApprovalEmail, EmailTemplates, Sender};
+pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice, Sender};
+
+use crate::{config::Secret, policies::ChannelKind};
+
+/// A way of telling an approver that a release awaits their decision.
+#[async_trait::async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers one approver's request; fails if the channel did not accept it.
+    async fn request_approval(&self, request: &ApprovalRequest<'_>) -> anyhow::Result<()>;
+}
+
+/// The notifier of a channel posting to `url` with `client`.
+pub fn channel(kind: ChannelKind, client: reqwest::Client, url: &Secret) -> Box<dyn Notifier> {
+    let target = http::Target::new(client, url.clone());
+    match kind {
+        ChannelKind::Teams => Box::new(teams::Teams(target)),
+        ChannelKind::Slack => Box::new(slack::Slack(target)),
+        ChannelKind::Webhook => Box::new(webhook::Webhook(target)),
+    }
+}

@@ -9,12 +9,13 @@ use lettre::{
     message::{Mailbox, MultiPart},
 };
 use minijinja::{Environment, context};
+use chrono::Utc;
 use uuid::Uuid;
 
 use crate::store::ReleaseRecord;
 
 /// The templates of the approval email, by file name, with their built-in sources.
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 6] = [
     (
         "approval_email_subject.txt",
         include_str!("templates/approval_email_subject.txt"),
@@ -26,6 +27,18 @@ const BUILT_IN: [(&str, &str); 3] = [
     (
         "approval_email.html",
         include_str!("templates/approval_email.html"),
+    ),
+    (
+        "escalation_email_subject.txt",
+        include_str!("templates/escalation_email_subject.txt"),
+    ),
+    (
+        "escalation_email.txt",
+        include_str!("templates/escalation_email.txt"),
+    ),
+    (
+        "escalation_email.html",
+        include_str!("templates/escalation_email.html"),
     ),
 ];
 
@@ -53,11 +66,11 @@ impl EmailTemplates {
     }
 }
 
-/// One approver's approval request.
-pub struct ApprovalEmail<'a> {
-    /// The approval this email asks for; names the message, so a resend is recognisably the same.
+/// One approver's approval request, as every channel receives it.
+pub struct ApprovalRequest<'a> {
+    /// The approval this request asks for; names the email, so a resend is recognisably the same.
     pub approval_id: Uuid,
-    /// Recipient.
+    /// The approver.
     pub to: &'a str,
     /// The release to approve.
     pub release: &'a ReleaseRecord,
@@ -65,6 +78,20 @@ pub struct ApprovalEmail<'a> {
     pub link: &'a str,
     /// The signed token, for API clients.
     pub token: &'a str,
+    /// True for a reminder of a request sent before.
+    pub reminder: bool,
+}
+
+/// The escalation contact's notice that a release is still undecided.
+pub struct EscalationNotice<'a> {
+    /// The contact.
+    pub to: &'a str,
+    /// The release.
+    pub release: &'a ReleaseRecord,
+    /// Approvers who have not decided.
+    pub waiting_for: Vec<&'a str>,
+    /// Where to see the release's status.
+    pub status_link: &'a str,
 }
 
 /// Sender headers of approval emails.
@@ -83,7 +110,7 @@ struct Rendered {
     html: String,
 }
 
-impl ApprovalEmail<'_> {
+impl ApprovalRequest<'_> {
     /// Builds the multipart (text and HTML) message with `Message-ID` and `Date`.
     pub fn to_message(
         &self,
@@ -91,25 +118,13 @@ impl ApprovalEmail<'_> {
         templates: &EmailTemplates,
     ) -> anyhow::Result<Message> {
         let rendered = self.render(templates)?;
-        let mut builder = Message::builder()
-            .from(sender.from.clone())
-            .to(self.to.parse().context("approver address")?)
-            .subject(rendered.subject)
-            .message_id(Some(format!(
-                "<approval.{}@{}>",
-                self.approval_id,
-                sender.from.email.domain()
-            )))
-            .date_now();
-        if let Some(reply_to) = &sender.reply_to {
-            builder = builder.reply_to(reply_to.clone());
-        }
-        builder
-            .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
-            ))
-            .context("building the approval email")
+        // A reminder is a message of its own; the request keeps one id however often it is retried.
+        let id = if self.reminder {
+            format!("reminder.{}.{}", self.approval_id, Utc::now().timestamp_millis())
+        } else {
+            format!("approval.{}", self.approval_id)
+        };
+        build(sender, self.to, &id, rendered)
     }
 
     fn render(&self, templates: &EmailTemplates) -> anyhow::Result<Rendered> {
@@ -124,40 +139,91 @@ impl ApprovalEmail<'_> {
             approver => self.to,
             link => self.link,
             token => self.token,
+            reminder => self.reminder,
         };
-        let render = |name: &str| -> anyhow::Result<String> {
-            templates
-                .env
-                .get_template(name)?
-                .render(&ctx)
+        templates.render("approval_email", &ctx)
+    }
+}
+
+impl EscalationNotice<'_> {
+    /// Builds the multipart message to the escalation contact.
+    pub fn to_message(
+        &self,
+        sender: &Sender,
+        templates: &EmailTemplates,
+    ) -> anyhow::Result<Message> {
+        let key = &self.release.key;
+        let ctx = context! {
+            release_name => self.release.name,
+            release_id => key.release_id,
+            team_project => key.team_project,
+            stage => key.stage,
+            requested_at => self.release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            deadline => self.release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
+            waiting_for => self.waiting_for,
+            status_link => self.status_link,
+        };
+        let rendered = templates.render("escalation_email", &ctx)?;
+        build(sender, self.to, &format!("escalation.{}", self.release.id), rendered)
+    }
+}
+
+impl EmailTemplates {
+    /// Renders `{stem}_subject.txt`, `{stem}.txt` and `{stem}.html`.
+    fn render(&self, stem: &str, ctx: &minijinja::Value) -> anyhow::Result<Rendered> {
+        let render = |name: String| -> anyhow::Result<String> {
+            self.env
+                .get_template(&name)?
+                .render(ctx)
                 .with_context(|| format!("rendering email template {name}"))
         };
         // One line: a template must not be able to add header lines through the subject.
-        let subject = render("approval_email_subject.txt")?
+        let subject = render(format!("{stem}_subject.txt"))?
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
         Ok(Rendered {
             subject,
-            text: render("approval_email.txt")?,
-            html: render("approval_email.html")?,
+            text: render(format!("{stem}.txt"))?,
+            html: render(format!("{stem}.html"))?,
         })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use chrono::Utc;
+/// A multipart (text and HTML) message with `Message-ID` `<{id}@{sender domain}>` and `Date`.
+fn build(sender: &Sender, to: &str, id: &str, rendered: Rendered) -> anyhow::Result<Message> {
+    let mut builder = Message::builder()
+        .from(sender.from.clone())
+        .to(to.parse().context("recipient address")?)
+        .subject(rendered.subject)
+        .message_id(Some(format!("<{id}@{}>", sender.from.email.domain())))
+        .date_now();
+    if let Some(reply_to) = &sender.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))
+        .context("building the email")
+}
 
+#[cfg(test)]
+pub(super) mod tests {
     use super::*;
     use crate::domain::release::ReleaseKey;
 
-    fn release(name: &str) -> ReleaseRecord {
+    pub(in crate::notify) fn release(name: &str) -> ReleaseRecord {
         ReleaseRecord {
             id: 1,
             key: ReleaseKey::parse("Devx", "386", "prod").unwrap(),
             name: name.to_owned(),
             required_approvals: None,
+            requested_for: None,
+            rule: crate::domain::policy::Rule::from_required(None),
+            cancelled: None,
+            escalated_at: None,
             deadline: Utc::now(),
             approvers_source: None,
             approver_problem: None,
@@ -167,13 +233,14 @@ mod tests {
         }
     }
 
-    fn email(release: &ReleaseRecord) -> ApprovalEmail<'_> {
-        ApprovalEmail {
+    pub(in crate::notify) fn request(release: &ReleaseRecord) -> ApprovalRequest<'_> {
+        ApprovalRequest {
             approval_id: Uuid::nil(),
             to: "ana@example.com",
             release,
             link: "http://gate/approval?token=abc.def.ghi",
             token: "abc.def.ghi",
+            reminder: false,
         }
     }
 
@@ -188,7 +255,7 @@ mod tests {
     fn the_email_has_both_parts_the_link_headers_and_escaped_html() {
         let release = release("<script>alert(1)</script> Déploiement");
         let templates = EmailTemplates::load(None).unwrap();
-        let message = email(&release).to_message(&sender(), &templates).unwrap();
+        let message = request(&release).to_message(&sender(), &templates).unwrap();
         let raw = String::from_utf8(message.formatted()).unwrap();
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
@@ -199,7 +266,7 @@ mod tests {
         );
         assert!(raw.contains("Reply-To: platform@example.com"));
         assert!(raw.contains("Date: "));
-        let rendered = email(&release).render(&templates).unwrap();
+        let rendered = request(&release).render(&templates).unwrap();
         assert!(rendered.subject.starts_with("Approval needed: "));
         assert!(
             rendered
@@ -233,7 +300,7 @@ mod tests {
         std::fs::write(dir.path().join("approval_email.txt"), "Go to {{ link }}").unwrap();
         let templates = EmailTemplates::load(Some(dir.path())).unwrap();
         let release = release("R1");
-        let rendered = email(&release).render(&templates).unwrap();
+        let rendered = request(&release).render(&templates).unwrap();
         assert_eq!(rendered.subject, "Deploy R1? Bcc: evil@example.com");
         assert_eq!(
             rendered.text,

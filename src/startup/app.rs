@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, AppState},
+    clock::Clock,
     approvers::ApproverSource,
     azure::AzureClient,
     config::{Config, Secret},
@@ -29,6 +30,9 @@ use crate::{
 
 /// How long one request to Azure DevOps may take.
 const AZURE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long one post to a channel webhook (Teams, Slack, generic) may take.
+const CHANNEL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long shutdown waits for requests in flight.
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,6 +50,11 @@ impl App {
     /// Opens and migrates the database, binds the listen address (port 0 picks a
     /// free one), and prepares routes and the worker.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`App::build`] on a clock of the caller's, which tests move forward.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<App> {
         let store = store::open(&config.database)
             .await
             .context("opening the database")?;
@@ -75,6 +84,7 @@ impl App {
             .unwrap_or_else(|| format!("http://{address}"));
         let wake = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
+        let policies = Arc::new(config.policies.clone());
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: tokens.clone(),
@@ -84,6 +94,8 @@ impl App {
             approval_deadline: config.approval_deadline,
             metrics: metrics.clone(),
             wake_worker: wake.clone(),
+            policies: policies.clone(),
+            clock: clock.clone(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),
@@ -100,6 +112,12 @@ impl App {
             azure: AzureClient::new(reqwest::Client::builder().timeout(AZURE_TIMEOUT).build()?),
             azure_devops: config.azure_devops.clone(),
             metrics,
+            policies,
+            http: reqwest::Client::builder()
+                .timeout(CHANNEL_TIMEOUT)
+                .user_agent(concat!("deploy-gate/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            clock,
         });
         let endpoint = api::routes(state, config.max_body_bytes, config.rate_limits.clone())
             .map_to_response()

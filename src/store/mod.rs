@@ -25,10 +25,11 @@ use crate::{
     config::DatabaseConfig,
     domain::{
         approver::ApproverEmail,
-        policy::{Decided, Decision, Outcome, decide},
+        policy::{Decided, Decision, Outcome, Rule, Vote, decide},
         release::{NewRelease, ReleaseKey},
     },
     jobs::{Job, JobKind},
+    policies::ChannelKind,
 };
 
 pub use postgres::PgStore;
@@ -58,8 +59,16 @@ pub struct ReleaseRecord {
     pub key: ReleaseKey,
     /// `ReleaseName`.
     pub name: String,
-    /// Approvals needed; `None` means all approvers.
+    /// Approvals needed when no policy says otherwise; `None` means all approvers.
     pub required_approvals: Option<u32>,
+    /// Who requested the release, if the pipeline said.
+    pub requested_for: Option<String>,
+    /// What it takes to approve it.
+    pub rule: Rule,
+    /// Set when an operator cancelled the approval.
+    pub cancelled: Option<Cancellation>,
+    /// When the escalation contact was told that the release is still undecided.
+    pub escalated_at: Option<DateTime<Utc>>,
     /// When the release expires if undecided.
     pub deadline: DateTime<Utc>,
     /// Where the approvers came from (`request`, `approvers_url`, `static`); `None` while unresolved.
@@ -72,6 +81,15 @@ pub struct ReleaseRecord {
     pub azure_written_back_at: Option<DateTime<Utc>>,
     /// When the release was first seen.
     pub created_at: DateTime<Utc>,
+}
+
+/// An operator's cancellation of a release's approval.
+#[derive(Clone, Debug)]
+pub struct Cancellation {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, as the operator said.
+    pub reason: Option<String>,
 }
 
 /// A stored approval: one approver of one release.
@@ -89,6 +107,8 @@ pub struct ApprovalRecord {
     pub comment: Option<String>,
     /// When the SMTP server (or mail folder) accepted the email.
     pub email_sent_at: Option<DateTime<Utc>>,
+    /// Raised each time the email is re-sent; links of older generations no longer work.
+    pub link_generation: i64,
 }
 
 /// A job that has failed at least once, as shown on its release.
@@ -120,13 +140,17 @@ pub struct ReleaseSnapshot {
 impl ReleaseSnapshot {
     /// The release's status at `now`.
     pub fn outcome(&self, now: DateTime<Utc>) -> Outcome {
-        let decisions: Vec<Option<Decided>> = self.approvals.iter().map(|a| a.decided).collect();
-        decide(
-            self.release.required_approvals,
-            &decisions,
-            self.release.deadline,
-            now,
-        )
+        let votes: Vec<Vote<'_>> = self
+            .approvals
+            .iter()
+            .map(|a| Vote {
+                email: &a.email,
+                decided: a.decided,
+            })
+            .collect();
+        let release = &self.release;
+        let cancelled = release.cancelled.as_ref().map(|c| c.at);
+        decide(&release.rule, &votes, cancelled, release.deadline, now)
     }
 }
 
@@ -154,6 +178,43 @@ pub enum DecisionOutcome {
     UnknownApproval,
 }
 
+/// How a new release is to be handled, decided when it arrives.
+#[derive(Clone, Debug)]
+pub struct ReleasePlan {
+    /// Approvals needed by default; `None` means all.
+    pub required_approvals: Option<u32>,
+    /// When it expires if undecided.
+    pub deadline: DateTime<Utc>,
+    /// Approvers known at once (named in the request); `None` queues their resolution.
+    pub approvers: Option<ResolvedApprovers>,
+    /// When to remind approvers who have not decided.
+    pub reminders: Vec<DateTime<Utc>>,
+    /// When to tell the escalation contact, if the release is still undecided.
+    pub escalate_at: Option<DateTime<Utc>>,
+}
+
+/// Result of [`Store::cancel_release`].
+#[derive(Debug)]
+pub enum CancelOutcome {
+    /// Cancelled: the release is now `rejected`; its callbacks and write-back are queued.
+    Cancelled(ReleaseSnapshot),
+    /// The release was already decided, expired or cancelled.
+    AlreadyFinal(ReleaseSnapshot),
+}
+
+/// Result of [`Store::resend_approval`].
+#[derive(Debug)]
+pub enum ResendOutcome {
+    /// A new link is queued; older links no longer work.
+    Queued(ReleaseSnapshot),
+    /// The approver has already decided.
+    AlreadyDecided(ReleaseSnapshot),
+    /// The release is already final.
+    ReleaseFinal(ReleaseSnapshot),
+    /// The release has no such approver.
+    UnknownApprover,
+}
+
 /// Everything the service stores. Implementations keep each method atomic.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -170,11 +231,40 @@ pub trait Store: Send + Sync {
     async fn create_release(
         &self,
         new: &NewRelease,
+        plan: &ReleasePlan,
         callback: Option<&PlanCallback>,
-        required_approvals: Option<u32>,
-        deadline: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Creation, StoreError>;
+    /// Cancels a pending release's approval: it becomes `rejected`, every link stops
+    /// working, and its callbacks and write-back are queued, in one transaction.
+    async fn cancel_release(
+        &self,
+        release_id: i64,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<CancelOutcome, StoreError>;
+    /// Queues a new email for one undecided approver of a pending release; older links stop working.
+    async fn resend_approval(
+        &self,
+        release_id: i64,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ResendOutcome, StoreError>;
+    /// Queues a reminder email for every approver of a pending release who has not
+    /// decided (and whose approval counts), and completes `job_id`.
+    async fn queue_reminders(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records that the escalation contact was told, and completes `job_id`.
+    async fn mark_escalated(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// A release by its public identity.
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError>;
     /// A release by internal id.
@@ -224,11 +314,13 @@ pub trait Store: Send + Sync {
         release_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Marks an approval's email as accepted by the mail server and completes `job_id`.
+    /// Marks an approval's email (with the link of `link_generation`) as accepted by the
+    /// mail server and completes `job_id`.
     async fn mark_email_sent(
         &self,
         job_id: i64,
         approval_id: Uuid,
+        link_generation: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
@@ -256,7 +348,7 @@ pub trait Store: Send + Sync {
 }
 
 /// The approvers found for a release, and what was wrong on the way.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ResolvedApprovers {
     /// Valid, de-duplicated approvers.
     pub approvers: Vec<ApproverEmail>,
@@ -264,6 +356,10 @@ pub struct ResolvedApprovers {
     pub source: String,
     /// A note shown on the release (no approvers, skipped invalid addresses).
     pub problem: Option<String>,
+    /// The rule their decisions are judged by.
+    pub rule: Rule,
+    /// Channels besides email that each approver's request is posted to.
+    pub channels: Vec<ChannelKind>,
 }
 
 /// Opens the database named by the configured URL: `sqlite:` for SQLite,

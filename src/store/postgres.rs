@@ -58,7 +58,7 @@ impl Backend for PgConnection {
              WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
              ORDER BY run_at, job_id LIMIT 1
              FOR UPDATE SKIP LOCKED)
-         RETURNING job_id, kind, release_id, approval_id, callback_id, attempts";
+         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts";
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
     async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {

@@ -8,7 +8,10 @@ use super::{
     StoreError, rows,
     sql::{Backend, Columns, Sql},
 };
-use crate::jobs::{Job, JobKind};
+use crate::{
+    jobs::{Job, JobKind},
+    policies::ChannelKind,
+};
 
 /// What a new job is about.
 #[derive(Clone, Copy)]
@@ -19,6 +22,8 @@ pub(super) enum Subject {
     Approval(Uuid),
     /// One callback registration.
     Callback(i64),
+    /// One approval, on one channel.
+    Channel(Uuid, ChannelKind),
 }
 
 /// Queues a job to run at `run_at`.
@@ -29,19 +34,21 @@ pub(super) async fn enqueue<B: Backend>(
     subject: Subject,
     run_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (approval_id, callback_id) = match subject {
-        Subject::Release => (None, None),
-        Subject::Approval(id) => (Some(id), None),
-        Subject::Callback(id) => (None, Some(id)),
+    let (approval_id, callback_id, channel) = match subject {
+        Subject::Release => (None, None, None),
+        Subject::Approval(id) => (Some(id), None, None),
+        Subject::Callback(id) => (None, Some(id), None),
+        Subject::Channel(id, channel) => (Some(id), None, Some(channel.as_str())),
     };
     let sql = Sql::new(
-        "INSERT INTO job (kind, release_id, approval_id, callback_id, run_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO job (kind, release_id, approval_id, callback_id, channel, run_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(kind.as_str())
     .bind(release_id)
     .bind(approval_id)
     .bind(callback_id)
+    .bind(channel)
     .bind(run_at)
     .bind(Utc::now());
     db.execute(sql).await?;

@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, Creation, DecisionOutcome, ReleaseRecord, ReleaseSnapshot, ResolvedApprovers,
-    StoreError, notices,
+    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleasePlan, ReleaseRecord,
+    ReleaseSnapshot, ResendOutcome, ResolvedApprovers, StoreError, notices,
     queue::{self, Subject},
     rows,
     sql::{Backend, Columns, Sql},
@@ -17,6 +17,7 @@ use super::{
 use crate::{
     azure::PlanCallback,
     domain::{
+        approver::ApproverEmail,
         policy::Decision,
         release::{NewRelease, ReleaseKey},
     },
@@ -127,15 +128,14 @@ pub(super) async fn approval<B: Backend>(
 pub(super) async fn create<B: Backend>(
     db: &mut B,
     new: &NewRelease,
+    plan: &ReleasePlan,
     callback: Option<&PlanCallback>,
-    required_approvals: Option<u32>,
-    deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Creation, StoreError> {
-    let inserted = insert_release(db, new, required_approvals, deadline, now).await?;
+    let inserted = insert_release(db, new, plan, now).await?;
     let release_id = match inserted {
         Some(release_id) => {
-            queue_first_jobs(db, release_id, new, now).await?;
+            queue_first_jobs(db, release_id, plan, now).await?;
             release_id
         }
         // Inserted by another transaction that has committed since.
@@ -166,14 +166,13 @@ pub(super) async fn create<B: Backend>(
 async fn insert_release<B: Backend>(
     db: &mut B,
     new: &NewRelease,
-    required_approvals: Option<u32>,
-    deadline: DateTime<Utc>,
+    plan: &ReleasePlan,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
         "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals,
-                              deadline, azure_approval_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                              deadline, azure_approval_id, requested_for, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (team_project, external_id, stage) DO NOTHING
          RETURNING release_id",
     )
@@ -181,39 +180,41 @@ async fn insert_release<B: Backend>(
     .bind(new.key.release_id.as_str())
     .bind(new.key.stage.as_str())
     .bind(new.name.as_str())
-    .bind(required_approvals.map(i64::from))
-    .bind(deadline)
+    .bind(plan.required_approvals.map(i64::from))
+    .bind(plan.deadline)
     .bind(new.azure_approval_id.as_deref())
+    .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
     .bind(now);
     let inserted = db.fetch_optional(sql).await?;
     inserted.map(|row| row.int("release_id")).transpose()
 }
 
-/// Approvals from the request are stored at once; otherwise a job resolves them.
+/// Approvals known at once are stored now, else a job resolves them; reminders
+/// and the escalation are queued for their times.
 async fn queue_first_jobs<B: Backend>(
     db: &mut B,
     release_id: i64,
-    new: &NewRelease,
+    plan: &ReleasePlan,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    match &new.approvers {
-        Some(approvers) => {
-            let resolved = ResolvedApprovers {
-                approvers: approvers.clone(),
-                source: "request".to_owned(),
-                problem: None,
-            };
-            insert_approvals(db, release_id, &resolved, now).await
-        }
+    match &plan.approvers {
+        Some(resolved) => insert_approvals(db, release_id, resolved, now).await?,
         None => {
             let kind = JobKind::ResolveApprovers;
-            queue::enqueue(db, kind, release_id, Subject::Release, now).await
+            queue::enqueue(db, kind, release_id, Subject::Release, now).await?;
         }
     }
+    for at in &plan.reminders {
+        queue::enqueue(db, JobKind::RemindApprovers, release_id, Subject::Release, *at).await?;
+    }
+    if let Some(at) = plan.escalate_at {
+        queue::enqueue(db, JobKind::Escalate, release_id, Subject::Release, at).await?;
+    }
+    Ok(())
 }
 
-/// Inserts approvals with an email job each (already present approvers are
-/// skipped) and records where the approvers came from.
+/// Inserts approvals with an email job (and a job per channel) each, skipping
+/// approvers already present, and records the rule and where the approvers came from.
 pub(super) async fn insert_approvals<B: Backend>(
     db: &mut B,
     release_id: i64,
@@ -234,18 +235,107 @@ pub(super) async fn insert_approvals<B: Backend>(
         if db.execute(sql).await? == 1 {
             let kind = JobKind::SendApprovalEmail;
             queue::enqueue(db, kind, release_id, Subject::Approval(approval_id), now).await?;
+            for channel in &resolved.channels {
+                let subject = Subject::Channel(approval_id, *channel);
+                queue::enqueue(db, JobKind::NotifyChannel, release_id, subject, now).await?;
+            }
         }
     }
+    let rule = serde_json::to_string(&resolved.rule)
+        .map_err(|e| StoreError::Corrupt(format!("approval rule: {e}")))?;
     let sql = Sql::new(
-        "UPDATE release SET approvers_source = $1, approvers_resolved_at = $2, approver_problem = $3
-         WHERE release_id = $4",
+        "UPDATE release SET approvers_source = $1, approvers_resolved_at = $2, approver_problem = $3,
+                            approval_rule = $4
+         WHERE release_id = $5",
     )
     .bind(resolved.source.as_str())
     .bind(now)
     .bind(resolved.problem.as_deref())
+    .bind(rule.as_str())
     .bind(release_id);
     db.execute(sql).await?;
     Ok(())
+}
+
+/// Cancels a pending release and queues its notices.
+pub(super) async fn cancel<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<CancelOutcome, StoreError> {
+    let before = lock(db, release_id).await?;
+    if before.outcome(now).status.is_final() {
+        return Ok(CancelOutcome::AlreadyFinal(before));
+    }
+    let sql = Sql::new("UPDATE release SET cancelled_at = $1, cancel_reason = $2 WHERE release_id = $3")
+        .bind(now)
+        .bind(reason)
+        .bind(release_id);
+    db.execute(sql).await?;
+    notices::queue_decision_notices(db, release_id, now).await?;
+    Ok(CancelOutcome::Cancelled(read(db, release_id).await?))
+}
+
+/// Supersedes an undecided approver's links and queues a new email.
+pub(super) async fn resend<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<ResendOutcome, StoreError> {
+    let before = lock(db, release_id).await?;
+    let Some(approval) = before.approvals.iter().find(|a| a.email == email) else {
+        return Ok(ResendOutcome::UnknownApprover);
+    };
+    if before.outcome(now).status.is_final() {
+        return Ok(ResendOutcome::ReleaseFinal(before));
+    }
+    if approval.decided.is_some() {
+        return Ok(ResendOutcome::AlreadyDecided(before));
+    }
+    let approval_id = approval.id;
+    let sql = Sql::new(
+        "UPDATE approval SET link_generation = link_generation + 1, email_sent_at = NULL
+         WHERE approval_id = $1",
+    )
+    .bind(approval_id);
+    db.execute(sql).await?;
+    // A send still queued (or failing) would mail the superseded link: replace it.
+    let sql = Sql::new("DELETE FROM job WHERE approval_id = $1 AND kind = $2")
+        .bind(approval_id)
+        .bind(JobKind::SendApprovalEmail.as_str());
+    db.execute(sql).await?;
+    let kind = JobKind::SendApprovalEmail;
+    queue::enqueue(db, kind, release_id, Subject::Approval(approval_id), now).await?;
+    Ok(ResendOutcome::Queued(read(db, release_id).await?))
+}
+
+/// Queues one reminder per undecided approver whose approval counts, if the release is pending.
+pub(super) async fn queue_reminders<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let snapshot = lock(db, release_id).await?;
+    if snapshot.outcome(now).status.is_final() {
+        return Ok(());
+    }
+    let rule = &snapshot.release.rule;
+    for approval in &snapshot.approvals {
+        if approval.decided.is_none() && rule.counts(&approval.email) {
+            let subject = Subject::Approval(approval.id);
+            queue::enqueue(db, JobKind::SendReminder, release_id, subject, now).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Records that the escalation contact was told.
+pub(super) fn escalated(release_id: i64, now: DateTime<Utc>) -> Sql {
+    Sql::new("UPDATE release SET escalated_at = $1 WHERE release_id = $2")
+        .bind(now)
+        .bind(release_id)
 }
 
 /// Records a decision unless the approver or the release has already decided;
@@ -288,9 +378,13 @@ pub(super) async fn decide<B: Backend>(
     Ok(DecisionOutcome::Recorded(after))
 }
 
-/// Marks an approval's email as accepted by the mail server.
-pub(super) fn email_sent(approval_id: Uuid, now: DateTime<Utc>) -> Sql {
-    Sql::new("UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2")
-        .bind(now)
-        .bind(approval_id)
+/// Marks an approval's email as accepted by the mail server, unless its link
+/// was superseded meanwhile (then the newer email is still to be sent).
+pub(super) fn email_sent(approval_id: Uuid, link_generation: i64, now: DateTime<Utc>) -> Sql {
+    Sql::new(
+        "UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2 AND link_generation = $3",
+    )
+    .bind(now)
+    .bind(approval_id)
+    .bind(link_generation)
 }

@@ -2,15 +2,16 @@
 
 use std::str::FromStr;
 
-use super::{ApprovalRecord, JobTrouble, ReleaseRecord, StoreError, sql::Columns};
+use super::{ApprovalRecord, Cancellation, JobTrouble, ReleaseRecord, StoreError, sql::Columns};
 use crate::{
     azure::{CallbackRecord, PlanCallback},
     config::Secret,
     domain::{
-        policy::{Decided, Decision},
+        policy::{Decided, Decision, Rule},
         release::ReleaseKey,
     },
     jobs::{Job, JobKind},
+    policies::ChannelKind,
 };
 
 /// A `release` row.
@@ -27,6 +28,13 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
             .opt_int("required_approvals")?
             .map(|n| count(n, "required_approvals"))
             .transpose()?,
+        rule: rule(row)?,
+        requested_for: row.opt_text("requested_for")?,
+        cancelled: row.opt_time("cancelled_at")?.map(|at| Ok::<_, StoreError>(Cancellation {
+            at,
+            reason: row.opt_text("cancel_reason")?,
+        })).transpose()?,
+        escalated_at: row.opt_time("escalated_at")?,
         deadline: row.time("deadline")?,
         approvers_source: row.opt_text("approvers_source")?,
         approver_problem: row.opt_text("approver_problem")?,
@@ -34,6 +42,22 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
         azure_written_back_at: row.opt_time("azure_written_back_at")?,
         created_at: row.time("created_at")?,
     })
+}
+
+/// The stored rule; before the approvers are resolved, the one implied by the
+/// default number of approvals and the requester.
+fn rule(row: &impl Columns) -> Result<Rule, StoreError> {
+    if let Some(text) = row.opt_text("approval_rule")? {
+        return serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("approval_rule: {e}")));
+    }
+    let required = row
+        .opt_int("required_approvals")?
+        .map(|n| count(n, "required_approvals"))
+        .transpose()?;
+    let mut rule = Rule::from_required(required);
+    rule.requester = row.opt_text("requested_for")?;
+    Ok(rule)
 }
 
 /// An `approval` row.
@@ -53,6 +77,7 @@ pub(super) fn approval(row: &impl Columns) -> Result<ApprovalRecord, StoreError>
         decided,
         comment: row.opt_text("comment")?,
         email_sent_at: row.opt_time("email_sent_at")?,
+        link_generation: row.int("link_generation")?,
     })
 }
 
@@ -97,6 +122,10 @@ pub(super) fn job(row: &impl Columns) -> Result<Job, StoreError> {
         release_id: row.int("release_id")?,
         approval_id: row.opt_uuid("approval_id")?,
         callback_id: row.opt_int("callback_id")?,
+        channel: row
+            .opt_text("channel")?
+            .map(|c| ChannelKind::from_stored(&c).ok_or_else(|| StoreError::Corrupt(format!("channel {c}"))))
+            .transpose()?,
         attempts: count(row.int("attempts")?, "attempts")?,
     })
 }

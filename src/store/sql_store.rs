@@ -9,8 +9,8 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, Creation, DecisionOutcome, ReleaseSnapshot, ResolvedApprovers, Store,
-    StoreError, notices, queue, releases,
+    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleasePlan, ReleaseSnapshot,
+    ResendOutcome, ResolvedApprovers, Store, StoreError, notices, queue, releases,
     sql::{Backend, Columns, Sql},
 };
 use crate::{
@@ -146,9 +146,8 @@ where
     async fn create_release(
         &self,
         new: &NewRelease,
+        plan: &ReleasePlan,
         callback: Option<&PlanCallback>,
-        required_approvals: Option<u32>,
-        deadline: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Creation, StoreError> {
         // Gates poll a known release again and again: answer those from a read,
@@ -159,10 +158,55 @@ where
             return Ok(Creation::Existing(known));
         }
         let mut tx = self.write_tx().await?;
-        let creation =
-            releases::create(&mut *tx, new, callback, required_approvals, deadline, now).await?;
+        let creation = releases::create(&mut *tx, new, plan, callback, now).await?;
         tx.commit().await?;
         Ok(creation)
+    }
+
+    async fn cancel_release(
+        &self,
+        release_id: i64,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let outcome = releases::cancel(&mut *tx, release_id, reason, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn resend_approval(
+        &self,
+        release_id: i64,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ResendOutcome, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let outcome = releases::resend(&mut *tx, release_id, email, now).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn queue_reminders(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        releases::queue_reminders(&mut *tx, release_id, now).await?;
+        queue::complete(&mut *tx, job_id).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn mark_escalated(
+        &self,
+        job_id: i64,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.finish_job(job_id, releases::escalated(release_id, now))
+            .await
     }
 
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
@@ -244,9 +288,10 @@ where
         &self,
         job_id: i64,
         approval_id: Uuid,
+        link_generation: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let sql = releases::email_sent(approval_id, now);
+        let sql = releases::email_sent(approval_id, link_generation, now);
         self.finish_job(job_id, sql).await
     }
 

@@ -1,0 +1,215 @@
+//! Operator actions on a release, guarded like `/release`: cancel its approval,
+//! or re-send one approver's email.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+};
+
+use super::{
+    ApiTags, AppState,
+    auth::Credentials,
+    problem::{ErrorStatuses, Problem, ProblemResponse},
+    release::database_problem,
+    status::ReleaseStatusBody,
+    text::{CommentRule, EmailRule, NameRule, ReleaseIdRule, StageRule, Text},
+};
+use crate::{
+    domain::{approver::ApproverEmail, release::ReleaseKey},
+    store::{CancelOutcome, ReleaseSnapshot, ResendOutcome},
+};
+
+/// Why a release's approval is cancelled. Unknown fields are ignored.
+#[derive(Object, Clone, Debug)]
+pub struct CancelRequest {
+    /// Shown on the release and in the Azure DevOps write-back, at most 2000 characters.
+    #[oai(nullable)]
+    pub reason: Option<Text<CommentRule>>,
+}
+
+/// Answer to a cancellation.
+#[derive(ApiResponse)]
+pub enum CancelResponse {
+    /// Cancelled: the release is `rejected`, its approval links no longer work, and Azure DevOps is told.
+    #[oai(status = 200)]
+    Cancelled(Json<ReleaseStatusBody>),
+}
+
+/// Answer to a re-send.
+#[derive(ApiResponse)]
+pub enum ResendResponse {
+    /// A new email is queued; the approver's earlier links no longer work.
+    #[oai(status = 202)]
+    Queued(Json<ReleaseStatusBody>),
+}
+
+/// Errors of the operator actions.
+pub struct ActionErrors;
+impl ErrorStatuses for ActionErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "A parameter or the body is invalid; nothing changed."),
+        (401, "The API key is required and was missing or wrong."),
+        (404, "No such release, or no such approver of it."),
+        (
+            409,
+            "The release is already decided, expired or cancelled, or the approver already decided.",
+        ),
+        (413, "The body is larger than the configured limit."),
+        (415, "The body is not JSON."),
+        (
+            429,
+            "Too many failed authentications from this client; retry after `Retry-After` seconds.",
+        ),
+        (503, "The database is unavailable; try again."),
+    ];
+}
+
+/// Operator actions.
+pub struct OperatorApi;
+
+#[OpenApi(tag = "ApiTags::Release")]
+impl OperatorApi {
+    /// Cancel a release's approval.
+    ///
+    /// For a pending release: it becomes `rejected` (with `cancelled` set), every approval link
+    /// stops working, and callbacks and the Azure DevOps write-back report the rejection. The body
+    /// (`{"reason": "…"}`) may be left out.
+    #[oai(
+        path = "/release/:TeamProject/:ReleaseId/cancel",
+        method = "post",
+        operation_id = "cancelRelease"
+    )]
+    async fn cancel(
+        &self,
+        state: Data<&Arc<AppState>>,
+        credentials: Credentials,
+        /// The Azure DevOps project.
+        #[oai(name = "TeamProject")]
+        team_project: Path<Text<NameRule>>,
+        /// The release id.
+        #[oai(name = "ReleaseId")]
+        release_id: Path<Text<ReleaseIdRule>>,
+        /// The gated stage, if the release was created with one.
+        #[oai(name = "Stage")]
+        stage: Query<Option<Text<StageRule>>>,
+        body: Json<Option<CancelRequest>>,
+    ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
+        credentials.check(&state)?;
+        let snapshot = find(&state, &team_project, &release_id, stage.as_deref()).await?;
+        let reason = body
+            .0
+            .and_then(|b| b.reason)
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        let now = state.clock.now();
+        let outcome = state
+            .store
+            .cancel_release(snapshot.release.id, reason.as_deref(), now)
+            .await
+            .map_err(|err| database_problem(&err))?;
+        match outcome {
+            CancelOutcome::Cancelled(snapshot) => {
+                state.wake_worker.notify_one();
+                state.metrics.release_decided("rejected");
+                tracing::info!(release.key = %snapshot.release.key.display(), "release approval cancelled by an operator");
+                Ok(CancelResponse::Cancelled(Json(
+                    ReleaseStatusBody::from_snapshot(&snapshot, now),
+                )))
+            }
+            CancelOutcome::AlreadyFinal(snapshot) => Err(final_problem(&snapshot, now).into()),
+        }
+    }
+
+    /// Re-send one approver's email.
+    ///
+    /// Mints a new link for an approver who has not decided yet and emails it; the approver's
+    /// earlier links stop working (use it when an email was lost or forwarded by mistake).
+    #[oai(
+        path = "/release/:TeamProject/:ReleaseId/approvers/:email/resend",
+        method = "post",
+        operation_id = "resendApproval"
+    )]
+    async fn resend(
+        &self,
+        state: Data<&Arc<AppState>>,
+        credentials: Credentials,
+        /// The Azure DevOps project.
+        #[oai(name = "TeamProject")]
+        team_project: Path<Text<NameRule>>,
+        /// The release id.
+        #[oai(name = "ReleaseId")]
+        release_id: Path<Text<ReleaseIdRule>>,
+        /// The approver's email address.
+        email: Path<Text<EmailRule>>,
+        /// The gated stage, if the release was created with one.
+        #[oai(name = "Stage")]
+        stage: Query<Option<Text<StageRule>>>,
+    ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
+        credentials.check(&state)?;
+        let approver = ApproverEmail::parse(&email)
+            .map_err(|e| Problem::invalid_field(format!("email: {e}")))?;
+        let snapshot = find(&state, &team_project, &release_id, stage.as_deref()).await?;
+        let now = state.clock.now();
+        let outcome = state
+            .store
+            .resend_approval(snapshot.release.id, approver.as_str(), now)
+            .await
+            .map_err(|err| database_problem(&err))?;
+        match outcome {
+            ResendOutcome::Queued(snapshot) => {
+                state.wake_worker.notify_one();
+                tracing::info!(release.key = %snapshot.release.key.display(), to = %approver.masked(),
+                    "approval email re-sent by an operator");
+                Ok(ResendResponse::Queued(Json(
+                    ReleaseStatusBody::from_snapshot(&snapshot, now),
+                )))
+            }
+            ResendOutcome::AlreadyDecided(_) => Err(Problem::conflict(
+                "approver-decided",
+                "The approver already decided",
+                format!("{approver} already decided; there is nothing to re-send"),
+            )
+            .into()),
+            ResendOutcome::ReleaseFinal(snapshot) => Err(final_problem(&snapshot, now).into()),
+            ResendOutcome::UnknownApprover => Err(Problem::not_found(format!(
+                "{approver} is not an approver of release {}",
+                snapshot.release.key.display()
+            ))
+            .into()),
+        }
+    }
+}
+
+async fn find(
+    state: &AppState,
+    team_project: &str,
+    release_id: &str,
+    stage: Option<&str>,
+) -> Result<ReleaseSnapshot, Problem> {
+    let key = ReleaseKey::parse(team_project, release_id, stage.unwrap_or_default())
+        .map_err(|e| Problem::invalid_field(e.to_string()))?;
+    state
+        .store
+        .find_release(&key)
+        .await
+        .map_err(|err| database_problem(&err))?
+        .ok_or_else(|| Problem::not_found(format!("no release {}", key.display())))
+}
+
+fn final_problem(snapshot: &ReleaseSnapshot, now: chrono::DateTime<chrono::Utc>) -> Problem {
+    let status = snapshot.outcome(now).status;
+    let how = if snapshot.release.cancelled.is_some() {
+        "cancelled"
+    } else {
+        status.as_str()
+    };
+    Problem::conflict(
+        "release-final",
+        "The release is already decided",
+        format!("the release is already {how}; nothing changed"),
+    )
+}
