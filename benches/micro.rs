@@ -44,7 +44,9 @@ fn status(c: &mut Criterion) {
     let deadline = now + Duration::hours(48);
     let rule = Rule::from_required(None);
     for approvers in [3_usize, 50] {
-        let emails: Vec<String> = (0..approvers).map(|i| format!("a{i}@example.com")).collect();
+        let emails: Vec<String> = (0..approvers)
+            .map(|i| format!("a{i}@example.com"))
+            .collect();
         let votes: Vec<Vote<'_>> = emails
             .iter()
             .enumerate()

@@ -315,7 +315,8 @@ impl Policy {
             })
             .collect();
         t.insert("require".into(), require.into());
-        let reminders: Vec<toml::Value> = self.reminders.iter().map(|r| duration(r).into()).collect();
+        let reminders: Vec<toml::Value> =
+            self.reminders.iter().map(|r| duration(r).into()).collect();
         t.insert("reminders".into(), reminders.into());
         if let Some(e) = &self.escalation {
             t.insert("escalate_after".into(), duration(&e.after).into());
@@ -336,8 +337,12 @@ impl Policy {
             .iter()
             .map(|r| {
                 let needed = match (r.count, r.all) {
-                    (Some(_), true) => bail!("require: group {}: give count or all, not both", r.group),
-                    (Some(0), false) => bail!("require: group {}: count must be at least 1", r.group),
+                    (Some(_), true) => {
+                        bail!("require: group {}: give count or all, not both", r.group)
+                    }
+                    (Some(0), false) => {
+                        bail!("require: group {}: count must be at least 1", r.group)
+                    }
                     (Some(n), false) => Needed::AtLeast(n),
                     (None, _) => Needed::All,
                 };
@@ -390,7 +395,10 @@ impl Policy {
 
     /// The channel's URL, if this policy posts to it.
     pub fn channel_url(&self, kind: ChannelKind) -> Option<&Secret> {
-        self.channels.iter().find(|(k, _)| *k == kind).map(|(_, u)| u)
+        self.channels
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, u)| u)
     }
 }
 
@@ -441,8 +449,14 @@ mod tests {
         )
         .unwrap();
         let deadline = |k| p.for_release(&k).and_then(|p| p.deadline);
-        assert_eq!(deadline(key("Devx", "PROD")), Some(Duration::from_secs(3 * 3600)));
-        assert_eq!(deadline(key("DEVX", "qa")), Some(Duration::from_secs(2 * 3600)));
+        assert_eq!(
+            deadline(key("Devx", "PROD")),
+            Some(Duration::from_secs(3 * 3600))
+        );
+        assert_eq!(
+            deadline(key("DEVX", "qa")),
+            Some(Duration::from_secs(2 * 3600))
+        );
         assert_eq!(deadline(key("Other", "")), Some(Duration::from_secs(3600)));
     }
 
@@ -460,7 +474,10 @@ mod tests {
         )
         .unwrap();
         let policy = p.for_release(&key("Devx", ""));
-        let api = BTreeMap::from([("owners".to_owned(), vec![ApproverEmail::parse("d@x.io").unwrap()])]);
+        let api = BTreeMap::from([(
+            "owners".to_owned(),
+            vec![ApproverEmail::parse("d@x.io").unwrap()],
+        )]);
         let r = p.resolve(policy, &[], &api, None, None);
         let emails: Vec<&str> = r.approvers.iter().map(ApproverEmail::as_str).collect();
         assert_eq!(emails, ["a@x.io", "b@x.io", "d@x.io"]);
@@ -470,11 +487,16 @@ mod tests {
 
     #[test]
     fn an_unknown_group_is_reported() {
-        let p = policies(
-            "[[policies]]\nteam_project = \"Devx\"\nrequire = [{ group = \"ghosts\" }]\n",
-        )
-        .unwrap();
-        let r = p.resolve(p.for_release(&key("Devx", "")), &[], &BTreeMap::new(), None, None);
+        let p =
+            policies("[[policies]]\nteam_project = \"Devx\"\nrequire = [{ group = \"ghosts\" }]\n")
+                .unwrap();
+        let r = p.resolve(
+            p.for_release(&key("Devx", "")),
+            &[],
+            &BTreeMap::new(),
+            None,
+            None,
+        );
         assert!(r.problem.unwrap().contains("ghosts"));
     }
 
@@ -482,10 +504,22 @@ mod tests {
     fn bad_entries_name_the_policy_and_key() {
         for (text, expected) in [
             ("[[policies]]\nteam_project = \"\"\n", "team_project"),
-            ("[[policies]]\nteam_project = \"a\"\nrequire = [{ group = \"g\", count = 0 }]\n", "count"),
-            ("[[policies]]\nteam_project = \"a\"\nescalate_after = \"1h\"\n", "escalate_to"),
-            ("[[policies]]\nteam_project = \"a\"\nslack_webhook = \"ftp://x\"\n", "slack_webhook"),
-            ("[[policies]]\nteam_project = \"a\"\nreminders = [\"soon\"]\n", "reminders"),
+            (
+                "[[policies]]\nteam_project = \"a\"\nrequire = [{ group = \"g\", count = 0 }]\n",
+                "count",
+            ),
+            (
+                "[[policies]]\nteam_project = \"a\"\nescalate_after = \"1h\"\n",
+                "escalate_to",
+            ),
+            (
+                "[[policies]]\nteam_project = \"a\"\nslack_webhook = \"ftp://x\"\n",
+                "slack_webhook",
+            ),
+            (
+                "[[policies]]\nteam_project = \"a\"\nreminders = [\"soon\"]\n",
+                "reminders",
+            ),
             ("[groups]\nsre = [\"not-an-address\"]\n", "groups.sre"),
         ] {
             let err = format!("{:#}", policies(text).unwrap_err());

@@ -182,7 +182,10 @@ impl HooksApi {
         let answer = Json(HookAnswer {
             outcome,
             event_type: event.event_type.to_string(),
-            release: Some(ReleaseStatusBody::from_snapshot(&snapshot, state.clock.now())),
+            release: Some(ReleaseStatusBody::from_snapshot(
+                &snapshot,
+                state.clock.now(),
+            )),
         });
         Ok(match outcome {
             HookOutcome::Accepted => HookResponse::Accepted(answer),

@@ -31,8 +31,8 @@ pub use problem::{PROBLEM_JSON, Problem};
 use crate::{
     clock::Clock,
     config::{RateLimitSettings, Secret},
-    policies::Policies,
     metrics::Metrics,
+    policies::Policies,
     store::Store,
     token::TokenKeys,
 };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, OpenApi,
     param::{Path, Query},
     payload::Json,
 };
@@ -22,14 +22,6 @@ use crate::{
     domain::{approver::ApproverEmail, release::ReleaseKey},
     store::{CancelOutcome, ReleaseSnapshot, ResendOutcome},
 };
-
-/// Why a release's approval is cancelled. Unknown fields are ignored.
-#[derive(Object, Clone, Debug)]
-pub struct CancelRequest {
-    /// Shown on the release and in the Azure DevOps write-back, at most 2000 characters.
-    #[oai(nullable)]
-    pub reason: Option<Text<CommentRule>>,
-}
 
 /// Answer to a cancellation.
 #[derive(ApiResponse)]
@@ -51,15 +43,13 @@ pub enum ResendResponse {
 pub struct ActionErrors;
 impl ErrorStatuses for ActionErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
-        (400, "A parameter or the body is invalid; nothing changed."),
+        (400, "A parameter is invalid; nothing changed."),
         (401, "The API key is required and was missing or wrong."),
         (404, "No such release, or no such approver of it."),
         (
             409,
             "The release is already decided, expired or cancelled, or the approver already decided.",
         ),
-        (413, "The body is larger than the configured limit."),
-        (415, "The body is not JSON."),
         (
             429,
             "Too many failed authentications from this client; retry after `Retry-After` seconds.",
@@ -76,8 +66,7 @@ impl OperatorApi {
     /// Cancel a release's approval.
     ///
     /// For a pending release: it becomes `rejected` (with `cancelled` set), every approval link
-    /// stops working, and callbacks and the Azure DevOps write-back report the rejection. The body
-    /// (`{"reason": "…"}`) may be left out.
+    /// stops working, and callbacks and the Azure DevOps write-back report the rejection.
     #[oai(
         path = "/release/:TeamProject/:ReleaseId/cancel",
         method = "post",
@@ -96,13 +85,13 @@ impl OperatorApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
-        body: Json<Option<CancelRequest>>,
+        /// Why; shown on the release and to approvers who open their link. At most 2000 characters.
+        reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
         credentials.check(&state)?;
         let snapshot = find(&state, &team_project, &release_id, stage.as_deref()).await?;
-        let reason = body
+        let reason = reason
             .0
-            .and_then(|b| b.reason)
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty());
         let now = state.clock.now();

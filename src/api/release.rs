@@ -176,7 +176,11 @@ impl ReleaseApi {
         };
         let callback = body.plan_callback(headers)?;
         let creation = create_or_find(&state, &new, callback.as_ref()).await?;
-        Ok(creation_response(creation, failsafe.unwrap_or(false), state.clock.now()))
+        Ok(creation_response(
+            creation,
+            failsafe.unwrap_or(false),
+            state.clock.now(),
+        ))
     }
 
     /// Current status of a release.
@@ -217,7 +221,10 @@ impl ReleaseApi {
             .await
             .map_err(|err| database_problem(&err))?
             .ok_or_else(|| Problem::not_found(format!("no release {}", key.display())))?;
-        let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, state.clock.now()));
+        let body = Json(ReleaseStatusBody::from_snapshot(
+            &snapshot,
+            state.clock.now(),
+        ));
         Ok(match (failsafe.unwrap_or(false), body.status) {
             (false, _) | (true, StatusValue::Approved) => GetReleaseResponse::Current(body),
             (true, StatusValue::Pending) => GetReleaseResponse::NotYetApproved(body),
@@ -239,7 +246,11 @@ pub async fn create_or_find(
     let after = |d: std::time::Duration| {
         now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
     };
-    let deadline = after(policy.and_then(|p| p.deadline).unwrap_or(state.approval_deadline));
+    let deadline = after(
+        policy
+            .and_then(|p| p.deadline)
+            .unwrap_or(state.approval_deadline),
+    );
     let listed = new.approvers.as_ref().map(|approvers| Found {
         approvers: approvers.clone(),
         source: "request".to_owned(),
@@ -259,7 +270,13 @@ pub async fn create_or_find(
             )
         }),
         reminders: policy
-            .map(|p| p.reminders.iter().map(|r| after(*r)).filter(|at| *at < deadline).collect())
+            .map(|p| {
+                p.reminders
+                    .iter()
+                    .map(|r| after(*r))
+                    .filter(|at| *at < deadline)
+                    .collect()
+            })
             .unwrap_or_default(),
         escalate_at: policy
             .and_then(|p| p.escalation.as_ref())
@@ -283,7 +300,11 @@ pub async fn create_or_find(
     Ok(creation)
 }
 
-fn creation_response(creation: Creation, failsafe: bool, now: DateTime<Utc>) -> CreateReleaseResponse {
+fn creation_response(
+    creation: Creation,
+    failsafe: bool,
+    now: DateTime<Utc>,
+) -> CreateReleaseResponse {
     let (snapshot, created): (ReleaseSnapshot, bool) = match creation {
         Creation::Created(s) => (s, true),
         Creation::Existing(s) => (s, false),

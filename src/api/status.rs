@@ -219,7 +219,11 @@ impl ReleaseStatusBody {
             })
             .collect();
         let waiting_for = if outcome.status == ReleaseStatus::Pending {
-            requirements.iter().filter(|r| !r.met).map(missing).collect()
+            requirements
+                .iter()
+                .filter(|r| !r.met)
+                .map(missing)
+                .collect()
         } else {
             Vec::new()
         };

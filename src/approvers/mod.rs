@@ -132,12 +132,7 @@ impl ApproverSource {
         )
     }
 
-    async fn fetch(
-        &self,
-        url: &url::Url,
-        key: &ReleaseKey,
-        name: &str,
-    ) -> anyhow::Result<Parsed> {
+    async fn fetch(&self, url: &url::Url, key: &ReleaseKey, name: &str) -> anyhow::Result<Parsed> {
         let response = self
             .client
             .get(url.clone())
@@ -205,9 +200,9 @@ pub fn under_policy(
         required_approvals,
     );
     // With groups to ask, an empty list of the release's own is no problem.
-    let own_problem = found
-        .problem
-        .filter(|_| found.approvers.is_empty() == resolution.approvers.is_empty() || !found.approvers.is_empty());
+    let own_problem = found.problem.filter(|_| {
+        found.approvers.is_empty() == resolution.approvers.is_empty() || !found.approvers.is_empty()
+    });
     let problem = match (resolution.problem, own_problem) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
@@ -263,7 +258,8 @@ mod tests {
     #[test]
     fn groups_may_come_with_or_without_approvers() {
         let answer: Answer =
-            serde_json::from_str(r#"{"groups": {"sre": ["a@x.com", {"email": "b@y.com"}]}}"#).unwrap();
+            serde_json::from_str(r#"{"groups": {"sre": ["a@x.com", {"email": "b@y.com"}]}}"#)
+                .unwrap();
         let parsed = Parsed::from(answer);
         assert!(parsed.approvers.is_empty());
         let (members, _) = split_valid(parsed.groups.into_values().next().unwrap());

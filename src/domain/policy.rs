@@ -405,8 +405,17 @@ mod tests {
         rule.requester = Some("a@x.io".into());
         let approvals = [approve(1), None];
         let o = decide(&rule, &votes(&approvals), None, at(100), at(5));
-        assert_eq!((o.status, o.required, o.approved), (ReleaseStatus::Pending, 1, 0));
-        let o = decide(&rule, &votes(&[approve(1), approve(2)]), None, at(100), at(5));
+        assert_eq!(
+            (o.status, o.required, o.approved),
+            (ReleaseStatus::Pending, 1, 0)
+        );
+        let o = decide(
+            &rule,
+            &votes(&[approve(1), approve(2)]),
+            None,
+            at(100),
+            at(5),
+        );
         assert_eq!(o.status, ReleaseStatus::Approved);
         let o = decide(&rule, &votes(&[reject(1), None]), None, at(100), at(5));
         assert_eq!(o.status, ReleaseStatus::Rejected);
@@ -425,19 +434,24 @@ mod tests {
             requester: None,
             self_approval: false,
         };
-        let run = |approvals: &[Option<Decided>]| {
-            decide(&rule, &votes(approvals), None, at(100), at(5))
-        };
+        let run =
+            |approvals: &[Option<Decided>]| decide(&rule, &votes(approvals), None, at(100), at(5));
         let o = run(&[approve(1), approve(2), None, None]);
         assert_eq!(o.status, ReleaseStatus::Pending);
         assert_eq!(
-            o.requirements.iter().map(|p| (p.approved, p.needed, p.met)).collect::<Vec<_>>(),
+            o.requirements
+                .iter()
+                .map(|p| (p.approved, p.needed, p.met))
+                .collect::<Vec<_>>(),
             [(2, 2, true), (0, 1, false)]
         );
         let o = run(&[approve(1), None, None, approve(3)]);
         assert_eq!(o.status, ReleaseStatus::Pending);
         let o = run(&[approve(1), None, approve(2), approve(3)]);
-        assert_eq!((o.status, o.decided_at), (ReleaseStatus::Approved, Some(at(3))));
+        assert_eq!(
+            (o.status, o.decided_at),
+            (ReleaseStatus::Approved, Some(at(3)))
+        );
     }
 
     #[test]
@@ -455,10 +469,29 @@ mod tests {
     #[test]
     fn a_cancelled_release_is_rejected_and_later_decisions_do_not_count() {
         let rule = Rule::from_required(None);
-        let o = decide(&rule, &votes(&[approve(1), approve(9)]), Some(at(5)), at(100), at(10));
-        assert_eq!((o.status, o.decided_at), (ReleaseStatus::Rejected, Some(at(5))));
-        let o = decide(&rule, &votes(&[approve(1), approve(2)]), Some(at(5)), at(100), at(10));
-        assert_eq!(o.status, ReleaseStatus::Approved, "decided before the cancellation");
+        let o = decide(
+            &rule,
+            &votes(&[approve(1), approve(9)]),
+            Some(at(5)),
+            at(100),
+            at(10),
+        );
+        assert_eq!(
+            (o.status, o.decided_at),
+            (ReleaseStatus::Rejected, Some(at(5)))
+        );
+        let o = decide(
+            &rule,
+            &votes(&[approve(1), approve(2)]),
+            Some(at(5)),
+            at(100),
+            at(10),
+        );
+        assert_eq!(
+            o.status,
+            ReleaseStatus::Approved,
+            "decided before the cancellation"
+        );
     }
 
     #[test]

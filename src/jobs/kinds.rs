@@ -8,13 +8,13 @@ use anyhow::Context;
 use super::{Job, JobKind};
 use crate::{
     approvers::ApproverSource,
+    approvers::under_policy,
     azure::{
         AzureClient,
         approvals::{approval_update, approval_url},
         callback::{events_url, task_completed, task_result},
         client::Auth,
     },
-    approvers::under_policy,
     clock::Clock,
     config::{AzureDevOps, JobSettings},
     domain::{
@@ -67,7 +67,10 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         JobKind::NotifyChannel => notify_channel(ctx, job).await,
         JobKind::RemindApprovers => {
             let now = ctx.clock.now();
-            Ok(ctx.store.queue_reminders(job.id, job.release_id, now).await?)
+            Ok(ctx
+                .store
+                .queue_reminders(job.id, job.release_id, now)
+                .await?)
         }
         JobKind::SendReminder => send_reminder(ctx, job).await,
         JobKind::Escalate => escalate(ctx, job).await,
@@ -195,7 +198,9 @@ async fn open_approval(
     ctx: &JobContext,
     job: &Job,
 ) -> anyhow::Result<Option<(ApprovalRecord, ReleaseSnapshot)>> {
-    let approval_id = job.approval_id.context("approval job without an approval")?;
+    let approval_id = job
+        .approval_id
+        .context("approval job without an approval")?;
     let approval = ctx.store.approval(approval_id).await?;
     let snapshot = ctx.store.release_by_id(job.release_id).await?;
     match (approval, snapshot) {
@@ -213,7 +218,11 @@ async fn open_approval(
 }
 
 /// A fresh signed link for the approval's current link generation.
-fn mint_link(ctx: &JobContext, approval: &ApprovalRecord, release: &ReleaseRecord) -> (String, String) {
+fn mint_link(
+    ctx: &JobContext,
+    approval: &ApprovalRecord,
+    release: &ReleaseRecord,
+) -> (String, String) {
     let claims = ApprovalClaims::new(
         approval.id,
         approval.link_generation,
@@ -260,7 +269,12 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     loop {
         match ctx
             .store
-            .mark_email_sent(job.id, approval.id, approval.link_generation, ctx.clock.now())
+            .mark_email_sent(
+                job.id,
+                approval.id,
+                approval.link_generation,
+                ctx.clock.now(),
+            )
             .await
         {
             Ok(()) => return Ok(()),
@@ -307,7 +321,10 @@ async fn notify_channel(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     let release = &snapshot.release;
     let policy = ctx.policies.for_release(&release.key);
     let Some(url) = policy.and_then(|p| p.channel_url(kind)) else {
-        tracing::warn!(channel = kind.as_str(), "channel no longer configured for this release; skipped");
+        tracing::warn!(
+            channel = kind.as_str(),
+            "channel no longer configured for this release; skipped"
+        );
         return Ok(ctx.store.complete_job(job.id).await?);
     };
     let (token, link) = mint_link(ctx, &approval, release);
@@ -357,5 +374,8 @@ async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     };
     ctx.mailer.escalate(&notice).await?;
     tracing::info!(to = %escalation.to.masked(), "escalation sent");
-    Ok(ctx.store.mark_escalated(job.id, release.id, ctx.clock.now()).await?)
+    Ok(ctx
+        .store
+        .mark_escalated(job.id, release.id, ctx.clock.now())
+        .await?)
 }

@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use anyhow::Context;
+use chrono::Utc;
 use lettre::{
     Message,
     message::{Mailbox, MultiPart},
 };
 use minijinja::{Environment, context};
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::store::ReleaseRecord;
@@ -120,7 +120,11 @@ impl ApprovalRequest<'_> {
         let rendered = self.render(templates)?;
         // A reminder is a message of its own; the request keeps one id however often it is retried.
         let id = if self.reminder {
-            format!("reminder.{}.{}", self.approval_id, Utc::now().timestamp_millis())
+            format!(
+                "reminder.{}.{}",
+                self.approval_id,
+                Utc::now().timestamp_millis()
+            )
         } else {
             format!("approval.{}", self.approval_id)
         };
@@ -164,7 +168,12 @@ impl EscalationNotice<'_> {
             status_link => self.status_link,
         };
         let rendered = templates.render("escalation_email", &ctx)?;
-        build(sender, self.to, &format!("escalation.{}", self.release.id), rendered)
+        build(
+            sender,
+            self.to,
+            &format!("escalation.{}", self.release.id),
+            rendered,
+        )
     }
 }
 

@@ -65,7 +65,10 @@ mod tests {
         let card = card(&request(&release));
         let attachment = &card["attachments"][0];
         assert_eq!(card["type"], "message");
-        assert_eq!(attachment["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(
+            attachment["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
         assert_eq!(attachment["content"]["type"], "AdaptiveCard");
         let action = &attachment["content"]["actions"][0];
         assert_eq!(action["type"], "Action.OpenUrl");

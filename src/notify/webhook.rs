@@ -46,6 +46,9 @@ mod tests {
         assert_eq!(body["event"], "approval.requested");
         assert_eq!(body["approver"], "ana@example.com");
         assert_eq!(body["release"]["TeamProject"], "Devx");
-        assert_eq!(body["approval_url"], "http://gate/approval?token=abc.def.ghi");
+        assert_eq!(
+            body["approval_url"],
+            "http://gate/approval?token=abc.def.ghi"
+        );
     }
 }

@@ -17,9 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::{self, AppState},
-    clock::Clock,
     approvers::ApproverSource,
     azure::AzureClient,
+    clock::Clock,
     config::{Config, Secret},
     jobs::{JobContext, Worker},
     metrics::Metrics,

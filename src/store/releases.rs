@@ -205,7 +205,14 @@ async fn queue_first_jobs<B: Backend>(
         }
     }
     for at in &plan.reminders {
-        queue::enqueue(db, JobKind::RemindApprovers, release_id, Subject::Release, *at).await?;
+        queue::enqueue(
+            db,
+            JobKind::RemindApprovers,
+            release_id,
+            Subject::Release,
+            *at,
+        )
+        .await?;
     }
     if let Some(at) = plan.escalate_at {
         queue::enqueue(db, JobKind::Escalate, release_id, Subject::Release, at).await?;
@@ -268,10 +275,11 @@ pub(super) async fn cancel<B: Backend>(
     if before.outcome(now).status.is_final() {
         return Ok(CancelOutcome::AlreadyFinal(before));
     }
-    let sql = Sql::new("UPDATE release SET cancelled_at = $1, cancel_reason = $2 WHERE release_id = $3")
-        .bind(now)
-        .bind(reason)
-        .bind(release_id);
+    let sql =
+        Sql::new("UPDATE release SET cancelled_at = $1, cancel_reason = $2 WHERE release_id = $3")
+            .bind(now)
+            .bind(reason)
+            .bind(release_id);
     db.execute(sql).await?;
     notices::queue_decision_notices(db, release_id, now).await?;
     Ok(CancelOutcome::Cancelled(read(db, release_id).await?))

@@ -30,10 +30,15 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
             .transpose()?,
         rule: rule(row)?,
         requested_for: row.opt_text("requested_for")?,
-        cancelled: row.opt_time("cancelled_at")?.map(|at| Ok::<_, StoreError>(Cancellation {
-            at,
-            reason: row.opt_text("cancel_reason")?,
-        })).transpose()?,
+        cancelled: row
+            .opt_time("cancelled_at")?
+            .map(|at| {
+                Ok::<_, StoreError>(Cancellation {
+                    at,
+                    reason: row.opt_text("cancel_reason")?,
+                })
+            })
+            .transpose()?,
         escalated_at: row.opt_time("escalated_at")?,
         deadline: row.time("deadline")?,
         approvers_source: row.opt_text("approvers_source")?,
@@ -124,7 +129,10 @@ pub(super) fn job(row: &impl Columns) -> Result<Job, StoreError> {
         callback_id: row.opt_int("callback_id")?,
         channel: row
             .opt_text("channel")?
-            .map(|c| ChannelKind::from_stored(&c).ok_or_else(|| StoreError::Corrupt(format!("channel {c}"))))
+            .map(|c| {
+                ChannelKind::from_stored(&c)
+                    .ok_or_else(|| StoreError::Corrupt(format!("channel {c}")))
+            })
             .transpose()?,
         attempts: count(row.int("attempts")?, "attempts")?,
     })

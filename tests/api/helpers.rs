@@ -9,6 +9,7 @@
 use std::{io::Write, sync::Arc, time::Duration};
 
 use deploy_gate::{
+    clock::Clock,
     config::{Config, Secret, Settings},
     jobs::Worker,
     startup::App,
@@ -160,6 +161,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// A temporary folder of the test's own (the SQLite file is kept there).
     pub dir: Arc<tempfile::TempDir>,
+    /// The app's clock, shared by restarts and replicas; tests move it forward.
+    pub clock: Clock,
     database: Arc<TestDatabase>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -198,7 +201,7 @@ pub async fn spawn_app_with(smtp: TestSmtp, adjust: impl FnOnce(&mut Settings)) 
     let database = Arc::new(TestDatabase::create(&dir).await);
     let mut settings = test_settings(&database.url, smtp.port);
     adjust(&mut settings);
-    start(settings, smtp, dir, database).await
+    start(settings, smtp, dir, database, Clock::system()).await
 }
 
 async fn start(
@@ -206,9 +209,12 @@ async fn start(
     smtp: TestSmtp,
     dir: Arc<tempfile::TempDir>,
     database: Arc<TestDatabase>,
+    clock: Clock,
 ) -> TestApp {
     let config = Config::from_settings(settings.clone()).expect("valid test settings");
-    let app = App::build(config).await.expect("the app builds");
+    let app = App::build_with_clock(config, clock.clone())
+        .await
+        .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let worker = app.worker();
     let store = app.store();
@@ -227,6 +233,7 @@ async fn start(
         worker,
         store,
         dir,
+        clock,
         database,
         stop: Some(stop),
         task: Some(task),
@@ -279,6 +286,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Moves the app's clock forward, once no job is in flight: a jump in time
+    /// would otherwise end the lease of a running job and let a second worker take it.
+    pub async fn advance_clock(&self, by: Duration) {
+        self.wait_until_idle().await;
+        self.clock.advance(by);
+    }
+
     /// Runs every due job now.
     pub async fn drain_jobs(&self) {
         self.worker.drain().await.expect("the queue is reachable");
@@ -287,7 +301,7 @@ impl TestApp {
     /// Waits until the queue holds no live job (10 s at most).
     pub async fn wait_until_idle(&self) {
         for _ in 0..500 {
-            if self.store.due_job_count(chrono::Utc::now()).await.unwrap() == 0 {
+            if self.store.due_job_count(self.clock.now()).await.unwrap() == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -319,7 +333,14 @@ impl TestApp {
         self.task.take().unwrap().await.unwrap().unwrap();
         let settings = self.settings.clone();
         let smtp = std::mem::replace(&mut self.smtp, TestSmtp::reserve());
-        start(settings, smtp, self.dir.clone(), self.database.clone()).await
+        start(
+            settings,
+            smtp,
+            self.dir.clone(),
+            self.database.clone(),
+            self.clock.clone(),
+        )
+        .await
     }
 
     /// A second instance on the same database with the same settings, as a
@@ -331,6 +352,7 @@ impl TestApp {
             TestSmtp::reserve(),
             self.dir.clone(),
             self.database.clone(),
+            self.clock.clone(),
         )
         .await
     }
@@ -342,7 +364,14 @@ impl TestApp {
         let _ = task.await;
         let settings = self.settings.clone();
         let smtp = std::mem::replace(&mut self.smtp, TestSmtp::reserve());
-        start(settings, smtp, self.dir.clone(), self.database.clone()).await
+        start(
+            settings,
+            smtp,
+            self.dir.clone(),
+            self.database.clone(),
+            self.clock.clone(),
+        )
+        .await
     }
 }
 

@@ -12,6 +12,7 @@ mod contract;
 mod email;
 mod flow;
 mod observability;
+mod policies;
 mod rate_limits;
 mod replicas;
 mod resilience;
