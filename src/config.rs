@@ -792,6 +792,41 @@ mod tests {
     }
 
     #[test]
+    fn policies_and_groups_come_from_the_file_and_print_with_webhooks_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gate.toml");
+        std::fs::write(
+            &path,
+            r#"
+            workers = 2
+            [groups]
+            sre = ["ana@example.com"]
+            [[policies]]
+            team_project = "Devx"
+            stage = "prod"
+            require = [{ group = "sre", count = 1 }]
+            reminders = ["4h"]
+            escalate_after = "8h"
+            escalate_to = "lead@example.com"
+            slack_webhook = "https://hooks.slack.test/services/T0/B0/very-secret"
+            "#,
+        )
+        .unwrap();
+        let settings = Settings::from_toml_file(&path).unwrap();
+        let merged = settings.overridden_by(Settings::default());
+        let printed = Config::from_settings(merged).unwrap().to_masked_toml();
+        assert!(!printed.contains("very-secret"), "{printed}");
+        assert!(
+            printed.contains("slack_webhook = \"[redacted]\""),
+            "{printed}"
+        );
+        let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
+        assert_eq!(reread.policies.len(), 1);
+        assert_eq!(reread.groups["sre"], ["ana@example.com"]);
+        assert_eq!(reread.policies[0].reminders, ["4h"]);
+    }
+
+    #[test]
     fn several_api_keys_separated_by_commas_are_all_kept() {
         let settings = Settings {
             api_key: Some(Secret::new("old-key-1, new-key-2")),
