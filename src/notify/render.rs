@@ -160,6 +160,7 @@ mod tests {
             required_approvals: None,
             deadline: Utc::now(),
             approvers_source: None,
+            approvers_resolved_at: None,
             approver_problem: None,
             azure_approval_id: None,
             azure_written_back_at: None,
