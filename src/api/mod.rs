@@ -3,6 +3,8 @@
 mod allow;
 mod approval;
 mod auth;
+mod board;
+mod board_body;
 mod callback;
 mod health;
 mod hooks;
@@ -15,6 +17,7 @@ mod release_request;
 mod release_values;
 mod status;
 mod text;
+mod timeline;
 
 use std::{sync::Arc, time::Duration};
 
@@ -41,6 +44,8 @@ pub enum ApiTags {
     Release,
     /// Approvers' decisions.
     Approval,
+    /// The release board: recent releases and each one's timeline.
+    Board,
     /// Azure DevOps service hooks.
     Hooks,
     /// Probes.
@@ -53,7 +58,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Approval token keys.
     pub tokens: TokenKeys,
-    /// API keys guarding `/release` and `/hooks/*` (any one is accepted); empty leaves them open.
+    /// API keys guarding `/release`, `/releases` and `/hooks/*` (any one is accepted); empty leaves them open.
     pub api_keys: Vec<Secret>,
     /// Header secret service hooks must send, if set.
     pub hook_secret: Option<Secret>,
@@ -72,6 +77,7 @@ pub fn openapi_service() -> OpenApiService<
     (
         release::ReleaseApi,
         approval::ApprovalApi,
+        board::BoardApi,
         hooks::HooksApi,
         health::HealthApi,
     ),
@@ -81,6 +87,7 @@ pub fn openapi_service() -> OpenApiService<
         (
             release::ReleaseApi,
             approval::ApprovalApi,
+            board::BoardApi,
             hooks::HooksApi,
             health::HealthApi,
         ),

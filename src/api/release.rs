@@ -271,16 +271,17 @@ fn creation_response(creation: Creation, failsafe: bool) -> CreateReleaseRespons
 
 /// Path of a release's status, with `Stage` as a query parameter when set.
 pub fn location_of(key: &ReleaseKey) -> String {
+    release_path("/release", key)
+}
+
+/// `{base}/{TeamProject}/{ReleaseId}`, percent-encoded, with `Stage` as a query parameter when set.
+pub fn release_path(base: &str, key: &ReleaseKey) -> String {
     let enc = |s: &str| {
         url::form_urlencoded::byte_serialize(s.as_bytes())
             .collect::<String>()
             .replace('+', "%20")
     };
-    let mut location = format!(
-        "/release/{}/{}",
-        enc(&key.team_project),
-        enc(&key.release_id)
-    );
+    let mut location = format!("{base}/{}/{}", enc(&key.team_project), enc(&key.release_id));
     if !key.stage.is_empty() {
         location.push_str(&format!("?Stage={}", enc(&key.stage)));
     }

@@ -24,10 +24,15 @@ impl ReleaseKey {
     /// Validates the three parts; `stage` may be empty, the others may not.
     pub fn parse(team_project: &str, release_id: &str, stage: &str) -> Result<Self, FieldError> {
         Ok(Self {
-            team_project: required_text("TeamProject", team_project, MAX_TEXT_CHARS)?,
+            team_project: Self::parse_team_project(team_project)?,
             release_id: required_text("ReleaseId", release_id, MAX_RELEASE_ID_CHARS)?,
             stage: optional_text("Stage", stage, MAX_TEXT_CHARS)?,
         })
+    }
+
+    /// Validates a project name alone (e.g. a filter); surrounding spaces are dropped.
+    pub fn parse_team_project(team_project: &str) -> Result<String, FieldError> {
+        required_text("TeamProject", team_project, MAX_TEXT_CHARS)
     }
 
     /// `project/release-id[/stage]`, for logs.
