@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{
     ApiTags, AppState,
-    pages::{self, Negotiated, wants_html},
+    pages::{self, Audience, Negotiated, PageBody, wants_html},
     problem::{ErrorStatuses, Problem, ProblemResponse},
     release::database_problem,
     status::{DecisionValue, ReleaseStatusBody, StatusValue},
@@ -44,6 +44,10 @@ pub struct ApprovalView {
     pub status: StatusValue,
     /// Whether this approver can still decide.
     pub can_decide: bool,
+}
+
+impl PageBody for ApprovalView {
+    const DESCRIPTION: &'static str = "The approval: JSON for API clients, an HTML page when the client accepts `text/html` before `application/json`.";
 }
 
 /// A decision.
@@ -177,7 +181,7 @@ impl ApprovalApi {
         let html = wants_html(req);
         let (approval, snapshot) = authorize(&state, &token)
             .await
-            .map_err(|p| ProblemResponse::from(p).page_if(html))?;
+            .map_err(|p| ProblemResponse::from(p).page_if(html, Audience::Approver))?;
         let view = approval_view(&approval, &snapshot, state.clock.now());
         Ok(if html {
             Negotiated::Html(pages::approval_page(&view, &token))
@@ -211,7 +215,7 @@ impl ApprovalApi {
                     Negotiated::Json(view)
                 }
             })
-            .map_err(|p| ProblemResponse::from(p).page_if(html))
+            .map_err(|p| ProblemResponse::from(p).page_if(html, Audience::Approver))
     }
 }
 

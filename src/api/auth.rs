@@ -1,4 +1,4 @@
-//! The API key guarding `/release` and `/hooks/*`: Bearer, or Basic with the key as password.
+//! The API key guarding `/release`, `/releases` and `/hooks/*`: Bearer, or Basic with the key as password.
 
 use poem_openapi::{
     SecurityScheme,

@@ -3,6 +3,8 @@
 mod allow;
 mod approval;
 mod auth;
+mod board;
+mod board_body;
 mod callback;
 mod health;
 mod hooks;
@@ -16,6 +18,7 @@ mod release_request;
 mod release_values;
 mod status;
 mod text;
+mod timeline;
 
 use std::{sync::Arc, time::Duration};
 
@@ -44,6 +47,8 @@ pub enum ApiTags {
     Release,
     /// Approvers' decisions.
     Approval,
+    /// The release board: recent releases and each one's timeline.
+    Board,
     /// Azure DevOps service hooks.
     Hooks,
     /// Probes.
@@ -56,7 +61,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Approval token keys.
     pub tokens: TokenKeys,
-    /// API keys guarding `/release` and `/hooks/*` (any one is accepted); empty leaves them open.
+    /// API keys guarding `/release`, `/releases` and `/hooks/*` (any one is accepted); empty leaves them open.
     pub api_keys: Vec<Secret>,
     /// Header secret service hooks must send, if set.
     pub hook_secret: Option<Secret>,
@@ -79,6 +84,7 @@ pub fn openapi_service() -> OpenApiService<
     (
         release::ReleaseApi,
         approval::ApprovalApi,
+        board::BoardApi,
         hooks::HooksApi,
         health::HealthApi,
         operator::OperatorApi,
@@ -89,6 +95,7 @@ pub fn openapi_service() -> OpenApiService<
         (
             release::ReleaseApi,
             approval::ApprovalApi,
+            board::BoardApi,
             hooks::HooksApi,
             health::HealthApi,
             operator::OperatorApi,

@@ -15,6 +15,8 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
+use super::pages::Audience;
+
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -131,6 +133,11 @@ impl Problem {
         )
     }
 
+    /// True for the 401 of a missing or wrong API key, which must name the accepted schemes.
+    pub fn asks_for_api_key(&self) -> bool {
+        self.kind == UNAUTHORIZED_KIND
+    }
+
     /// The HTTP status.
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -155,7 +162,7 @@ impl ResponseError for Problem {
         let mut response = Response::builder()
             .status(self.status_code())
             .header(header::CONTENT_TYPE, PROBLEM_JSON);
-        if self.kind == UNAUTHORIZED_KIND {
+        if self.asks_for_api_key() {
             // A 401 must name the schemes that would be accepted (RFC 9110 §11.6.1).
             response = response.header(header::WWW_AUTHENTICATE, API_KEY_CHALLENGE);
         }
@@ -173,8 +180,8 @@ pub trait ErrorStatuses: Send + Sync + 'static {
 pub struct ProblemResponse<E> {
     /// The problem.
     pub problem: Problem,
-    /// Render as an HTML page instead of JSON (browser clients of `/approval`).
-    pub as_page: bool,
+    /// Render as an HTML page for this audience instead of JSON (browsers).
+    pub page: Option<Audience>,
     marker: PhantomData<E>,
 }
 
@@ -188,16 +195,16 @@ impl<E> From<Problem> for ProblemResponse<E> {
     fn from(problem: Problem) -> Self {
         Self {
             problem,
-            as_page: false,
+            page: None,
             marker: PhantomData,
         }
     }
 }
 
 impl<E> ProblemResponse<E> {
-    /// Renders this problem as an HTML page when `html` is true.
-    pub fn page_if(mut self, html: bool) -> Self {
-        self.as_page = html;
+    /// Renders this problem as an HTML page for `audience` when `html` is true.
+    pub fn page_if(mut self, html: bool, audience: Audience) -> Self {
+        self.page = html.then_some(audience);
         self
     }
 }
@@ -228,10 +235,9 @@ impl<E: ErrorStatuses> ApiResponse for ProblemResponse<E> {
 
 impl<E: Send> IntoResponse for ProblemResponse<E> {
     fn into_response(self) -> Response {
-        if self.as_page {
-            super::pages::error_page(&self.problem)
-        } else {
-            self.problem.as_response()
+        match self.page {
+            Some(audience) => super::pages::error_page(&self.problem, audience),
+            None => self.problem.as_response(),
         }
     }
 }

@@ -95,7 +95,7 @@ impl RateLimiter {
 pub struct RateLimits {
     /// Requests to `/approval` per client and minute.
     pub approval: Option<RateLimiter>,
-    /// Failed authentications to `/release*` and `/hooks/*` per client and minute.
+    /// Failed authentications to `/release*` (the board too) and `/hooks/*` per client and minute.
     pub auth_failures: Option<RateLimiter>,
     /// A header naming the client (leftmost address), set by a trusted proxy.
     pub client_ip_header: Option<HeaderName>,
@@ -118,7 +118,10 @@ impl RateLimits {
 }
 
 fn guarded_by_api_key(path: &str) -> bool {
-    path == "/release" || path.starts_with("/release/") || path.starts_with("/hooks/")
+    ["/release", "/releases"].iter().any(|base| {
+        path.strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }) || path.starts_with("/hooks/")
 }
 
 fn too_many(wait: Duration, detail: &str) -> Response {

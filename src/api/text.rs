@@ -63,6 +63,22 @@ impl TextRule for EmailRule {
     const NOT_BLANK: bool = false;
 }
 
+/// A `TeamProject` filter: may be empty (no filter), no control characters, at most 256 characters.
+pub struct ProjectFilterRule;
+impl TextRule for ProjectFilterRule {
+    const MAX_CHARS: Option<usize> = Some(MAX_TEXT_CHARS);
+    const PATTERN: Option<&'static str> = Some(NO_CONTROLS);
+    const NOT_BLANK: bool = false;
+}
+
+/// A board page's `cursor`, as `next_cursor` gives it: digits, a dot, digits.
+pub struct CursorRule;
+impl TextRule for CursorRule {
+    const MAX_CHARS: Option<usize> = Some(34);
+    const PATTERN: Option<&'static str> = Some(r"^[0-9]{1,15}\.[0-9]{1,18}$");
+    const NOT_BLANK: bool = true;
+}
+
 /// An approver's comment: at most 2000 characters, no control characters but line breaks.
 pub struct CommentRule;
 impl TextRule for CommentRule {

@@ -24,7 +24,7 @@ impl ReleaseKey {
     /// Validates the three parts; `stage` may be empty, the others may not.
     pub fn parse(team_project: &str, release_id: &str, stage: &str) -> Result<Self, FieldError> {
         Ok(Self {
-            team_project: required_text("TeamProject", team_project, MAX_TEXT_CHARS)?,
+            team_project: Self::parse_team_project(team_project)?,
             release_id: required_text("ReleaseId", release_id, MAX_RELEASE_ID_CHARS)?,
             stage: optional_text("Stage", stage, MAX_TEXT_CHARS)?,
         })
@@ -33,13 +33,18 @@ impl ReleaseKey {
     /// Path of the release's status, `/release/{TeamProject}/{ReleaseId}`, with
     /// `?Stage=` when it has one; every part percent-encoded.
     pub fn status_path(&self) -> String {
+        self.path_under("/release")
+    }
+
+    /// `{base}/{TeamProject}/{ReleaseId}`, percent-encoded, with `?Stage=` when it has one.
+    pub fn path_under(&self, base: &str) -> String {
         let enc = |s: &str| {
             url::form_urlencoded::byte_serialize(s.as_bytes())
                 .collect::<String>()
                 .replace('+', "%20")
         };
         let mut path = format!(
-            "/release/{}/{}",
+            "{base}/{}/{}",
             enc(&self.team_project),
             enc(&self.release_id)
         );
@@ -47,6 +52,11 @@ impl ReleaseKey {
             path.push_str(&format!("?Stage={}", enc(&self.stage)));
         }
         path
+    }
+
+    /// Validates a project name alone (e.g. a filter); surrounding spaces are dropped.
+    pub fn parse_team_project(team_project: &str) -> Result<String, FieldError> {
+        required_text("TeamProject", team_project, MAX_TEXT_CHARS)
     }
 
     /// `project/release-id[/stage]`, for logs.

@@ -235,6 +235,7 @@ pub(super) mod tests {
             escalated_at: None,
             deadline: Utc::now(),
             approvers_source: None,
+            approvers_resolved_at: None,
             approver_problem: None,
             azure_approval_id: None,
             azure_written_back_at: None,

@@ -1,10 +1,11 @@
 //! Persistence: the [`Store`] interface and its implementation on SQLite or
 //! PostgreSQL.
 //!
-//! The logic (`releases`, `notices`, `queue`, `rows`) is written once against
+//! The logic (`releases`, `notices`, `listing`, `queue`, `rows`) is written once against
 //! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
 //! encoding of times and ids, and the few statements that differ.
 
+mod listing;
 mod notices;
 mod postgres;
 mod queue;
@@ -32,6 +33,7 @@ use crate::{
     policies::ChannelKind,
 };
 
+pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
 pub use postgres::PgStore;
 pub use sql_store::SqlStore;
 pub use sqlite::SqliteStore;
@@ -73,6 +75,8 @@ pub struct ReleaseRecord {
     pub deadline: DateTime<Utc>,
     /// Where the approvers came from (`request`, `approvers_url`, `static`); `None` while unresolved.
     pub approvers_source: Option<String>,
+    /// When the approvers were stored; `None` while unresolved.
+    pub approvers_resolved_at: Option<DateTime<Utc>>,
     /// A plain-language note when approvers were missing or invalid.
     pub approver_problem: Option<String>,
     /// The Azure DevOps release approval to write the decision back to.
@@ -140,18 +144,47 @@ pub struct ReleaseSnapshot {
 impl ReleaseSnapshot {
     /// The release's status at `now`.
     pub fn outcome(&self, now: DateTime<Utc>) -> Outcome {
-        let votes: Vec<Vote<'_>> = self
-            .approvals
-            .iter()
-            .map(|a| Vote {
-                email: &a.email,
-                decided: a.decided,
-            })
-            .collect();
-        let release = &self.release;
-        let cancelled = release.cancelled.as_ref().map(|c| c.at);
-        decide(&release.rule, &votes, cancelled, release.deadline, now)
+        outcome_of(&self.release, &self.approvals, now)
     }
+}
+
+/// The status of `release` with these `approvals` at `now`.
+fn outcome_of(
+    release: &ReleaseRecord,
+    approvals: &[ApprovalRecord],
+    now: DateTime<Utc>,
+) -> Outcome {
+    let votes: Vec<Vote<'_>> = approvals
+        .iter()
+        .map(|a| Vote {
+            email: &a.email,
+            decided: a.decided,
+        })
+        .collect();
+    let cancelled = release.cancelled.as_ref().map(|c| c.at);
+    decide(&release.rule, &votes, cancelled, release.deadline, now)
+}
+
+/// A callback registration as its release's timeline shows it (without its token).
+#[derive(Clone, Debug)]
+pub struct CallbackEntry {
+    /// `HubName` of the registration (`checks`, `build`, `release`…).
+    pub hub_name: String,
+    /// When it was registered.
+    pub registered_at: DateTime<Utc>,
+    /// The TaskCompleted result sent (`succeeded`/`failed`), once delivered.
+    pub result: Option<String>,
+    /// When Azure DevOps accepted the TaskCompleted event.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// A release with what its timeline shows.
+#[derive(Clone, Debug)]
+pub struct ReleaseHistory {
+    /// The release, its approvals and failing jobs.
+    pub snapshot: ReleaseSnapshot,
+    /// Its callback registrations, oldest first.
+    pub callbacks: Vec<CallbackEntry>,
 }
 
 /// Result of [`Store::create_release`].
@@ -267,6 +300,15 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A release by its public identity.
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError>;
+    /// A release with its callback registrations, for its timeline.
+    async fn release_history(&self, key: &ReleaseKey)
+    -> Result<Option<ReleaseHistory>, StoreError>;
+    /// A page of releases, newest first, matching `query` with their statuses at `now`.
+    async fn list_releases(
+        &self,
+        query: &ReleaseQuery,
+        now: DateTime<Utc>,
+    ) -> Result<ReleasePage, StoreError>;
     /// A release by internal id.
     async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError>;
     /// An approval by id.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    ReleaseRecord, ReleaseSnapshot, StoreError,
+    CallbackEntry, ReleaseRecord, ReleaseSnapshot, StoreError,
     queue::{self, Subject},
     releases, rows,
     sql::{Backend, Columns, Sql},
@@ -117,6 +117,20 @@ pub(super) async fn callback<B: Backend>(
         .as_ref()
         .map(rows::callback)
         .transpose()
+}
+
+/// The callback registrations of a release, oldest first, without their tokens.
+pub(super) async fn callbacks_of<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+) -> Result<Vec<CallbackEntry>, StoreError> {
+    let sql = Sql::new(
+        "SELECT hub_name, result, completed_at, created_at FROM callback
+         WHERE release_id = $1 ORDER BY created_at, callback_id",
+    )
+    .bind(release_id);
+    let found = db.fetch_all(sql).await?;
+    found.iter().map(rows::callback_entry).collect()
 }
 
 /// Records a delivered callback and deletes its token.

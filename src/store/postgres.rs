@@ -27,11 +27,15 @@ impl SqlStore<Postgres> {
     ///
     /// Each connection is checked before use, so connections that a database
     /// restart broke are replaced by new ones; statements running longer than
-    /// the statement timeout are cancelled by the server.
+    /// the statement timeout are cancelled by the server. JIT compilation is
+    /// off: the board's listing scans with per-row subqueries that the planner
+    /// prices high, and compiling them took 20 times longer than running them.
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
-        let statement_timeout_ms = config.statement_timeout.as_millis();
-        let options = PgConnectOptions::from_str(config.url.expose())?
-            .options([("statement_timeout", statement_timeout_ms)]);
+        let statement_timeout_ms = config.statement_timeout.as_millis().to_string();
+        let options = PgConnectOptions::from_str(config.url.expose())?.options([
+            ("statement_timeout", statement_timeout_ms.as_str()),
+            ("jit", "off"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.connect_timeout)

@@ -2,7 +2,10 @@
 
 use std::str::FromStr;
 
-use super::{ApprovalRecord, Cancellation, JobTrouble, ReleaseRecord, StoreError, sql::Columns};
+use super::{
+    ApprovalRecord, CallbackEntry, Cancellation, JobTrouble, ReleaseRecord, StoreError,
+    sql::Columns,
+};
 use crate::{
     azure::{CallbackRecord, PlanCallback},
     config::Secret,
@@ -42,6 +45,7 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
         escalated_at: row.opt_time("escalated_at")?,
         deadline: row.time("deadline")?,
         approvers_source: row.opt_text("approvers_source")?,
+        approvers_resolved_at: row.opt_time("approvers_resolved_at")?,
         approver_problem: row.opt_text("approver_problem")?,
         azure_approval_id: row.opt_text("azure_approval_id")?,
         azure_written_back_at: row.opt_time("azure_written_back_at")?,
@@ -116,6 +120,16 @@ pub(super) fn callback(row: &impl Columns) -> Result<CallbackRecord, StoreError>
             auth_token: Secret::new(row.opt_text("auth_token")?.unwrap_or_default()),
         },
         delivered: row.opt_time("completed_at")?.is_some(),
+    })
+}
+
+/// A `callback` row as a timeline shows it; its token is not read.
+pub(super) fn callback_entry(row: &impl Columns) -> Result<CallbackEntry, StoreError> {
+    Ok(CallbackEntry {
+        hub_name: row.text("hub_name")?,
+        registered_at: row.time("created_at")?,
+        result: row.opt_text("result")?,
+        delivered_at: row.opt_time("completed_at")?,
     })
 }
 

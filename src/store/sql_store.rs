@@ -9,8 +9,9 @@ use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleasePlan, ReleaseSnapshot,
-    ResendOutcome, ResolvedApprovers, Store, StoreError, notices, queue, releases,
+    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleaseHistory, ReleasePage,
+    ReleasePlan, ReleaseQuery, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, Store,
+    StoreError, listing, notices, queue, releases,
     sql::{Backend, Columns, Sql},
 };
 use crate::{
@@ -211,6 +212,29 @@ where
 
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
         releases::find(&mut *self.conn().await?, key).await
+    }
+
+    async fn release_history(
+        &self,
+        key: &ReleaseKey,
+    ) -> Result<Option<ReleaseHistory>, StoreError> {
+        let mut conn = self.conn().await?;
+        let Some(snapshot) = releases::find(&mut *conn, key).await? else {
+            return Ok(None);
+        };
+        let callbacks = notices::callbacks_of(&mut *conn, snapshot.release.id).await?;
+        Ok(Some(ReleaseHistory {
+            snapshot,
+            callbacks,
+        }))
+    }
+
+    async fn list_releases(
+        &self,
+        query: &ReleaseQuery,
+        now: DateTime<Utc>,
+    ) -> Result<ReleasePage, StoreError> {
+        listing::list(&mut *self.conn().await?, query, now).await
     }
 
     async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError> {

@@ -1,6 +1,8 @@
-// The approver's pages in a real headless Chromium (through chromedriver): open the link
-// from a real email, approve with a comment, see the result. One screenshot per page is
-// saved under target/screenshots/ as a test artifact. Without chromedriver on the PATH
+// The approver's and the operator's pages in a real headless Chromium (through
+// chromedriver): open the link from a real email, approve with a comment, see the result,
+// then sign in to the release board with the API key and find the decision there and on
+// the release's timeline. One screenshot per page is saved under target/screenshots/ as a
+// test artifact. Without chromedriver on the PATH
 // (`.ci/run` installs Debian's chromium and chromium-driver) the tests say SKIPPED.
 
 use std::{
@@ -10,11 +12,15 @@ use std::{
     time::Duration,
 };
 
+use deploy_gate::config::Secret;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
+
+/// The API key of the app whose board the browser opens.
+const API_KEY: &str = "operator-key-0123456789";
 
 /// A chromedriver process and a headless Chromium session driven through it.
 struct Browser {
@@ -103,12 +109,22 @@ async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the
     let Some(browser) = Browser::start("browser approval").await else {
         return;
     };
-    let app = spawn_app().await;
-    app.post_release(&json!({
-        "ReleaseName": "Desafio-CD <b>bold</b>", "ReleaseId": "386", "TeamProject": "Devx",
-        "Stage": "prod", "Approvers": ["ana@example.com", "bo@example.com"]
-    }))
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.api_key = Some(Secret::new(API_KEY));
+    })
     .await;
+    let created = app
+        .client
+        .post(format!("{}/release", app.address))
+        .bearer_auth(API_KEY)
+        .json(&json!({
+            "ReleaseName": "Desafio-CD <b>bold</b>", "ReleaseId": "386", "TeamProject": "Devx",
+            "Stage": "prod", "Approvers": ["ana@example.com", "bo@example.com"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
     let mails = app.smtp.wait_for(2).await;
     let ana = mails
         .iter()
@@ -154,6 +170,7 @@ async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the
     let release: serde_json::Value = app
         .client
         .get(format!("{}/release/Devx/386?Stage=prod", app.address))
+        .bearer_auth(API_KEY)
         .send()
         .await
         .unwrap()
@@ -180,7 +197,55 @@ async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the
             .await
             .is_err()
     );
+
+    let bo = mails.iter().find(|m| m.to == ["bo@example.com"]).unwrap();
+    assert_eq!(app.decide(&bo.token(), "approve", None).await.status(), 200);
+    the_board_and_the_timeline_show_the_decision(&browser, &app).await;
     browser.close().await;
+}
+
+/// Signs in to the board with the API key (Basic, as a browser asks), finds the release
+/// approved there, and follows its link to the timeline with ana's decision and comment.
+async fn the_board_and_the_timeline_show_the_decision(browser: &Browser, app: &TestApp) {
+    let board = app
+        .address
+        .replacen("http://", &format!("http://operator:{API_KEY}@"), 1);
+    browser
+        .client
+        .goto(&format!("{board}/releases"))
+        .await
+        .unwrap();
+    browser.screenshot("board-page").await;
+    let row = browser.text_of("#releases tbody tr").await;
+    assert!(
+        row.contains("Desafio-CD <b>bold</b>") && row.contains("approved"),
+        "{row}"
+    );
+    assert!(row.contains("2 of 2"), "{row}");
+
+    browser
+        .client
+        .find(Locator::Css("#releases tbody tr a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .client
+        .wait()
+        .for_element(Locator::Css("#timeline"))
+        .await
+        .unwrap();
+    browser.screenshot("timeline-page").await;
+    assert_eq!(browser.text_of("#status").await, "approved");
+    let timeline = browser.text_of("#timeline").await;
+    assert!(
+        timeline.contains("ana@example.com approved")
+            && timeline.contains("Checked the canary, ship it")
+            && timeline.contains("Release approved"),
+        "{timeline}"
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod helpers;
 mod approvers;
 mod azure;
 mod bad_input;
+mod board;
 mod browser;
 mod contract;
 mod email;

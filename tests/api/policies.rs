@@ -457,6 +457,37 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     assert_eq!(page.status(), 410);
     assert!(page.text().await.unwrap().contains("cancelled"));
 
+    let board: Value = app
+        .client
+        .get(format!("{}/releases?status=rejected", app.address))
+        .bearer_auth("ops-key-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(board["releases"][0]["ReleaseId"], "1", "{board}");
+    let timeline: Value = app
+        .client
+        .get(format!("{}/releases/Devx/1", app.address))
+        .bearer_auth("ops-key-0123456789")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        timeline["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "cancelled"
+                && e["summary"].as_str().unwrap().contains("wrong build")),
+        "{timeline}"
+    );
+
     let again = app
         .client
         .post(&cancel_url)

@@ -1,4 +1,6 @@
-//! Server-rendered pages for approvers, and JSON/HTML content negotiation.
+//! Server-rendered pages for approvers and operators, and JSON/HTML content negotiation.
+
+mod operator;
 
 use std::sync::LazyLock;
 
@@ -13,6 +15,8 @@ use poem_openapi::{
     registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry},
 };
 
+pub use operator::{board_page, timeline_page};
+
 use super::{approval::ApprovalView, problem::Problem};
 
 /// Pages load nothing from elsewhere, run no script, and cannot be framed.
@@ -25,6 +29,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("approval.html", include_str!("templates/approval.html")),
         ("result.html", include_str!("templates/result.html")),
         ("error.html", include_str!("templates/error.html")),
+        ("board.html", include_str!("templates/board.html")),
+        ("timeline.html", include_str!("templates/timeline.html")),
     ] {
         env.add_template(name, source)
             .expect("built-in page templates are valid");
@@ -46,6 +52,21 @@ pub fn wants_html(req: &Request) -> bool {
     }
 }
 
+/// Who reads an error page; it decides the advice the page gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// An approver who followed the link of an approval email.
+    Approver,
+    /// Someone with the API key, looking at the release board.
+    Operator,
+}
+
+/// A body that browsers get as a page instead.
+pub trait PageBody: poem_openapi::types::ToJSON + Send {
+    /// The description of its `200` answer in the OpenAPI document.
+    const DESCRIPTION: &'static str;
+}
+
 /// A 200 answer as JSON, or as an HTML page for browsers.
 pub enum Negotiated<T> {
     /// For API clients.
@@ -54,7 +75,7 @@ pub enum Negotiated<T> {
     Html(String),
 }
 
-impl<T: poem_openapi::types::ToJSON + Send> IntoResponse for Negotiated<T> {
+impl<T: PageBody> IntoResponse for Negotiated<T> {
     fn into_response(self) -> Response {
         match self {
             Self::Json(value) => Json(value).into_response(),
@@ -63,11 +84,11 @@ impl<T: poem_openapi::types::ToJSON + Send> IntoResponse for Negotiated<T> {
     }
 }
 
-impl<T: poem_openapi::types::ToJSON + Send> ApiResponse for Negotiated<T> {
+impl<T: PageBody> ApiResponse for Negotiated<T> {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {
-                description: "The approval: JSON for API clients, an HTML page when the client accepts `text/html` before `application/json`.",
+                description: T::DESCRIPTION,
                 status: Some(200),
                 status_range: None,
                 content: vec![
@@ -156,13 +177,33 @@ pub fn result_page(view: &ApprovalView) -> String {
     render("result.html", view_context(view))
 }
 
-/// A helpful page for a refused link (expired, invalid, already decided).
-pub fn error_page(problem: &Problem) -> Response {
+/// A helpful page for a refused request: an approver's link (expired, invalid, already
+/// decided) or an operator's view. A missing API key asks the browser to sign in.
+pub fn error_page(problem: &Problem, audience: Audience) -> Response {
+    let advice = match audience {
+        Audience::Approver => {
+            "If you still need to decide on this release, ask the person who started it for a new approval email."
+        }
+        Audience::Operator if problem.asks_for_api_key() => {
+            "Sign in with any user name and the API key (DEPLOY_GATE_API_KEY) as the password."
+        }
+        Audience::Operator if problem.status_code().is_server_error() => "Try again in a moment.",
+        Audience::Operator => "Check the address, or start again from the release board.",
+    };
     let body = render(
         "error.html",
-        context! { title => problem.title, detail => problem.detail, status => problem.status },
+        context! { title => problem.title, detail => problem.detail, status => problem.status, advice },
     );
-    html_response(problem.status_code(), body)
+    let mut response = html_response(problem.status_code(), body);
+    if problem.asks_for_api_key() {
+        // Browsers prompt for Basic credentials only, and only when the challenge starts
+        // with it, so pages name Basic alone.
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(r#"Basic realm="deploy-gate", charset="UTF-8""#),
+        );
+    }
+    response
 }
 
 #[cfg(test)]
@@ -172,7 +213,7 @@ mod tests {
     #[test]
     fn every_page_template_renders_and_escapes_what_it_shows() {
         let problem = Problem::invalid_request("<b>bad</b>");
-        let page = error_page(&problem);
+        let page = error_page(&problem, Audience::Approver);
         assert_eq!(page.status(), StatusCode::BAD_REQUEST);
         for name in ["approval.html", "result.html"] {
             let html = TEMPLATES

@@ -1,0 +1,194 @@
+//! The release board: `GET /releases` (recent releases) and `GET /releases/{TeamProject}/{ReleaseId}`
+//! (one release's timeline), for people (HTML) and scripts (JSON), guarded by the API key.
+
+use std::sync::Arc;
+
+use poem::{Request, web::Data};
+use poem_openapi::{
+    OpenApi,
+    param::{Path, Query},
+};
+
+use super::{
+    ApiTags, AppState,
+    auth::Credentials,
+    board_body::{ReleaseBoard, StatusFilter},
+    pages::{self, Audience, Negotiated, wants_html},
+    problem::{ErrorStatuses, Problem, ProblemResponse},
+    release::database_problem,
+    text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
+    timeline::ReleaseTimeline,
+};
+use crate::{
+    domain::release::ReleaseKey,
+    store::{ListingCursor, ReleaseQuery},
+};
+
+/// Releases on a page unless `limit` says otherwise.
+const DEFAULT_LIMIT: u32 = 50;
+
+/// Errors of `GET /releases`.
+pub struct ListErrors;
+impl ErrorStatuses for ListErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (
+            400,
+            "A query parameter is invalid: `TeamProject` too long or with control characters, an unknown `status`, `limit` outside 1–100, or a `cursor` that no page gave.",
+        ),
+        (401, "The API key is required and was missing or wrong."),
+        (
+            429,
+            "Too many failed authentications from this client; retry after `Retry-After` seconds.",
+        ),
+        (503, "The database is unavailable; try again."),
+    ];
+}
+
+/// Errors of `GET /releases/{TeamProject}/{ReleaseId}`.
+pub struct TimelineErrors;
+impl ErrorStatuses for TimelineErrors {
+    const STATUSES: &'static [(u16, &'static str)] = &[
+        (400, "A path or query parameter is invalid."),
+        (401, "The API key is required and was missing or wrong."),
+        (404, "No such release."),
+        (
+            429,
+            "Too many failed authentications from this client; retry after `Retry-After` seconds.",
+        ),
+        (503, "The database is unavailable; try again."),
+    ];
+}
+
+/// The release board, for operators with the API key.
+pub struct BoardApi;
+
+#[OpenApi(tag = "ApiTags::Board")]
+impl BoardApi {
+    /// Recent releases, newest first.
+    ///
+    /// Each with its status, pending approvers, approval counts, age, and the paths of its
+    /// status and timeline. Filter by project and status; page with `limit` and the `cursor`
+    /// of the previous page (`next` is the whole path of the next page). Browsers
+    /// (`Accept: text/html`) get the board as a page; they sign in with Basic credentials,
+    /// any user name and the API key as the password.
+    #[oai(path = "/releases", method = "get", operation_id = "listReleases")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each query parameter is its own documented parameter"
+    )]
+    async fn list_releases(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        credentials: Credentials,
+        /// Only this project's releases (exact name); empty or absent: every project.
+        #[oai(name = "TeamProject")]
+        team_project: Query<Option<Text<ProjectFilterRule>>>,
+        /// Only releases with this status; `any` (the default) lists them all.
+        status: Query<Option<StatusFilter>>,
+        /// Releases per page, 1 to 100; 50 by default.
+        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
+        limit: Query<Option<u32>>,
+        /// Where the page starts: `next_cursor` of the previous page; absent for the newest.
+        cursor: Query<Option<Text<CursorRule>>>,
+    ) -> Result<Negotiated<ReleaseBoard>, ProblemResponse<ListErrors>> {
+        let html = wants_html(req);
+        let refuse =
+            |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
+        credentials.check(&state).map_err(refuse)?;
+        let query = board_query(
+            team_project.as_deref(),
+            status.unwrap_or(StatusFilter::Any),
+            limit.unwrap_or(DEFAULT_LIMIT),
+            cursor.as_deref(),
+        )
+        .map_err(refuse)?;
+        let now = state.clock.now();
+        let page = state
+            .store
+            .list_releases(&query, now)
+            .await
+            .map_err(|err| refuse(database_problem(&err)))?;
+        let board = ReleaseBoard::new(&query, page, now);
+        Ok(if html {
+            Negotiated::Html(pages::board_page(&board))
+        } else {
+            Negotiated::Json(board)
+        })
+    }
+
+    /// One release's timeline.
+    ///
+    /// Its current status and what happened, oldest first: received, approvers found, each
+    /// email sent, each decision (who, what, when, comment), the final status, callbacks to
+    /// Azure DevOps and the write-back of the decision. Browsers get it as a page.
+    #[oai(
+        path = "/releases/:TeamProject/:ReleaseId",
+        method = "get",
+        operation_id = "getReleaseTimeline"
+    )]
+    async fn release_timeline(
+        &self,
+        state: Data<&Arc<AppState>>,
+        req: &Request,
+        credentials: Credentials,
+        /// The Azure DevOps project.
+        #[oai(name = "TeamProject")]
+        team_project: Path<Text<NameRule>>,
+        /// The release id.
+        #[oai(name = "ReleaseId")]
+        release_id: Path<Text<ReleaseIdRule>>,
+        /// The gated stage, if the release was created with one.
+        #[oai(name = "Stage")]
+        stage: Query<Option<Text<StageRule>>>,
+    ) -> Result<Negotiated<ReleaseTimeline>, ProblemResponse<TimelineErrors>> {
+        let html = wants_html(req);
+        let refuse =
+            |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
+        credentials.check(&state).map_err(refuse)?;
+        let key = ReleaseKey::parse(
+            &team_project,
+            &release_id,
+            stage.as_deref().unwrap_or_default(),
+        )
+        .map_err(|e| refuse(Problem::invalid_field(e.to_string())))?;
+        let history = state
+            .store
+            .release_history(&key)
+            .await
+            .map_err(|err| refuse(database_problem(&err)))?
+            .ok_or_else(|| refuse(Problem::not_found(format!("no release {}", key.display()))))?;
+        let timeline = ReleaseTimeline::of(&history, state.clock.now());
+        Ok(if html {
+            Negotiated::Html(pages::timeline_page(&timeline))
+        } else {
+            Negotiated::Json(timeline)
+        })
+    }
+}
+
+/// The store's query from the parameters; a blank project means every project.
+fn board_query(
+    team_project: Option<&str>,
+    status: StatusFilter,
+    limit: u32,
+    cursor: Option<&str>,
+) -> Result<ReleaseQuery, Problem> {
+    let team_project = match team_project {
+        Some(text) if !text.trim().is_empty() => Some(
+            ReleaseKey::parse_team_project(text)
+                .map_err(|e| Problem::invalid_field(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let after = cursor
+        .map(str::parse::<ListingCursor>)
+        .transpose()
+        .map_err(|e| Problem::invalid_field(format!("cursor: {e}")))?;
+    Ok(ReleaseQuery {
+        team_project,
+        status: status.status(),
+        limit,
+        after,
+    })
+}
