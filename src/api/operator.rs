@@ -16,7 +16,7 @@ use super::{
     problem::{ErrorStatuses, Problem, ProblemResponse},
     release::database_problem,
     status::ReleaseStatusBody,
-    text::{CommentRule, EmailRule, NameRule, ReleaseIdRule, StageRule, Text},
+    text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
     domain::{approver::ApproverEmail, release::ReleaseKey},
@@ -133,7 +133,7 @@ impl OperatorApi {
         #[oai(name = "ReleaseId")]
         release_id: Path<Text<ReleaseIdRule>>,
         /// The approver's email address.
-        email: Path<Text<EmailRule>>,
+        email: Path<Text<ApproverRule>>,
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,

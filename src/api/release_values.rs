@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     problem::Problem,
-    text::{ReleaseIdRule, Text},
+    text::{ADDRESS, ReleaseIdRule, Text},
 };
 use crate::domain::{
     approver::{ApproverEmail, MAX_EMAIL_LEN, dedup, parse_approver_list},
@@ -62,9 +62,6 @@ impl ApproversValue {
         parsed.map_err(|err| Problem::invalid_field(format!("Approvers: {err}")))
     }
 }
-
-/// A plain ASCII address, within the length limits of local part, labels and address.
-const ADDRESS: &str = r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}\.){0,3}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){1,3}";
 
 /// A list of addresses separated by `;` or `,`, possibly empty (then the other sources apply).
 fn address_list_pattern() -> String {

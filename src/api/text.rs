@@ -21,6 +21,16 @@ const NOT_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\
 /// No control characters but tabs and line breaks.
 const NO_CONTROLS_BUT_LINES: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
 
+/// A plain ASCII address, within the length limits of local part, labels and address.
+macro_rules! address_pattern {
+    () => {
+        r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}\.){0,3}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){1,3}"
+    };
+}
+
+/// [`address_pattern`] as a constant, for patterns built at run time.
+pub const ADDRESS: &str = address_pattern!();
+
 /// The published rules of one kind of text.
 pub trait TextRule: Send + Sync + 'static {
     /// Most characters (Unicode scalar values, as JSON Schema counts them), if limited.
@@ -55,12 +65,20 @@ impl TextRule for StageRule {
     const NOT_BLANK: bool = false;
 }
 
-/// An email address field, e.g. `RequestedFor`: at most 254 characters, no control characters.
+/// An optional email address field, e.g. `RequestedFor`: empty or one address.
 pub struct EmailRule;
 impl TextRule for EmailRule {
     const MAX_CHARS: Option<usize> = Some(crate::domain::approver::MAX_EMAIL_LEN);
-    const PATTERN: Option<&'static str> = Some(NO_CONTROLS);
+    const PATTERN: Option<&'static str> = Some(concat!("^(?:", address_pattern!(), ")?$"));
     const NOT_BLANK: bool = false;
+}
+
+/// An approver's address in a path: one address, at most 254 characters.
+pub struct ApproverRule;
+impl TextRule for ApproverRule {
+    const MAX_CHARS: Option<usize> = Some(crate::domain::approver::MAX_EMAIL_LEN);
+    const PATTERN: Option<&'static str> = Some(concat!("^", address_pattern!(), "$"));
+    const NOT_BLANK: bool = true;
 }
 
 /// A `TeamProject` filter: may be empty (no filter), no control characters, at most 256 characters.
