@@ -139,8 +139,9 @@ impl OperatorApi {
         stage: Query<Option<Text<StageRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
         credentials.check(&state)?;
+        // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
-            .map_err(|e| Problem::invalid_field(format!("email: {e}")))?;
+            .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;
         let snapshot = find(&state, &team_project, &release_id, stage.as_deref()).await?;
         let now = state.clock.now();
         let outcome = state

@@ -543,5 +543,5 @@ async fn a_resent_email_carries_a_new_link_and_retires_the_old_one() {
 
     assert_eq!(resend("ana@example.com").await.status(), 409);
     assert_eq!(resend("nobody@example.com").await.status(), 404);
-    assert_eq!(resend("not-an-address").await.status(), 400);
+    assert_eq!(resend("not-an-address").await.status(), 404);
 }
