@@ -15,7 +15,7 @@ use super::{
     board_body::{ReleaseBoard, StatusFilter},
     pages::{self, Audience, Negotiated, wants_html},
     problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::database_problem,
+    release::{database_problem, path_key, unknown_release},
     text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
     timeline::ReleaseTimeline,
 };
@@ -146,18 +146,13 @@ impl BoardApi {
         let refuse =
             |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
         credentials.check(&state).map_err(refuse)?;
-        let key = ReleaseKey::parse(
-            &team_project,
-            &release_id,
-            stage.as_deref().unwrap_or_default(),
-        )
-        .map_err(|e| refuse(Problem::invalid_field(e.to_string())))?;
+        let key = path_key(&team_project, &release_id, stage.as_deref()).map_err(refuse)?;
         let history = state
             .store
             .release_history(&key)
             .await
             .map_err(|err| refuse(database_problem(&err)))?
-            .ok_or_else(|| refuse(Problem::not_found(format!("no release {}", key.display()))))?;
+            .ok_or_else(|| refuse(unknown_release(&key)))?;
         let timeline = ReleaseTimeline::of(&history, state.clock.now());
         Ok(if html {
             Negotiated::Html(pages::timeline_page(&timeline))

@@ -121,12 +121,7 @@ impl BoardEntry {
             age_seconds: u64::try_from((now - release.created_at).num_seconds()).unwrap_or(0),
             deadline: release.deadline,
             decided_at: outcome.decided_at,
-            approvals: ApprovalCounts {
-                required: outcome.required,
-                approved: outcome.approved,
-                rejected: outcome.rejected,
-                pending: outcome.pending,
-            },
+            approvals: ApprovalCounts::from(&outcome),
             pending_approvers,
             status_url: release.key.status_path(),
             timeline_url: release.key.path_under(BOARD_PATH),

@@ -14,12 +14,12 @@ use super::{
     ApiTags, AppState,
     auth::Credentials,
     problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::database_problem,
+    release::{database_problem, find_by_path},
     status::ReleaseStatusBody,
     text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
-    domain::{approver::ApproverEmail, release::ReleaseKey},
+    domain::approver::ApproverEmail,
     store::{CancelOutcome, ReleaseSnapshot, ResendOutcome},
 };
 
@@ -89,7 +89,7 @@ impl OperatorApi {
         reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
         credentials.check(&state)?;
-        let snapshot = find(&state, &team_project, &release_id, stage.as_deref()).await?;
+        let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
         let reason = reason
             .0
             .map(|r| r.trim().to_owned())
@@ -142,7 +142,7 @@ impl OperatorApi {
         // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
             .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;
-        let snapshot = find(&state, &team_project, &release_id, stage.as_deref()).await?;
+        let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
         let now = state.clock.now();
         let outcome = state
             .store
@@ -172,22 +172,6 @@ impl OperatorApi {
             .into()),
         }
     }
-}
-
-async fn find(
-    state: &AppState,
-    team_project: &str,
-    release_id: &str,
-    stage: Option<&str>,
-) -> Result<ReleaseSnapshot, Problem> {
-    let key = ReleaseKey::parse(team_project, release_id, stage.unwrap_or_default())
-        .map_err(|e| Problem::invalid_field(e.to_string()))?;
-    state
-        .store
-        .find_release(&key)
-        .await
-        .map_err(|err| database_problem(&err))?
-        .ok_or_else(|| Problem::not_found(format!("no release {}", key.display())))
 }
 
 fn final_problem(snapshot: &ReleaseSnapshot, now: chrono::DateTime<chrono::Utc>) -> Problem {

@@ -209,18 +209,7 @@ impl ReleaseApi {
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
         credentials.check(&state)?;
-        let key = ReleaseKey::parse(
-            &team_project,
-            &release_id,
-            stage.as_deref().unwrap_or_default(),
-        )
-        .map_err(|e| Problem::invalid_field(e.to_string()))?;
-        let snapshot = state
-            .store
-            .find_release(&key)
-            .await
-            .map_err(|err| database_problem(&err))?
-            .ok_or_else(|| Problem::not_found(format!("no release {}", key.display())))?;
+        let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
         let body = Json(ReleaseStatusBody::from_snapshot(
             &snapshot,
             state.clock.now(),
@@ -264,7 +253,7 @@ pub async fn create_or_find(
             under_policy(
                 found,
                 &state.policies,
-                &new.key,
+                policy,
                 new.requested_for.as_ref(),
                 state.required_approvals,
             )
@@ -321,6 +310,37 @@ fn creation_response(
         (true, StatusValue::Rejected, _) => CreateReleaseResponse::Rejected(body),
         (true, StatusValue::Expired, _) => CreateReleaseResponse::Expired(body),
     }
+}
+
+/// The key named by a release's path parameters and `Stage`; `400` if invalid.
+pub fn path_key(
+    team_project: &str,
+    release_id: &str,
+    stage: Option<&str>,
+) -> Result<ReleaseKey, Problem> {
+    ReleaseKey::parse(team_project, release_id, stage.unwrap_or_default())
+        .map_err(|e| Problem::invalid_field(e.to_string()))
+}
+
+/// The release named by its path parameters and `Stage`; `404` if unknown.
+pub async fn find_by_path(
+    state: &AppState,
+    team_project: &str,
+    release_id: &str,
+    stage: Option<&str>,
+) -> Result<ReleaseSnapshot, Problem> {
+    let key = path_key(team_project, release_id, stage)?;
+    state
+        .store
+        .find_release(&key)
+        .await
+        .map_err(|err| database_problem(&err))?
+        .ok_or_else(|| unknown_release(&key))
+}
+
+/// `404` for a release that is not known.
+pub fn unknown_release(key: &ReleaseKey) -> Problem {
+    Problem::not_found(format!("no release {}", key.display()))
 }
 
 /// Logs a database failure and turns it into a 503 problem.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object, types::Example};
 
 use crate::{
-    domain::policy::{Decision, RELEASE_APPROVERS, ReleaseStatus},
+    domain::policy::{Decision, Outcome, RELEASE_APPROVERS, ReleaseStatus},
     jobs::JobKind,
     store::ReleaseSnapshot,
 };
@@ -90,6 +90,17 @@ pub struct ApprovalCounts {
     pub rejected: u32,
     /// Approvers yet to decide.
     pub pending: u32,
+}
+
+impl From<&Outcome> for ApprovalCounts {
+    fn from(outcome: &Outcome) -> Self {
+        Self {
+            required: outcome.required,
+            approved: outcome.approved,
+            rejected: outcome.rejected,
+            pending: outcome.pending,
+        }
+    }
 }
 
 /// One approver of a release. Fields without a value are left out.
@@ -234,12 +245,7 @@ impl ReleaseStatusBody {
             stage: release.key.stage.clone(),
             status: outcome.status.into(),
             approved: outcome.status == ReleaseStatus::Approved,
-            approvals: ApprovalCounts {
-                required: outcome.required,
-                approved: outcome.approved,
-                rejected: outcome.rejected,
-                pending: outcome.pending,
-            },
+            approvals: ApprovalCounts::from(&outcome),
             approvers,
             approvers_source: release.approvers_source.clone(),
             created_at: release.created_at,

@@ -12,7 +12,7 @@ use crate::{
         approver::{ApproverEmail, dedup},
         release::ReleaseKey,
     },
-    policies::Policies,
+    policies::{Policies, Policy},
     store::ResolvedApprovers,
 };
 
@@ -182,16 +182,16 @@ impl From<Answer> for Parsed {
     }
 }
 
-/// The release's approvers and rule under the policy of its project and stage
-/// (if any): `found` are its own approvers, and the groups the approvers API answered.
+/// The release's approvers and rule under `policy`, the one of its project and stage
+/// (if any) among `policies`: `found` are its own approvers, and the groups the
+/// approvers API answered.
 pub fn under_policy(
     found: Found,
     policies: &Policies,
-    key: &ReleaseKey,
+    policy: Option<&Policy>,
     requester: Option<&ApproverEmail>,
     required_approvals: Option<u32>,
 ) -> ResolvedApprovers {
-    let policy = policies.for_release(key);
     let resolution = policies.resolve(
         policy,
         &found.approvers,
@@ -200,9 +200,8 @@ pub fn under_policy(
         required_approvals,
     );
     // With groups to ask, an empty list of the release's own is no problem.
-    let own_problem = found.problem.filter(|_| {
-        found.approvers.is_empty() == resolution.approvers.is_empty() || !found.approvers.is_empty()
-    });
+    let groups_supplied_them = found.approvers.is_empty() && !resolution.approvers.is_empty();
+    let own_problem = found.problem.filter(|_| !groups_supplied_them);
     let problem = match (resolution.problem, own_problem) {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),

@@ -177,7 +177,7 @@ async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     let resolved = under_policy(
         found,
         &ctx.policies,
-        &release.key,
+        ctx.policies.for_release(&release.key),
         requester.as_ref(),
         release.required_approvals,
     );
@@ -217,12 +217,33 @@ async fn open_approval(
     }
 }
 
+/// An approval's signed token and the approval page link carrying it.
+struct SignedLink {
+    token: String,
+    url: String,
+}
+
+impl SignedLink {
+    /// The approver's request with this link, as every channel receives it.
+    fn request<'a>(
+        &'a self,
+        approval: &'a ApprovalRecord,
+        release: &'a ReleaseRecord,
+        reminder: bool,
+    ) -> ApprovalRequest<'a> {
+        ApprovalRequest {
+            approval_id: approval.id,
+            to: &approval.email,
+            release,
+            link: &self.url,
+            token: &self.token,
+            reminder,
+        }
+    }
+}
+
 /// A fresh signed link for the approval's current link generation.
-fn mint_link(
-    ctx: &JobContext,
-    approval: &ApprovalRecord,
-    release: &ReleaseRecord,
-) -> (String, String) {
+fn mint_link(ctx: &JobContext, approval: &ApprovalRecord, release: &ReleaseRecord) -> SignedLink {
     let claims = ApprovalClaims::new(
         approval.id,
         approval.link_generation,
@@ -233,8 +254,18 @@ fn mint_link(
         release.deadline,
     );
     let token = ctx.tokens.mint(&claims);
-    let link = format!("{}/approval?token={token}", ctx.public_url);
-    (token, link)
+    let url = format!("{}/approval?token={token}", ctx.public_url);
+    SignedLink { token, url }
+}
+
+/// Emails an approver's request (or reminder), counting the outcome.
+async fn email(ctx: &JobContext, request: &ApprovalRequest<'_>) -> anyhow::Result<()> {
+    ctx.mailer
+        .request_approval(request)
+        .await
+        .inspect_err(|_| ctx.metrics.email(false))?;
+    ctx.metrics.email(true);
+    Ok(())
 }
 
 async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -245,24 +276,12 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         return Ok(ctx.store.complete_job(job.id).await?);
     }
     let release = &snapshot.release;
-    let (token, link) = mint_link(ctx, &approval, release);
-    let request = ApprovalRequest {
-        approval_id: approval.id,
-        to: &approval.email,
-        release,
-        link: &link,
-        token: &token,
-        reminder: false,
-    };
-    ctx.mailer
-        .request_approval(&request)
-        .await
-        .inspect_err(|_| ctx.metrics.email(false))?;
-    ctx.metrics.email(true);
+    let link = mint_link(ctx, &approval, release);
+    email(ctx, &link.request(&approval, release, false)).await?;
     tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "approval email accepted");
     if ctx.mailer.is_directory() {
         tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
-            link = %link, "approval link (no SMTP server configured)");
+            link = %link.url, "approval link (no SMTP server configured)");
     }
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
     let mut pause = std::time::Duration::from_millis(50);
@@ -295,20 +314,8 @@ async fn send_reminder(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         return Ok(());
     };
     let release = &snapshot.release;
-    let (token, link) = mint_link(ctx, &approval, release);
-    let request = ApprovalRequest {
-        approval_id: approval.id,
-        to: &approval.email,
-        release,
-        link: &link,
-        token: &token,
-        reminder: true,
-    };
-    ctx.mailer
-        .request_approval(&request)
-        .await
-        .inspect_err(|_| ctx.metrics.email(false))?;
-    ctx.metrics.email(true);
+    let link = mint_link(ctx, &approval, release);
+    email(ctx, &link.request(&approval, release, true)).await?;
     tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "reminder accepted");
     Ok(ctx.store.complete_job(job.id).await?)
 }
@@ -327,17 +334,9 @@ async fn notify_channel(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         );
         return Ok(ctx.store.complete_job(job.id).await?);
     };
-    let (token, link) = mint_link(ctx, &approval, release);
-    let request = ApprovalRequest {
-        approval_id: approval.id,
-        to: &approval.email,
-        release,
-        link: &link,
-        token: &token,
-        reminder: false,
-    };
+    let link = mint_link(ctx, &approval, release);
     notify::channel(kind, ctx.http.clone(), url)
-        .request_approval(&request)
+        .request_approval(&link.request(&approval, release, false))
         .await
         .with_context(|| format!("posting to the {} channel", kind.as_str()))?;
     tracing::info!(approval.id = %approval.id, channel = kind.as_str(), "approval request posted");
