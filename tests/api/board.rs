@@ -40,12 +40,13 @@ async fn create(app: &TestApp, project: &str, id: &str, approvers: &[&str]) {
     assert_eq!(app.post_release(&body).await.status(), 202);
 }
 
-/// Decides the approval emailed to `to` for the release named `R{id}`.
+/// Decides the approval emailed to `to` for the release named `R{id}` (found by the
+/// subject: the body holds a token, whose random characters may spell `R{id}`).
 async fn decide_as(app: &TestApp, to: &str, id: &str, decision: &str, comment: Option<&str>) {
     let mails = app.smtp.received();
     let mail = mails
         .iter()
-        .find(|m| m.to == [to] && m.text().contains(&format!("R{id}")))
+        .find(|m| m.to == [to] && m.subject().contains(&format!(": R{id} (")))
         .unwrap_or_else(|| panic!("{to}'s email about R{id}"));
     let answer = app.decide(&mail.token(), decision, comment).await;
     assert_eq!(answer.status(), 200);

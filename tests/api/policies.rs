@@ -5,7 +5,6 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use deploy_gate::{config::Secret, policies::PolicySettings};
-use mail_parser::MessageParser;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -27,11 +26,6 @@ fn groups(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
             ((*name).to_owned(), members)
         })
         .collect()
-}
-
-fn subject(mail: &ReceivedMail) -> String {
-    let parsed = MessageParser::default().parse(&mail.raw).unwrap();
-    parsed.subject().unwrap_or_default().to_owned()
 }
 
 fn mail_to<'a>(mails: &'a [ReceivedMail], to: &str) -> &'a ReceivedMail {
@@ -248,7 +242,11 @@ async fn reminders_go_to_undecided_approvers_and_the_escalation_contact_is_told_
         ["bo@example.com"],
         "only the undecided approver of the pending release"
     );
-    assert!(subject(reminder).starts_with("Reminder: Approval needed: Pending"));
+    assert!(
+        reminder
+            .subject()
+            .starts_with("Reminder: Approval needed: Pending")
+    );
     // The reminder's fresh link works.
     let status = app.decide(&reminder.token(), "approve", None).await;
     assert_eq!(status.status(), 200);
@@ -264,13 +262,14 @@ async fn reminders_go_to_undecided_approvers_and_the_escalation_contact_is_told_
     app.drain_jobs().await;
     let mails = app.smtp.wait_for(7).await;
     let escalation = mail_to(&mails, "lead@example.com");
-    assert!(subject(escalation).starts_with("Still undecided: Slow"));
+    assert!(escalation.subject().starts_with("Still undecided: Slow"));
     assert!(escalation.text().contains("dee@example.com"));
     assert!(app.release_status("Devx", "3").await["escalated_at"].is_string());
     app.advance_clock(Duration::from_secs(3600)).await;
     app.drain_jobs().await;
     let all = app.smtp.received();
-    let seen: Vec<(Vec<String>, String)> = all.iter().map(|m| (m.to.clone(), subject(m))).collect();
+    let seen: Vec<(Vec<String>, String)> =
+        all.iter().map(|m| (m.to.clone(), m.subject())).collect();
     assert_eq!(
         all.len(),
         7,

@@ -27,6 +27,14 @@ impl ReceivedMail {
         parsed.body_text(0).expect("a text part").into_owned()
     }
 
+    /// The decoded subject.
+    pub fn subject(&self) -> String {
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parseable email");
+        parsed.subject().unwrap_or_default().to_owned()
+    }
+
     /// The decoded HTML part.
     pub fn html(&self) -> String {
         let parsed = mail_parser::MessageParser::default()
