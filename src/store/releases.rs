@@ -8,8 +8,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleasePlan, ReleaseRecord,
-    ReleaseSnapshot, ResendOutcome, ResolvedApprovers, StoreError, notices,
+    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, JobTrouble, ReleasePlan,
+    ReleaseRecord, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, StoreError, notices,
     queue::{self, Subject},
     rows,
     sql::{Backend, Columns, Sql},
@@ -24,15 +24,38 @@ use crate::{
     jobs::JobKind,
 };
 
+/// A release's row joined with each of its approvals, in creation order, and the
+/// number of its failing jobs: a gate poll is one statement (on SQLite every
+/// statement is a round trip to the connection's thread). `$where` picks the release.
+macro_rules! snapshot_query {
+    ($where:literal) => {
+        concat!(
+            "SELECT release.*, approval.approval_id, approval.email, approval.decision,
+                    approval.decided_at, approval.comment, approval.email_sent_at,
+                    approval.link_generation,
+                    (SELECT COUNT(*) FROM job
+                     WHERE job.release_id = release.release_id AND job.last_error IS NOT NULL)
+                    AS failing_jobs
+             FROM release LEFT JOIN approval ON approval.release_id = release.release_id
+             WHERE ",
+            $where,
+            " ORDER BY approval.created_at, approval.email"
+        )
+    };
+}
+
 /// The release with this public identity.
 pub(super) async fn find<B: Backend>(
     db: &mut B,
     key: &ReleaseKey,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
-    match release_by_key(db, key).await? {
-        Some(release) => Ok(Some(snapshot_of(db, release).await?)),
-        None => Ok(None),
-    }
+    let sql = Sql::new(snapshot_query!(
+        "release.team_project = $1 AND release.external_id = $2 AND release.stage = $3"
+    ))
+    .bind(key.team_project.as_str())
+    .bind(key.release_id.as_str())
+    .bind(key.stage.as_str());
+    snapshot_of(db, sql).await
 }
 
 /// The release with this internal id.
@@ -40,11 +63,50 @@ pub(super) async fn find_by_id<B: Backend>(
     db: &mut B,
     release_id: i64,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
-    let sql = Sql::new("SELECT * FROM release WHERE release_id = $1").bind(release_id);
-    match db.fetch_optional(sql).await?.as_ref().map(rows::release) {
-        Some(release) => Ok(Some(snapshot_of(db, release?).await?)),
-        None => Ok(None),
+    let sql = Sql::new(snapshot_query!("release.release_id = $1")).bind(release_id);
+    snapshot_of(db, sql).await
+}
+
+/// The snapshot read by a [`snapshot_query!`]; the failing jobs, when there are
+/// any, take a second statement.
+async fn snapshot_of<B: Backend>(
+    db: &mut B,
+    sql: Sql,
+) -> Result<Option<ReleaseSnapshot>, StoreError> {
+    let rows = db.fetch_all(sql).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let release = rows::release(first)?;
+    let mut approvals = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.opt_uuid("approval_id")?.is_some() {
+            approvals.push(rows::approval(row)?);
+        }
     }
+    let troubles = match first.int("failing_jobs")? {
+        0 => Vec::new(),
+        _ => troubles_of(db, release.id).await?,
+    };
+    Ok(Some(ReleaseSnapshot {
+        release,
+        approvals,
+        troubles,
+    }))
+}
+
+/// The release's failing jobs, with the email of the approver each concerns.
+async fn troubles_of<B: Backend>(
+    db: &mut B,
+    release_id: i64,
+) -> Result<Vec<JobTrouble>, StoreError> {
+    let sql = Sql::new(
+        "SELECT job.kind, job.attempts, job.last_error, job.run_at, job.dead_at, approval.email
+         FROM job LEFT JOIN approval ON approval.approval_id = job.approval_id
+         WHERE job.release_id = $1 AND job.last_error IS NOT NULL ORDER BY job.job_id",
+    )
+    .bind(release_id);
+    db.fetch_all(sql).await?.iter().map(rows::trouble).collect()
 }
 
 async fn release_by_key<B: Backend>(
@@ -78,35 +140,6 @@ async fn read<B: Backend>(db: &mut B, release_id: i64) -> Result<ReleaseSnapshot
     find_by_id(db, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))
-}
-
-async fn snapshot_of<B: Backend>(
-    db: &mut B,
-    release: ReleaseRecord,
-) -> Result<ReleaseSnapshot, StoreError> {
-    let sql = Sql::new("SELECT * FROM approval WHERE release_id = $1 ORDER BY created_at, email")
-        .bind(release.id);
-    let approvals = db.fetch_all(sql).await?;
-    let approvals = approvals
-        .iter()
-        .map(rows::approval)
-        .collect::<Result<_, _>>()?;
-    let sql = Sql::new(
-        "SELECT job.kind, job.attempts, job.last_error, job.run_at, job.dead_at, approval.email
-         FROM job LEFT JOIN approval ON approval.approval_id = job.approval_id
-         WHERE job.release_id = $1 AND job.last_error IS NOT NULL ORDER BY job.job_id",
-    )
-    .bind(release.id);
-    let troubles = db.fetch_all(sql).await?;
-    let troubles = troubles
-        .iter()
-        .map(rows::trouble)
-        .collect::<Result<_, _>>()?;
-    Ok(ReleaseSnapshot {
-        release,
-        approvals,
-        troubles,
-    })
 }
 
 /// An approval by id.
@@ -379,7 +412,7 @@ pub(super) async fn decide<B: Backend>(
     .bind(now)
     .bind(approval_id);
     db.execute(sql).await?;
-    let after = snapshot_of(db, before.release).await?;
+    let after = read(db, before.release.id).await?;
     if after.outcome(now).status.is_final() {
         notices::queue_decision_notices(db, approval.release_id, now).await?;
     }

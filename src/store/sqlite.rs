@@ -44,6 +44,10 @@ impl SqlStore<Sqlite> {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections)
+            // A connection is a file handle that cannot drop like a socket; a test
+            // before each use would be one more round trip to the connection's
+            // thread on every gate poll.
+            .test_before_acquire(false)
             .acquire_timeout(config.connect_timeout)
             .connect_with(options)
             .await?;
