@@ -6,6 +6,8 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 # Dependencies first: a dummy crate with the real manifest, cached until it changes.
 COPY Cargo.toml Cargo.lock build.rs ./
+# lettre, patched until upstream releases its TCP_NODELAY fix (vendor/lettre).
+COPY vendor vendor
 RUN mkdir -p src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
