@@ -54,6 +54,17 @@ async fn the_requesters_own_approval_does_not_count() {
         .await;
     assert_eq!(created.status(), 202);
     let mails = app.smtp.wait_for(2).await;
+    let page_of = |to: &str| {
+        let link = mail_to(&mails, to).link();
+        let request = app.client.get(link).header("Accept", "text/html");
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let note = "your approval does not count";
+    assert!(
+        page_of("ana@example.com").await.contains(note),
+        "told on her page"
+    );
+    assert!(!page_of("bo@example.com").await.contains(note));
 
     let after_ana = approve(&app, mail_to(&mails, "ana@example.com")).await;
     let release = &after_ana["release"];

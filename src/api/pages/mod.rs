@@ -134,6 +134,12 @@ fn render(name: &str, ctx: minijinja::Value) -> String {
 
 fn view_context(view: &ApprovalView) -> minijinja::Value {
     let release = &view.release;
+    // The requester's own approval counts towards nothing (unless the policy allows it).
+    let my_approval_counts = release
+        .approvers
+        .iter()
+        .find(|a| a.email == view.approver)
+        .is_none_or(|a| a.counts);
     let approvers: Vec<_> = release
         .approvers
         .iter()
@@ -162,6 +168,7 @@ fn view_context(view: &ApprovalView) -> minijinja::Value {
         decision => view.decision.as_str(),
         comment => view.comment,
         can_decide => view.can_decide,
+        my_approval_counts => my_approval_counts,
     }
 }
 
