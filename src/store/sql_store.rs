@@ -1,6 +1,9 @@
 //! [`SqlStore`]: the one [`Store`] implementation, over either backend's pool.
 
-use std::ops::{Deref, DerefMut};
+use std::{
+    ops::{Deref, DerefMut},
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -34,6 +37,36 @@ pub struct SqlStore<DB: Database> {
     /// here, first come first served. Left to SQLite's lock they would sleep
     /// and retry, and a busy moment would stretch single writes to seconds.
     turn_to_write: Option<Mutex<()>>,
+    /// Connections taken out of the pool for reads (SQLite): sqlx pings a pooled
+    /// connection each time it goes back, a round trip to the connection's
+    /// thread that would double the cost of a gate poll.
+    readers: Vec<Mutex<DB::Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// A connection to read on: one kept for reads, or one from the pool.
+enum Reader<'a, DB: Database> {
+    Kept(MutexGuard<'a, DB::Connection>),
+    Pooled(PoolConnection<DB>),
+}
+
+impl<DB: Database> Deref for Reader<'_, DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        match self {
+            Self::Kept(conn) => conn,
+            Self::Pooled(conn) => conn,
+        }
+    }
+}
+
+impl<DB: Database> DerefMut for Reader<'_, DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match self {
+            Self::Kept(conn) => &mut *conn,
+            Self::Pooled(conn) => &mut *conn,
+        }
+    }
 }
 
 /// A write transaction that holds the turn to write until it ends.
@@ -71,7 +104,35 @@ where
         Self {
             pool,
             turn_to_write,
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
         }
+    }
+
+    /// Takes `count` connections out of the pool to serve reads; only for a
+    /// database whose connections cannot break (a file, not a socket).
+    pub(super) async fn keep_readers(mut self, count: usize) -> Result<Self, StoreError> {
+        for _ in 0..count {
+            let conn = self.pool.acquire().await?.detach();
+            self.readers.push(Mutex::new(conn));
+        }
+        Ok(self)
+    }
+
+    /// A connection for a read: a free kept one, else the next kept one once
+    /// free, else (none kept) one from the pool.
+    async fn reader(&self) -> Result<Reader<'_, DB>, StoreError> {
+        if self.readers.is_empty() {
+            return Ok(Reader::Pooled(self.conn().await?));
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let count = self.readers.len();
+        for offset in 0..count {
+            if let Ok(conn) = self.readers[(start + offset) % count].try_lock() {
+                return Ok(Reader::Kept(conn));
+            }
+        }
+        Ok(Reader::Kept(self.readers[start % count].lock().await))
     }
 
     /// Waits for the turn to write, where writers take turns.
@@ -154,7 +215,7 @@ where
         // Gates poll a known release again and again: answer those from a read,
         // without taking SQLite's only write lock (or a row lock on PostgreSQL).
         if callback.is_none()
-            && let Some(known) = releases::find(&mut *self.conn().await?, &new.key).await?
+            && let Some(known) = releases::find(&mut *self.reader().await?, &new.key).await?
         {
             return Ok(Creation::Existing(known));
         }
@@ -211,14 +272,14 @@ where
     }
 
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
-        releases::find(&mut *self.conn().await?, key).await
+        releases::find(&mut *self.reader().await?, key).await
     }
 
     async fn release_history(
         &self,
         key: &ReleaseKey,
     ) -> Result<Option<ReleaseHistory>, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.reader().await?;
         let Some(snapshot) = releases::find(&mut *conn, key).await? else {
             return Ok(None);
         };
@@ -234,15 +295,15 @@ where
         query: &ReleaseQuery,
         now: DateTime<Utc>,
     ) -> Result<ReleasePage, StoreError> {
-        listing::list(&mut *self.conn().await?, query, now).await
+        listing::list(&mut *self.reader().await?, query, now).await
     }
 
     async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError> {
-        releases::find_by_id(&mut *self.conn().await?, id).await
+        releases::find_by_id(&mut *self.reader().await?, id).await
     }
 
     async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
-        releases::approval(&mut *self.conn().await?, id).await
+        releases::approval(&mut *self.reader().await?, id).await
     }
 
     async fn record_decision(
@@ -284,7 +345,7 @@ where
     }
 
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        notices::callback(&mut *self.conn().await?, callback_id).await
+        notices::callback(&mut *self.reader().await?, callback_id).await
     }
 
     async fn complete_callback(

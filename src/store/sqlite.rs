@@ -25,6 +25,9 @@ use crate::config::DatabaseConfig;
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
 
+/// Connections kept out of the pool for reads (see `SqlStore::keep_readers`).
+const READERS: usize = 4;
+
 /// How long a statement waits for another connection's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,7 +54,7 @@ impl SqlStore<Sqlite> {
             .acquire_timeout(config.connect_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self::new(pool))
+        Self::new(pool).keep_readers(READERS).await
     }
 }
 
