@@ -8,7 +8,7 @@ use std::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Pool, Transaction, pool::PoolConnection};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
 use uuid::Uuid;
 
 use super::{
@@ -41,12 +41,17 @@ pub struct SqlStore<DB: Database> {
     /// connection each time it goes back, a round trip to the connection's
     /// thread that would double the cost of a gate poll.
     readers: Vec<Mutex<DB::Connection>>,
+    /// One permit per kept reader: readers wait here in turn, first come first served.
+    free_readers: Semaphore,
     next_reader: AtomicUsize,
 }
 
 /// A connection to read on: one kept for reads, or one from the pool.
 enum Reader<'a, DB: Database> {
-    Kept(MutexGuard<'a, DB::Connection>),
+    Kept {
+        conn: MutexGuard<'a, DB::Connection>,
+        _permit: SemaphorePermit<'a>,
+    },
     Pooled(PoolConnection<DB>),
 }
 
@@ -54,7 +59,7 @@ impl<DB: Database> Deref for Reader<'_, DB> {
     type Target = DB::Connection;
     fn deref(&self) -> &DB::Connection {
         match self {
-            Self::Kept(conn) => conn,
+            Self::Kept { conn, .. } => conn,
             Self::Pooled(conn) => conn,
         }
     }
@@ -63,7 +68,7 @@ impl<DB: Database> Deref for Reader<'_, DB> {
 impl<DB: Database> DerefMut for Reader<'_, DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
         match self {
-            Self::Kept(conn) => &mut *conn,
+            Self::Kept { conn, .. } => &mut *conn,
             Self::Pooled(conn) => &mut *conn,
         }
     }
@@ -105,6 +110,7 @@ where
             pool,
             turn_to_write,
             readers: Vec::new(),
+            free_readers: Semaphore::new(0),
             next_reader: AtomicUsize::new(0),
         }
     }
@@ -116,23 +122,35 @@ where
             let conn = self.pool.acquire().await?.detach();
             self.readers.push(Mutex::new(conn));
         }
+        self.free_readers.add_permits(count);
         Ok(self)
     }
 
-    /// A connection for a read: a free kept one, else the next kept one once
-    /// free, else (none kept) one from the pool.
+    /// A connection for a read: a kept one as soon as one is free (in the order
+    /// asked), or one from the pool when none are kept.
     async fn reader(&self) -> Result<Reader<'_, DB>, StoreError> {
         if self.readers.is_empty() {
             return Ok(Reader::Pooled(self.conn().await?));
         }
+        let permit = self
+            .free_readers
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Corrupt("the readers were closed".into()))?;
+        // A permit means a reader is free or about to be (its guard drops before its permit).
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let count = self.readers.len();
-        for offset in 0..count {
-            if let Ok(conn) = self.readers[(start + offset) % count].try_lock() {
-                return Ok(Reader::Kept(conn));
+        loop {
+            for offset in 0..count {
+                if let Ok(conn) = self.readers[(start + offset) % count].try_lock() {
+                    return Ok(Reader::Kept {
+                        conn,
+                        _permit: permit,
+                    });
+                }
             }
+            tokio::task::yield_now().await;
         }
-        Ok(Reader::Kept(self.readers[start % count].lock().await))
     }
 
     /// Waits for the turn to write, where writers take turns.
