@@ -132,20 +132,27 @@ impl ApprovalRequest<'_> {
     }
 
     fn render(&self, templates: &EmailTemplates) -> anyhow::Result<Rendered> {
-        let key = &self.release.key;
         let ctx = context! {
-            release_name => self.release.name,
-            release_id => key.release_id,
-            team_project => key.team_project,
-            stage => key.stage,
-            requested_at => self.release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            deadline => self.release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
             approver => self.to,
             link => self.link,
             token => self.token,
             reminder => self.reminder,
+            ..release_fields(self.release)
         };
         templates.render("approval_email", &ctx)
+    }
+}
+
+/// What every email template may show of the release.
+fn release_fields(release: &ReleaseRecord) -> minijinja::Value {
+    let key = &release.key;
+    context! {
+        release_name => release.name,
+        release_id => key.release_id,
+        team_project => key.team_project,
+        stage => key.stage,
+        requested_at => release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        deadline => release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
     }
 }
 
@@ -156,16 +163,10 @@ impl EscalationNotice<'_> {
         sender: &Sender,
         templates: &EmailTemplates,
     ) -> anyhow::Result<Message> {
-        let key = &self.release.key;
         let ctx = context! {
-            release_name => self.release.name,
-            release_id => key.release_id,
-            team_project => key.team_project,
-            stage => key.stage,
-            requested_at => self.release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            deadline => self.release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
             waiting_for => self.waiting_for,
             status_link => self.status_link,
+            ..release_fields(self.release)
         };
         let rendered = templates.render("escalation_email", &ctx)?;
         build(
