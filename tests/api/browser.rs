@@ -79,6 +79,22 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Clicks the element at `css`, then waits for the next page's `expected` element.
+    async fn click_and_wait_for(&self, css: &str, expected: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|_| panic!("{css} on the page"))
+            .click()
+            .await
+            .unwrap();
+        self.client
+            .wait()
+            .for_element(Locator::Css(expected))
+            .await
+            .unwrap();
+    }
+
     async fn text_of(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))
@@ -146,20 +162,7 @@ async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the
         .send_keys("Checked the canary, ship it")
         .await
         .unwrap();
-    browser
-        .client
-        .find(Locator::Css("button.approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .client
-        .wait()
-        .for_element(Locator::Css("main"))
-        .await
-        .unwrap();
+    browser.click_and_wait_for("button.approve", "main").await;
     browser.screenshot("result-page").await;
     let result = browser.client.source().await.unwrap();
     assert!(
@@ -224,19 +227,8 @@ async fn the_board_and_the_timeline_show_the_decision(browser: &Browser, app: &T
     assert!(row.contains("2 of 2"), "{row}");
 
     browser
-        .client
-        .find(Locator::Css("#releases tbody tr a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .client
-        .wait()
-        .for_element(Locator::Css("#timeline"))
-        .await
-        .unwrap();
+        .click_and_wait_for("#releases tbody tr a", "#timeline")
+        .await;
     browser.screenshot("timeline-page").await;
     assert_eq!(browser.text_of("#status").await, "approved");
     let timeline = browser.text_of("#timeline").await;

@@ -331,25 +331,21 @@ impl TestApp {
     pub async fn restart(mut self) -> TestApp {
         self.stop.take().unwrap().send(()).unwrap();
         self.task.take().unwrap().await.unwrap().unwrap();
-        let settings = self.settings.clone();
         let smtp = std::mem::replace(&mut self.smtp, TestSmtp::reserve());
-        start(
-            settings,
-            smtp,
-            self.dir.clone(),
-            self.database.clone(),
-            self.clock.clone(),
-        )
-        .await
+        self.start_on_same_database(smtp).await
     }
 
     /// A second instance on the same database with the same settings, as a
     /// replica behind a load balancer; its mail arrives in this app's `smtp`.
     pub async fn spawn_replica(&self) -> TestApp {
-        let settings = self.settings.clone();
+        self.start_on_same_database(TestSmtp::reserve()).await
+    }
+
+    /// Another instance with this app's settings, folder, database and clock.
+    async fn start_on_same_database(&self, smtp: TestSmtp) -> TestApp {
         start(
-            settings,
-            TestSmtp::reserve(),
+            self.settings.clone(),
+            smtp,
             self.dir.clone(),
             self.database.clone(),
             self.clock.clone(),
@@ -362,16 +358,8 @@ impl TestApp {
         let task = self.task.take().unwrap();
         task.abort();
         let _ = task.await;
-        let settings = self.settings.clone();
         let smtp = std::mem::replace(&mut self.smtp, TestSmtp::reserve());
-        start(
-            settings,
-            smtp,
-            self.dir.clone(),
-            self.database.clone(),
-            self.clock.clone(),
-        )
-        .await
+        self.start_on_same_database(smtp).await
     }
 }
 
