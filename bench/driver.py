@@ -475,6 +475,8 @@ class Bench:
         for script, label in (("poll_post.lua", "POST /release (known)"), ("poll_get.lua", "GET /release/…")):
             for conns in (32, 256):
                 self.measure(section, label, port, proc, script, conns, env)
+        self.measure(section, "GET /healthz (no database: the middleware's ceiling)", port, proc,
+                     "healthz.lua", 32)
         section = f"approvals, {backend}"
         tenv = {"BENCH_TOKENS": str(tokens)}
         self.measure(section, "GET /approval?token=…", port, proc, "approval_get.lua", 32, tenv)

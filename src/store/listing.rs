@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ApprovalRecord, ReleaseRecord, StoreError, outcome_of, rows,
-    sql::{Backend, Columns, Sql},
+    sql::{Columns, Queries, Sql},
 };
 use crate::domain::policy::{Outcome, ReleaseStatus};
 
@@ -170,8 +170,8 @@ impl FromStr for ListingCursor {
 }
 
 /// The page of releases `query` asks for, with statuses as of `now`.
-pub(super) async fn list<B: Backend>(
-    db: &mut B,
+pub(super) async fn list<Q: Queries>(
+    db: &mut Q,
     query: &ReleaseQuery,
     now: DateTime<Utc>,
 ) -> Result<ReleasePage, StoreError> {
@@ -208,8 +208,8 @@ pub(super) async fn list<B: Backend>(
 }
 
 /// Up to `count` candidates after `position`, with their approvals.
-async fn candidates<B: Backend>(
-    db: &mut B,
+async fn candidates<Q: Queries>(
+    db: &mut Q,
     query: &ReleaseQuery,
     position: ListingCursor,
     now: DateTime<Utc>,

@@ -3,7 +3,8 @@
 //!
 //! The logic (`releases`, `notices`, `listing`, `queue`, `rows`) is written once against
 //! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
-//! encoding of times and ids, and the few statements that differ.
+//! encoding of times and ids, and the few statements that differ;
+//! `sqlite_reader` runs SQLite's reads on the calling thread.
 
 mod listing;
 mod notices;
@@ -14,6 +15,7 @@ mod rows;
 mod sql;
 mod sql_store;
 mod sqlite;
+mod sqlite_reader;
 
 use std::sync::Arc;
 
@@ -47,6 +49,9 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A read on a connection kept for reads (SQLite) failed.
+    #[error("database read failed: {0}")]
+    Read(String),
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -7,7 +7,7 @@ use super::{
     CallbackEntry, ReleaseRecord, ReleaseSnapshot, StoreError,
     queue::{self, Subject},
     releases, rows,
-    sql::{Backend, Columns, Sql},
+    sql::{Backend, Columns, Queries, Sql},
 };
 use crate::{
     azure::{CallbackRecord, PlanCallback},
@@ -107,8 +107,8 @@ pub(super) async fn expire<B: Backend>(
 }
 
 /// A callback registration.
-pub(super) async fn callback<B: Backend>(
-    db: &mut B,
+pub(super) async fn callback<Q: Queries>(
+    db: &mut Q,
     callback_id: i64,
 ) -> Result<Option<CallbackRecord>, StoreError> {
     let sql = Sql::new("SELECT * FROM callback WHERE callback_id = $1").bind(callback_id);
@@ -120,8 +120,8 @@ pub(super) async fn callback<B: Backend>(
 }
 
 /// The callback registrations of a release, oldest first, without their tokens.
-pub(super) async fn callbacks_of<B: Backend>(
-    db: &mut B,
+pub(super) async fn callbacks_of<Q: Queries>(
+    db: &mut Q,
     release_id: i64,
 ) -> Result<Vec<CallbackEntry>, StoreError> {
     let sql = Sql::new(

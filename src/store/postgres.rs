@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, StoreError,
-    sql::{Backend, Columns, Sql, Value},
+    sql::{Backend, Columns, Queries, Sql, Value},
 };
 use crate::config::DatabaseConfig;
 
@@ -47,8 +47,25 @@ impl SqlStore<Postgres> {
 }
 
 #[async_trait]
-impl Backend for PgConnection {
+impl Queries for PgConnection {
     type Row = PgRow;
+
+    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+        Ok(query(sql).execute(self).await?.rows_affected())
+    }
+
+    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<PgRow>, StoreError> {
+        Ok(query(sql).fetch_optional(self).await?)
+    }
+
+    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
+        Ok(query(sql).fetch_all(self).await?)
+    }
+}
+
+impl Backend for PgConnection {
+    // None are kept: a socket can break, and the pool's checks replace broken ones.
+    type KeptReader = PgConnection;
 
     const ONE_WRITER: bool = false;
     const BEGIN_WRITE: &'static str = "BEGIN";
@@ -64,18 +81,6 @@ impl Backend for PgConnection {
              FOR UPDATE SKIP LOCKED)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts";
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
-
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        Ok(query(sql).execute(self).await?.rows_affected())
-    }
-
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<PgRow>, StoreError> {
-        Ok(query(sql).fetch_optional(self).await?)
-    }
-
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
-        Ok(query(sql).fetch_all(self).await?)
-    }
 }
 
 /// The statement with its parameters in PostgreSQL's types.

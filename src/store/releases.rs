@@ -12,7 +12,7 @@ use super::{
     ReleaseRecord, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, StoreError, notices,
     queue::{self, Subject},
     rows,
-    sql::{Backend, Columns, Sql},
+    sql::{Backend, Columns, Queries, Sql},
 };
 use crate::{
     azure::PlanCallback,
@@ -45,8 +45,8 @@ macro_rules! snapshot_query {
 }
 
 /// The release with this public identity.
-pub(super) async fn find<B: Backend>(
-    db: &mut B,
+pub(super) async fn find<Q: Queries>(
+    db: &mut Q,
     key: &ReleaseKey,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let sql = Sql::new(snapshot_query!(
@@ -59,8 +59,8 @@ pub(super) async fn find<B: Backend>(
 }
 
 /// The release with this internal id.
-pub(super) async fn find_by_id<B: Backend>(
-    db: &mut B,
+pub(super) async fn find_by_id<Q: Queries>(
+    db: &mut Q,
     release_id: i64,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let sql = Sql::new(snapshot_query!("release.release_id = $1")).bind(release_id);
@@ -69,8 +69,8 @@ pub(super) async fn find_by_id<B: Backend>(
 
 /// The snapshot read by a [`snapshot_query!`]; the failing jobs, when there are
 /// any, take a second statement.
-async fn snapshot_of<B: Backend>(
-    db: &mut B,
+async fn snapshot_of<Q: Queries>(
+    db: &mut Q,
     sql: Sql,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let rows = db.fetch_all(sql).await?;
@@ -96,8 +96,8 @@ async fn snapshot_of<B: Backend>(
 }
 
 /// The release's failing jobs, with the email of the approver each concerns.
-async fn troubles_of<B: Backend>(
-    db: &mut B,
+async fn troubles_of<Q: Queries>(
+    db: &mut Q,
     release_id: i64,
 ) -> Result<Vec<JobTrouble>, StoreError> {
     let sql = Sql::new(
@@ -143,8 +143,8 @@ async fn read<B: Backend>(db: &mut B, release_id: i64) -> Result<ReleaseSnapshot
 }
 
 /// An approval by id.
-pub(super) async fn approval<B: Backend>(
-    db: &mut B,
+pub(super) async fn approval<Q: Queries>(
+    db: &mut Q,
     approval_id: Uuid,
 ) -> Result<Option<ApprovalRecord>, StoreError> {
     let sql = Sql::new("SELECT * FROM approval WHERE approval_id = $1").bind(approval_id);

@@ -138,12 +138,31 @@ fn not_null<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
     value.ok_or_else(|| StoreError::Corrupt(format!("{column} is NULL")))
 }
 
-/// A connection of one database, on which the shared store logic runs its
-/// statements. Implemented by `SqliteConnection` and `PgConnection`.
+/// Something that runs statements: a connection of either database, or a
+/// connection kept for reads ([`Backend::KeptReader`]).
 #[async_trait]
-pub trait Backend: Migrate + Send {
+pub trait Queries: Send {
     /// A result row.
     type Row: Columns + Send;
+
+    /// Runs a statement; returns the number of rows it changed.
+    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError>;
+    /// Runs a query returning at most one row.
+    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Self::Row>, StoreError>;
+    /// Runs a query returning any number of rows.
+    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Self::Row>, StoreError>;
+
+    /// Whether a query finds a row.
+    async fn exists(&mut self, sql: Sql) -> Result<bool, StoreError> {
+        Ok(self.fetch_optional(sql).await?.is_some())
+    }
+}
+
+/// A connection of one database, on which the shared store logic runs its
+/// statements. Implemented by `SqliteConnection` and `PgConnection`.
+pub trait Backend: Queries + Migrate {
+    /// A connection kept out of the pool to serve reads (`SqlStore::keep_readers`).
+    type KeptReader: Queries;
 
     /// Whether the database takes one writer at a time (SQLite).
     const ONE_WRITER: bool;
@@ -157,16 +176,4 @@ pub trait Backend: Migrate + Send {
     const CLAIM_JOB: &'static str;
     /// The embedded migrations.
     const MIGRATOR: Migrator;
-
-    /// Runs a statement; returns the number of rows it changed.
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError>;
-    /// Runs a query returning at most one row.
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Self::Row>, StoreError>;
-    /// Runs a query returning any number of rows.
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Self::Row>, StoreError>;
-
-    /// Whether a query finds a row.
-    async fn exists(&mut self, sql: Sql) -> Result<bool, StoreError> {
-        Ok(self.fetch_optional(sql).await?.is_some())
-    }
 }

@@ -15,7 +15,7 @@ use super::{
     ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleaseHistory, ReleasePage,
     ReleasePlan, ReleaseQuery, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, Store,
     StoreError, listing, notices, queue, releases,
-    sql::{Backend, Columns, Sql},
+    sql::{Backend, Columns, Queries, Sql},
 };
 use crate::{
     azure::{CallbackRecord, PlanCallback},
@@ -31,45 +31,105 @@ const TOKEN_SECRET_SETTING: &str = "token_secret";
 
 /// The store over a connection pool of SQLite ([`super::SqliteStore`]) or
 /// PostgreSQL ([`super::PgStore`]); each method is one transaction.
-pub struct SqlStore<DB: Database> {
+pub struct SqlStore<DB: Database>
+where
+    DB::Connection: Backend,
+{
     pool: Pool<DB>,
     /// On a database with one writer at a time (SQLite) writers take turns
     /// here, first come first served. Left to SQLite's lock they would sleep
     /// and retry, and a busy moment would stretch single writes to seconds.
     turn_to_write: Option<Mutex<()>>,
-    /// Connections taken out of the pool for reads (SQLite): sqlx pings a pooled
-    /// connection each time it goes back, a round trip to the connection's
-    /// thread that would double the cost of a gate poll.
-    readers: Vec<Mutex<DB::Connection>>,
+    /// Connections kept for reads (SQLite's run on the calling thread,
+    /// `sqlite_reader`); none on PostgreSQL, whose reads use the pool.
+    readers: Vec<Mutex<KeptReader<DB>>>,
     /// One permit per kept reader: readers wait here in turn, first come first served.
     free_readers: Semaphore,
     next_reader: AtomicUsize,
 }
 
+/// The backend's connection kept for reads.
+type KeptReader<DB> = <<DB as Database>::Connection as Backend>::KeptReader;
+
 /// A connection to read on: one kept for reads, or one from the pool.
-enum Reader<'a, DB: Database> {
+enum Reader<'a, DB: Database>
+where
+    DB::Connection: Backend,
+{
     Kept {
-        conn: MutexGuard<'a, DB::Connection>,
+        conn: MutexGuard<'a, KeptReader<DB>>,
         _permit: SemaphorePermit<'a>,
     },
     Pooled(PoolConnection<DB>),
 }
 
-impl<DB: Database> Deref for Reader<'_, DB> {
-    type Target = DB::Connection;
-    fn deref(&self) -> &DB::Connection {
+/// A row read by a [`Reader`].
+pub enum ReaderRow<K, P> {
+    /// Read on a kept connection.
+    Kept(K),
+    /// Read on a pooled connection.
+    Pooled(P),
+}
+
+#[async_trait]
+impl<DB: Database> Queries for Reader<'_, DB>
+where
+    DB::Connection: Backend,
+{
+    type Row = ReaderRow<<KeptReader<DB> as Queries>::Row, <DB::Connection as Queries>::Row>;
+
+    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
         match self {
-            Self::Kept { conn, .. } => conn,
-            Self::Pooled(conn) => conn,
+            Self::Kept { conn, .. } => conn.execute(sql).await,
+            Self::Pooled(conn) => conn.execute(sql).await,
         }
+    }
+
+    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Self::Row>, StoreError> {
+        Ok(match self {
+            Self::Kept { conn, .. } => conn.fetch_optional(sql).await?.map(ReaderRow::Kept),
+            Self::Pooled(conn) => conn.fetch_optional(sql).await?.map(ReaderRow::Pooled),
+        })
+    }
+
+    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Self::Row>, StoreError> {
+        Ok(match self {
+            Self::Kept { conn, .. } => rows_of(conn.fetch_all(sql).await?, ReaderRow::Kept),
+            Self::Pooled(conn) => rows_of(conn.fetch_all(sql).await?, ReaderRow::Pooled),
+        })
     }
 }
 
-impl<DB: Database> DerefMut for Reader<'_, DB> {
-    fn deref_mut(&mut self) -> &mut DB::Connection {
+fn rows_of<R, T>(rows: Vec<R>, wrap: impl Fn(R) -> T) -> Vec<T> {
+    rows.into_iter().map(wrap).collect()
+}
+
+impl<K: Columns, P: Columns> Columns for ReaderRow<K, P> {
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
         match self {
-            Self::Kept { conn, .. } => &mut *conn,
-            Self::Pooled(conn) => &mut *conn,
+            Self::Kept(row) => row.opt_int(column),
+            Self::Pooled(row) => row.opt_int(column),
+        }
+    }
+
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Kept(row) => row.opt_text(column),
+            Self::Pooled(row) => row.opt_text(column),
+        }
+    }
+
+    fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self {
+            Self::Kept(row) => row.opt_time(column),
+            Self::Pooled(row) => row.opt_time(column),
+        }
+    }
+
+    fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
+        match self {
+            Self::Kept(row) => row.opt_uuid(column),
+            Self::Pooled(row) => row.opt_uuid(column),
         }
     }
 }
@@ -115,15 +175,11 @@ where
         }
     }
 
-    /// Takes `count` connections out of the pool to serve reads; only for a
-    /// database whose connections cannot break (a file, not a socket).
-    pub(super) async fn keep_readers(mut self, count: usize) -> Result<Self, StoreError> {
-        for _ in 0..count {
-            let conn = self.pool.acquire().await?.detach();
-            self.readers.push(Mutex::new(conn));
-        }
-        self.free_readers.add_permits(count);
-        Ok(self)
+    /// Serves reads on `readers` instead of the pool's connections.
+    pub(super) fn keep_readers(mut self, readers: Vec<KeptReader<DB>>) -> Self {
+        self.free_readers.add_permits(readers.len());
+        self.readers = readers.into_iter().map(Mutex::new).collect();
+        self
     }
 
     /// A connection for a read: a kept one as soon as one is free (in the order
@@ -177,7 +233,7 @@ where
     /// Records what a job achieved with `sql` and deletes the job, in one transaction.
     async fn finish_job(&self, job_id: i64, sql: Sql) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        Backend::execute(&mut *tx, sql).await?;
+        Queries::execute(&mut *tx, sql).await?;
         queue::complete(&mut *tx, job_id).await?;
         Ok(tx.commit().await?)
     }
@@ -233,7 +289,7 @@ where
         // Gates poll a known release again and again: answer those from a read,
         // without taking SQLite's only write lock (or a row lock on PostgreSQL).
         if callback.is_none()
-            && let Some(known) = releases::find(&mut *self.reader().await?, &new.key).await?
+            && let Some(known) = releases::find(&mut self.reader().await?, &new.key).await?
         {
             return Ok(Creation::Existing(known));
         }
@@ -290,7 +346,7 @@ where
     }
 
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
-        releases::find(&mut *self.reader().await?, key).await
+        releases::find(&mut self.reader().await?, key).await
     }
 
     async fn release_history(
@@ -298,10 +354,10 @@ where
         key: &ReleaseKey,
     ) -> Result<Option<ReleaseHistory>, StoreError> {
         let mut conn = self.reader().await?;
-        let Some(snapshot) = releases::find(&mut *conn, key).await? else {
+        let Some(snapshot) = releases::find(&mut conn, key).await? else {
             return Ok(None);
         };
-        let callbacks = notices::callbacks_of(&mut *conn, snapshot.release.id).await?;
+        let callbacks = notices::callbacks_of(&mut conn, snapshot.release.id).await?;
         Ok(Some(ReleaseHistory {
             snapshot,
             callbacks,
@@ -313,15 +369,15 @@ where
         query: &ReleaseQuery,
         now: DateTime<Utc>,
     ) -> Result<ReleasePage, StoreError> {
-        listing::list(&mut *self.reader().await?, query, now).await
+        listing::list(&mut self.reader().await?, query, now).await
     }
 
     async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError> {
-        releases::find_by_id(&mut *self.reader().await?, id).await
+        releases::find_by_id(&mut self.reader().await?, id).await
     }
 
     async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
-        releases::approval(&mut *self.reader().await?, id).await
+        releases::approval(&mut self.reader().await?, id).await
     }
 
     async fn record_decision(
@@ -363,7 +419,7 @@ where
     }
 
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        notices::callback(&mut *self.reader().await?, callback_id).await
+        notices::callback(&mut self.reader().await?, callback_id).await
     }
 
     async fn complete_callback(

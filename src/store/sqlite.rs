@@ -18,14 +18,15 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, StoreError,
-    sql::{Backend, Columns, Sql, Value},
+    sql::{Backend, Columns, Queries, Sql, Value},
+    sqlite_reader::SqliteReader,
 };
 use crate::config::DatabaseConfig;
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-/// Connections kept out of the pool for reads (see `SqlStore::keep_readers`).
+/// Connections kept for reads, run on the calling thread (`sqlite_reader`).
 const READERS: usize = 4;
 
 /// How long a statement waits for another connection's write to finish.
@@ -52,15 +53,40 @@ impl SqlStore<Sqlite> {
             // thread on every gate poll.
             .test_before_acquire(false)
             .acquire_timeout(config.connect_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Self::new(pool).keep_readers(READERS).await
+        // The pool created the file; an in-memory database has none, and is read through the pool.
+        let file = options.get_filename();
+        let readers = if file.is_file() {
+            (0..READERS)
+                .map(|_| SqliteReader::open(file, BUSY_TIMEOUT))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
+        Ok(Self::new(pool).keep_readers(readers))
     }
 }
 
 #[async_trait]
-impl Backend for SqliteConnection {
+impl Queries for SqliteConnection {
     type Row = SqliteRow;
+
+    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+        Ok(query(sql).execute(self).await?.rows_affected())
+    }
+
+    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<SqliteRow>, StoreError> {
+        Ok(query(sql).fetch_optional(self).await?)
+    }
+
+    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<SqliteRow>, StoreError> {
+        Ok(query(sql).fetch_all(self).await?)
+    }
+}
+
+impl Backend for SqliteConnection {
+    type KeptReader = SqliteReader;
 
     const ONE_WRITER: bool = true;
     // Takes the database's only write lock up front, so that a read followed
@@ -75,18 +101,6 @@ impl Backend for SqliteConnection {
              ORDER BY run_at, job_id LIMIT 1)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts";
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        Ok(query(sql).execute(self).await?.rows_affected())
-    }
-
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<SqliteRow>, StoreError> {
-        Ok(query(sql).fetch_optional(self).await?)
-    }
-
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<SqliteRow>, StoreError> {
-        Ok(query(sql).fetch_all(self).await?)
-    }
 }
 
 /// The statement with its parameters in SQLite's encoding.
