@@ -4,7 +4,8 @@
 //! The logic (`releases`, `notices`, `listing`, `queue`, `rows`) is written once against
 //! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
 //! encoding of times and ids, and the few statements that differ;
-//! `sqlite_reader` runs SQLite's reads on the calling thread.
+//! `sqlite_reader` runs SQLite's reads on the calling thread and
+//! `sqlite_checkpoints` its WAL checkpoints in the background.
 
 mod listing;
 mod notices;
@@ -15,6 +16,7 @@ mod rows;
 mod sql;
 mod sql_store;
 mod sqlite;
+mod sqlite_checkpoints;
 mod sqlite_reader;
 
 use std::sync::Arc;

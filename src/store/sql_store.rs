@@ -2,6 +2,7 @@
 
 use std::{
     ops::{Deref, DerefMut},
+    sync::Arc,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Pool, Transaction, pool::PoolConnection};
 use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
+use tokio_util::sync::DropGuard;
 use uuid::Uuid;
 
 use super::{
@@ -39,13 +41,15 @@ where
     /// On a database with one writer at a time (SQLite) writers take turns
     /// here, first come first served. Left to SQLite's lock they would sleep
     /// and retry, and a busy moment would stretch single writes to seconds.
-    turn_to_write: Option<Mutex<()>>,
+    turn_to_write: Option<Arc<Mutex<()>>>,
     /// Connections kept for reads (SQLite's run on the calling thread,
     /// `sqlite_reader`); none on PostgreSQL, whose reads use the pool.
     readers: Vec<Mutex<KeptReader<DB>>>,
     /// One permit per kept reader: readers wait here in turn, first come first served.
     free_readers: Semaphore,
     next_reader: AtomicUsize,
+    /// Stops the store's background work when it drops (SQLite's checkpoints).
+    background: Option<DropGuard>,
 }
 
 /// The backend's connection kept for reads.
@@ -165,13 +169,14 @@ where
 {
     /// A store over `pool`.
     pub(super) fn new(pool: Pool<DB>) -> Self {
-        let turn_to_write = <DB::Connection as Backend>::ONE_WRITER.then(Mutex::default);
+        let turn_to_write = <DB::Connection as Backend>::ONE_WRITER.then(Arc::default);
         Self {
             pool,
             turn_to_write,
             readers: Vec::new(),
             free_readers: Semaphore::new(0),
             next_reader: AtomicUsize::new(0),
+            background: None,
         }
     }
 
@@ -180,6 +185,17 @@ where
         self.free_readers.add_permits(readers.len());
         self.readers = readers.into_iter().map(Mutex::new).collect();
         self
+    }
+
+    /// Keeps background work running for as long as the store lives.
+    pub(super) fn stop_on_drop(mut self, background: DropGuard) -> Self {
+        self.background = Some(background);
+        self
+    }
+
+    /// The turn writers take, where they take turns.
+    pub(super) fn turn_to_write(&self) -> Option<Arc<Mutex<()>>> {
+        self.turn_to_write.clone()
     }
 
     /// A connection for a read: a kept one as soon as one is free (in the order

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{
     SqlStore, StoreError,
     sql::{Backend, Columns, Queries, Sql, Value},
+    sqlite_checkpoints,
     sqlite_reader::SqliteReader,
 };
 use crate::config::DatabaseConfig;
@@ -45,7 +46,9 @@ impl SqlStore<Sqlite> {
             // service (one writer at a time) at a few hundred writes a second.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (`sqlite_checkpoints`), not in commits.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(config.max_connections)
             // A connection is a file handle that cannot drop like a socket; a test
@@ -55,16 +58,18 @@ impl SqlStore<Sqlite> {
             .acquire_timeout(config.connect_timeout)
             .connect_with(options.clone())
             .await?;
-        // The pool created the file; an in-memory database has none, and is read through the pool.
+        // The pool created the file; an in-memory database has none (and no
+        // WAL), and is read through the pool.
         let file = options.get_filename();
-        let readers = if file.is_file() {
-            (0..READERS)
-                .map(|_| SqliteReader::open(file, BUSY_TIMEOUT))
-                .collect::<Result<_, _>>()?
-        } else {
-            Vec::new()
-        };
-        Ok(Self::new(pool).keep_readers(readers))
+        if !file.is_file() {
+            return Ok(Self::new(pool));
+        }
+        let readers = (0..READERS)
+            .map(|_| SqliteReader::open(file, BUSY_TIMEOUT))
+            .collect::<Result<_, _>>()?;
+        let store = Self::new(pool).keep_readers(readers);
+        let checkpoints = sqlite_checkpoints::start(file, BUSY_TIMEOUT, store.turn_to_write())?;
+        Ok(store.stop_on_drop(checkpoints))
     }
 }
 

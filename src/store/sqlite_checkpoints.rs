@@ -1,0 +1,123 @@
+//! WAL checkpoints on SQLite, in the background.
+//!
+//! Left to SQLite, the commit that takes the WAL past 1,000 pages copies it
+//! back into the database file, fsyncs included, while the writers' turn is
+//! held, and every request queued for the turn waits for the copy: 5-6% of new
+//! releases took over 4 ms under steady load (BENCHMARKS.md, change 11). The
+//! store's connections therefore never checkpoint (`wal_autocheckpoint = 0`);
+//! a connection of its own does, every second, on a blocking thread, in
+//! `PASSIVE` mode, which waits for no reader and no writer: first beside the
+//! writers, then, to finish, in their turn (below).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use rusqlite::Connection;
+use tokio::sync::Mutex;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::StoreError;
+
+/// Time between checkpoints.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Starts checkpointing the database file at `path` until the guard drops;
+/// `turn` is the turn the store's writers take.
+pub fn start(
+    path: &Path,
+    busy_timeout: Duration,
+    turn: Option<Arc<Mutex<()>>>,
+) -> Result<DropGuard, StoreError> {
+    let conn = open(path, busy_timeout).map_err(|err| StoreError::Read(err.to_string()))?;
+    let stop = CancellationToken::new();
+    tokio::spawn(run(conn, path.to_owned(), turn, stop.clone()));
+    Ok(stop.drop_guard())
+}
+
+fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    Ok(conn)
+}
+
+async fn run(
+    mut conn: Connection,
+    path: PathBuf,
+    turn: Option<Arc<Mutex<()>>>,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // First the bulk, beside the writers; then, in the writers' turn, the
+        // few pages they wrote meanwhile, so that the WAL is wholly copied and
+        // the next writer starts it over instead of growing it.
+        let mut result = Ok(());
+        for in_turn in [false, true] {
+            let _turn = match (&turn, in_turn) {
+                (Some(turn), true) => Some(turn.lock().await),
+                _ => None,
+            };
+            let done = tokio::task::spawn_blocking(move || {
+                let result = checkpoint(&conn);
+                (conn, result)
+            })
+            .await;
+            let Ok((kept, this)) = done else {
+                tracing::error!(path = %path.display(), "a WAL checkpoint panicked; checkpoints stop");
+                return;
+            };
+            conn = kept;
+            result = result.and(this);
+        }
+        if let Err(err) = result {
+            tracing::warn!(path = %path.display(), error = %err, "WAL checkpoint failed; retrying");
+        }
+    }
+}
+
+/// Copies what it can of the WAL into the database file.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_wal_is_copied_into_the_file_without_a_commit_doing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.db");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+                 CREATE TABLE t (s TEXT);",
+            )
+            .unwrap();
+        for _ in 0..50 {
+            writer
+                .execute("INSERT INTO t (s) VALUES (hex(randomblob(2000)))", [])
+                .unwrap();
+        }
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        let _running = start(&path, Duration::from_secs(1), None).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
