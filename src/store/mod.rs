@@ -4,9 +4,10 @@
 //! The logic (`releases`, `notices`, `listing`, `queue`, `rows`) is written once against
 //! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
 //! encoding of times and ids, and the few statements that differ;
-//! `sqlite_reader` runs SQLite's reads on the calling thread and
+//! `sqlite_inline` runs SQLite's statements on the calling thread and
 //! `sqlite_checkpoints` its WAL checkpoints in the background.
 
+mod connections;
 mod listing;
 mod notices;
 mod postgres;
@@ -17,7 +18,7 @@ mod sql;
 mod sql_store;
 mod sqlite;
 mod sqlite_checkpoints;
-mod sqlite_reader;
+mod sqlite_inline;
 
 use std::sync::Arc;
 
@@ -51,9 +52,9 @@ pub enum StoreError {
     /// Migrations could not be applied.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A read on a connection kept for reads (SQLite) failed.
-    #[error("database read failed: {0}")]
-    Read(String),
+    /// A statement on a connection kept out of the pool (SQLite's) failed.
+    #[error("database error: {0}")]
+    Inline(String),
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

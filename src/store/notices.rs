@@ -7,7 +7,7 @@ use super::{
     CallbackEntry, ReleaseRecord, ReleaseSnapshot, StoreError,
     queue::{self, Subject},
     releases, rows,
-    sql::{Backend, Columns, Queries, Sql},
+    sql::{Columns, Queries, Sql, Writes},
 };
 use crate::{
     azure::{CallbackRecord, PlanCallback},
@@ -16,7 +16,7 @@ use crate::{
 
 /// Queues the TaskCompleted callbacks and the Azure write-back of a decided
 /// release, skipping what is done or already queued.
-pub(super) async fn queue_decision_notices<B: Backend>(
+pub(super) async fn queue_decision_notices<B: Writes>(
     db: &mut B,
     release_id: i64,
     now: DateTime<Utc>,
@@ -45,7 +45,7 @@ pub(super) async fn queue_decision_notices<B: Backend>(
 
 /// Stores or refreshes a callback registration; queues its delivery at once if
 /// the release is already decided, else makes sure the deadline is watched.
-pub(super) async fn register_callback<B: Backend>(
+pub(super) async fn register_callback<B: Writes>(
     db: &mut B,
     snapshot: &ReleaseSnapshot,
     callback: &PlanCallback,
@@ -79,7 +79,7 @@ pub(super) async fn register_callback<B: Backend>(
 }
 
 /// Makes sure one job fires at the release's deadline.
-pub(super) async fn watch_deadline<B: Backend>(
+pub(super) async fn watch_deadline<B: Writes>(
     db: &mut B,
     release: &ReleaseRecord,
 ) -> Result<(), StoreError> {
@@ -92,7 +92,7 @@ pub(super) async fn watch_deadline<B: Backend>(
 
 /// At the deadline job's turn: queues the notices of an expired (or decided)
 /// release and completes the job, or postpones it to a deadline not yet due.
-pub(super) async fn expire<B: Backend>(
+pub(super) async fn expire<B: Writes>(
     db: &mut B,
     job_id: i64,
     release_id: i64,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, StoreError,
-    sql::{Backend, Columns, Queries, Sql, Value},
+    sql::{Backend, Columns, NoneKept, Queries, Sql, Value, Writes},
 };
 use crate::config::DatabaseConfig;
 
@@ -63,12 +63,7 @@ impl Queries for PgConnection {
     }
 }
 
-impl Backend for PgConnection {
-    // None are kept: a socket can break, and the pool's checks replace broken ones.
-    type KeptReader = PgConnection;
-
-    const ONE_WRITER: bool = false;
-    const BEGIN_WRITE: &'static str = "BEGIN";
+impl Writes for PgConnection {
     const LOCK_RELEASE: &'static str =
         "SELECT release_id FROM release WHERE release_id = $1 FOR UPDATE";
     // A job locked by another replica's claim is skipped, not waited for; the
@@ -80,6 +75,13 @@ impl Backend for PgConnection {
              ORDER BY run_at, job_id LIMIT 1
              FOR UPDATE SKIP LOCKED)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts";
+}
+
+impl Backend for PgConnection {
+    type Kept = NoneKept;
+
+    const ONE_WRITER: bool = false;
+    const BEGIN_WRITE: &'static str = "BEGIN";
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 }
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     StoreError, rows,
-    sql::{Backend, Columns, Sql},
+    sql::{Columns, Sql, Writes},
 };
 use crate::{
     jobs::{Job, JobKind},
@@ -27,7 +27,7 @@ pub(super) enum Subject {
 }
 
 /// Queues a job to run at `run_at`.
-pub(super) async fn enqueue<B: Backend>(
+pub(super) async fn enqueue<B: Writes>(
     db: &mut B,
     kind: JobKind,
     release_id: i64,
@@ -56,7 +56,7 @@ pub(super) async fn enqueue<B: Backend>(
 }
 
 /// Whether release `release_id` has a job of `kind`, in any state.
-pub(super) async fn has_job<B: Backend>(
+pub(super) async fn has_job<B: Writes>(
     db: &mut B,
     release_id: i64,
     kind: JobKind,
@@ -68,7 +68,7 @@ pub(super) async fn has_job<B: Backend>(
 }
 
 /// Locks the next due job until `lease_until`.
-pub(super) async fn claim<B: Backend>(
+pub(super) async fn claim<B: Writes>(
     db: &mut B,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
@@ -82,7 +82,7 @@ pub(super) async fn claim<B: Backend>(
 }
 
 /// Keeps a running job locked until `lease_until`.
-pub(super) async fn extend_lease<B: Backend>(
+pub(super) async fn extend_lease<B: Writes>(
     db: &mut B,
     job_id: i64,
     lease_until: DateTime<Utc>,
@@ -95,7 +95,7 @@ pub(super) async fn extend_lease<B: Backend>(
 }
 
 /// Unlocks a job and lets it run again at `run_at`, without counting a failure.
-pub(super) async fn postpone<B: Backend>(
+pub(super) async fn postpone<B: Writes>(
     db: &mut B,
     job_id: i64,
     run_at: DateTime<Utc>,
@@ -108,14 +108,14 @@ pub(super) async fn postpone<B: Backend>(
 }
 
 /// Deletes a finished job.
-pub(super) async fn complete<B: Backend>(db: &mut B, job_id: i64) -> Result<(), StoreError> {
+pub(super) async fn complete<B: Writes>(db: &mut B, job_id: i64) -> Result<(), StoreError> {
     db.execute(Sql::new("DELETE FROM job WHERE job_id = $1").bind(job_id))
         .await?;
     Ok(())
 }
 
 /// Records a failed attempt and unlocks the job; `retry_at` `None` marks it dead.
-pub(super) async fn fail<B: Backend>(
+pub(super) async fn fail<B: Writes>(
     db: &mut B,
     job_id: i64,
     error: &str,
@@ -136,7 +136,7 @@ pub(super) async fn fail<B: Backend>(
 }
 
 /// Jobs due by `now`, neither finished nor dead.
-pub(super) async fn due_count<B: Backend>(
+pub(super) async fn due_count<B: Writes>(
     db: &mut B,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {

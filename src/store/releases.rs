@@ -12,7 +12,7 @@ use super::{
     ReleaseRecord, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, StoreError, notices,
     queue::{self, Subject},
     rows,
-    sql::{Backend, Columns, Queries, Sql},
+    sql::{Columns, Queries, Sql, Writes},
 };
 use crate::{
     azure::PlanCallback,
@@ -109,7 +109,7 @@ async fn troubles_of<Q: Queries>(
     db.fetch_all(sql).await?.iter().map(rows::trouble).collect()
 }
 
-async fn release_by_key<B: Backend>(
+async fn release_by_key<B: Writes>(
     db: &mut B,
     key: &ReleaseKey,
 ) -> Result<Option<ReleaseRecord>, StoreError> {
@@ -127,7 +127,7 @@ async fn release_by_key<B: Backend>(
 }
 
 /// Locks the release for the rest of the transaction and reads it.
-pub(super) async fn lock<B: Backend>(
+pub(super) async fn lock<B: Writes>(
     db: &mut B,
     release_id: i64,
 ) -> Result<ReleaseSnapshot, StoreError> {
@@ -136,7 +136,7 @@ pub(super) async fn lock<B: Backend>(
     read(db, release_id).await
 }
 
-async fn read<B: Backend>(db: &mut B, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
+async fn read<B: Writes>(db: &mut B, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
     find_by_id(db, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))
@@ -158,7 +158,7 @@ pub(super) async fn approval<Q: Queries>(
 /// Stores a new release and queues its first jobs, or reads the known one;
 /// registers `callback` either way. Concurrent calls for one release (two
 /// replicas, or one pipeline polling twice) store it once.
-pub(super) async fn create<B: Backend>(
+pub(super) async fn create<B: Writes>(
     db: &mut B,
     new: &NewRelease,
     plan: &ReleasePlan,
@@ -196,7 +196,7 @@ pub(super) async fn create<B: Backend>(
 }
 
 /// Inserts the release unless it is known; its id when inserted.
-async fn insert_release<B: Backend>(
+async fn insert_release<B: Writes>(
     db: &mut B,
     new: &NewRelease,
     plan: &ReleasePlan,
@@ -224,7 +224,7 @@ async fn insert_release<B: Backend>(
 
 /// Approvals known at once are stored now, else a job resolves them; reminders
 /// and the escalation are queued for their times.
-async fn queue_first_jobs<B: Backend>(
+async fn queue_first_jobs<B: Writes>(
     db: &mut B,
     release_id: i64,
     plan: &ReleasePlan,
@@ -255,7 +255,7 @@ async fn queue_first_jobs<B: Backend>(
 
 /// Inserts approvals with an email job (and a job per channel) each, skipping
 /// approvers already present, and records the rule and where the approvers came from.
-pub(super) async fn insert_approvals<B: Backend>(
+pub(super) async fn insert_approvals<B: Writes>(
     db: &mut B,
     release_id: i64,
     resolved: &ResolvedApprovers,
@@ -298,7 +298,7 @@ pub(super) async fn insert_approvals<B: Backend>(
 }
 
 /// Cancels a pending release and queues its notices.
-pub(super) async fn cancel<B: Backend>(
+pub(super) async fn cancel<B: Writes>(
     db: &mut B,
     release_id: i64,
     reason: Option<&str>,
@@ -319,7 +319,7 @@ pub(super) async fn cancel<B: Backend>(
 }
 
 /// Supersedes an undecided approver's links and queues a new email.
-pub(super) async fn resend<B: Backend>(
+pub(super) async fn resend<B: Writes>(
     db: &mut B,
     release_id: i64,
     email: &str,
@@ -353,7 +353,7 @@ pub(super) async fn resend<B: Backend>(
 }
 
 /// Queues one reminder per undecided approver whose approval counts, if the release is pending.
-pub(super) async fn queue_reminders<B: Backend>(
+pub(super) async fn queue_reminders<B: Writes>(
     db: &mut B,
     release_id: i64,
     now: DateTime<Utc>,
@@ -381,7 +381,7 @@ pub(super) fn escalated(release_id: i64, now: DateTime<Utc>) -> Sql {
 
 /// Records a decision unless the approver or the release has already decided;
 /// a decision that makes the release final queues its notices.
-pub(super) async fn decide<B: Backend>(
+pub(super) async fn decide<B: Writes>(
     db: &mut B,
     approval_id: Uuid,
     decision: Decision,

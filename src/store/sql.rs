@@ -139,7 +139,7 @@ fn not_null<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
 }
 
 /// Something that runs statements: a connection of either database, or a
-/// connection kept for reads ([`Backend::KeptReader`]).
+/// connection kept out of the pool ([`Backend::Kept`]).
 #[async_trait]
 pub trait Queries: Send {
     /// A result row.
@@ -158,22 +158,80 @@ pub trait Queries: Send {
     }
 }
 
-/// A connection of one database, on which the shared store logic runs its
-/// statements. Implemented by `SqliteConnection` and `PgConnection`.
-pub trait Backend: Queries + Migrate {
-    /// A connection kept out of the pool to serve reads (`SqlStore::keep_readers`).
-    type KeptReader: Queries;
-
-    /// Whether the database takes one writer at a time (SQLite).
-    const ONE_WRITER: bool;
-    /// Starts a transaction that writes.
-    const BEGIN_WRITE: &'static str;
+/// Runs the statements of writes: the one dialect-specific statement they need
+/// besides the shared ones.
+pub trait Writes: Queries {
     /// Locks release `$1` until the transaction ends, so that writes to one
     /// release (decisions, approvers, callbacks) happen one after the other.
     const LOCK_RELEASE: &'static str;
     /// Locks the next due job (`$2` is now) until `$1`, returning its columns;
     /// no two connections ever claim the same job.
     const CLAIM_JOB: &'static str;
+}
+
+/// A connection of one database, on which the shared store logic runs its
+/// statements. Implemented by `SqliteConnection` and `PgConnection`.
+pub trait Backend: Writes + Migrate {
+    /// A connection kept out of the pool (`SqlStore::keep_connections`).
+    type Kept: Kept;
+
+    /// Whether the database takes one writer at a time (SQLite).
+    const ONE_WRITER: bool;
+    /// Starts a transaction that writes.
+    const BEGIN_WRITE: &'static str;
     /// The embedded migrations.
     const MIGRATOR: Migrator;
+}
+
+/// A connection kept out of the pool, whose statements complete without
+/// waiting (SQLite's, `sqlite_inline`).
+pub trait Kept: Writes {
+    /// Ends the open transaction without its changes; for a transaction
+    /// dropped before its commit.
+    fn roll_back(&mut self);
+}
+
+/// No connection: PostgreSQL keeps none out of its pool, because a socket can
+/// break and the pool's checks replace broken ones.
+pub enum NoneKept {}
+
+#[async_trait]
+impl Queries for NoneKept {
+    type Row = NoneKept;
+
+    async fn execute(&mut self, _: Sql) -> Result<u64, StoreError> {
+        match *self {}
+    }
+    async fn fetch_optional(&mut self, _: Sql) -> Result<Option<NoneKept>, StoreError> {
+        match *self {}
+    }
+    async fn fetch_all(&mut self, _: Sql) -> Result<Vec<NoneKept>, StoreError> {
+        match *self {}
+    }
+}
+
+impl Writes for NoneKept {
+    const LOCK_RELEASE: &'static str = "";
+    const CLAIM_JOB: &'static str = "";
+}
+
+impl Kept for NoneKept {
+    fn roll_back(&mut self) {
+        match *self {}
+    }
+}
+
+impl Columns for NoneKept {
+    fn opt_int(&self, _: &str) -> Result<Option<i64>, StoreError> {
+        match *self {}
+    }
+    fn opt_text(&self, _: &str) -> Result<Option<String>, StoreError> {
+        match *self {}
+    }
+    fn opt_time(&self, _: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match *self {}
+    }
+    fn opt_uuid(&self, _: &str) -> Result<Option<Uuid>, StoreError> {
+        match *self {}
+    }
 }

@@ -1,22 +1,23 @@
 //! [`SqlStore`]: the one [`Store`] implementation, over either backend's pool.
 
-use std::{
-    ops::{Deref, DerefMut},
-    sync::Arc,
-    sync::atomic::{AtomicUsize, Ordering},
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Pool, Transaction, pool::PoolConnection};
-use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
+use sqlx::{Database, Pool, pool::PoolConnection};
+use tokio::sync::{Mutex, MutexGuard, Semaphore};
 use tokio_util::sync::DropGuard;
 use uuid::Uuid;
 
 use super::{
     ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleaseHistory, ReleasePage,
     ReleasePlan, ReleaseQuery, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, Store,
-    StoreError, listing, notices, queue, releases,
+    StoreError,
+    connections::{Conn, KeptConn, WriteTx},
+    listing, notices, queue, releases,
     sql::{Backend, Columns, Queries, Sql},
 };
 use crate::{
@@ -38,129 +39,22 @@ where
     DB::Connection: Backend,
 {
     pool: Pool<DB>,
-    /// On a database with one writer at a time (SQLite) writers take turns
-    /// here, first come first served. Left to SQLite's lock they would sleep
-    /// and retry, and a busy moment would stretch single writes to seconds.
-    turn_to_write: Option<Arc<Mutex<()>>>,
-    /// Connections kept for reads (SQLite's run on the calling thread,
-    /// `sqlite_reader`); none on PostgreSQL, whose reads use the pool.
-    readers: Vec<Mutex<KeptReader<DB>>>,
+    /// On a database with one writer at a time (SQLite) writers take turns,
+    /// first come first served, on the kept writer or else here. Left to
+    /// SQLite's lock they would sleep and retry, and a busy moment would
+    /// stretch single writes to seconds.
+    turn_to_write: Option<Mutex<()>>,
+    /// The connection kept for writes (SQLite's, statements on the calling
+    /// thread, `sqlite_inline`); without one, writes use the pool.
+    writer: Option<Arc<Mutex<KeptConn<DB>>>>,
+    /// Connections kept for reads (SQLite's, as the writer); without them,
+    /// reads use the pool.
+    readers: Vec<Mutex<KeptConn<DB>>>,
     /// One permit per kept reader: readers wait here in turn, first come first served.
     free_readers: Semaphore,
     next_reader: AtomicUsize,
     /// Stops the store's background work when it drops (SQLite's checkpoints).
     background: Option<DropGuard>,
-}
-
-/// The backend's connection kept for reads.
-type KeptReader<DB> = <<DB as Database>::Connection as Backend>::KeptReader;
-
-/// A connection to read on: one kept for reads, or one from the pool.
-enum Reader<'a, DB: Database>
-where
-    DB::Connection: Backend,
-{
-    Kept {
-        conn: MutexGuard<'a, KeptReader<DB>>,
-        _permit: SemaphorePermit<'a>,
-    },
-    Pooled(PoolConnection<DB>),
-}
-
-/// A row read by a [`Reader`].
-pub enum ReaderRow<K, P> {
-    /// Read on a kept connection.
-    Kept(K),
-    /// Read on a pooled connection.
-    Pooled(P),
-}
-
-#[async_trait]
-impl<DB: Database> Queries for Reader<'_, DB>
-where
-    DB::Connection: Backend,
-{
-    type Row = ReaderRow<<KeptReader<DB> as Queries>::Row, <DB::Connection as Queries>::Row>;
-
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        match self {
-            Self::Kept { conn, .. } => conn.execute(sql).await,
-            Self::Pooled(conn) => conn.execute(sql).await,
-        }
-    }
-
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Self::Row>, StoreError> {
-        Ok(match self {
-            Self::Kept { conn, .. } => conn.fetch_optional(sql).await?.map(ReaderRow::Kept),
-            Self::Pooled(conn) => conn.fetch_optional(sql).await?.map(ReaderRow::Pooled),
-        })
-    }
-
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Self::Row>, StoreError> {
-        Ok(match self {
-            Self::Kept { conn, .. } => rows_of(conn.fetch_all(sql).await?, ReaderRow::Kept),
-            Self::Pooled(conn) => rows_of(conn.fetch_all(sql).await?, ReaderRow::Pooled),
-        })
-    }
-}
-
-fn rows_of<R, T>(rows: Vec<R>, wrap: impl Fn(R) -> T) -> Vec<T> {
-    rows.into_iter().map(wrap).collect()
-}
-
-impl<K: Columns, P: Columns> Columns for ReaderRow<K, P> {
-    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-        match self {
-            Self::Kept(row) => row.opt_int(column),
-            Self::Pooled(row) => row.opt_int(column),
-        }
-    }
-
-    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Self::Kept(row) => row.opt_text(column),
-            Self::Pooled(row) => row.opt_text(column),
-        }
-    }
-
-    fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match self {
-            Self::Kept(row) => row.opt_time(column),
-            Self::Pooled(row) => row.opt_time(column),
-        }
-    }
-
-    fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
-        match self {
-            Self::Kept(row) => row.opt_uuid(column),
-            Self::Pooled(row) => row.opt_uuid(column),
-        }
-    }
-}
-
-/// A write transaction that holds the turn to write until it ends.
-struct WriteTx<'a, DB: Database> {
-    tx: Transaction<'static, DB>,
-    _turn: Option<MutexGuard<'a, ()>>,
-}
-
-impl<DB: Database> WriteTx<'_, DB> {
-    async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-}
-
-impl<DB: Database> Deref for WriteTx<'_, DB> {
-    type Target = DB::Connection;
-    fn deref(&self) -> &DB::Connection {
-        &self.tx
-    }
-}
-
-impl<DB: Database> DerefMut for WriteTx<'_, DB> {
-    fn deref_mut(&mut self) -> &mut DB::Connection {
-        &mut self.tx
-    }
 }
 
 impl<DB: Database> SqlStore<DB>
@@ -169,10 +63,11 @@ where
 {
     /// A store over `pool`.
     pub(super) fn new(pool: Pool<DB>) -> Self {
-        let turn_to_write = <DB::Connection as Backend>::ONE_WRITER.then(Arc::default);
+        let turn_to_write = <DB::Connection as Backend>::ONE_WRITER.then(Mutex::default);
         Self {
             pool,
             turn_to_write,
+            writer: None,
             readers: Vec::new(),
             free_readers: Semaphore::new(0),
             next_reader: AtomicUsize::new(0),
@@ -180,8 +75,13 @@ where
         }
     }
 
-    /// Serves reads on `readers` instead of the pool's connections.
-    pub(super) fn keep_readers(mut self, readers: Vec<KeptReader<DB>>) -> Self {
+    /// Serves writes on `writer` and reads on `readers` instead of the pool's connections.
+    pub(super) fn keep_connections(
+        mut self,
+        writer: KeptConn<DB>,
+        readers: Vec<KeptConn<DB>>,
+    ) -> Self {
+        self.writer = Some(Arc::new(Mutex::new(writer)));
         self.free_readers.add_permits(readers.len());
         self.readers = readers.into_iter().map(Mutex::new).collect();
         self
@@ -193,16 +93,17 @@ where
         self
     }
 
-    /// The turn writers take, where they take turns.
-    pub(super) fn turn_to_write(&self) -> Option<Arc<Mutex<()>>> {
-        self.turn_to_write.clone()
+    /// The kept writer, if there is one.
+    pub(super) fn kept_writer(&self) -> Option<Arc<Mutex<KeptConn<DB>>>> {
+        self.writer.clone()
     }
 
     /// A connection for a read: a kept one as soon as one is free (in the order
     /// asked), or one from the pool when none are kept.
-    async fn reader(&self) -> Result<Reader<'_, DB>, StoreError> {
+    async fn reader(&self) -> Result<Conn<'_, DB>, StoreError> {
         if self.readers.is_empty() {
-            return Ok(Reader::Pooled(self.conn().await?));
+            let conn = self.conn().await?;
+            return Ok(Conn::Pooled { conn, _turn: None });
         }
         let permit = self
             .free_readers
@@ -215,9 +116,9 @@ where
         loop {
             for offset in 0..count {
                 if let Ok(conn) = self.readers[(start + offset) % count].try_lock() {
-                    return Ok(Reader::Kept {
+                    return Ok(Conn::Kept {
                         conn,
-                        _permit: permit,
+                        _permit: Some(permit),
                     });
                 }
             }
@@ -225,7 +126,7 @@ where
         }
     }
 
-    /// Waits for the turn to write, where writers take turns.
+    /// Waits for the turn to write, where writers take turns on the pool.
     async fn turn(&self) -> Option<MutexGuard<'_, ()>> {
         match &self.turn_to_write {
             Some(turn) => Some(turn.lock().await),
@@ -233,13 +134,31 @@ where
         }
     }
 
+    /// A connection for a write outside a transaction, in the writers' turn.
+    async fn write_conn(&self) -> Result<Conn<'_, DB>, StoreError> {
+        if let Some(writer) = &self.writer {
+            let conn = writer.lock().await;
+            return Ok(Conn::Kept {
+                conn,
+                _permit: None,
+            });
+        }
+        let turn = self.turn().await;
+        let conn = self.conn().await?;
+        Ok(Conn::Pooled { conn, _turn: turn })
+    }
+
+    /// A write transaction, in the writers' turn.
     async fn write_tx(&self) -> Result<WriteTx<'_, DB>, StoreError> {
+        if let Some(writer) = &self.writer {
+            return WriteTx::begin_kept(writer.lock().await).await;
+        }
         let turn = self.turn().await;
         let tx = self
             .pool
             .begin_with(<DB::Connection as Backend>::BEGIN_WRITE)
             .await?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx::Pooled { tx, _turn: turn })
     }
 
     async fn conn(&self) -> Result<PoolConnection<DB>, StoreError> {
@@ -249,9 +168,9 @@ where
     /// Records what a job achieved with `sql` and deletes the job, in one transaction.
     async fn finish_job(&self, job_id: i64, sql: Sql) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        Queries::execute(&mut *tx, sql).await?;
-        queue::complete(&mut *tx, job_id).await?;
-        Ok(tx.commit().await?)
+        tx.execute(sql).await?;
+        queue::complete(&mut tx, job_id).await?;
+        tx.commit().await
     }
 }
 
@@ -279,8 +198,7 @@ where
         candidate: &str,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let _turn = self.turn().await;
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let insert = Sql::new(
             "INSERT INTO setting (setting_id, value, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (setting_id) DO NOTHING",
@@ -310,7 +228,7 @@ where
             return Ok(Creation::Existing(known));
         }
         let mut tx = self.write_tx().await?;
-        let creation = releases::create(&mut *tx, new, plan, callback, now).await?;
+        let creation = releases::create(&mut tx, new, plan, callback, now).await?;
         tx.commit().await?;
         Ok(creation)
     }
@@ -322,7 +240,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<CancelOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
-        let outcome = releases::cancel(&mut *tx, release_id, reason, now).await?;
+        let outcome = releases::cancel(&mut tx, release_id, reason, now).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -334,7 +252,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<ResendOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
-        let outcome = releases::resend(&mut *tx, release_id, email, now).await?;
+        let outcome = releases::resend(&mut tx, release_id, email, now).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -346,9 +264,9 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        releases::queue_reminders(&mut *tx, release_id, now).await?;
-        queue::complete(&mut *tx, job_id).await?;
-        Ok(tx.commit().await?)
+        releases::queue_reminders(&mut tx, release_id, now).await?;
+        queue::complete(&mut tx, job_id).await?;
+        tx.commit().await
     }
 
     async fn mark_escalated(
@@ -404,7 +322,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<DecisionOutcome, StoreError> {
         let mut tx = self.write_tx().await?;
-        let outcome = releases::decide(&mut *tx, approval_id, decision, comment, now).await?;
+        let outcome = releases::decide(&mut tx, approval_id, decision, comment, now).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -417,10 +335,10 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        releases::lock(&mut *tx, release_id).await?;
-        releases::insert_approvals(&mut *tx, release_id, resolved, now).await?;
-        queue::complete(&mut *tx, job_id).await?;
-        Ok(tx.commit().await?)
+        releases::lock(&mut tx, release_id).await?;
+        releases::insert_approvals(&mut tx, release_id, resolved, now).await?;
+        queue::complete(&mut tx, job_id).await?;
+        tx.commit().await
     }
 
     async fn expire_release(
@@ -430,8 +348,8 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        notices::expire(&mut *tx, job_id, release_id, now).await?;
-        Ok(tx.commit().await?)
+        notices::expire(&mut tx, job_id, release_id, now).await?;
+        tx.commit().await
     }
 
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
@@ -475,8 +393,7 @@ where
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError> {
-        let _turn = self.turn().await;
-        queue::claim(&mut *self.conn().await?, now, lease_until).await
+        queue::claim(&mut self.write_conn().await?, now, lease_until).await
     }
 
     async fn extend_lease(
@@ -484,13 +401,11 @@ where
         job_id: i64,
         lease_until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        queue::extend_lease(&mut *self.conn().await?, job_id, lease_until).await
+        queue::extend_lease(&mut self.write_conn().await?, job_id, lease_until).await
     }
 
     async fn complete_job(&self, job_id: i64) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        queue::complete(&mut *self.conn().await?, job_id).await
+        queue::complete(&mut self.write_conn().await?, job_id).await
     }
 
     async fn fail_job(
@@ -500,11 +415,10 @@ where
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
-        queue::fail(&mut *self.conn().await?, job_id, error, retry_at, now).await
+        queue::fail(&mut self.write_conn().await?, job_id, error, retry_at, now).await
     }
 
     async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        queue::due_count(&mut *self.conn().await?, now).await
+        queue::due_count(&mut self.reader().await?, now).await
     }
 }

@@ -18,16 +18,16 @@ use uuid::Uuid;
 
 use super::{
     SqlStore, StoreError,
-    sql::{Backend, Columns, Queries, Sql, Value},
+    sql::{Backend, Columns, Queries, Sql, Value, Writes},
     sqlite_checkpoints,
-    sqlite_reader::SqliteReader,
+    sqlite_inline::InlineConnection,
 };
 use crate::config::DatabaseConfig;
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-/// Connections kept for reads, run on the calling thread (`sqlite_reader`).
+/// Connections kept for reads, run on the calling thread (`sqlite_inline`).
 const READERS: usize = 4;
 
 /// How long a statement waits for another connection's write to finish.
@@ -64,11 +64,12 @@ impl SqlStore<Sqlite> {
         if !file.is_file() {
             return Ok(Self::new(pool));
         }
+        let writer = InlineConnection::writer(file, BUSY_TIMEOUT)?;
         let readers = (0..READERS)
-            .map(|_| SqliteReader::open(file, BUSY_TIMEOUT))
+            .map(|_| InlineConnection::reader(file, BUSY_TIMEOUT))
             .collect::<Result<_, _>>()?;
-        let store = Self::new(pool).keep_readers(readers);
-        let checkpoints = sqlite_checkpoints::start(file, BUSY_TIMEOUT, store.turn_to_write())?;
+        let store = Self::new(pool).keep_connections(writer, readers);
+        let checkpoints = sqlite_checkpoints::start(file, BUSY_TIMEOUT, store.kept_writer())?;
         Ok(store.stop_on_drop(checkpoints))
     }
 }
@@ -90,13 +91,7 @@ impl Queries for SqliteConnection {
     }
 }
 
-impl Backend for SqliteConnection {
-    type KeptReader = SqliteReader;
-
-    const ONE_WRITER: bool = true;
-    // Takes the database's only write lock up front, so that a read followed
-    // by a write never fails to upgrade, and writers take turns.
-    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+impl Writes for SqliteConnection {
     // The write lock taken by BEGIN IMMEDIATE already covers the release.
     const LOCK_RELEASE: &'static str = "SELECT release_id FROM release WHERE release_id = $1";
     const CLAIM_JOB: &'static str = "UPDATE job SET locked_until = $1
@@ -105,6 +100,15 @@ impl Backend for SqliteConnection {
              WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
              ORDER BY run_at, job_id LIMIT 1)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts";
+}
+
+impl Backend for SqliteConnection {
+    type Kept = InlineConnection;
+
+    const ONE_WRITER: bool = true;
+    // Takes the database's only write lock up front, so that a read followed
+    // by a write never fails to upgrade, and writers take turns.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 }
 

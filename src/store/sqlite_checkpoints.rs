@@ -19,19 +19,19 @@ use rusqlite::Connection;
 use tokio::sync::Mutex;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::StoreError;
+use super::{StoreError, sqlite_inline::InlineConnection};
 
 /// Time between checkpoints.
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Starts checkpointing the database file at `path` until the guard drops;
-/// `turn` is the turn the store's writers take.
+/// `turn` is the store's writer, which writers take turns on.
 pub fn start(
     path: &Path,
     busy_timeout: Duration,
-    turn: Option<Arc<Mutex<()>>>,
+    turn: Option<Arc<Mutex<InlineConnection>>>,
 ) -> Result<DropGuard, StoreError> {
-    let conn = open(path, busy_timeout).map_err(|err| StoreError::Read(err.to_string()))?;
+    let conn = open(path, busy_timeout).map_err(|err| StoreError::Inline(err.to_string()))?;
     let stop = CancellationToken::new();
     tokio::spawn(run(conn, path.to_owned(), turn, stop.clone()));
     Ok(stop.drop_guard())
@@ -46,7 +46,7 @@ fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
 async fn run(
     mut conn: Connection,
     path: PathBuf,
-    turn: Option<Arc<Mutex<()>>>,
+    turn: Option<Arc<Mutex<InlineConnection>>>,
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(EVERY);

@@ -1,53 +1,106 @@
-//! Reads on SQLite that run on the calling thread.
+//! SQLite statements that run on the calling thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands every
 //! statement to it; for a gate poll, one short read, that hand-off cost more
-//! CPU than the read (BENCHMARKS.md, change 10). The connections kept for reads
-//! are therefore rusqlite's, on the same file and the same SQLite library: a
-//! statement runs where it is called. In WAL mode a read never waits for the
-//! writer, and a poll's statement takes tens of microseconds, so running it on
-//! a runtime thread holds that thread no longer than the hand-off did.
+//! CPU than the read (BENCHMARKS.md, change 10), and a write transaction made
+//! five of them while holding the writers' turn (change 12). The connections
+//! the SQLite store keeps out of sqlx's pool, four for reads and one for
+//! writes, are therefore rusqlite's, on the same file and the same SQLite
+//! library: a statement runs where it is called. In WAL mode a read never
+//! waits for the writer, writes take turns on the one writer, no commit waits
+//! for a sync (`synchronous = NORMAL`; checkpoints run in the background,
+//! `sqlite_checkpoints`), and a lock held by another process is waited for on
+//! the runtime, not the thread; so a statement holds the runtime's thread for
+//! microseconds, less than the hand-off did.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, types::Value as Stored};
+use rusqlite::{Connection, ErrorCode, OpenFlags, types::Value as Stored};
 use uuid::Uuid;
 
 use super::{
     StoreError,
-    sql::{Columns, Queries, Sql, Value},
+    sql::{Columns, Kept, Queries, Sql, Value, Writes},
 };
 
-/// Statements kept prepared per connection; the store reads with fewer.
-const PREPARED_STATEMENTS: usize = 32;
+/// Statements kept prepared per connection; the store uses fewer.
+const PREPARED_STATEMENTS: usize = 64;
 
-/// A read-only connection to the database file, run on the calling thread.
-pub struct SqliteReader {
+/// A connection to the database file whose statements run on the calling thread.
+pub struct InlineConnection {
     conn: Connection,
+    /// How long a write waits for another process's write lock.
+    busy_timeout: Duration,
 }
 
-impl SqliteReader {
-    /// Opens the database file for reads; `busy_timeout` bounds the rare waits
-    /// of a WAL reader (while another connection recovers the WAL index).
-    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+/// Time between attempts to take a write lock that another process holds.
+const LOCK_RETRY: Duration = Duration::from_millis(5);
+
+impl InlineConnection {
+    /// Opens the database file for reads only.
+    pub fn reader(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let this = Self::open(path, busy_timeout)?;
+        // Opened read-write, as SQLite advises for WAL files, but refusing writes.
+        this.conn
+            .pragma_update(None, "query_only", true)
+            .map_err(inline_error)?;
+        Ok(this)
+    }
+
+    /// Opens the database file for the store's writes, with the settings of
+    /// `SqliteStore::connect`: foreign keys on, `synchronous = NORMAL`, no
+    /// checkpoints in commits.
+    pub fn writer(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let this = Self::open(path, busy_timeout)?;
+        this.conn
+            .execute_batch(
+                "PRAGMA foreign_keys = ON;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA wal_autocheckpoint = 0;",
+            )
+            .map_err(inline_error)?;
+        Ok(this)
+    }
+
+    /// Opens the file; a statement that finds it locked by another process
+    /// (the store's own writers take turns) is retried for up to `busy_timeout`.
+    /// SQLite's own busy handler is off: it would sleep on the runtime's thread.
+    fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(read_error)?;
-        conn.busy_timeout(busy_timeout).map_err(read_error)?;
-        // Opened read-write, as SQLite advises for WAL files, but refusing writes.
-        conn.pragma_update(None, "query_only", true)
-            .map_err(read_error)?;
+        .map_err(inline_error)?;
+        conn.busy_timeout(Duration::ZERO).map_err(inline_error)?;
         conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
-        Ok(Self { conn })
+        Ok(Self { conn, busy_timeout })
     }
 
-    /// Runs `sql`, collecting at most `limit` rows.
-    fn rows(&mut self, sql: Sql, limit: usize) -> Result<Vec<ReadRow>, StoreError> {
-        let mut statement = self.conn.prepare_cached(sql.text).map_err(read_error)?;
+    /// Runs `sql` to its end, collecting at most `limit` rows; while the file
+    /// is locked by another process, waits on the runtime and tries again.
+    async fn rows(&mut self, sql: Sql, limit: usize) -> Result<Vec<ReadRow>, StoreError> {
+        let started = Instant::now();
+        loop {
+            match self.try_rows(&sql, limit) {
+                Err(Failure::Sqlite(rusqlite::Error::SqliteFailure(err, _)))
+                    if err.code == ErrorCode::DatabaseBusy
+                        && started.elapsed() < self.busy_timeout =>
+                {
+                    tokio::time::sleep(LOCK_RETRY).await;
+                }
+                done => return done.map_err(StoreError::from),
+            }
+        }
+    }
+
+    fn try_rows(&mut self, sql: &Sql, limit: usize) -> Result<Vec<ReadRow>, Failure> {
+        let mut statement = self.conn.prepare_cached(sql.text)?;
         for index in 1..=statement.parameter_count() {
             // `$N` names the Nth parameter wherever it appears, as sqlx binds it.
             let number = statement
@@ -57,7 +110,7 @@ impl SqliteReader {
                 .unwrap_or(index);
             let value = number.checked_sub(1).and_then(|i| sql.params.get(i));
             let value = value.ok_or_else(|| {
-                StoreError::Read(format!("no value for parameter {number} of {}", sql.text))
+                Failure::Parameter(format!("no value for parameter {number} of {}", sql.text))
             })?;
             let bound = match value {
                 Value::Int(value) => statement.raw_bind_parameter(index, value),
@@ -69,7 +122,7 @@ impl SqliteReader {
                     statement.raw_bind_parameter(index, value.map(|id| id.to_string()))
                 }
             };
-            bound.map_err(read_error)?;
+            bound?;
         }
         let columns: Arc<[String]> = statement
             .column_names()
@@ -78,13 +131,15 @@ impl SqliteReader {
             .collect();
         let mut found = Vec::new();
         let mut rows = statement.raw_query();
-        while found.len() < limit
-            && let Some(row) = rows.next().map_err(read_error)?
-        {
+        // Stepped to the end even past `limit`: a write with RETURNING is done
+        // only then.
+        while let Some(row) = rows.next()? {
+            if found.len() == limit {
+                continue;
+            }
             let values = (0..columns.len())
                 .map(|i| row.get::<_, Stored>(i))
-                .collect::<Result<_, _>>()
-                .map_err(read_error)?;
+                .collect::<Result<_, _>>()?;
             found.push(ReadRow {
                 columns: columns.clone(),
                 values,
@@ -94,32 +149,65 @@ impl SqliteReader {
     }
 }
 
-fn read_error(err: rusqlite::Error) -> StoreError {
-    StoreError::Read(err.to_string())
+fn inline_error(err: rusqlite::Error) -> StoreError {
+    StoreError::Inline(err.to_string())
+}
+
+/// Why a statement failed.
+enum Failure {
+    Sqlite(rusqlite::Error),
+    Parameter(String),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Sqlite(err)
+    }
+}
+
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Sqlite(err) => inline_error(err),
+            Failure::Parameter(text) => StoreError::Inline(text),
+        }
+    }
 }
 
 #[async_trait]
-impl Queries for SqliteReader {
+impl Queries for InlineConnection {
     type Row = ReadRow;
 
-    /// Refused: the connection only reads.
     async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        Err(StoreError::Read(format!(
-            "a reader cannot run {}",
-            sql.text
-        )))
+        self.rows(sql, 0).await?;
+        Ok(self.conn.changes())
     }
 
     async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<ReadRow>, StoreError> {
-        Ok(self.rows(sql, 1)?.pop())
+        Ok(self.rows(sql, 1).await?.pop())
     }
 
     async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<ReadRow>, StoreError> {
-        self.rows(sql, usize::MAX)
+        self.rows(sql, usize::MAX).await
     }
 }
 
-/// A row read by a [`SqliteReader`].
+impl Writes for InlineConnection {
+    const LOCK_RELEASE: &'static str = <sqlx::SqliteConnection as Writes>::LOCK_RELEASE;
+    const CLAIM_JOB: &'static str = <sqlx::SqliteConnection as Writes>::CLAIM_JOB;
+}
+
+impl Kept for InlineConnection {
+    fn roll_back(&mut self) {
+        if let Err(err) = self.conn.execute_batch("ROLLBACK")
+            && !self.conn.is_autocommit()
+        {
+            tracing::error!(error = %err, "a write transaction could not be rolled back");
+        }
+    }
+}
+
+/// A row read by an [`InlineConnection`].
 pub struct ReadRow {
     columns: Arc<[String]>,
     values: Vec<Stored>,
@@ -175,7 +263,7 @@ impl Columns for ReadRow {
 mod tests {
     use super::*;
 
-    fn reader_on_new_file() -> (tempfile::TempDir, Connection, SqliteReader) {
+    fn reader_on_new_file() -> (tempfile::TempDir, Connection, InlineConnection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("read.db");
         let writer = Connection::open(&path).unwrap();
@@ -185,7 +273,7 @@ mod tests {
                  CREATE TABLE t (n INTEGER, s TEXT, at INTEGER);",
             )
             .unwrap();
-        let reader = SqliteReader::open(&path, Duration::from_secs(1)).unwrap();
+        let reader = InlineConnection::reader(&path, Duration::from_secs(1)).unwrap();
         (dir, writer, reader)
     }
 
@@ -245,7 +333,7 @@ mod tests {
         let sql = Sql::new("SELECT $1 AS a, $2 AS b").bind(1_i64);
         assert!(matches!(
             reader.fetch_all(sql).await,
-            Err(StoreError::Read(_))
+            Err(StoreError::Inline(_))
         ));
     }
 }
