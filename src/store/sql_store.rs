@@ -422,3 +422,63 @@ where
         queue::due_count(&mut self.reader().await?, now).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{config::DatabaseConfig, config::Secret, store::SqliteStore};
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let path = dir.path().join("store.db");
+        let config = DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}", path.display())),
+            max_connections: 4,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = SqliteStore::connect(&config).await.unwrap();
+        store.migrate().await.unwrap();
+        assert!(store.writer.is_some(), "a file database keeps a writer");
+        store
+    }
+
+    fn setting(id: &str) -> Sql {
+        Sql::new("SELECT value FROM setting WHERE setting_id = $1").bind(id)
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_before_its_commit_leaves_nothing_and_frees_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let insert = |id: &str| {
+            Sql::new("INSERT INTO setting (setting_id, value, created_at) VALUES ($1, 'v', $2)")
+                .bind(id)
+                .bind(Utc::now())
+        };
+        {
+            let mut tx = store.write_tx().await.unwrap();
+            tx.execute(insert("dropped")).await.unwrap();
+            // Dropped here, as when a statement after it fails.
+        }
+        let mut tx = store.write_tx().await.unwrap();
+        tx.execute(insert("kept")).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut reader = store.reader().await.unwrap();
+        assert!(
+            reader
+                .fetch_optional(setting("dropped"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            reader
+                .fetch_optional(setting("kept"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
