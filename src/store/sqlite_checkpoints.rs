@@ -25,15 +25,15 @@ use super::{StoreError, sqlite_inline::InlineConnection};
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Starts checkpointing the database file at `path` until the guard drops;
-/// `turn` is the store's writer, which writers take turns on.
+/// `writer` is the store's kept writer, which writers take turns on.
 pub fn start(
     path: &Path,
     busy_timeout: Duration,
-    turn: Option<Arc<Mutex<InlineConnection>>>,
+    writer: Option<Arc<Mutex<InlineConnection>>>,
 ) -> Result<DropGuard, StoreError> {
     let conn = open(path, busy_timeout).map_err(|err| StoreError::Inline(err.to_string()))?;
     let stop = CancellationToken::new();
-    tokio::spawn(run(conn, path.to_owned(), turn, stop.clone()));
+    tokio::spawn(run(conn, path.to_owned(), writer, stop.clone()));
     Ok(stop.drop_guard())
 }
 
@@ -46,7 +46,7 @@ fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
 async fn run(
     mut conn: Connection,
     path: PathBuf,
-    turn: Option<Arc<Mutex<InlineConnection>>>,
+    writer: Option<Arc<Mutex<InlineConnection>>>,
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(EVERY);
@@ -56,13 +56,13 @@ async fn run(
             () = stop.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        // First the bulk, beside the writers; then, in the writers' turn, the
+        // First the bulk, beside the writers; then, holding the writer, the
         // few pages they wrote meanwhile, so that the WAL is wholly copied and
-        // the next writer starts it over instead of growing it.
+        // the next write starts it over instead of growing it.
         let mut result = Ok(());
-        for in_turn in [false, true] {
-            let _turn = match (&turn, in_turn) {
-                (Some(turn), true) => Some(turn.lock().await),
+        for holding_the_writer in [false, true] {
+            let _turn = match (&writer, holding_the_writer) {
+                (Some(writer), true) => Some(writer.lock().await),
                 _ => None,
             };
             let done = tokio::task::spawn_blocking(move || {
