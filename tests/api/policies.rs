@@ -275,7 +275,9 @@ async fn reminders_go_to_undecided_approvers_and_the_escalation_contact_is_told_
     let escalation = mail_to(&mails, "lead@example.com");
     assert!(escalation.subject().starts_with("Still undecided: Slow"));
     assert!(escalation.text().contains("dee@example.com"));
-    assert!(app.release_status("Devx", "3").await["escalated_at"].is_string());
+    // The email is accepted before the job records the escalation.
+    app.wait_for_release("Devx", "3", |status| status["escalated_at"].is_string())
+        .await;
     app.advance_clock(Duration::from_secs(3600)).await;
     app.drain_jobs().await;
     let all = app.smtp.received();

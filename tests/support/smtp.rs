@@ -2,6 +2,7 @@
 //! message, for the test targets that need to read the mail deploy-gate sends.
 
 use std::{
+    collections::BTreeSet,
     net::TcpListener as StdListener,
     sync::{Arc, Mutex},
     time::Duration,
@@ -117,12 +118,22 @@ pub struct TestSmtp {
 
 impl TestSmtp {
     /// Reserves a port without serving on it yet: connections are refused.
+    ///
+    /// The port is below the kernel's ephemeral range (32768 and up on Linux),
+    /// where no outgoing connection and no listener on port 0 can take it while
+    /// the server is down; ports handed out before are never handed out again.
     pub fn reserve() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+        const PORTS: std::ops::Range<u16> = 20_000..32_000;
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        let start = rand::random_range(PORTS);
+        let port = (start..PORTS.end)
+            .chain(PORTS.start..start)
+            .find(|port| {
+                !handed_out.contains(port) && StdListener::bind(("127.0.0.1", *port)).is_ok()
+            })
+            .expect("a free port below the ephemeral range");
+        handed_out.insert(port);
         Self {
             port,
             inbox: Arc::default(),
