@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     StoreError, rows,
-    sql::{Columns, Sql, Writes},
+    sql::{Columns, Queries, Sql, Writes},
 };
 use crate::{
     jobs::{Job, JobKind},
@@ -56,8 +56,8 @@ pub(super) async fn enqueue<B: Writes>(
 }
 
 /// Whether release `release_id` has a job of `kind`, in any state.
-pub(super) async fn has_job<B: Writes>(
-    db: &mut B,
+pub(super) async fn has_job<Q: Queries>(
+    db: &mut Q,
     release_id: i64,
     kind: JobKind,
 ) -> Result<bool, StoreError> {
@@ -136,8 +136,8 @@ pub(super) async fn fail<B: Writes>(
 }
 
 /// Jobs due by `now`, neither finished nor dead.
-pub(super) async fn due_count<B: Writes>(
-    db: &mut B,
+pub(super) async fn due_count<Q: Queries>(
+    db: &mut Q,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let sql = Sql::new("SELECT COUNT(*) AS due FROM job WHERE dead_at IS NULL AND run_at <= $1")

@@ -109,8 +109,8 @@ async fn troubles_of<Q: Queries>(
     db.fetch_all(sql).await?.iter().map(rows::trouble).collect()
 }
 
-async fn release_by_key<B: Writes>(
-    db: &mut B,
+async fn release_by_key<Q: Queries>(
+    db: &mut Q,
     key: &ReleaseKey,
 ) -> Result<Option<ReleaseRecord>, StoreError> {
     let sql = Sql::new(
@@ -136,7 +136,7 @@ pub(super) async fn lock<B: Writes>(
     read(db, release_id).await
 }
 
-async fn read<B: Writes>(db: &mut B, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
+async fn read<Q: Queries>(db: &mut Q, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
     find_by_id(db, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))

@@ -158,8 +158,8 @@ pub trait Queries: Send {
     }
 }
 
-/// Runs the statements of writes: the one dialect-specific statement they need
-/// besides the shared ones.
+/// Runs the statements of writes: the shared ones, and the two whose text
+/// differs between the databases.
 pub trait Writes: Queries {
     /// Locks release `$1` until the transaction ends, so that writes to one
     /// release (decisions, approvers, callbacks) happen one after the other.
