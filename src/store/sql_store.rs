@@ -75,27 +75,20 @@ where
         }
     }
 
-    /// Serves writes on `writer` and reads on `readers` instead of the pool's connections.
+    /// Serves writes on `writer` and reads on `readers` instead of the pool's
+    /// connections, and keeps `background` work (SQLite's checkpoints) running
+    /// for as long as the store lives.
     pub(super) fn keep_connections(
         mut self,
-        writer: KeptConn<DB>,
+        writer: Arc<Mutex<KeptConn<DB>>>,
         readers: Vec<KeptConn<DB>>,
+        background: DropGuard,
     ) -> Self {
-        self.writer = Some(Arc::new(Mutex::new(writer)));
+        self.writer = Some(writer);
         self.free_readers.add_permits(readers.len());
         self.readers = readers.into_iter().map(Mutex::new).collect();
-        self
-    }
-
-    /// Keeps background work running for as long as the store lives.
-    pub(super) fn stop_on_drop(mut self, background: DropGuard) -> Self {
         self.background = Some(background);
         self
-    }
-
-    /// The kept writer, if there is one.
-    pub(super) fn kept_writer(&self) -> Option<Arc<Mutex<KeptConn<DB>>>> {
-        self.writer.clone()
     }
 
     /// A connection for a read: a kept one as soon as one is free (in the order

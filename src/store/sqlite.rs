@@ -1,7 +1,7 @@
 //! The embedded SQLite backend: WAL mode, one writer at a time, times as epoch
 //! milliseconds and ids as text.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +14,7 @@ use sqlx::{
         SqliteSynchronous,
     },
 };
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use super::{
@@ -64,13 +65,12 @@ impl SqlStore<Sqlite> {
         if !file.is_file() {
             return Ok(Self::new(pool));
         }
-        let writer = InlineConnection::writer(file, BUSY_TIMEOUT)?;
+        let writer = Arc::new(Mutex::new(InlineConnection::writer(file, BUSY_TIMEOUT)?));
         let readers = (0..READERS)
             .map(|_| InlineConnection::reader(file, BUSY_TIMEOUT))
             .collect::<Result<_, _>>()?;
-        let store = Self::new(pool).keep_connections(writer, readers);
-        let checkpoints = sqlite_checkpoints::start(file, BUSY_TIMEOUT, store.kept_writer())?;
-        Ok(store.stop_on_drop(checkpoints))
+        let checkpoints = sqlite_checkpoints::start(file, BUSY_TIMEOUT, writer.clone())?;
+        Ok(Self::new(pool).keep_connections(writer, readers, checkpoints))
     }
 }
 

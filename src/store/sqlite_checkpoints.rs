@@ -29,7 +29,7 @@ const EVERY: Duration = Duration::from_secs(1);
 pub fn start(
     path: &Path,
     busy_timeout: Duration,
-    writer: Option<Arc<Mutex<InlineConnection>>>,
+    writer: Arc<Mutex<InlineConnection>>,
 ) -> Result<DropGuard, StoreError> {
     let conn = open(path, busy_timeout).map_err(|err| StoreError::Inline(err.to_string()))?;
     let stop = CancellationToken::new();
@@ -46,7 +46,7 @@ fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
 async fn run(
     mut conn: Connection,
     path: PathBuf,
-    writer: Option<Arc<Mutex<InlineConnection>>>,
+    writer: Arc<Mutex<InlineConnection>>,
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(EVERY);
@@ -61,9 +61,10 @@ async fn run(
         // the next write starts it over instead of growing it.
         let mut result = Ok(());
         for holding_the_writer in [false, true] {
-            let _turn = match (&writer, holding_the_writer) {
-                (Some(writer), true) => Some(writer.lock().await),
-                _ => None,
+            let _turn = if holding_the_writer {
+                Some(writer.lock().await)
+            } else {
+                None
             };
             let done = tokio::task::spawn_blocking(move || {
                 let result = checkpoint(&conn);
@@ -110,7 +111,13 @@ mod tests {
         }
         let size = || std::fs::metadata(&path).unwrap().len();
         let before = size();
-        let _running = start(&path, Duration::from_secs(1), None).unwrap();
+        let store_writer = InlineConnection::writer(&path, Duration::from_secs(1)).unwrap();
+        let _running = start(
+            &path,
+            Duration::from_secs(1),
+            Arc::new(Mutex::new(store_writer)),
+        )
+        .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while size() == before {
             assert!(
