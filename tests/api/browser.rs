@@ -13,7 +13,7 @@ use std::{
 };
 
 use deploy_gate::config::Secret;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
@@ -79,15 +79,17 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    /// Clicks the element at `css`, then waits for the next page's `expected` element.
-    async fn click_and_wait_for(&self, css: &str, expected: &str) {
+    /// The element at `css`, which the page must have.
+    async fn element(&self, css: &str) -> Element {
         self.client
             .find(Locator::Css(css))
             .await
             .unwrap_or_else(|_| panic!("{css} on the page"))
-            .click()
-            .await
-            .unwrap();
+    }
+
+    /// Clicks the element at `css`, then waits for the next page's `expected` element.
+    async fn click_and_wait_for(&self, css: &str, expected: &str) {
+        self.element(css).await.click().await.unwrap();
         self.client
             .wait()
             .for_element(Locator::Css(expected))
@@ -96,13 +98,7 @@ impl Browser {
     }
 
     async fn text_of(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|_| panic!("{css} on the page"))
-            .text()
-            .await
-            .unwrap()
+        self.element(css).await.text().await.unwrap()
     }
 
     async fn close(mut self) {
@@ -155,10 +151,8 @@ async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the
     assert!(page.contains("ana@example.com") && page.contains("bo@example.com"));
 
     browser
-        .client
-        .find(Locator::Css("#comment"))
+        .element("#comment")
         .await
-        .unwrap()
         .send_keys("Checked the canary, ship it")
         .await
         .unwrap();
