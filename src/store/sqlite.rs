@@ -1,7 +1,7 @@
 //! The embedded SQLite backend: WAL mode, one writer at a time, times as epoch
 //! milliseconds and ids as text.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{borrow::Cow, str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -112,16 +112,52 @@ impl Backend for SqliteConnection {
     const MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 }
 
+/// A parameter in SQLite's encoding.
+pub(super) enum Encoded<'a> {
+    Int(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+}
+
+/// SQLite's encoding of a parameter, for sqlx and for `sqlite_inline`: times
+/// as epoch milliseconds, ids as text.
+pub(super) fn encoded(value: &Value) -> Encoded<'_> {
+    match value {
+        Value::Int(value) => Encoded::Int(*value),
+        Value::Text(value) => Encoded::Text(value.as_deref().map(Cow::Borrowed)),
+        Value::Time(value) => Encoded::Int(value.map(|t| t.timestamp_millis())),
+        Value::Uuid(value) => Encoded::Text(value.map(|id| Cow::Owned(id.to_string()))),
+    }
+}
+
+/// A time column read back from its epoch milliseconds.
+pub(super) fn decoded_time(
+    column: &str,
+    millis: Option<i64>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    millis
+        .map(|ms| {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| StoreError::Corrupt(format!("{column} {ms}")))
+        })
+        .transpose()
+}
+
+/// An id column read back from its text.
+pub(super) fn decoded_uuid(column: &str, text: Option<String>) -> Result<Option<Uuid>, StoreError> {
+    text.map(|text| {
+        Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} {text}")))
+    })
+    .transpose()
+}
+
 /// The statement with its parameters in SQLite's encoding.
 fn query(sql: Sql) -> Query<'static, Sqlite, SqliteArguments> {
     let query = sqlx::query(sql.text);
     sql.params
-        .into_iter()
-        .fold(query, |query, param| match param {
-            Value::Int(value) => query.bind(value),
-            Value::Text(value) => query.bind(value),
-            Value::Time(value) => query.bind(value.map(|t| t.timestamp_millis())),
-            Value::Uuid(value) => query.bind(value.map(|id| id.to_string())),
+        .iter()
+        .fold(query, |query, param| match encoded(param) {
+            Encoded::Int(value) => query.bind(value),
+            Encoded::Text(value) => query.bind(value.map(Cow::into_owned)),
         })
 }
 
@@ -135,20 +171,10 @@ impl Columns for SqliteRow {
     }
 
     fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let millis: Option<i64> = self.try_get(column)?;
-        millis
-            .map(|ms| {
-                DateTime::from_timestamp_millis(ms)
-                    .ok_or_else(|| StoreError::Corrupt(format!("{column} {ms}")))
-            })
-            .transpose()
+        decoded_time(column, self.try_get(column)?)
     }
 
     fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
-        let text: Option<String> = self.try_get(column)?;
-        text.map(|text| {
-            Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} {text}")))
-        })
-        .transpose()
+        decoded_uuid(column, self.try_get(column)?)
     }
 }

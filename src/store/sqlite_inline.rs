@@ -26,7 +26,8 @@ use uuid::Uuid;
 
 use super::{
     StoreError,
-    sql::{Columns, Kept, Queries, Sql, Value, Writes},
+    sql::{Columns, Kept, Queries, Sql, Writes},
+    sqlite::{Encoded, decoded_time, decoded_uuid, encoded},
 };
 
 /// The most of the database file a reader maps into memory.
@@ -38,11 +39,11 @@ const PREPARED_STATEMENTS: usize = 64;
 /// A connection to the database file whose statements run on the calling thread.
 pub struct InlineConnection {
     conn: Connection,
-    /// How long a write waits for another process's write lock.
+    /// How long a statement waits for a lock another process holds.
     busy_timeout: Duration,
 }
 
-/// Time between attempts to take a write lock that another process holds.
+/// Time between attempts to take a lock that another process holds.
 const LOCK_RETRY: Duration = Duration::from_millis(5);
 
 impl InlineConnection {
@@ -121,17 +122,10 @@ impl InlineConnection {
             let value = value.ok_or_else(|| {
                 Failure::Parameter(format!("no value for parameter {number} of {}", sql.text))
             })?;
-            let bound = match value {
-                Value::Int(value) => statement.raw_bind_parameter(index, value),
-                Value::Text(value) => statement.raw_bind_parameter(index, value),
-                Value::Time(value) => {
-                    statement.raw_bind_parameter(index, value.map(|t| t.timestamp_millis()))
-                }
-                Value::Uuid(value) => {
-                    statement.raw_bind_parameter(index, value.map(|id| id.to_string()))
-                }
-            };
-            bound?;
+            match encoded(value) {
+                Encoded::Int(value) => statement.raw_bind_parameter(index, value),
+                Encoded::Text(value) => statement.raw_bind_parameter(index, value),
+            }?;
         }
         let columns: Arc<[String]> = statement
             .column_names()
@@ -251,20 +245,11 @@ impl Columns for ReadRow {
     }
 
     fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.opt_int(column)?
-            .map(|ms| {
-                DateTime::from_timestamp_millis(ms)
-                    .ok_or_else(|| StoreError::Corrupt(format!("{column} {ms}")))
-            })
-            .transpose()
+        decoded_time(column, self.opt_int(column)?)
     }
 
     fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
-        self.opt_text(column)?
-            .map(|text| {
-                Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} {text}")))
-            })
-            .transpose()
+        decoded_uuid(column, self.opt_text(column)?)
     }
 }
 
