@@ -15,6 +15,12 @@ use deploy_gate::{
     store, telemetry,
 };
 
+/// mimalloc instead of glibc's allocator: a request allocates and frees dozens of
+/// small blocks, and glibc's arenas spent about a tenth of a gate poll's CPU on
+/// them (BENCHMARKS.md, change 14).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Decides whether a release may go to production.
 #[derive(Parser)]
 #[command(version, about)]
