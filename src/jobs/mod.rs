@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::policies::ChannelKind;
 
 pub use kinds::JobContext;
-pub use worker::Worker;
+pub use worker::{JobThread, Worker};
 
 /// What a job does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

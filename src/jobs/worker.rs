@@ -1,9 +1,12 @@
 //! The worker: claims due jobs, runs them, and schedules retries with backoff.
 
-use std::{pin::pin, sync::Arc};
+use std::{pin::pin, sync::Arc, thread};
 
-use tokio::{sync::Notify, task::JoinSet};
-use tokio_util::sync::CancellationToken;
+use tokio::{
+    sync::{Notify, oneshot},
+    task::JoinSet,
+};
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
 use super::{Job, JobContext, backoff, kinds};
@@ -11,6 +14,26 @@ use crate::metrics::JobOutcome;
 
 /// Longest error text kept on a job.
 const MAX_ERROR_CHARS: usize = 500;
+
+/// The thread running the worker loops, from [`Worker::start`]. Dropped before
+/// [`JobThread::finished`] completes (the service's task was aborted), it drops
+/// the jobs in hand as a crash would; their leases let another worker take them.
+pub struct JobThread {
+    thread: thread::JoinHandle<()>,
+    done: oneshot::Receiver<()>,
+    _abandon_when_dropped: DropGuard,
+}
+
+impl JobThread {
+    /// Waits, without blocking the runtime, until the loops have stopped.
+    pub async fn finished(self) {
+        // An error means the thread ended without saying so: it panicked.
+        let _ = self.done.await;
+        if self.thread.join().is_err() {
+            tracing::error!("the job thread panicked");
+        }
+    }
+}
 
 /// Runs jobs from the database; cheap to clone.
 ///
@@ -29,16 +52,44 @@ impl Worker {
         Self { ctx, wake }
     }
 
-    /// Starts the configured number of worker loops; they stop when `shutdown`
-    /// is cancelled, after finishing the job in hand.
-    pub fn spawn(&self, shutdown: CancellationToken) -> JoinSet<()> {
-        let mut set = JoinSet::new();
-        for _ in 0..self.ctx.jobs.workers {
-            let worker = self.clone();
-            let shutdown = shutdown.clone();
-            set.spawn(async move { worker.run_until(shutdown).await });
-        }
-        set
+    /// Starts the configured number of worker loops on a thread of their own,
+    /// with a runtime of its own: rendering and sending emails and their
+    /// transactions then never hold up the runtime threads that answer requests
+    /// (a new release's answer waited behind them: BENCHMARKS.md, change 15).
+    /// The loops stop when `shutdown` is cancelled, after finishing the job in hand.
+    pub fn start(&self, shutdown: CancellationToken) -> std::io::Result<JobThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let worker = self.clone();
+        let (finished, done) = oneshot::channel();
+        let abandon = CancellationToken::new();
+        let abandoned = abandon.clone();
+        let thread = thread::Builder::new()
+            .name("deploy-gate-jobs".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut loops = JoinSet::new();
+                    for _ in 0..worker.ctx.jobs.workers {
+                        let worker = worker.clone();
+                        let shutdown = shutdown.clone();
+                        loops.spawn(async move { worker.run_until(shutdown).await });
+                    }
+                    tokio::select! {
+                        _ = loops.join_all() => {}
+                        () = abandoned.cancelled() => {}
+                    }
+                });
+                // Its tasks (connections, timers) go before the loops are reported stopped.
+                drop(runtime);
+                // Whoever waits may have stopped waiting; nothing to tell then.
+                let _ = finished.send(());
+            })?;
+        Ok(JobThread {
+            thread,
+            done,
+            _abandon_when_dropped: abandon.drop_guard(),
+        })
     }
 
     async fn run_until(&self, shutdown: CancellationToken) {

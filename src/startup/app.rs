@@ -159,12 +159,15 @@ impl App {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "deploy-gate listening");
         let stop_workers = CancellationToken::new();
-        let mut workers = self.worker.spawn(stop_workers.clone());
+        let jobs = self
+            .worker
+            .start(stop_workers.clone())
+            .context("starting the job thread")?;
         let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(GRACEFUL_TIMEOUT))
             .await;
         stop_workers.cancel();
-        while workers.join_next().await.is_some() {}
+        jobs.finished().await;
         tracing::info!("deploy-gate stopped");
         served.context("serving HTTP")
     }
