@@ -5,7 +5,7 @@
 //! held, and every request queued for the turn waits for the copy: 5-6% of new
 //! releases took over 4 ms under steady load (BENCHMARKS.md, change 11). The
 //! store's connections therefore never checkpoint (`wal_autocheckpoint = 0`);
-//! a connection of its own does, every second, on a blocking thread, in
+//! a connection of its own does, four times a second, on a blocking thread, in
 //! `PASSIVE` mode, which waits for no reader and no writer: first beside the
 //! writers, then, to finish, in their turn (below).
 
@@ -21,8 +21,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{StoreError, sqlite_inline::InlineConnection};
 
-/// Time between checkpoints.
-const EVERY: Duration = Duration::from_secs(1);
+/// Time between checkpoints. A checkpoint's fsyncs stall the writer's next
+/// WAL writes until their I/O is done, so smaller, more frequent ones stall it
+/// for less: every second, 0.3-2.3% of paced new releases took over 8 ms on
+/// this project's disk; every 250 ms, 0-0.3% (BENCHMARKS.md, change 17).
+const EVERY: Duration = Duration::from_millis(250);
 
 /// Starts checkpointing the database file at `path` until the guard drops;
 /// `writer` is the store's kept writer, which writers take turns on.
