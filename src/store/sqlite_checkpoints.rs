@@ -61,8 +61,10 @@ async fn run(
         }
         // First the bulk, beside the writers; then, holding the writer, the
         // few pages they wrote meanwhile, so that the WAL is wholly copied and
-        // the next write starts it over instead of growing it.
-        let mut result = Ok(());
+        // the next write starts it over instead of growing it. When nothing
+        // was written meanwhile (an idle service, every time), the writers'
+        // turn is not taken.
+        let mut failure = None;
         for holding_the_writer in [false, true] {
             let _turn = if holding_the_writer {
                 Some(writer.lock().await)
@@ -79,48 +81,58 @@ async fn run(
                 return;
             };
             conn = kept;
-            result = result.and(this);
+            match this {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(err) => failure = Some(err),
+            }
         }
-        if let Err(err) = result {
+        if let Some(err) = failure {
             tracing::warn!(path = %path.display(), error = %err, "WAL checkpoint failed; retrying");
         }
     }
 }
 
-/// Copies what it can of the WAL into the database file.
-fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+/// Copies what it can of the WAL into the database file; whether that was all
+/// of it (SQLite answers the WAL's frames and how many of them are copied).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok(row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_wal_is_copied_into_the_file_without_a_commit_doing_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ckpt.db");
-        let writer = Connection::open(&path).unwrap();
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
-                 CREATE TABLE t (s TEXT);",
-            )
-            .unwrap();
-        for _ in 0..50 {
-            writer
-                .execute("INSERT INTO t (s) VALUES (hex(randomblob(2000)))", [])
-                .unwrap();
-        }
-        let size = || std::fs::metadata(&path).unwrap().len();
-        let before = size();
-        let store_writer = InlineConnection::writer(&path, Duration::from_secs(1)).unwrap();
-        let _running = start(
-            &path,
-            Duration::from_secs(1),
-            Arc::new(Mutex::new(store_writer)),
+    /// A WAL database whose table `t` has rows in the WAL only.
+    fn wal_database(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+             CREATE TABLE t (s TEXT);",
         )
         .unwrap();
+        add_rows(&conn);
+        conn
+    }
+
+    fn add_rows(conn: &Connection) {
+        for _ in 0..50 {
+            conn.execute("INSERT INTO t (s) VALUES (hex(randomblob(2000)))", [])
+                .unwrap();
+        }
+    }
+
+    fn store_writer(path: &Path) -> Arc<Mutex<InlineConnection>> {
+        let writer = InlineConnection::writer(path, Duration::from_secs(1)).unwrap();
+        Arc::new(Mutex::new(writer))
+    }
+
+    /// Waits until a checkpoint has grown the database file.
+    async fn file_grows(path: &Path) {
+        let size = || std::fs::metadata(path).unwrap().len();
+        let before = size();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while size() == before {
             assert!(
@@ -129,5 +141,29 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_copied_into_the_file_without_a_commit_doing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.db");
+        let _writes = wal_database(&path);
+        let _running = start(&path, Duration::from_secs(1), store_writer(&path)).unwrap();
+        file_grows(&path).await;
+    }
+
+    #[tokio::test]
+    async fn a_wal_wholly_copied_beside_the_writers_does_not_wait_for_their_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.db");
+        let writes = wal_database(&path);
+        let writer = store_writer(&path);
+        // The writers' turn stays taken: a checkpoint that waited for it would
+        // never come round again.
+        let _turn = writer.clone().lock_owned().await;
+        let _running = start(&path, Duration::from_secs(1), writer).unwrap();
+        file_grows(&path).await;
+        add_rows(&writes);
+        file_grows(&path).await;
     }
 }
