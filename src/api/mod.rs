@@ -11,6 +11,7 @@ mod hooks;
 mod observe;
 mod operator;
 mod pages;
+mod poll_cache;
 mod problem;
 mod rate_limit;
 mod release;
@@ -29,6 +30,7 @@ use poem::{
 use poem_openapi::OpenApiService;
 use tokio::sync::Notify;
 
+pub use poll_cache::PollCache;
 pub use problem::{PROBLEM_JSON, Problem};
 
 use crate::{
@@ -77,6 +79,8 @@ pub struct AppState {
     pub policies: Arc<Policies>,
     /// The time.
     pub clock: Clock,
+    /// Answers to gate polls, kept while the database is unchanged.
+    pub poll_cache: PollCache,
 }
 
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -18,7 +17,7 @@ use super::{
     callback::{CallbackHeader, CallbackHeaders},
     problem::{ErrorStatuses, Problem, ProblemResponse},
     release_request::ReleaseRequestBody,
-    status::{ReleaseStatusBody, StatusValue},
+    status::{StatusJson, StatusValue},
     text::{NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
@@ -34,23 +33,23 @@ pub enum CreateReleaseResponse {
     /// The release was new: it is stored and its approvers are being notified. `status` is `pending`.
     #[oai(status = 202)]
     Accepted(
-        Json<ReleaseStatusBody>,
+        StatusJson,
         /// Where to poll the release's status.
         #[oai(header = "Location")]
         String,
     ),
     /// The release's current status (a known release; with `failsafe=true`, only when approved).
     #[oai(status = 200)]
-    Current(Json<ReleaseStatusBody>),
+    Current(StatusJson),
     /// `failsafe=true` only: not decided yet (also for a release created by this call).
     #[oai(status = 423)]
-    NotYetApproved(Json<ReleaseStatusBody>),
+    NotYetApproved(StatusJson),
     /// `failsafe=true` only: an approver rejected the release.
     #[oai(status = 403)]
-    Rejected(Json<ReleaseStatusBody>),
+    Rejected(StatusJson),
     /// `failsafe=true` only: the deadline passed undecided.
     #[oai(status = 410)]
-    Expired(Json<ReleaseStatusBody>),
+    Expired(StatusJson),
 }
 
 /// Answer to `GET /release/{TeamProject}/{ReleaseId}`.
@@ -58,16 +57,16 @@ pub enum CreateReleaseResponse {
 pub enum GetReleaseResponse {
     /// The release's current status (with `failsafe=true`, only when approved).
     #[oai(status = 200)]
-    Current(Json<ReleaseStatusBody>),
+    Current(StatusJson),
     /// `failsafe=true` only: not decided yet.
     #[oai(status = 423)]
-    NotYetApproved(Json<ReleaseStatusBody>),
+    NotYetApproved(StatusJson),
     /// `failsafe=true` only: an approver rejected the release.
     #[oai(status = 403)]
-    Rejected(Json<ReleaseStatusBody>),
+    Rejected(StatusJson),
     /// `failsafe=true` only: the deadline passed undecided.
     #[oai(status = 410)]
-    Expired(Json<ReleaseStatusBody>),
+    Expired(StatusJson),
 }
 
 /// Errors of `POST /release`.
@@ -175,12 +174,36 @@ impl ReleaseApi {
             auth_token,
         };
         let callback = body.plan_callback(headers)?;
+        let failsafe = failsafe.unwrap_or(false);
+        // A poll (no callback to register) of a release known and unchanged
+        // since the last poll is answered from the poll cache.
+        let read_at = match callback {
+            Some(_) => None,
+            None => match state
+                .poll_cache
+                .answer(&*state.store, &new.key, state.clock.now())
+            {
+                Ok(kept) => return Ok(known_release_response(kept, failsafe)),
+                Err(read_at) => Some(read_at),
+            },
+        };
         let creation = create_or_find(&state, &new, callback.as_ref()).await?;
-        Ok(creation_response(
-            creation,
-            failsafe.unwrap_or(false),
-            state.clock.now(),
-        ))
+        let now = state.clock.now();
+        Ok(match (creation, read_at) {
+            (Creation::Created(snapshot), _) if !failsafe => CreateReleaseResponse::Accepted(
+                StatusJson::of(&snapshot, now),
+                snapshot.release.key.status_path(),
+            ),
+            (Creation::Created(snapshot), _) => {
+                known_release_response(StatusJson::of(&snapshot, now), failsafe)
+            }
+            (Creation::Existing(snapshot), Some(read_at)) => {
+                known_release_response(state.poll_cache.keep(read_at, &snapshot, now), failsafe)
+            }
+            (Creation::Existing(snapshot), None) => {
+                known_release_response(StatusJson::of(&snapshot, now), failsafe)
+            }
+        })
     }
 
     /// Current status of a release.
@@ -209,16 +232,20 @@ impl ReleaseApi {
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
         credentials.check(&state)?;
-        let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
-        let body = Json(ReleaseStatusBody::from_snapshot(
-            &snapshot,
-            state.clock.now(),
-        ));
-        Ok(match (failsafe.unwrap_or(false), body.status) {
-            (false, _) | (true, StatusValue::Approved) => GetReleaseResponse::Current(body),
-            (true, StatusValue::Pending) => GetReleaseResponse::NotYetApproved(body),
-            (true, StatusValue::Rejected) => GetReleaseResponse::Rejected(body),
-            (true, StatusValue::Expired) => GetReleaseResponse::Expired(body),
+        let key = path_key(&team_project, &release_id, stage.as_deref())?;
+        let now = state.clock.now();
+        let json = match state.poll_cache.answer(&*state.store, &key, now) {
+            Ok(kept) => kept,
+            Err(read_at) => {
+                let snapshot = find(&state, &key).await?;
+                state.poll_cache.keep(read_at, &snapshot, now)
+            }
+        };
+        Ok(match (failsafe.unwrap_or(false), json.status) {
+            (false, _) | (true, StatusValue::Approved) => GetReleaseResponse::Current(json),
+            (true, StatusValue::Pending) => GetReleaseResponse::NotYetApproved(json),
+            (true, StatusValue::Rejected) => GetReleaseResponse::Rejected(json),
+            (true, StatusValue::Expired) => GetReleaseResponse::Expired(json),
         })
     }
 }
@@ -289,26 +316,14 @@ pub async fn create_or_find(
     Ok(creation)
 }
 
-fn creation_response(
-    creation: Creation,
-    failsafe: bool,
-    now: DateTime<Utc>,
-) -> CreateReleaseResponse {
-    let (snapshot, created): (ReleaseSnapshot, bool) = match creation {
-        Creation::Created(s) => (s, true),
-        Creation::Existing(s) => (s, false),
-    };
-    let body = Json(ReleaseStatusBody::from_snapshot(&snapshot, now));
-    match (failsafe, body.status, created) {
-        (false, _, true) => {
-            CreateReleaseResponse::Accepted(body, snapshot.release.key.status_path())
-        }
-        (false, _, false) | (true, StatusValue::Approved, _) => {
-            CreateReleaseResponse::Current(body)
-        }
-        (true, StatusValue::Pending, _) => CreateReleaseResponse::NotYetApproved(body),
-        (true, StatusValue::Rejected, _) => CreateReleaseResponse::Rejected(body),
-        (true, StatusValue::Expired, _) => CreateReleaseResponse::Expired(body),
+/// `POST /release`'s answer but `202`: `200` with the release's status, or with
+/// `failsafe`, `200` only when approved.
+fn known_release_response(json: StatusJson, failsafe: bool) -> CreateReleaseResponse {
+    match (failsafe, json.status) {
+        (false, _) | (true, StatusValue::Approved) => CreateReleaseResponse::Current(json),
+        (true, StatusValue::Pending) => CreateReleaseResponse::NotYetApproved(json),
+        (true, StatusValue::Rejected) => CreateReleaseResponse::Rejected(json),
+        (true, StatusValue::Expired) => CreateReleaseResponse::Expired(json),
     }
 }
 
@@ -329,13 +344,17 @@ pub async fn find_by_path(
     release_id: &str,
     stage: Option<&str>,
 ) -> Result<ReleaseSnapshot, Problem> {
-    let key = path_key(team_project, release_id, stage)?;
+    find(state, &path_key(team_project, release_id, stage)?).await
+}
+
+/// The release with this key; `404` if unknown.
+async fn find(state: &AppState, key: &ReleaseKey) -> Result<ReleaseSnapshot, Problem> {
     state
         .store
-        .find_release(&key)
+        .find_release(key)
         .await
         .map_err(|err| database_problem(&err))?
-        .ok_or_else(|| unknown_release(&key))
+        .ok_or_else(|| unknown_release(key))
 }
 
 /// `404` for a release that is not known.

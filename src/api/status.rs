@@ -1,7 +1,14 @@
 //! The release status body shared by `/release` and `/approval`.
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use poem_openapi::{Enum, Object, types::Example};
+use poem::{IntoResponse, Response};
+use poem_openapi::{
+    Enum, Object,
+    payload::Payload,
+    registry::{MetaSchemaRef, Registry},
+    types::{Example, ToJSON, Type},
+};
 
 use crate::{
     domain::policy::{Decision, Outcome, RELEASE_APPROVERS, ReleaseStatus},
@@ -261,6 +268,47 @@ impl ReleaseStatusBody {
             }),
             escalated_at: release.escalated_at,
         }
+    }
+}
+
+/// A [`ReleaseStatusBody`] serialized once, with its status: what `/release`
+/// answers, whether built for this request or kept by the poll cache.
+#[derive(Clone, Debug)]
+pub struct StatusJson {
+    /// The body's `status`.
+    pub status: StatusValue,
+    body: Bytes,
+}
+
+impl StatusJson {
+    /// The status body of a release at `now`, serialized.
+    pub fn of(snapshot: &ReleaseSnapshot, now: DateTime<Utc>) -> Self {
+        let body = ReleaseStatusBody::from_snapshot(snapshot, now);
+        Self {
+            status: body.status,
+            body: Bytes::from(body.to_json_string()),
+        }
+    }
+}
+
+/// In the OpenAPI document it is the `ReleaseStatus` schema, as `Json<ReleaseStatusBody>` is.
+impl Payload for StatusJson {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        ReleaseStatusBody::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        ReleaseStatusBody::register(registry);
+    }
+}
+
+impl IntoResponse for StatusJson {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.body)
     }
 }
 

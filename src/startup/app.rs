@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    api::{self, AppState},
+    api::{self, AppState, PollCache},
     approvers::ApproverSource,
     azure::AzureClient,
     clock::Clock,
@@ -96,6 +96,7 @@ impl App {
             wake_worker: wake.clone(),
             policies: policies.clone(),
             clock: clock.clone(),
+            poll_cache: PollCache::default(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),

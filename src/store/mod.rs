@@ -5,7 +5,8 @@
 //! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
 //! encoding of times and ids, and the few statements that differ;
 //! `sqlite_inline` runs SQLite's statements on the calling thread and
-//! `sqlite_checkpoints` its WAL checkpoints in the background.
+//! `sqlite_checkpoints` its WAL checkpoints in the background, and
+//! `sqlite_version` tells from the WAL index whether anything was committed.
 
 mod connections;
 mod listing;
@@ -19,6 +20,7 @@ mod sql_store;
 mod sqlite;
 mod sqlite_checkpoints;
 mod sqlite_inline;
+mod sqlite_version;
 
 use std::sync::Arc;
 
@@ -256,9 +258,18 @@ pub enum ResendOutcome {
     UnknownApprover,
 }
 
+/// The state of the whole database: equal versions mean nothing was committed
+/// between them, by this process or any other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataVersion([u8; 48]);
+
 /// Everything the service stores. Implementations keep each method atomic.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The database's version, where it can be read without a round trip:
+    /// SQLite files in WAL mode. `None` on PostgreSQL (other replicas commit
+    /// unseen), on an in-memory database, or while a commit is being written.
+    fn data_version(&self) -> Option<DataVersion>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks that the database answers.

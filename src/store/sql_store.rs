@@ -13,12 +13,13 @@ use tokio_util::sync::DropGuard;
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, ReleaseHistory, ReleasePage,
-    ReleasePlan, ReleaseQuery, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, Store,
-    StoreError,
+    ApprovalRecord, CancelOutcome, Creation, DataVersion, DecisionOutcome, ReleaseHistory,
+    ReleasePage, ReleasePlan, ReleaseQuery, ReleaseSnapshot, ResendOutcome, ResolvedApprovers,
+    Store, StoreError,
     connections::{Conn, KeptConn, WriteTx},
     listing, notices, queue, releases,
     sql::{Backend, Columns, Queries, Sql},
+    sqlite_version::WalIndex,
 };
 use crate::{
     azure::{CallbackRecord, PlanCallback},
@@ -55,6 +56,8 @@ where
     next_reader: AtomicUsize,
     /// Stops the store's background work when it drops (SQLite's checkpoints).
     background: Option<DropGuard>,
+    /// Where the database's version is read (SQLite's WAL index).
+    wal_index: Option<WalIndex>,
 }
 
 impl<DB: Database> SqlStore<DB>
@@ -72,18 +75,21 @@ where
             free_readers: Semaphore::new(0),
             next_reader: AtomicUsize::new(0),
             background: None,
+            wal_index: None,
         }
     }
 
     /// Serves writes on `writer` and reads on `readers` instead of the pool's
-    /// connections, and keeps `background` work (SQLite's checkpoints) running
-    /// for as long as the store lives.
+    /// connections, keeps `background` work (SQLite's checkpoints) running
+    /// for as long as the store lives, and reads the version from `wal_index`.
     pub(super) fn keep_connections(
         mut self,
         writer: Arc<Mutex<KeptConn<DB>>>,
         readers: Vec<KeptConn<DB>>,
         background: DropGuard,
+        wal_index: WalIndex,
     ) -> Self {
+        self.wal_index = Some(wal_index);
         self.writer = Some(writer);
         self.free_readers.add_permits(readers.len());
         self.readers = readers.into_iter().map(Mutex::new).collect();
@@ -172,6 +178,10 @@ impl<DB: Database> Store for SqlStore<DB>
 where
     DB::Connection: Backend,
 {
+    fn data_version(&self) -> Option<DataVersion> {
+        self.wal_index.as_ref()?.version()
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         // On PostgreSQL the migrator holds an advisory lock while it runs, so
         // replicas starting together apply each migration once.

@@ -22,6 +22,7 @@ use super::{
     sql::{Backend, Columns, Queries, Sql, Value, Writes},
     sqlite_checkpoints,
     sqlite_inline::InlineConnection,
+    sqlite_version::WalIndex,
 };
 use crate::config::DatabaseConfig;
 
@@ -70,7 +71,7 @@ impl SqlStore<Sqlite> {
             .map(|_| InlineConnection::reader(file, BUSY_TIMEOUT))
             .collect::<Result<_, _>>()?;
         let checkpoints = sqlite_checkpoints::start(file, BUSY_TIMEOUT, writer.clone())?;
-        Ok(Self::new(pool).keep_connections(writer, readers, checkpoints))
+        Ok(Self::new(pool).keep_connections(writer, readers, checkpoints, WalIndex::of(file)))
     }
 }
 

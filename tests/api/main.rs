@@ -14,6 +14,7 @@ mod email;
 mod flow;
 mod observability;
 mod policies;
+mod poll_cache;
 mod rate_limits;
 mod replicas;
 mod resilience;
