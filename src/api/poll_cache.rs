@@ -51,7 +51,8 @@ struct Answer {
 pub struct ReadAt(Option<DataVersion>);
 
 impl PollCache {
-    /// The database's version now, or the answer kept for `key` if it still holds.
+    /// The answer kept for `key`, if it still holds; else the database's
+    /// version as of now, to [`keep`](Self::keep) the answer read after it.
     pub fn answer(
         &self,
         store: &dyn Store,

@@ -31,6 +31,12 @@ async fn polled(app: &TestApp, approvers: &[&str]) -> Value {
     answers.remove(0)
 }
 
+/// The status code of `GET /release/Devx/7?failsafe=true`.
+async fn failsafe_status(app: &TestApp) -> u16 {
+    let url = format!("{}/release/Devx/7?failsafe=true", app.address);
+    app.client.get(url).send().await.unwrap().status().as_u16()
+}
+
 #[tokio::test]
 async fn a_decision_shows_at_the_next_poll_after_polls_that_were_answered_before_it() {
     let approvers = ["ana@example.com", "bo@example.com"];
@@ -54,13 +60,7 @@ async fn a_decision_shows_at_the_next_poll_after_polls_that_were_answered_before
     app.decide(&mails[1].token(), "approve", None).await;
     let both = polled(&app, &approvers).await;
     assert_eq!(both["status"], "approved", "{both}");
-    let failsafe = app
-        .client
-        .get(format!("{}/release/Devx/7?failsafe=true", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(failsafe.status(), 200);
+    assert_eq!(failsafe_status(&app).await, 200);
 }
 
 #[tokio::test]
@@ -77,13 +77,7 @@ async fn a_decision_made_through_another_instance_shows_at_the_next_poll() {
     assert_eq!(b.decide(&mail.token(), "reject", None).await.status(), 200);
     let seen = polled(&a, &approvers).await;
     assert_eq!(seen["status"], "rejected", "{seen}");
-    let failsafe = a
-        .client
-        .get(format!("{}/release/Devx/7?failsafe=true", a.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(failsafe.status(), 403);
+    assert_eq!(failsafe_status(&a).await, 403);
 }
 
 #[tokio::test]
