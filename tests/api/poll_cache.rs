@@ -6,10 +6,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with};
 
 fn release(approvers: &[&str]) -> Value {
     json!({"ReleaseName": "R7", "ReleaseId": "7", "TeamProject": "Devx", "Approvers": approvers})
+}
+
+/// Creates the release with `approvers`, waits for their emails and for the
+/// worker to finish, so that nothing is written while the tests poll.
+async fn created(app: &TestApp, approvers: &[&str]) -> Vec<ReceivedMail> {
+    assert_eq!(app.post_release(&release(approvers)).await.status(), 202);
+    let mails = app.smtp.wait_for(approvers.len()).await;
+    app.wait_until_idle().await;
+    mails
 }
 
 /// Polls the release both ways, twice, and checks that all four answers agree.
@@ -41,9 +50,7 @@ async fn failsafe_status(app: &TestApp) -> u16 {
 async fn a_decision_shows_at_the_next_poll_after_polls_that_were_answered_before_it() {
     let approvers = ["ana@example.com", "bo@example.com"];
     let app = spawn_app().await;
-    assert_eq!(app.post_release(&release(&approvers)).await.status(), 202);
-    let mails = app.smtp.wait_for(2).await;
-    app.wait_until_idle().await;
+    let mails = created(&app, &approvers).await;
 
     let before = polled(&app, &approvers).await;
     assert_eq!(before["approvals"]["approved"], 0, "{before}");
@@ -68,9 +75,7 @@ async fn a_decision_made_through_another_instance_shows_at_the_next_poll() {
     let approvers = ["ana@example.com"];
     let a = spawn_app().await;
     let b = a.spawn_replica().await;
-    assert_eq!(a.post_release(&release(&approvers)).await.status(), 202);
-    let mail = &a.smtp.wait_for(1).await[0];
-    a.wait_until_idle().await;
+    let mail = &created(&a, &approvers).await[0];
     b.wait_until_idle().await;
 
     assert_eq!(polled(&a, &approvers).await["status"], "pending");
@@ -89,9 +94,7 @@ async fn a_pending_release_polled_before_its_deadline_is_expired_after_it_with_n
         s.poll_interval = Some(Duration::from_secs(3600));
     })
     .await;
-    app.post_release(&release(&approvers)).await;
-    app.smtp.wait_for(1).await;
-    app.wait_until_idle().await;
+    created(&app, &approvers).await;
     assert_eq!(polled(&app, &approvers).await["status"], "pending");
 
     app.clock.advance(Duration::from_secs(49 * 3600));
@@ -103,9 +106,7 @@ async fn a_pending_release_polled_before_its_deadline_is_expired_after_it_with_n
 async fn an_operator_cancellation_shows_at_the_next_poll() {
     let approvers = ["ana@example.com"];
     let app = spawn_app().await;
-    app.post_release(&release(&approvers)).await;
-    app.smtp.wait_for(1).await;
-    app.wait_until_idle().await;
+    created(&app, &approvers).await;
     assert_eq!(polled(&app, &approvers).await["status"], "pending");
 
     let cancelled = app
