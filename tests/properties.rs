@@ -1,11 +1,16 @@
 //! Property-based tests (proptest) of the parsers that take untrusted input: approval
 //! tokens, release identities and approver lists. Whatever the input, they answer with
 //! a value or an error, never a panic, and what they accept keeps their promises.
+//! Also the release decision rule, against a recount from scratch after every decision.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use deploy_gate::{
     domain::{
         approver::{ApproverEmail, MAX_EMAIL_LEN, parse_approver_list},
+        policy::{
+            Decided, Decision, Needed, RELEASE_APPROVERS, ReleaseStatus, Requirement, Rule, Vote,
+            decide,
+        },
         release::{MAX_RELEASE_ID_CHARS, MAX_TEXT_CHARS, ReleaseKey},
     },
     token::{ApprovalClaims, TokenKeys},
@@ -14,6 +19,119 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 const SECRET: &[u8] = b"property-secret-0123456789";
+
+/// The addresses the decision rule's cases draw from, so that groups, votes and
+/// the requester overlap (and repeat).
+const ADDRESSES: [&str; 5] = ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io"];
+
+fn minute(m: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(m)
+}
+
+/// Rules of one to three requirements, on the release's approvers or on groups
+/// of (possibly repeated) addresses, with or without a requester.
+fn rules() -> impl Strategy<Value = Rule> {
+    let needed = prop_oneof![Just(Needed::All), (0_u32..4).prop_map(Needed::AtLeast)];
+    let requirement = (
+        any::<bool>(),
+        prop::collection::vec(0..ADDRESSES.len(), 0..5),
+        needed,
+    )
+        .prop_map(|(own, members, needed)| Requirement {
+            group: if own { RELEASE_APPROVERS } else { "group" }.to_owned(),
+            members: members
+                .into_iter()
+                .map(|i| ADDRESSES[i].to_owned())
+                .collect(),
+            needed,
+        });
+    (
+        prop::collection::vec(requirement, 1..4),
+        prop::option::of(0..ADDRESSES.len()),
+        any::<bool>(),
+    )
+        .prop_map(|(requirements, requester, self_approval)| Rule {
+            requirements,
+            requester: requester.map(|i| ADDRESSES[i].to_owned()),
+            self_approval,
+        })
+}
+
+/// Votes (an address may appear twice), each undecided or decided at a minute 0-19.
+fn votes() -> impl Strategy<Value = Vec<(usize, Option<(bool, i64)>)>> {
+    let decided = prop::option::of((any::<bool>(), 0_i64..20));
+    prop::collection::vec((0..ADDRESSES.len(), decided), 0..7)
+}
+
+/// The decision rule as its documentation states it, recounting every
+/// requirement from scratch after each decision: the status, when it was
+/// decided, and each requirement's counted approvals.
+fn recount(
+    rule: &Rule,
+    votes: &[Vote<'_>],
+    cancelled: Option<DateTime<Utc>>,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (ReleaseStatus, Option<DateTime<Utc>>, Vec<u32>) {
+    let eligible: Vec<Vec<&str>> = rule
+        .requirements
+        .iter()
+        .map(|r| {
+            let members: Vec<&str> = if r.group == RELEASE_APPROVERS {
+                votes.iter().map(|v| v.email).collect()
+            } else {
+                r.members.iter().map(String::as_str).collect()
+            };
+            members.into_iter().filter(|m| rule.counts(m)).collect()
+        })
+        .collect();
+    let approved_of = |approvers: &[&str]| -> Vec<u32> {
+        eligible
+            .iter()
+            .map(|members| members.iter().filter(|m| approvers.contains(m)).count() as u32)
+            .collect()
+    };
+    let met =
+        |approved: &[u32]| {
+            rule.requirements.iter().zip(&eligible).zip(approved).all(
+                |((r, members), &approved)| {
+                    let needed = match r.needed {
+                        Needed::All => members.len() as u32,
+                        Needed::AtLeast(n) => n.min(members.len() as u32),
+                    };
+                    !members.is_empty() && approved >= needed
+                },
+            )
+        };
+    let cutoff = cancelled.map_or(deadline, |c| c.min(deadline));
+    let mut decided: Vec<(&str, Decided)> = votes
+        .iter()
+        .filter_map(|v| Some((v.email, v.decided?)))
+        .filter(|(_, d)| d.at <= cutoff)
+        .collect();
+    decided.sort_by_key(|(_, d)| d.at);
+    let mut approvers = Vec::new();
+    let mut verdict = None;
+    for (email, d) in decided {
+        if d.decision == Decision::Approve && rule.counts(email) {
+            approvers.push(email);
+        }
+        if verdict.is_none() {
+            if d.decision == Decision::Reject {
+                verdict = Some((ReleaseStatus::Rejected, d.at));
+            } else if met(&approved_of(&approvers)) {
+                verdict = Some((ReleaseStatus::Approved, d.at));
+            }
+        }
+    }
+    let (status, at) = match (verdict, cancelled) {
+        (Some((status, at)), _) => (status, Some(at)),
+        (None, Some(at)) if at < deadline => (ReleaseStatus::Rejected, Some(at)),
+        _ if now >= deadline => (ReleaseStatus::Expired, Some(deadline)),
+        _ => (ReleaseStatus::Pending, None),
+    };
+    (status, at, approved_of(&approvers))
+}
 
 /// Claims over arbitrary (valid) release identities and names.
 fn claims() -> impl Strategy<Value = ApprovalClaims> {
@@ -136,5 +254,31 @@ proptest! {
                 prop_assert!(ApproverEmail::parse(address.as_str()).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn a_release_is_decided_as_a_recount_after_every_decision_would_decide_it(
+        rule in rules(),
+        votes in votes(),
+        cancelled in prop::option::of(0_i64..25),
+        now in 0_i64..30,
+    ) {
+        let votes: Vec<Vote<'_>> = votes
+            .into_iter()
+            .map(|(who, decided)| Vote {
+                email: ADDRESSES[who],
+                decided: decided.map(|(approve, at)| Decided {
+                    decision: if approve { Decision::Approve } else { Decision::Reject },
+                    at: minute(at),
+                }),
+            })
+            .collect();
+        let (cancelled, deadline, now) = (cancelled.map(minute), minute(15), minute(now));
+        let outcome = decide(&rule, &votes, cancelled, deadline, now);
+        let (status, decided_at, approved) = recount(&rule, &votes, cancelled, deadline, now);
+        prop_assert_eq!(outcome.status, status);
+        prop_assert_eq!(outcome.decided_at, decided_at);
+        let counted: Vec<u32> = outcome.requirements.iter().map(|r| r.approved).collect();
+        prop_assert_eq!(counted, approved);
     }
 }

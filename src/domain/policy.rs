@@ -219,27 +219,25 @@ pub fn decide(
     decided.sort_by_key(|(_, d)| d.at);
 
     let mut approvals: Vec<&str> = Vec::new();
+    // Approvals so far per requirement: its eligible members who approved.
+    let mut given = vec![0_u32; eligible.len()];
     let mut rejected = 0;
     let mut verdict = None;
-    let progress = |approvals: &[&str]| -> Vec<u32> {
-        eligible
-            .iter()
-            .map(|members| {
-                let n = members.iter().filter(|m| approvals.contains(m)).count();
-                u32::try_from(n).unwrap_or(u32::MAX)
-            })
-            .collect()
-    };
     for (email, d) in &decided {
         match d.decision {
-            Decision::Approve if rule.counts(email) => approvals.push(email),
+            Decision::Approve if rule.counts(email) => {
+                if !approvals.contains(email) {
+                    count_approval(&mut given, &eligible, email);
+                }
+                approvals.push(email);
+            }
             Decision::Approve => {}
             Decision::Reject => rejected += 1,
         }
         if verdict.is_none() {
             if d.decision == Decision::Reject {
                 verdict = Some((ReleaseStatus::Rejected, d.at));
-            } else if all_met(&needed, &eligible, &progress(&approvals)) {
+            } else if all_met(&needed, &eligible, &given) {
                 verdict = Some((ReleaseStatus::Approved, d.at));
             }
         }
@@ -250,7 +248,6 @@ pub fn decide(
         _ if now >= deadline => (ReleaseStatus::Expired, Some(deadline)),
         _ => (ReleaseStatus::Pending, None),
     };
-    let given = progress(&approvals);
     let requirements = rule
         .requirements
         .iter()
@@ -274,6 +271,14 @@ pub fn decide(
         pending: u32::try_from(undecided).unwrap_or(total),
         decided_at,
         requirements,
+    }
+}
+
+/// Adds `email`'s first counted approval to each requirement that has it among its members.
+fn count_approval(given: &mut [u32], eligible: &[Vec<&str>], email: &str) {
+    for (count, members) in given.iter_mut().zip(eligible) {
+        let times = members.iter().filter(|m| **m == email).count();
+        *count = count.saturating_add(u32::try_from(times).unwrap_or(u32::MAX));
     }
 }
 
