@@ -1,9 +1,13 @@
 //! Operator actions on a release, guarded like `/release`: cancel its approval,
-//! or re-send one approver's email.
+//! or re-send one approver's email. Both refuse cross-site requests.
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{
+    Request,
+    http::{StatusCode, header},
+    web::Data,
+};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
@@ -45,6 +49,10 @@ impl ErrorStatuses for ActionErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (400, "A parameter is invalid; nothing changed."),
         (401, "The API key is required and was missing or wrong."),
+        (
+            403,
+            "A browser sent the request from another site (`Sec-Fetch-Site`, `Origin`); nothing changed.",
+        ),
         (404, "No such release, or no such approver of it."),
         (
             409,
@@ -72,9 +80,14 @@ impl OperatorApi {
         method = "post",
         operation_id = "cancelRelease"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each path and query parameter is its own documented parameter"
+    )]
     async fn cancel(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         credentials: Credentials,
         /// The Azure DevOps project.
         #[oai(name = "TeamProject")]
@@ -88,6 +101,7 @@ impl OperatorApi {
         /// Why; shown on the release and to approvers who open their link. At most 2000 characters.
         reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
+        refuse_cross_site(req)?;
         credentials.check(&state)?;
         let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
         let reason = reason
@@ -122,9 +136,14 @@ impl OperatorApi {
         method = "post",
         operation_id = "resendApproval"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each path and query parameter is its own documented parameter"
+    )]
     async fn resend(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         credentials: Credentials,
         /// The Azure DevOps project.
         #[oai(name = "TeamProject")]
@@ -138,6 +157,7 @@ impl OperatorApi {
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
+        refuse_cross_site(req)?;
         credentials.check(&state)?;
         // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
@@ -172,6 +192,34 @@ impl OperatorApi {
             .into()),
         }
     }
+}
+
+/// `403` for a request a browser sent from another site: a browser signed in to the board
+/// sends its Basic credentials with another site's form too. A browser marks the request
+/// with `Sec-Fetch-Site` (or, if older, with an `Origin` not of this host); scripts send neither.
+fn refuse_cross_site(req: &Request) -> Result<(), Problem> {
+    let value = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let same_origin = match (
+        value(header::HeaderName::from_static("sec-fetch-site")),
+        value(header::ORIGIN),
+    ) {
+        (Some(site), _) => site == "same-origin" || site == "none",
+        (None, Some(origin)) => matches!(
+            (origin.split_once("://"), value(header::HOST)),
+            (Some((_, from)), Some(host)) if from == host
+        ),
+        (None, None) => true,
+    };
+    if same_origin {
+        return Ok(());
+    }
+    tracing::warn!("refused a cross-site operator action");
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "cross-site-request",
+        "Cross-site request refused",
+        "operator actions are not accepted from another site's page",
+    ))
 }
 
 fn final_problem(snapshot: &ReleaseSnapshot, now: chrono::DateTime<chrono::Utc>) -> Problem {

@@ -20,6 +20,7 @@ mod poll_cache;
 mod rate_limits;
 mod rate_limits_http;
 mod replicas;
+mod resend;
 mod resilience;
 mod success_criteria;
 mod tokens;
