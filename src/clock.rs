@@ -15,6 +15,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
+    /// Where a stopped clock stands before its offset; `None` follows the system clock.
+    stopped_at: Option<DateTime<Utc>>,
 }
 
 impl Clock {
@@ -23,9 +25,19 @@ impl Clock {
         Self::default()
     }
 
+    /// A clock standing still at `at` until [`advance`](Self::advance)d (for tests that
+    /// need an exact instant, such as a deadline to the millisecond).
+    pub fn stopped_at(at: DateTime<Utc>) -> Self {
+        Self {
+            stopped_at: Some(at),
+            ..Self::default()
+        }
+    }
+
     /// The current time.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        self.stopped_at.unwrap_or_else(Utc::now)
+            + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Moves this clock and all its copies forward by `by` (for tests).
@@ -46,5 +58,14 @@ mod tests {
         clock.advance(Duration::from_secs(3600));
         let ahead = copy.now() - Utc::now();
         assert!(ahead >= TimeDelta::minutes(59) && ahead <= TimeDelta::minutes(61));
+    }
+
+    #[test]
+    fn a_stopped_clock_moves_only_when_advanced() {
+        let at = DateTime::from_timestamp_millis(1_795_000_000_000).unwrap();
+        let clock = Clock::stopped_at(at);
+        assert_eq!(clock.now(), at);
+        clock.clone().advance(Duration::from_millis(1));
+        assert_eq!(clock.now(), at + TimeDelta::milliseconds(1));
     }
 }

@@ -370,3 +370,18 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A test app whose clock stands still at `at` until the test moves it
+/// (`advance_clock`), to reach an instant such as a deadline exactly.
+pub async fn spawn_app_stopped_at(
+    at: chrono::DateTime<chrono::Utc>,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    telemetry::init_for_tests();
+    let smtp = TestSmtp::running();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let database = Arc::new(TestDatabase::create(&dir).await);
+    let mut settings = test_settings(&database.url, smtp.port);
+    adjust(&mut settings);
+    start(settings, smtp, dir, database, Clock::stopped_at(at)).await
+}

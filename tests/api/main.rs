@@ -11,6 +11,7 @@ mod board;
 mod board_batches;
 mod browser;
 mod contract;
+mod deadline_instant;
 mod email;
 mod failsafe;
 mod flow;
