@@ -18,6 +18,7 @@ mod flow;
 mod observability;
 mod policies;
 mod poll_cache;
+mod poll_cache_many;
 mod rate_limits;
 mod rate_limits_http;
 mod replicas;
