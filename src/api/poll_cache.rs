@@ -28,9 +28,16 @@ use crate::{
 const MOST_ANSWERS: usize = 20_000;
 
 /// Gate polls' answers, by release.
-#[derive(Default)]
 pub struct PollCache {
     kept: Mutex<Kept>,
+    /// Answers held when keeping one more starts over.
+    most: usize,
+}
+
+impl Default for PollCache {
+    fn default() -> Self {
+        Self::holding(MOST_ANSWERS)
+    }
 }
 
 /// The answers built at one version of the database.
@@ -51,6 +58,14 @@ struct Answer {
 pub struct ReadAt(Option<DataVersion>);
 
 impl PollCache {
+    /// A cache that starts over when it holds `most` answers and keeps one more.
+    fn holding(most: usize) -> Self {
+        Self {
+            kept: Mutex::default(),
+            most,
+        }
+    }
+
     /// The answer kept for `key`, if it still holds; else the database's
     /// version as of now, to [`keep`](Self::keep) the answer read after it.
     pub fn answer(
@@ -89,7 +104,7 @@ impl PollCache {
         };
         let until = (json.status == StatusValue::Pending).then_some(snapshot.release.deadline);
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.version.as_ref() != Some(&version) || kept.answers.len() >= MOST_ANSWERS {
+        if kept.version.as_ref() != Some(&version) || kept.answers.len() >= self.most {
             // Answers of another version are of no more use (versions never
             // come back); a read that began before the latest commit replaces
             // the newer answers, which the next poll then builds again.
@@ -104,5 +119,205 @@ impl PollCache {
             },
         );
         json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use bytes::Bytes;
+    use chrono::TimeDelta;
+    use poem::IntoResponse;
+
+    use super::*;
+    use crate::{
+        config::{DatabaseConfig, Secret},
+        domain::release::NewRelease,
+        store::{self, CancelOutcome, Creation, ReleasePlan},
+    };
+
+    /// When the tests' releases are created; they expire an hour later.
+    fn start() -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_795_000_000_000).unwrap()
+    }
+
+    /// The key of the tests' release `release_id` (project `Devx`, no stage).
+    fn key(release_id: &str) -> ReleaseKey {
+        ReleaseKey::parse("Devx", release_id, "").unwrap()
+    }
+
+    /// A migrated SQLite store in `dir`, opened as the application opens it.
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+        let config = DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}", dir.path().join("poll.db").display())),
+            max_connections: 4,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = store::open(&config).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// Creates the pending release `release_id` (approvers not yet resolved), one commit.
+    async fn created(store: &dyn Store, release_id: &str) -> ReleaseSnapshot {
+        let new = NewRelease::parse(key(release_id), "R", None).unwrap();
+        let plan = ReleasePlan {
+            required_approvals: None,
+            deadline: start() + TimeDelta::hours(1),
+            approvers: None,
+            reminders: Vec::new(),
+            escalate_at: None,
+        };
+        match store.create_release(&new, &plan, None, start()).await {
+            Ok(Creation::Created(snapshot)) => snapshot,
+            other => panic!("release {release_id} was not created: {other:?}"),
+        }
+    }
+
+    /// Polls `release_id` at `now` as `/release` does, when the cache has no
+    /// answer for it: reads the release and keeps the answer; its body.
+    async fn kept(
+        cache: &PollCache,
+        store: &dyn Store,
+        release_id: &str,
+        now: DateTime<Utc>,
+    ) -> Bytes {
+        let Err(read_at) = cache.answer(store, &key(release_id), now) else {
+            panic!("release {release_id}'s answer was served before it was kept");
+        };
+        let snapshot = store.find_release(&key(release_id)).await.unwrap().unwrap();
+        body(cache.keep(read_at, &snapshot, now)).await
+    }
+
+    /// The body the cache serves for `release_id` at `now`, if it serves one.
+    async fn served(
+        cache: &PollCache,
+        store: &dyn Store,
+        release_id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Bytes> {
+        match cache.answer(store, &key(release_id), now) {
+            Ok(json) => Some(body(json).await),
+            Err(_) => None,
+        }
+    }
+
+    /// The `status` of a status body.
+    fn status_of(body: &Bytes) -> String {
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        json["status"].as_str().unwrap().to_owned()
+    }
+
+    /// What a client receives for `json`.
+    async fn body(json: StatusJson) -> Bytes {
+        json.into_response().into_body().into_bytes().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_starts_over_when_it_keeps_one_more_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        for release_id in ["1", "2", "3", "4"] {
+            created(&*store, release_id).await;
+        }
+        let version = store.data_version();
+        assert!(version.is_some(), "a WAL database has a version");
+        let cache = PollCache::holding(3);
+
+        let mut bodies = Vec::new();
+        for release_id in ["1", "2", "3"] {
+            bodies.push(kept(&cache, &*store, release_id, start()).await);
+        }
+        for (release_id, body) in ["1", "2", "3"].into_iter().zip(&bodies) {
+            assert_eq!(
+                served(&cache, &*store, release_id, start()).await.as_ref(),
+                Some(body),
+                "release {release_id}'s answer was dropped below the limit"
+            );
+        }
+
+        let fourth = kept(&cache, &*store, "4", start()).await;
+        for release_id in ["1", "2", "3"] {
+            assert_eq!(
+                served(&cache, &*store, release_id, start()).await,
+                None,
+                "release {release_id}'s answer outlived the start over"
+            );
+        }
+        assert_eq!(served(&cache, &*store, "4", start()).await, Some(fourth));
+        assert_eq!(
+            store.data_version(),
+            version,
+            "nothing was committed, so only the limit dropped the answers"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_kept_at_one_version_is_not_served_once_a_commit_moved_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        created(&*store, "1").await;
+        let cache = PollCache::default();
+        let first = kept(&cache, &*store, "1", start()).await;
+        assert_eq!(served(&cache, &*store, "1", start()).await, Some(first));
+
+        created(&*store, "2").await;
+        assert_eq!(served(&cache, &*store, "1", start()).await, None);
+
+        // A read that began before a commit is kept at the version before it.
+        let Err(read_at) = cache.answer(&*store, &key("1"), start()) else {
+            panic!("release 1's answer was served after a commit");
+        };
+        created(&*store, "3").await;
+        let snapshot = store.find_release(&key("1")).await.unwrap().unwrap();
+        cache.keep(read_at, &snapshot, start());
+        assert_eq!(served(&cache, &*store, "1", start()).await, None);
+
+        let again = kept(&cache, &*store, "1", start()).await;
+        assert_eq!(served(&cache, &*store, "1", start()).await, Some(again));
+    }
+
+    #[tokio::test]
+    async fn a_pending_answer_is_served_until_the_instant_of_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let deadline = created(&*store, "1").await.release.deadline;
+        let cache = PollCache::default();
+        let pending = kept(&cache, &*store, "1", start()).await;
+        assert_eq!(status_of(&pending), "pending");
+        let just_before = deadline - TimeDelta::nanoseconds(1);
+
+        let before = served(&cache, &*store, "1", just_before).await;
+        assert_eq!(before.as_ref(), Some(&pending));
+        assert_eq!(served(&cache, &*store, "1", deadline).await, None);
+        assert_eq!(
+            served(&cache, &*store, "1", deadline + TimeDelta::hours(1)).await,
+            None
+        );
+        assert_eq!(
+            served(&cache, &*store, "1", just_before).await,
+            Some(pending),
+            "the version did not move: the deadline alone refused the answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejected_answer_is_served_past_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let release = created(&*store, "1").await.release;
+        let cancelled = store
+            .cancel_release(release.id, Some("not today"), start())
+            .await
+            .unwrap();
+        assert!(matches!(cancelled, CancelOutcome::Cancelled(_)));
+        let cache = PollCache::default();
+        let rejected = kept(&cache, &*store, "1", start()).await;
+        assert_eq!(status_of(&rejected), "rejected");
+
+        let later = release.deadline + TimeDelta::days(1);
+        assert_eq!(served(&cache, &*store, "1", later).await, Some(rejected));
     }
 }
