@@ -23,3 +23,4 @@ mod replicas;
 mod resilience;
 mod success_criteria;
 mod tokens;
+mod write_back;
