@@ -61,10 +61,19 @@ pub fn approval_update(
         }),
         ReleaseStatus::Rejected => Some(ApprovalUpdate {
             status: "rejected",
-            comments: format!(
-                "Rejected by {} via deploy-gate",
-                by(Decision::Reject).join(", ")
-            ),
+            // A cancelled release has no rejecting approver: the operator's reason stands in.
+            comments: match &snapshot.release.cancelled {
+                Some(cancellation) => match &cancellation.reason {
+                    Some(reason) => format!(
+                        "Rejected by deploy-gate: cancelled by an operator (\u{201c}{reason}\u{201d})"
+                    ),
+                    None => "Rejected by deploy-gate: cancelled by an operator".to_owned(),
+                },
+                None => format!(
+                    "Rejected by {} via deploy-gate",
+                    by(Decision::Reject).join(", ")
+                ),
+            },
         }),
         ReleaseStatus::Expired => Some(ApprovalUpdate {
             status: "rejected",

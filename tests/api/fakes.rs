@@ -1,0 +1,214 @@
+// What the job tests share: a dependency that fails on demand and counts what it
+// answered, Azure DevOps requests as the documented payloads, waits with a deadline
+// that only a hang reaches, and the metrics scrape.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use wiremock::{MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::TestApp;
+
+/// How long a wait may take before it counts as a hang.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// Polls `probe` every 20 ms until it gives `Some`; panics naming `what` after [`HANG`].
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + HANG;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {HANG:?} for {what}, in vain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the app's queue holds no due job (one running counts as due).
+pub async fn settle(app: &TestApp) {
+    eventually("the job queue to empty", || async {
+        let due = app.store.due_job_count(app.clock.now()).await.unwrap();
+        (due == 0).then_some(())
+    })
+    .await;
+}
+
+/// The problems of the release's status body (`?Stage=` when `stage` is not empty).
+pub async fn problems(app: &TestApp, project: &str, id: &str, stage: &str) -> Vec<Value> {
+    let mut request = app
+        .client
+        .get(format!("{}/release/{project}/{id}", app.address));
+    if !stage.is_empty() {
+        request = request.query(&[("Stage", stage)]);
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let status: Value = answer.json().await.unwrap();
+    status["problems"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until the release's status body lists a problem with `code`, and returns it.
+pub async fn wait_for_problem(
+    app: &TestApp,
+    project: &str,
+    id: &str,
+    stage: &str,
+    code: &str,
+) -> Value {
+    let what = format!("problem {code} on release {project}/{id}");
+    eventually(&what, || async {
+        let list = problems(app, project, id, stage).await;
+        list.into_iter().find(|p| p["code"] == code)
+    })
+    .await
+}
+
+/// Waits until the release's status body lists no problem at all.
+pub async fn wait_for_no_problem(app: &TestApp, project: &str, id: &str, stage: &str) {
+    let what = format!("release {project}/{id} to have no problem left");
+    eventually(&what, || async {
+        problems(app, project, id, stage)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+/// Waits until `server` has received `count` requests, and returns them all.
+pub async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
+    eventually(&format!("{count} request(s) at the fake"), || async {
+        let received = server.received_requests().await.unwrap();
+        (received.len() >= count).then_some(received)
+    })
+    .await
+}
+
+/// The text of `GET /metrics`.
+pub async fn scrape(app: &TestApp) -> String {
+    let answer = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.text().await.unwrap()
+}
+
+/// The value of the sample named exactly `series` (with its labels), 0 when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
+/// A wiremock responder that answers `failure` to the first requests (all of them
+/// until [`Flaky::recover`]), then `success`, counting the successes it gave.
+#[derive(Clone)]
+pub struct Flaky {
+    failures_left: Arc<AtomicUsize>,
+    successes: Arc<AtomicUsize>,
+    failure: ResponseTemplate,
+    success: ResponseTemplate,
+}
+
+impl Flaky {
+    /// Fails the first `count` requests.
+    pub fn failing_first(
+        count: usize,
+        failure: ResponseTemplate,
+        success: ResponseTemplate,
+    ) -> Self {
+        Self {
+            failures_left: Arc::new(AtomicUsize::new(count)),
+            successes: Arc::default(),
+            failure,
+            success,
+        }
+    }
+
+    /// Fails every request until [`Flaky::recover`].
+    pub fn failing(failure: ResponseTemplate, success: ResponseTemplate) -> Self {
+        Self::failing_first(usize::MAX, failure, success)
+    }
+
+    /// Answers with success from now on.
+    pub fn recover(&self) {
+        self.failures_left.store(0, Ordering::SeqCst);
+    }
+
+    /// How many successful answers were given.
+    pub fn successes(&self) -> usize {
+        self.successes.load(Ordering::SeqCst)
+    }
+}
+
+impl Respond for Flaky {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let failed = self
+            .failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if failed {
+            return self.failure.clone();
+        }
+        self.successes.fetch_add(1, Ordering::SeqCst);
+        self.success.clone()
+    }
+}
+
+/// The path of the TaskCompleted events of [`callback_headers`]' plan.
+pub const EVENTS_PATH: &str = "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/events";
+
+/// The job access token of [`callback_headers`]; never shown to anyone.
+pub const JOB_TOKEN: &str = "job-token-never-shown";
+
+/// The callback headers an Invoke REST API check sends by default (azure-devops.md §1.6).
+pub fn callback_headers(azure: &MockServer) -> Vec<(&'static str, String)> {
+    vec![
+        ("PlanUrl", format!("{}/", azure.uri())),
+        ("ProjectId", "proj-guid".into()),
+        ("HubName", "checks".into()),
+        ("PlanId", "plan-1".into()),
+        ("JobId", "job-1".into()),
+        ("TimelineId", "timeline-1".into()),
+        ("TaskInstanceId", "task-1".into()),
+        ("AuthToken", JOB_TOKEN.into()),
+    ]
+}
+
+/// `POST /release` of release `Devx/{id}` for `approver`, in callback mode to `azure`.
+pub async fn post_in_callback_mode(app: &TestApp, azure: &MockServer, id: &str, approver: &str) {
+    let body =
+        json!({"ReleaseName": "R", "ReleaseId": id, "TeamProject": "Devx", "Approvers": approver});
+    let mut request = app
+        .client
+        .post(format!("{}/release", app.address))
+        .json(&body);
+    for (name, value) in callback_headers(azure) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 202);
+}
+
+/// The TaskCompleted event of [`callback_headers`]' task with `result` (azure-devops.md §2.1).
+pub fn task_completed(result: &str) -> Value {
+    json!({"name": "TaskCompleted", "taskId": "task-1", "jobId": "job-1", "result": result})
+}

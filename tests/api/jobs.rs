@@ -1,0 +1,235 @@
+// The job queue as operators see it: a job that keeps failing is given up after the
+// configured attempts, shown on its release and counted; a job that runs longer
+// than its lease keeps it, so no replica runs it a second time.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use deploy_gate::config::Secret;
+use serde_json::{Value, json};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path},
+};
+
+use crate::{
+    fakes::{eventually, problems, sample, scrape, settle, wait_for_problem},
+    helpers::{TestApp, TestSmtp, spawn_app_with},
+};
+
+fn release(id: &str) -> Value {
+    json!({"ReleaseName": "R", "ReleaseId": id, "TeamProject": "Devx", "Approvers": "ana@example.com"})
+}
+
+/// The job-attempt counter of `kind` with `outcome`, as `GET /metrics` shows it.
+async fn job_attempts(app: &TestApp, kind: &str, outcome: &str) -> f64 {
+    let series = format!(r#"deploy_gate_jobs_total{{kind="{kind}",outcome="{outcome}"}}"#);
+    sample(&scrape(app).await, &series)
+}
+
+#[tokio::test]
+async fn an_email_the_smtp_server_keeps_refusing_is_given_up_after_the_configured_attempts() {
+    let smtp = TestSmtp::running();
+    smtp.refuse("ana@example.com");
+    let app = spawn_app_with(smtp, |s| s.job_max_attempts = Some(3)).await;
+    assert_eq!(app.post_release(&release("1")).await.status(), 202);
+
+    let dead = wait_for_problem(&app, "Devx", "1", "", "job_dead").await;
+    let detail = dead["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(
+            "sending the approval email to ana@example.com failed 3 times and was given up"
+        ),
+        "{detail}"
+    );
+    let status = app.release_status("Devx", "1").await;
+    assert_eq!(status["problems"].as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status["status"], "pending");
+    assert_eq!(status["approvers"][0]["notified"], false);
+    let kind = "send_approval_email";
+    assert_eq!(job_attempts(&app, kind, "retried").await, 2.0);
+    assert_eq!(job_attempts(&app, kind, "dead").await, 1.0);
+    assert_eq!(job_attempts(&app, kind, "succeeded").await, 0.0);
+    let metrics = scrape(&app).await;
+    assert_eq!(
+        sample(&metrics, r#"deploy_gate_emails_total{outcome="failed"}"#),
+        3.0
+    );
+
+    // Given up is final: the mailbox coming back and time passing send nothing.
+    app.smtp.accept("ana@example.com");
+    app.advance_clock(Duration::from_secs(3600)).await;
+    app.drain_jobs().await;
+    assert!(app.smtp.received().is_empty());
+    assert_eq!(job_attempts(&app, kind, "dead").await, 1.0);
+    assert_eq!(problems(&app, "Devx", "1", "").await, [dead]);
+}
+
+#[tokio::test]
+async fn an_approvers_api_answering_500_every_time_is_given_up_after_the_configured_attempts() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("directory backend down"))
+        .mount(&api)
+        .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approvers_url = Some(url);
+        s.job_max_attempts = Some(2);
+    })
+    .await;
+    let body = json!({"ReleaseName": "R", "ReleaseId": "2", "TeamProject": "Devx"});
+    assert_eq!(app.post_release(&body).await.status(), 202);
+
+    let dead = wait_for_problem(&app, "Devx", "2", "", "job_dead").await;
+    let detail = dead["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("resolving approvers failed 2 times and was given up")
+            && detail.contains("500"),
+        "{detail}"
+    );
+    assert_eq!(api.received_requests().await.unwrap().len(), 2);
+    assert_eq!(
+        job_attempts(&app, "resolve_approvers", "retried").await,
+        1.0
+    );
+    assert_eq!(job_attempts(&app, "resolve_approvers", "dead").await, 1.0);
+
+    app.advance_clock(Duration::from_secs(3600)).await;
+    app.drain_jobs().await;
+    assert_eq!(
+        api.received_requests().await.unwrap().len(),
+        2,
+        "a dead job is not attempted again"
+    );
+    assert!(app.smtp.received().is_empty());
+}
+
+/// A TCP relay to a local port that holds each connection for a while before
+/// relaying it, and counts the connections it was asked for.
+struct SlowRelay {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl SlowRelay {
+    /// Relays to `upstream` on loopback, each connection `delay` late.
+    async fn start(upstream: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut outbound = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        Self {
+            port,
+            connections,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SlowRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn an_email_whose_sending_outlives_the_job_lease_is_sent_once_beside_a_replica() {
+    // Renewed every third of a lease, a 4 s lease survives a renewal up to 2.6 s
+    // late on a loaded machine; the delay (10 s) stays under the client's timeout.
+    let lease = Duration::from_secs(4);
+    let smtp = TestSmtp::running();
+    // The SMTP greeting comes two and a half leases late.
+    let relay = SlowRelay::start(smtp.port, lease * 5 / 2).await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", relay.port);
+    let app = spawn_app_with(smtp, |s| {
+        s.job_lease = Some(lease);
+        s.smtp_url = Some(Secret::new(smtp_url));
+    })
+    .await;
+    let replica = app.spawn_replica().await;
+
+    assert_eq!(app.post_release(&release("3")).await.status(), 202);
+    let mails = eventually("the approval email", || async {
+        let mails = app.smtp.received();
+        (!mails.is_empty()).then_some(mails)
+    })
+    .await;
+    assert_eq!(mails[0].to, ["ana@example.com"]);
+    settle(&app).await;
+    assert_eq!(
+        relay.connections(),
+        1,
+        "no worker of either replica started the send again"
+    );
+    assert_eq!(app.smtp.received().len(), 1);
+    let status = replica.release_status("Devx", "3").await;
+    assert_eq!(status["approvers"][0]["notified"], true);
+    assert_eq!(status["problems"], json!([]));
+}
+
+#[tokio::test]
+async fn an_approvers_api_answering_after_the_lease_is_asked_once_beside_a_replica() {
+    // Renewed every third of a lease, a 4 s lease survives a renewal up to 2.6 s
+    // late on a loaded machine; the delay (10 s) stays under the client's timeout.
+    let lease = Duration::from_secs(4);
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"approvers": ["ana@example.com"]}))
+                .set_delay(lease * 5 / 2),
+        )
+        .mount(&api)
+        .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.job_lease = Some(lease);
+        s.approvers_url = Some(url);
+    })
+    .await;
+    let replica = app.spawn_replica().await;
+
+    let body = json!({"ReleaseName": "R", "ReleaseId": "4", "TeamProject": "Devx"});
+    assert_eq!(replica.post_release(&body).await.status(), 202);
+    eventually("the approval email", || async {
+        (!app.smtp.received().is_empty()).then_some(())
+    })
+    .await;
+    settle(&app).await;
+    assert_eq!(
+        api.received_requests().await.unwrap().len(),
+        1,
+        "no worker of either replica asked the approvers API again"
+    );
+    assert_eq!(app.smtp.received().len(), 1);
+    assert_eq!(app.release_status("Devx", "4").await["problems"], json!([]));
+}
