@@ -11,7 +11,7 @@ use wiremock::{
     matchers::{body_json, header, method, path, query_param},
 };
 
-use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{HANG_GUARD, TestApp, TestSmtp, spawn_app, spawn_app_with};
 
 const EVENTS_PATH: &str = "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/events";
 const JOB_TOKEN: &str = "job-token-never-shown";
@@ -60,9 +60,11 @@ async fn post_with_headers(
     request.send().await.unwrap()
 }
 
-/// Waits until Azure DevOps received `count` requests (10 s at most).
+/// Waits until Azure DevOps received `count` requests; panics after
+/// [`HANG_GUARD`], which only a lost request (or a hang) reaches.
 async fn wait_for_requests(azure: &MockServer, count: usize) -> Vec<Request> {
-    for _ in 0..500 {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while tokio::time::Instant::now() < deadline {
         let received = azure.received_requests().await.unwrap();
         if received.len() >= count {
             return received;
@@ -70,7 +72,7 @@ async fn wait_for_requests(azure: &MockServer, count: usize) -> Vec<Request> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!(
-        "Azure DevOps received {} requests, expected {count}",
+        "waited {HANG_GUARD:?}: Azure DevOps received {} requests, expected {count}",
         azure.received_requests().await.unwrap().len()
     );
 }
@@ -187,7 +189,10 @@ async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
     post_with_headers(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     let mail = &app.smtp.wait_for(1).await[0];
     let decided = Instant::now();
-    app.decide(&mail.token(), "approve", None).await;
+    assert_eq!(
+        app.decide(&mail.token(), "approve", None).await.status(),
+        200
+    );
 
     wait_for_requests(&azure, 3).await;
     let waited = decided.elapsed();

@@ -11,7 +11,7 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{HANG_GUARD, ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with};
 
 /// A policy for `project` with nothing set but the project.
 fn policy(project: &str) -> PolicySettings {
@@ -395,13 +395,14 @@ async fn a_channel_that_fails_is_retried_and_shown_on_the_release() {
         detail.contains("503") && !detail.contains("/hook"),
         "{detail}"
     );
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while tokio::time::Instant::now() < deadline {
         if hooks.received_requests().await.unwrap().len() >= 3 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the failing channel was not retried");
+    panic!("waited {HANG_GUARD:?} for the failing channel to be tried 3 times");
 }
 
 #[tokio::test]
