@@ -149,6 +149,20 @@ fn postgres_url_or_skip() -> String {
     unreachable!("the process exited")
 }
 
+/// Checks that `response` is a problem document with `status` and the type
+/// `urn:deploy-gate:problem:{kind}`, and returns it.
+pub async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
+    assert_eq!(response.status(), status, "{}", response.url());
+    let problem: Value = response.json().await.expect("a problem document");
+    assert_eq!(problem["status"], status, "{problem}");
+    assert_eq!(
+        problem["type"],
+        format!("urn:deploy-gate:problem:{kind}"),
+        "{problem}"
+    );
+    problem
+}
+
 /// A running deploy-gate with its surroundings.
 pub struct TestApp {
     /// `http://127.0.0.1:port`.
