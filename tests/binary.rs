@@ -6,7 +6,7 @@ use std::{
     path::Path,
     process::{Child, Command, Output, Stdio},
     sync::{Arc, Mutex, mpsc},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
@@ -20,6 +20,10 @@ use smtp::TestSmtp;
 mod smtp;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
+
+/// How long a test waits for an event before it calls the wait a hang: far
+/// longer than anything takes on a loaded machine, so it never times a test.
+const HANG_GUARD: Duration = Duration::from_secs(60);
 
 /// The binary run in `dir` with a clean `DEPLOY_GATE_*` environment.
 fn deploy_gate(dir: &Path) -> Command {
@@ -176,12 +180,22 @@ impl Served {
 
     /// The next log event whose message is `message`.
     fn wait_for_log(&self, message: &str) -> Value {
+        self.wait_for_event(&format!("a log line {message:?}"), |event| {
+            event["message"] == message
+        })
+    }
+
+    /// The next log event for which `wanted` holds; panics after [`HANG_GUARD`]
+    /// (however many other lines arrive meanwhile), naming `what` it waited for.
+    fn wait_for_event(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + HANG_GUARD;
         loop {
+            let left = deadline.saturating_duration_since(Instant::now());
             let event = self
                 .logs
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| panic!("no log line {message:?} within 30 s"));
-            if event["message"] == message {
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("waited {HANG_GUARD:?} for {what}"));
+            if wanted(&event) {
                 return event;
             }
         }
@@ -193,8 +207,8 @@ impl Served {
         self.child.wait().unwrap();
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM, as an orchestrator stopping the container does.
+    fn send_sigterm(&self) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -203,8 +217,28 @@ impl Served {
                 .unwrap()
                 .success()
         );
+    }
+
+    /// Waits for the "stopped" log line and the exit status (a hang guard only).
+    fn wait_for_exit(mut self) -> std::process::ExitStatus {
         self.wait_for_log("deploy-gate stopped");
-        self.child.wait().unwrap()
+        let deadline = Instant::now() + HANG_GUARD;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {HANG_GUARD:?} for the process to exit after it logged that it stopped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_for_exit()
     }
 }
 
@@ -360,8 +394,13 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         .await
         .unwrap();
     answers.push_str(&bad_token.text().await.unwrap());
-    // Let the failing email jobs retry a few times, logging their errors.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The failing email job retries, logging its error, twice (no wall-clock pause).
+    for attempt in 1..=2 {
+        served.wait_for_event(&format!("failed email attempt {attempt}"), |event| {
+            event["message"] == "job failed; will retry"
+                && event["error"].as_str().is_some_and(|e| e.contains("SMTP"))
+        });
+    }
 
     let logs = served.output.lock().unwrap().clone();
     for leak in [
@@ -443,6 +482,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         // Decide the round's first release as soon as its three emails are in, then crash
         // a moment later: the decisions and their callback must survive.
         let target = first.to_string();
+        let deadline = Instant::now() + HANG_GUARD;
         let tokens = loop {
             let mails: Vec<_> = smtp
                 .received()
@@ -452,6 +492,12 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
             if mails.len() >= APPROVERS.len() {
                 break mails.iter().map(|m| m.token()).collect::<Vec<_>>();
             }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: waited {HANG_GUARD:?} for the {} emails of release {target}, got {}",
+                APPROVERS.len(),
+                mails.len()
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         for token in tokens.iter().take(APPROVERS.len()) {
@@ -477,7 +523,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
     let served = Served::start_with(dir.path(), &env);
     let pairs = (ROUNDS * RELEASES_PER_ROUND) as usize * APPROVERS.len();
     smtp.wait_for(pairs).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + HANG_GUARD;
     let mails = loop {
         let mails = smtp.received();
         let mut seen: Vec<(String, String)> = mails
@@ -490,7 +536,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
             break mails;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "{} of {pairs} approver emails arrived",
             seen.len()
         );
@@ -519,7 +565,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         assert_eq!(release["status"], "approved", "release {id}: {release}");
     }
     // Every decided release's check is told, whatever moment the crash hit.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + HANG_GUARD;
     loop {
         let requests = azure.received_requests().await.unwrap();
         let told: Vec<String> = requests.iter().map(|r| r.url.path().to_owned()).collect();
@@ -535,10 +581,166 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "no TaskCompleted for releases {missing:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     served.kill();
+}
+
+/// A TCP relay to an SMTP server that holds every connection, unanswered,
+/// until opened: to the app, a mail server that delays its answer.
+struct HeldSmtpRelay {
+    port: u16,
+    /// Connections accepted so far.
+    connections: tokio::sync::watch::Receiver<usize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldSmtpRelay {
+    /// Starts the relay, held, in front of the SMTP server on `upstream`.
+    async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (count, connections) = tokio::sync::watch::channel(0);
+        let (open, opened) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut app_side, _)) = listener.accept().await {
+                count.send_modify(|n| *n += 1);
+                let mut opened = opened.clone();
+                tokio::spawn(async move {
+                    let _ = opened.wait_for(|open| *open).await;
+                    let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                        .await
+                        .unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut app_side, &mut server).await;
+                });
+            }
+        });
+        Self {
+            port,
+            connections,
+            open,
+        }
+    }
+
+    /// Waits until the app connected (a hang guard only).
+    async fn wait_for_a_connection(&mut self) {
+        tokio::time::timeout(HANG_GUARD, self.connections.wait_for(|n| *n >= 1))
+            .await
+            .unwrap_or_else(|_| panic!("waited {HANG_GUARD:?} for the app to connect to SMTP"))
+            .unwrap();
+    }
+}
+
+/// A `POST` sent over its own connection up to its headers, with `Expect:
+/// 100-continue`: once the service answered `100 Continue` its handler is
+/// reading the body, so the request is in flight until the body is sent.
+struct RequestInFlight {
+    stream: tokio::net::TcpStream,
+    body: Vec<u8>,
+}
+
+impl RequestInFlight {
+    /// Sends the headers of `POST {path}` with a JSON `body` and waits for `100 Continue`.
+    async fn start(address: &str, path: &str, body: &Value) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let body = body.to_string().into_bytes();
+        let host = address.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut interim = Vec::new();
+        let read_interim = async {
+            while !interim.ends_with(b"\r\n\r\n") {
+                let mut byte = [0];
+                assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{interim:?}");
+                interim.push(byte[0]);
+            }
+        };
+        tokio::time::timeout(HANG_GUARD, read_interim)
+            .await
+            .unwrap_or_else(|_| panic!("waited {HANG_GUARD:?} for 100 Continue"));
+        let interim = String::from_utf8_lossy(&interim);
+        assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+        Self { stream, body }
+    }
+
+    /// Sends the body and returns the status and the whole answer.
+    async fn finish(mut self) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        self.stream.write_all(&self.body).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(HANG_GUARD, self.stream.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("waited {HANG_GUARD:?} for the answer"))
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+        (status, answer)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_request_and_the_email_in_flight_then_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = TestSmtp::running();
+    let mut relay = HeldSmtpRelay::start(smtp.port).await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", relay.port);
+    let env = [
+        ("DEPLOY_GATE_SMTP_URL", smtp_url.as_str()),
+        ("DEPLOY_GATE_APPROVERS", "ana@example.com"),
+    ];
+    let served = Served::start_with(dir.path(), &env);
+    let release = json!({"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx"});
+    let created = reqwest::Client::new()
+        .post(format!("{}/release", served.address))
+        .json(&release)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+
+    // A job in flight: the email job is connected to a mail server that has not answered.
+    relay.wait_for_a_connection().await;
+    // A request in flight: the pipeline's next poll, its body not sent yet.
+    let poll = RequestInFlight::start(&served.address, "/release", &release).await;
+    served.send_sigterm();
+    served.wait_for_log("shutdown signal received; finishing requests and jobs in flight");
+
+    let (status, answer) = poll.finish().await;
+    assert_eq!(status, 200, "the poll in flight is answered: {answer}");
+    assert!(answer.contains(r#""status":"pending""#), "{answer}");
+    relay.open.send(true).unwrap();
+    let exit = served.wait_for_exit();
+    assert_eq!(exit.code(), Some(0), "SIGTERM is a clean exit: {exit}");
+    // The email in flight was finished before the exit, once.
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 1, "the email in flight was delivered once");
+    assert_eq!(mails[0].to, ["ana@example.com"]);
+
+    // And recorded as sent: started again, the service shows it notified.
+    let served = Served::start_with(dir.path(), &env);
+    let status: Value = reqwest::Client::new()
+        .get(format!("{}/release/Devx/1", served.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["approvers"][0]["notified"], true, "{status}");
+    assert_eq!(served.terminate().code(), Some(0));
+    assert_eq!(smtp.received().len(), 1, "not sent again after the restart");
 }

@@ -406,6 +406,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Jobs due by `now`, neither finished nor dead.
     async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Jobs neither finished nor dead that are due by `now` or wait to retry:
+    /// zero once the queue is idle, whatever is scheduled for later.
+    async fn outstanding_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// The approvers found for a release, and what was wrong on the way.

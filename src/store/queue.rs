@@ -146,3 +146,21 @@ pub(super) async fn due_count<Q: Queries>(
     let due = row.as_ref().map(|row| row.int("due")).transpose()?;
     u64::try_from(due.unwrap_or(0)).map_err(|_| StoreError::Corrupt(format!("job count {due:?}")))
 }
+
+/// Jobs neither finished nor dead that are due by `now` or wait to retry a
+/// failed attempt: the work left before the queue is idle (scheduled
+/// reminders, escalations and deadlines are not counted).
+pub(super) async fn outstanding_count<Q: Queries>(
+    db: &mut Q,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let sql = Sql::new(
+        "SELECT COUNT(*) AS outstanding FROM job
+         WHERE dead_at IS NULL AND (run_at <= $1 OR attempts > 0)",
+    )
+    .bind(now);
+    let row = db.fetch_optional(sql).await?;
+    let outstanding = row.as_ref().map(|row| row.int("outstanding")).transpose()?;
+    u64::try_from(outstanding.unwrap_or(0))
+        .map_err(|_| StoreError::Corrupt(format!("job count {outstanding:?}")))
+}

@@ -424,6 +424,10 @@ where
     async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         queue::due_count(&mut self.reader().await?, now).await
     }
+
+    async fn outstanding_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        queue::outstanding_count(&mut self.reader().await?, now).await
+    }
 }
 
 #[cfg(test)]

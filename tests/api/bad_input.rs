@@ -1,13 +1,11 @@
 //! Refused input at `POST /release` and `GET /release/...`: every refusal is a 4xx
 //! `application/problem+json` document that says what is wrong, and stores nothing.
 
-use std::time::Duration;
-
 use deploy_gate::config::Secret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{HANG_GUARD, TestApp, TestSmtp, spawn_app, spawn_app_with};
 
 /// Checks a problem document with `status`, and returns it.
 async fn problem(response: reqwest::Response, status: u16, context: &str) -> Value {
@@ -77,9 +75,9 @@ async fn raw_http(app: &TestApp, request: &[u8]) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
     stream.write_all(request).await.unwrap();
     let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+    tokio::time::timeout(HANG_GUARD, stream.read_to_end(&mut answer))
         .await
-        .expect("the server answers and closes")
+        .expect("waited for the server to answer and close the connection")
         .unwrap();
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let status = answer
@@ -652,54 +650,72 @@ async fn invalid_approvers_in_the_request_are_refused_by_name_and_nobody_is_mail
 
     assert_unknown(&app, "Devx", "1").await;
     app.drain_jobs().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_until_idle().await;
     assert!(
         app.smtp.received().is_empty(),
         "nobody is mailed for a refused release"
     );
 }
 
+/// A content type, a body, and the status and problem kind they must get.
+type OddInput = (Option<&'static str>, Vec<u8>, (u16, &'static str));
+
 #[tokio::test]
 async fn odd_input_never_yields_a_server_error() {
     let app = spawn_app().await;
-    let odd: Vec<(Option<&str>, Vec<u8>)> = vec![
-        (Some("application/json"), b"\x00\x01\x02".to_vec()),
+    // Each with the exact status and problem type it is documented to get:
+    // unparseable JSON 400 `invalid-request`, a bad field 400 `invalid-field`,
+    // a content type that is not JSON 415 `unsupported-media-type`.
+    const MALFORMED: (u16, &str) = (400, "invalid-request");
+    const BAD_FIELD: (u16, &str) = (400, "invalid-field");
+    const NOT_JSON: (u16, &str) = (415, "unsupported-media-type");
+    let odd: Vec<OddInput> =
+        vec![
+        (Some("application/json"), b"\x00\x01\x02".to_vec(), MALFORMED),
         (
             Some("application/json"),
             b"{\"ReleaseName\": \"R\"".repeat(100),
+            MALFORMED,
         ),
         (
             Some("application/json"),
             br#"{"ReleaseName": "R", "ReleaseName": 5, "ReleaseId": 1, "TeamProject": "Devx"}"#
                 .to_vec(),
+            MALFORMED,
         ),
         (
             Some("application/json"),
             br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "PlanUrl": "ftp://x"}"#
                 .to_vec(),
+            BAD_FIELD,
         ),
         (
             Some("application/json"),
             br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "AuthToken": "t"}"#
                 .to_vec(),
+            BAD_FIELD,
         ),
         (
             Some("application/json"),
             br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "Approvers": [null]}"#
                 .to_vec(),
+            MALFORMED,
         ),
-        (Some("application/json; charset=latin1"), b"{}".to_vec()),
-        (Some("application/json"), b"1e999999".to_vec()),
-        (Some("application/json"), b"\xef\xbb\xbf{}".to_vec()),
-        (Some(""), b"{}".to_vec()),
-        (Some(";;;"), b"{}".to_vec()),
+        (Some("application/json; charset=latin1"), b"{}".to_vec(), MALFORMED),
+        (Some("application/json"), b"1e999999".to_vec(), MALFORMED),
+        (Some("application/json"), b"\xef\xbb\xbf{}".to_vec(), MALFORMED),
+        (Some(""), b"{}".to_vec(), NOT_JSON),
+        (Some(";;;"), b"{}".to_vec(), NOT_JSON),
     ];
-    for (content_type, body) in odd {
+    for (content_type, body, (status, kind)) in odd {
         let label = format!("{content_type:?} {:?}", String::from_utf8_lossy(&body));
         let response = post_raw(&app, content_type, body).await;
-        let status = response.status().as_u16();
-        assert!((400..500).contains(&status), "{label}: {status}");
-        problem(response, status, &label).await;
+        let body = problem(response, status, &label).await;
+        assert_eq!(
+            body["type"],
+            format!("urn:deploy-gate:problem:{kind}"),
+            "{label}: {body}"
+        );
     }
     let header = app
         .client
@@ -722,6 +738,11 @@ async fn odd_input_never_yields_a_server_error() {
           PlanUrl: \xff\xfe\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     )
     .await;
-    assert!((400..500).contains(&status), "a non-UTF-8 header: {answer}");
+    // The unreadable header is not a callback field; the empty body is what is refused.
+    assert_eq!(status, 400, "a non-UTF-8 header: {answer}");
+    assert!(
+        answer.contains(r#""type":"urn:deploy-gate:problem:invalid-request""#),
+        "a non-UTF-8 header: {answer}"
+    );
     assert_unknown(&app, "Devx", "1").await;
 }

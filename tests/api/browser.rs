@@ -17,7 +17,7 @@ use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{HANG_GUARD, TestApp, TestSmtp, spawn_app, spawn_app_with};
 
 /// The API key of the app whose board the browser opens.
 const API_KEY: &str = "operator-key-0123456789";
@@ -57,7 +57,8 @@ impl Browser {
         );
         let url = format!("http://127.0.0.1:{port}");
         let mut last_error = None;
-        for _ in 0..100 {
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        while tokio::time::Instant::now() < deadline {
             match ClientBuilder::new(HttpConnector::new())
                 .capabilities(capabilities.clone())
                 .connect(&url)
@@ -68,7 +69,10 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no browser session: {last_error:?}");
+        let mut driver = driver;
+        let _ = driver.kill();
+        let _ = driver.wait();
+        panic!("waited {HANG_GUARD:?} for a browser session: {last_error:?}");
     }
 
     /// Saves a screenshot of the current page as `target/screenshots/{name}.png`.

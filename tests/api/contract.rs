@@ -35,12 +35,9 @@ fn nulls(value: &Value, at: &str) -> Vec<String> {
     }
 }
 
+/// The JSON body of a `200` answer, checked to hold no `null`.
 async fn json_without_nulls(response: reqwest::Response, context: &str) -> Value {
-    assert!(
-        response.status().is_success(),
-        "{context}: {}",
-        response.status()
-    );
+    assert_eq!(response.status(), 200, "{context}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(nulls(&body, ""), Vec::<String>::new(), "{context}: {body}");
     body

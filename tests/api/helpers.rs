@@ -24,6 +24,10 @@ use tokio::{sync::oneshot, task::JoinHandle};
 #[path = "../support/smtp.rs"]
 mod smtp;
 
+/// How long a test waits for an event before it calls the wait a hang: far
+/// longer than anything takes on a loaded machine, so it never times a test.
+pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
 /// The token secret every test app uses, so tests can mint their own tokens.
 pub const TEST_SECRET: &str = "test-secret-0123456789abcdef";
 
@@ -143,6 +147,20 @@ fn postgres_url_or_skip() -> String {
         std::process::exit(0);
     });
     unreachable!("the process exited")
+}
+
+/// Checks that `response` is a problem document with `status` and the type
+/// `urn:deploy-gate:problem:{kind}`, and returns it.
+pub async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
+    assert_eq!(response.status(), status, "{}", response.url());
+    let problem: Value = response.json().await.expect("a problem document");
+    assert_eq!(problem["status"], status, "{problem}");
+    assert_eq!(
+        problem["type"],
+        format!("urn:deploy-gate:problem:{kind}"),
+        "{problem}"
+    );
+    problem
 }
 
 /// A running deploy-gate with its surroundings.
@@ -298,33 +316,48 @@ impl TestApp {
         self.worker.drain().await.expect("the queue is reachable");
     }
 
-    /// Waits until the queue holds no live job (10 s at most).
+    /// Waits until no job is left that is due or waiting to retry (jobs
+    /// scheduled for later, such as reminders and deadlines, do not count);
+    /// panics after [`HANG_GUARD`], which only a hang reaches.
     pub async fn wait_until_idle(&self) {
-        for _ in 0..500 {
-            if self.store.due_job_count(self.clock.now()).await.unwrap() == 0 {
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
+        let mut outstanding = 0;
+        while tokio::time::Instant::now() < deadline {
+            outstanding = self
+                .store
+                .outstanding_job_count(self.clock.now())
+                .await
+                .expect("the queue is reachable");
+            if outstanding == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("jobs are still queued after 10 s");
+        panic!(
+            "waited {HANG_GUARD:?} for the queue to be idle: {outstanding} jobs due or retrying"
+        );
     }
 
-    /// Polls the release status until `done` holds (10 s at most) and returns it.
+    /// Polls the release status until `done` holds and returns it; panics
+    /// after [`HANG_GUARD`], which only a hang reaches.
     pub async fn wait_for_release(
         &self,
         project: &str,
         id: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
+        let deadline = tokio::time::Instant::now() + HANG_GUARD;
         let mut status = Value::Null;
-        for _ in 0..500 {
+        while tokio::time::Instant::now() < deadline {
             status = self.release_status(project, id).await;
             if done(&status) {
                 return status;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("the release never reached the expected state: {status}");
+        panic!(
+            "waited {HANG_GUARD:?} for release {project}/{id} to reach the expected state: {status}"
+        );
     }
 
     /// Stops gracefully and starts again on the same database (new port).

@@ -11,7 +11,9 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{
+    HANG_GUARD, ReceivedMail, TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with,
+};
 
 /// A policy for `project` with nothing set but the project.
 fn policy(project: &str) -> PolicySettings {
@@ -109,8 +111,7 @@ async fn a_policy_may_let_the_requester_approve_and_a_bad_requested_for_is_refus
             "RequestedFor": "$(Release.RequestedForEmail)"
         }))
         .await;
-    assert_eq!(refused.status(), 400);
-    let problem: Value = refused.json().await.unwrap();
+    let problem = assert_problem(refused, 400, "invalid-field").await;
     assert!(problem["detail"].as_str().unwrap().contains("RequestedFor"));
     assert_eq!(
         app.get_release("Devx", "2").await.status(),
@@ -395,13 +396,14 @@ async fn a_channel_that_fails_is_retried_and_shown_on_the_release() {
         detail.contains("503") && !detail.contains("/hook"),
         "{detail}"
     );
-    for _ in 0..200 {
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while tokio::time::Instant::now() < deadline {
         if hooks.received_requests().await.unwrap().len() >= 3 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("the failing channel was not retried");
+    panic!("waited {HANG_GUARD:?} for the failing channel to be tried 3 times");
 }
 
 #[tokio::test]
@@ -454,10 +456,12 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
                 .ends_with("approval-cancelled")
         );
         assert!(problem["detail"].as_str().unwrap().contains("wrong build"));
-        assert_eq!(
-            app.decide(&mail.token(), "approve", None).await.status(),
-            410
-        );
+        assert_problem(
+            app.decide(&mail.token(), "approve", None).await,
+            410,
+            "approval-cancelled",
+        )
+        .await;
     }
     let page = app
         .client
@@ -507,7 +511,8 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
         .send()
         .await
         .unwrap();
-    assert_eq!(again.status(), 409, "the release is already final");
+    // The release is already final.
+    assert_problem(again, 409, "release-final").await;
     let unknown = app
         .client
         .post(format!("{}/release/Devx/404/cancel", app.address))
@@ -553,7 +558,7 @@ async fn a_resent_email_carries_a_new_link_and_retires_the_old_one() {
     );
     assert_eq!(approve(&app, new).await["release"]["status"], "approved");
 
-    assert_eq!(resend("ana@example.com").await.status(), 409);
-    assert_eq!(resend("nobody@example.com").await.status(), 404);
-    assert_eq!(resend("not-an-address").await.status(), 404);
+    assert_problem(resend("ana@example.com").await, 409, "release-final").await;
+    assert_problem(resend("nobody@example.com").await, 404, "not-found").await;
+    assert_problem(resend("not-an-address").await, 404, "not-found").await;
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestSmtp, spawn_app_with};
+use crate::helpers::{TestSmtp, assert_problem, spawn_app_with};
 
 #[tokio::test]
 async fn a_client_hammering_the_approval_endpoint_gets_429_with_retry_after() {
@@ -13,7 +13,7 @@ async fn a_client_hammering_the_approval_endpoint_gets_429_with_retry_after() {
     let url = format!("{}/approval?token=guess", app.address);
     for _ in 0..5 {
         let answer = app.client.get(&url).send().await.unwrap();
-        assert_eq!(answer.status(), 401);
+        assert_problem(answer, 401, "token-invalid").await;
     }
     let limited = app.client.get(&url).send().await.unwrap();
     assert_eq!(limited.status(), 429);
@@ -27,8 +27,7 @@ async fn a_client_hammering_the_approval_endpoint_gets_429_with_retry_after() {
         limited.headers()["content-type"],
         "application/problem+json"
     );
-    let problem: serde_json::Value = limited.json().await.unwrap();
-    assert_eq!(problem["status"], 429);
+    assert_problem(limited, 429, "rate-limited").await;
 
     // Other endpoints, and other clients, are not affected.
     let health = app
@@ -58,14 +57,13 @@ async fn failed_authentications_lock_the_client_out_for_a_while_even_with_the_ri
             .send()
     };
     for _ in 0..3 {
-        assert_eq!(
-            post("wrong-key", "203.0.113.7").await.unwrap().status(),
-            401
-        );
+        let refused = post("wrong-key", "203.0.113.7").await.unwrap();
+        assert_problem(refused, 401, "unauthorized").await;
     }
     let locked = post("right-key", "203.0.113.7").await.unwrap();
-    assert_eq!(locked.status(), 429, "a guesser cannot go on guessing");
     assert!(locked.headers().contains_key("retry-after"));
+    // A guesser cannot go on guessing.
+    assert_problem(locked, 429, "rate-limited").await;
     // A different client (per the trusted proxy header) still gets in.
     let other = post("right-key", "198.51.100.9, 203.0.113.7")
         .await
@@ -79,5 +77,5 @@ async fn failed_authentications_lock_the_client_out_for_a_while_even_with_the_ri
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 429);
+    assert_problem(answer, 429, "rate-limited").await;
 }

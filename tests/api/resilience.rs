@@ -8,7 +8,7 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{TestSmtp, spawn_app, spawn_app_with};
+use crate::helpers::{HANG_GUARD, TestSmtp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_hundred_concurrent_creates_of_one_release_send_each_approver_exactly_one_email() {
@@ -41,32 +41,80 @@ async fn a_hundred_concurrent_creates_of_one_release_send_each_approver_exactly_
     assert_eq!(to, ["ana@example.com", "bo@example.com"]);
 }
 
+/// An approvers API that answers `{"approvers": [approver]}` only once `open`
+/// turns true; `asked` counts the requests it got, so far.
+struct HeldApproversApi {
+    url: String,
+    asked: tokio::sync::watch::Receiver<usize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldApproversApi {
+    /// Starts the API on a loopback port, held.
+    async fn start(approver: &str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/approvers", listener.local_addr().unwrap());
+        let (count, asked) = tokio::sync::watch::channel(0);
+        let (open, opened) = tokio::sync::watch::channel(false);
+        let body = json!({ "approvers": [approver] }).to_string();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut opened = opened.clone();
+                let body = body.clone();
+                count.send_modify(|n| *n += 1);
+                tokio::spawn(async move {
+                    let mut request = [0; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let _ = opened.wait_for(|open| *open).await;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        Self { url, asked, open }
+    }
+
+    /// Waits until the API was asked `count` times (a hang guard only).
+    async fn wait_until_asked(&mut self, count: usize) {
+        tokio::time::timeout(HANG_GUARD, self.asked.wait_for(|n| *n >= count))
+            .await
+            .unwrap_or_else(|_| panic!("the approvers API was never asked {count} times"))
+            .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_slow_approvers_api_does_not_hold_up_post_release() {
-    let api = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/approvers"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"approvers": ["ana@example.com"]}))
-                .set_delay(Duration::from_secs(3)),
-        )
-        .expect(1)
-        .mount(&api)
-        .await;
-    let url = format!("{}/approvers", api.uri());
+    let mut api = HeldApproversApi::start("ana@example.com").await;
+    let url = api.url.clone();
     let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
 
-    // The API takes 3 s; the answer must come while that call is still outstanding.
+    // The API answers nothing until after POST /release answered: the answer
+    // cannot have waited for it (a wait would hang until the hang guard).
     let answer = tokio::time::timeout(
-        Duration::from_millis(1500),
+        HANG_GUARD,
         app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx"})),
     )
     .await
-    .expect("POST /release answered without waiting for the approvers API");
+    .expect("POST /release answered while the approvers API was held");
     assert_eq!(answer.status(), 202);
-    assert_eq!(app.release_status("Devx", "1").await["status"], "pending");
+    api.wait_until_asked(1).await;
+    assert_eq!(
+        app.release_status("Devx", "1").await["status"],
+        "pending",
+        "while the approvers API is still held"
+    );
+
+    api.open.send(true).unwrap();
     assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
+    app.wait_until_idle().await;
+    assert_eq!(*api.asked.borrow(), 1, "the approvers API was asked once");
 }
 
 #[tokio::test]
@@ -135,8 +183,8 @@ async fn while_the_smtp_server_is_down_the_email_waits_and_is_sent_once_when_it_
     let mut app = app;
     app.smtp.start();
     app.smtp.wait_for(1).await;
+    // Idle: nothing due and nothing waiting to retry, so no second email can follow.
     app.wait_until_idle().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.smtp.received().len(), 1, "sent exactly once");
     let status = app.release_status("Devx", "1").await;
     assert_eq!(status["approvers"][0]["notified"], true);
@@ -202,9 +250,9 @@ async fn a_crash_in_the_middle_of_sending_loses_no_email_and_sends_it_once() {
     let app = spawn_app_with(smtp, |s| s.job_lease = Some(Duration::from_millis(600))).await;
     app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Approvers": "ana@example.com"}))
         .await;
-    first_connection
-        .recv()
+    tokio::time::timeout(HANG_GUARD, first_connection.recv())
         .await
+        .expect("waited for the worker to connect to the SMTP server")
         .expect("the worker is in the middle of sending");
 
     tarpit.abort();
@@ -223,19 +271,22 @@ async fn a_crash_in_the_middle_of_sending_loses_no_email_and_sends_it_once() {
 #[tokio::test]
 async fn an_undecided_release_expires_at_its_deadline_and_its_links_stop_working() {
     let app = spawn_app_with(TestSmtp::running(), |s| {
-        s.approval_deadline = Some(Duration::from_secs(2))
+        s.approval_deadline = Some(Duration::from_secs(3600))
     })
     .await;
     app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Approvers": "ana@example.com"}))
         .await;
     let token = app.smtp.wait_for(1).await[0].token();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.release_status("Devx", "1").await["status"], "pending");
+    app.advance_clock(Duration::from_secs(3600 + 1)).await;
 
     let status = app.release_status("Devx", "1").await;
     assert_eq!(status["status"], "expired");
     assert_eq!(status["approved"], false);
     let refused = app.decide(&token, "approve", None).await;
     assert_eq!(refused.status(), 401);
+    let problem: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:deploy-gate:problem:token-expired");
     assert_eq!(app.release_status("Devx", "1").await["status"], "expired");
 }
 
@@ -259,6 +310,8 @@ async fn with_a_minimum_of_one_the_first_approval_decides_and_later_decisions_ar
     assert_eq!(status["approvals"]["required"], 1);
     let late = app.decide(&mails[1].token(), "reject", None).await;
     assert_eq!(late.status(), 409);
+    let problem: serde_json::Value = late.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:deploy-gate:problem:release-final");
     assert_eq!(app.release_status("Devx", "1").await["status"], "approved");
 }
 
@@ -380,15 +433,24 @@ async fn a_briefly_locked_sqlite_database_delays_requests_and_jobs_without_losin
         .unwrap();
     let release = json!({"ReleaseName": "R", "ReleaseId": "9", "TeamProject": "Devx",
                          "Approvers": ["ana@example.com"]});
-    let started = std::time::Instant::now();
-    let (created, ()) = tokio::join!(app.post_release(&release), async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        sqlx::query("COMMIT").execute(&mut other).await.unwrap();
-    });
+    // Set just before the lock is let go: an answer that did not wait for it comes first.
+    let released = std::sync::atomic::AtomicBool::new(false);
+    let (held_up, ()) = tokio::join!(
+        async {
+            let created = app.post_release(&release).await;
+            (created, released.load(std::sync::atomic::Ordering::SeqCst))
+        },
+        async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            released.store(true, std::sync::atomic::Ordering::SeqCst);
+            sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+        }
+    );
+    let (created, answered_after_the_lock) = held_up;
     assert_eq!(created.status(), 202, "the request waited for the lock");
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "it was held up"
+        answered_after_the_lock,
+        "it was held up until the lock went"
     );
     assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
     app.wait_until_idle().await;

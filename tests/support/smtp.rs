@@ -189,15 +189,20 @@ impl TestSmtp {
         self.inbox.lock().unwrap().clone()
     }
 
-    /// Waits until at least `count` messages arrived (10 s at most) and returns all.
+    /// Waits until at least `count` messages arrived and returns all; panics
+    /// after 60 s, which only a lost email (or a hang) reaches.
     pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
-        for _ in 0..500 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
             let mails = self.received();
             if mails.len() >= count {
                 return mails;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("expected {count} emails, got {}", self.received().len());
+        panic!(
+            "waited 60 s for {count} emails at the SMTP server, got {}",
+            self.received().len()
+        );
     }
 }
