@@ -7,14 +7,17 @@ use base64::Engine;
 use deploy_gate::config::Secret;
 use serde_json::{Value, json};
 use wiremock::{
-    Mock, MockServer, Request, ResponseTemplate,
+    Mock, MockServer, ResponseTemplate,
     matchers::{body_json, header, method, path, query_param},
 };
 
-use crate::helpers::{HANG_GUARD, TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with};
-
-const EVENTS_PATH: &str = "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/events";
-const JOB_TOKEN: &str = "job-token-never-shown";
+use crate::{
+    fakes::{
+        EVENTS_PATH, JOB_TOKEN, callback_headers, post_with_headers, task_completed,
+        wait_for_requests,
+    },
+    helpers::{TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with},
+};
 
 /// Azure DevOps accepting TaskCompleted events with the given result, once.
 async fn azure_expecting(result: &str) -> MockServer {
@@ -22,59 +25,16 @@ async fn azure_expecting(result: &str) -> MockServer {
     Mock::given(method("POST"))
         .and(path(EVENTS_PATH))
         .and(query_param("api-version", "2.0-preview.1"))
-        .and(header("authorization", format!("Bearer {JOB_TOKEN}").as_str()))
-        .and(body_json(json!({"name": "TaskCompleted", "taskId": "task-1", "jobId": "job-1", "result": result})))
+        .and(header(
+            "authorization",
+            format!("Bearer {JOB_TOKEN}").as_str(),
+        ))
+        .and(body_json(task_completed(result)))
         .respond_with(ResponseTemplate::new(204))
         .expect(1)
         .mount(&azure)
         .await;
     azure
-}
-
-/// The callback headers an Invoke REST API check sends by default (azure-devops.md §1.6).
-fn callback_headers(azure: &MockServer) -> Vec<(&'static str, String)> {
-    vec![
-        ("PlanUrl", format!("{}/", azure.uri())),
-        ("ProjectId", "proj-guid".into()),
-        ("HubName", "checks".into()),
-        ("PlanId", "plan-1".into()),
-        ("JobId", "job-1".into()),
-        ("TimelineId", "timeline-1".into()),
-        ("TaskInstanceId", "task-1".into()),
-        ("AuthToken", JOB_TOKEN.into()),
-    ]
-}
-
-async fn post_with_headers(
-    app: &TestApp,
-    body: &Value,
-    headers: &[(&'static str, String)],
-) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(format!("{}/release", app.address))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    request.send().await.unwrap()
-}
-
-/// Waits until Azure DevOps received `count` requests; panics after
-/// [`HANG_GUARD`], which only a lost request (or a hang) reaches.
-async fn wait_for_requests(azure: &MockServer, count: usize) -> Vec<Request> {
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    while tokio::time::Instant::now() < deadline {
-        let received = azure.received_requests().await.unwrap();
-        if received.len() >= count {
-            return received;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!(
-        "waited {HANG_GUARD:?}: Azure DevOps received {} requests, expected {count}",
-        azure.received_requests().await.unwrap().len()
-    );
 }
 
 fn release(approvers: &str) -> Value {

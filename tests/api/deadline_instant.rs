@@ -17,9 +17,11 @@ use wiremock::{
     matchers::{body_partial_json, method, path},
 };
 
-use crate::helpers::{TestApp, spawn_app_stopped_at};
+use crate::{
+    fakes::{EVENTS_PATH, callback_headers, post_with_headers},
+    helpers::{TestApp, spawn_app_stopped_at},
+};
 
-const EVENTS_PATH: &str = "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/events";
 const DEADLINE_AFTER: Duration = Duration::from_secs(3600);
 const TICK: Duration = Duration::from_millis(1);
 
@@ -43,25 +45,10 @@ async fn azure() -> MockServer {
 /// Creates release 7 of Devx for ana, in callback mode when `azure` is given
 /// (so that the deadline is watched by the expiry job); returns ana's token.
 async fn create(app: &TestApp, azure: Option<&MockServer>) -> String {
-    let mut request = app.client.post(format!("{}/release", app.address)).json(
-        &json!({"ReleaseName": "R7", "ReleaseId": "7", "TeamProject": "Devx",
-                      "Approvers": ["ana@example.com"]}),
-    );
-    if let Some(azure) = azure {
-        for (name, value) in [
-            ("PlanUrl", format!("{}/", azure.uri())),
-            ("ProjectId", "proj-guid".into()),
-            ("HubName", "checks".into()),
-            ("PlanId", "plan-1".into()),
-            ("JobId", "job-1".into()),
-            ("TimelineId", "timeline-1".into()),
-            ("TaskInstanceId", "task-1".into()),
-            ("AuthToken", "job-token".into()),
-        ] {
-            request = request.header(name, value);
-        }
-    }
-    assert_eq!(request.send().await.unwrap().status(), 202);
+    let body = json!({"ReleaseName": "R7", "ReleaseId": "7", "TeamProject": "Devx",
+                      "Approvers": ["ana@example.com"]});
+    let headers = azure.map(callback_headers).unwrap_or_default();
+    assert_eq!(post_with_headers(app, &body, &headers).await.status(), 202);
     let token = app.smtp.wait_for(1).await[0].token();
     app.drain_jobs().await;
     token

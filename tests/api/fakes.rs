@@ -1,46 +1,20 @@
 // What the job tests share: a dependency that fails on demand and counts what it
-// answered, Azure DevOps requests as the documented payloads, waits with a deadline
-// that only a hang reaches, and the metrics scrape.
+// answered, Azure DevOps requests as the documented payloads, waits for the queue,
+// problems and requests at a fake, and the metrics scrape.
 
-use std::{
-    future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::TestApp;
-
-/// How long a wait may take before it counts as a hang.
-pub const HANG: Duration = Duration::from_secs(60);
-
-/// Polls `probe` every 20 ms until it gives `Some`; panics naming `what` after [`HANG`].
-pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + HANG;
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {HANG:?} for {what}, in vain"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use crate::helpers::{TestApp, wait_until};
 
 /// Waits until the app's queue holds no due job (one running counts as due).
 pub async fn settle(app: &TestApp) {
-    eventually("the job queue to empty", || async {
+    wait_until("the job queue to empty", || async {
         let due = app.store.due_job_count(app.clock.now()).await.unwrap();
         (due == 0).then_some(())
     })
@@ -70,7 +44,7 @@ pub async fn wait_for_problem(
     code: &str,
 ) -> Value {
     let what = format!("problem {code} on release {project}/{id}");
-    eventually(&what, || async {
+    wait_until(&what, || async {
         let list = problems(app, project, id, stage).await;
         list.into_iter().find(|p| p["code"] == code)
     })
@@ -80,7 +54,7 @@ pub async fn wait_for_problem(
 /// Waits until the release's status body lists no problem at all.
 pub async fn wait_for_no_problem(app: &TestApp, project: &str, id: &str, stage: &str) {
     let what = format!("release {project}/{id} to have no problem left");
-    eventually(&what, || async {
+    wait_until(&what, || async {
         problems(app, project, id, stage)
             .await
             .is_empty()
@@ -91,7 +65,7 @@ pub async fn wait_for_no_problem(app: &TestApp, project: &str, id: &str, stage: 
 
 /// Waits until `server` has received `count` requests, and returns them all.
 pub async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
-    eventually(&format!("{count} request(s) at the fake"), || async {
+    wait_until(&format!("{count} request(s) at the fake"), || async {
         let received = server.received_requests().await.unwrap();
         (received.len() >= count).then_some(received)
     })
@@ -194,18 +168,28 @@ pub fn callback_headers(azure: &MockServer) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `POST /release` with `body` and `headers` (such as [`callback_headers`]).
+pub async fn post_with_headers(
+    app: &TestApp,
+    body: &Value,
+    headers: &[(&'static str, String)],
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}/release", app.address))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
 /// `POST /release` of release `Devx/{id}` for `approver`, in callback mode to `azure`.
 pub async fn post_in_callback_mode(app: &TestApp, azure: &MockServer, id: &str, approver: &str) {
     let body =
         json!({"ReleaseName": "R", "ReleaseId": id, "TeamProject": "Devx", "Approvers": approver});
-    let mut request = app
-        .client
-        .post(format!("{}/release", app.address))
-        .json(&body);
-    for (name, value) in callback_headers(azure) {
-        request = request.header(name, value);
-    }
-    assert_eq!(request.send().await.unwrap().status(), 202);
+    let answer = post_with_headers(app, &body, &callback_headers(azure)).await;
+    assert_eq!(answer.status(), 202);
 }
 
 /// The TaskCompleted event of [`callback_headers`]' task with `result` (azure-devops.md §2.1).

@@ -6,7 +6,7 @@
 //! target, where each app gets a fresh schema in the PostgreSQL database named
 //! by `DEPLOY_GATE_TEST_POSTGRES_URL`.
 
-use std::{io::Write, sync::Arc, time::Duration};
+use std::{future::Future, io::Write, sync::Arc, time::Duration};
 
 use deploy_gate::{
     clock::Clock,
@@ -27,6 +27,26 @@ mod smtp;
 /// How long a test waits for an event before it calls the wait a hang: far
 /// longer than anything takes on a loaded machine, so it never times a test.
 pub const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// Polls `probe` every 20 ms until it gives `Some`, and returns that; panics
+/// naming `what` after [`HANG_GUARD`], which only a hang reaches.
+pub async fn wait_until<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {HANG_GUARD:?} for {what}, in vain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The token secret every test app uses, so tests can mint their own tokens.
 pub const TEST_SECRET: &str = "test-secret-0123456789abcdef";
@@ -320,22 +340,15 @@ impl TestApp {
     /// scheduled for later, such as reminders and deadlines, do not count);
     /// panics after [`HANG_GUARD`], which only a hang reaches.
     pub async fn wait_until_idle(&self) {
-        let deadline = tokio::time::Instant::now() + HANG_GUARD;
-        let mut outstanding = 0;
-        while tokio::time::Instant::now() < deadline {
-            outstanding = self
+        wait_until("the queue to be idle (no job due or retrying)", || async {
+            let outstanding = self
                 .store
                 .outstanding_job_count(self.clock.now())
                 .await
                 .expect("the queue is reachable");
-            if outstanding == 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "waited {HANG_GUARD:?} for the queue to be idle: {outstanding} jobs due or retrying"
-        );
+            (outstanding == 0).then_some(())
+        })
+        .await;
     }
 
     /// Polls the release status until `done` holds and returns it; panics
@@ -346,18 +359,12 @@ impl TestApp {
         id: &str,
         done: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + HANG_GUARD;
-        let mut status = Value::Null;
-        while tokio::time::Instant::now() < deadline {
-            status = self.release_status(project, id).await;
-            if done(&status) {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "waited {HANG_GUARD:?} for release {project}/{id} to reach the expected state: {status}"
-        );
+        let what = format!("release {project}/{id} to reach the expected state");
+        wait_until(&what, || async {
+            let status = self.release_status(project, id).await;
+            done(&status).then_some(status)
+        })
+        .await
     }
 
     /// Stops gracefully and starts again on the same database (new port).

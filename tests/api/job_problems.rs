@@ -16,7 +16,7 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        EVENTS_PATH, Flaky, JOB_TOKEN, eventually, post_in_callback_mode, settle, task_completed,
+        EVENTS_PATH, Flaky, JOB_TOKEN, post_in_callback_mode, settle, task_completed,
         wait_for_no_problem, wait_for_problem, wait_for_requests,
     },
     helpers::{BACKEND, Backend, TestApp, TestSmtp, spawn_app, spawn_app_with},
@@ -47,10 +47,7 @@ fn policy_for_all(adjust: impl FnOnce(&mut PolicySettings)) -> PolicySettings {
 async fn create_for_ana(app: &TestApp, id: &str) {
     let body = json!({"ReleaseName": "R", "ReleaseId": id, "TeamProject": "Devx", "Approvers": "ana@example.com"});
     assert_eq!(app.post_release(&body).await.status(), 202);
-    eventually("the approval email", || async {
-        app.smtp.received().first().cloned()
-    })
-    .await;
+    app.smtp.wait_for(1).await;
     settle(app).await;
 }
 
@@ -68,10 +65,7 @@ async fn a_callback_azure_devops_keeps_refusing_shows_callback_failing_until_it_
         .await;
     let app = spawn_app().await;
     post_in_callback_mode(&app, &azure, "1", "ana@example.com").await;
-    let mail = eventually("the approval email", || async {
-        app.smtp.received().first().cloned()
-    })
-    .await;
+    let mail = app.smtp.wait_for(1).await.swap_remove(0);
     assert_eq!(
         app.decide(&mail.token(), "approve", None).await.status(),
         200
@@ -179,10 +173,7 @@ async fn a_deadline_the_database_keeps_from_handling_shows_expiry_failing_until_
     })
     .await;
     post_in_callback_mode(&app, &azure, "4", "ana@example.com").await;
-    eventually("the approval email", || async {
-        app.smtp.received().first().cloned()
-    })
-    .await;
+    app.smtp.wait_for(1).await;
     settle(&app).await;
 
     let url = app

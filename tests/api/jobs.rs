@@ -22,7 +22,7 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{eventually, problems, sample, scrape, settle, wait_for_problem},
+    fakes::{problems, sample, scrape, settle, wait_for_problem},
     helpers::{TestApp, TestSmtp, spawn_app_with},
 };
 
@@ -177,11 +177,7 @@ async fn an_email_whose_sending_outlives_the_job_lease_is_sent_once_beside_a_rep
     let replica = app.spawn_replica().await;
 
     assert_eq!(app.post_release(&release("3")).await.status(), 202);
-    let mails = eventually("the approval email", || async {
-        let mails = app.smtp.received();
-        (!mails.is_empty()).then_some(mails)
-    })
-    .await;
+    let mails = app.smtp.wait_for(1).await;
     assert_eq!(mails[0].to, ["ana@example.com"]);
     settle(&app).await;
     assert_eq!(
@@ -220,10 +216,7 @@ async fn an_approvers_api_answering_after_the_lease_is_asked_once_beside_a_repli
 
     let body = json!({"ReleaseName": "R", "ReleaseId": "4", "TeamProject": "Devx"});
     assert_eq!(replica.post_release(&body).await.status(), 202);
-    eventually("the approval email", || async {
-        (!app.smtp.received().is_empty()).then_some(())
-    })
-    .await;
+    app.smtp.wait_for(1).await;
     settle(&app).await;
     assert_eq!(
         api.received_requests().await.unwrap().len(),

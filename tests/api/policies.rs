@@ -11,8 +11,9 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{
-    HANG_GUARD, ReceivedMail, TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with,
+use crate::{
+    fakes::wait_for_requests,
+    helpers::{ReceivedMail, TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with},
 };
 
 /// A policy for `project` with nothing set but the project.
@@ -396,14 +397,8 @@ async fn a_channel_that_fails_is_retried_and_shown_on_the_release() {
         detail.contains("503") && !detail.contains("/hook"),
         "{detail}"
     );
-    let deadline = tokio::time::Instant::now() + HANG_GUARD;
-    while tokio::time::Instant::now() < deadline {
-        if hooks.received_requests().await.unwrap().len() >= 3 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("waited {HANG_GUARD:?} for the failing channel to be tried 3 times");
+    // The failing channel is tried 3 times.
+    wait_for_requests(&hooks, 3).await;
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        EVENTS_PATH, Flaky, JOB_TOKEN, eventually, post_in_callback_mode, problems, sample, scrape,
-        settle, task_completed, wait_for_no_problem, wait_for_problem, wait_for_requests,
+        EVENTS_PATH, Flaky, JOB_TOKEN, post_in_callback_mode, problems, sample, scrape, settle,
+        task_completed, wait_for_no_problem, wait_for_problem, wait_for_requests,
     },
     helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
@@ -95,10 +95,7 @@ async fn start_round(app: &TestApp, base: &str) -> ReceivedMail {
         .await
         .unwrap();
     assert_eq!(answer.status(), 202);
-    eventually("the approval email", || async {
-        app.smtp.received().first().cloned()
-    })
-    .await
+    app.smtp.wait_for(1).await.swap_remove(0)
 }
 
 /// The write-back a request carries, after checking it is the documented PATCH with the PAT.
@@ -133,10 +130,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
         .await;
     let app = spawn_app().await;
     post_in_callback_mode(&app, &azure, "5", "ana@example.com").await;
-    eventually("the approval email", || async {
-        app.smtp.received().first().cloned()
-    })
-    .await;
+    app.smtp.wait_for(1).await;
     settle(&app).await;
     assert!(
         azure.received_requests().await.unwrap().is_empty(),

@@ -190,9 +190,9 @@ impl TestSmtp {
     }
 
     /// Waits until at least `count` messages arrived and returns all; panics
-    /// after 60 s, which only a lost email (or a hang) reaches.
+    /// after the including crate's `HANG_GUARD`, which only a lost email (or a hang) reaches.
     pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let deadline = tokio::time::Instant::now() + super::HANG_GUARD;
         while tokio::time::Instant::now() < deadline {
             let mails = self.received();
             if mails.len() >= count {
@@ -201,7 +201,8 @@ impl TestSmtp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!(
-            "waited 60 s for {count} emails at the SMTP server, got {}",
+            "waited {:?} for {count} emails at the SMTP server, got {}",
+            super::HANG_GUARD,
             self.received().len()
         );
     }
