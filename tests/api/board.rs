@@ -10,29 +10,7 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
-
-/// `GET {path}` as JSON; panics unless `200`.
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "GET {path}");
-    response.json().await.unwrap()
-}
-
-/// The `ReleaseId`s of a board page, in order.
-fn ids(board: &Value) -> Vec<&str> {
-    board["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["ReleaseId"].as_str().unwrap())
-        .collect()
-}
+use crate::helpers::{TestApp, TestSmtp, board_ids, get_json, spawn_app, spawn_app_with};
 
 async fn create(app: &TestApp, project: &str, id: &str, approvers: &[&str]) {
     let body = json!({"ReleaseName": format!("R{id}"), "ReleaseId": id, "TeamProject": project,
@@ -40,14 +18,9 @@ async fn create(app: &TestApp, project: &str, id: &str, approvers: &[&str]) {
     assert_eq!(app.post_release(&body).await.status(), 202);
 }
 
-/// Decides the approval emailed to `to` for the release named `R{id}` (found by the
-/// subject: the body holds a token, whose random characters may spell `R{id}`).
+/// Decides the approval emailed to `to` for the release named `R{id}`.
 async fn decide_as(app: &TestApp, to: &str, id: &str, decision: &str, comment: Option<&str>) {
-    let mails = app.smtp.received();
-    let mail = mails
-        .iter()
-        .find(|m| m.to == [to] && m.subject().contains(&format!(": R{id} (")))
-        .unwrap_or_else(|| panic!("{to}'s email about R{id}"));
+    let mail = app.email_about(to, &format!("R{id}"));
     let answer = app.decide(&mail.token(), decision, comment).await;
     assert_eq!(answer.status(), 200);
 }
@@ -80,7 +53,7 @@ async fn the_board_lists_releases_newest_first_with_status_pending_approvers_age
     decide_as(&app, "ana@example.com", "2", "approve", None).await;
 
     let board = get_json(&app, "/releases").await;
-    assert_eq!(ids(&board), ["3", "2", "1"]);
+    assert_eq!(board_ids(&board), ["3", "2", "1"]);
     assert_eq!(board["status"], "any");
     assert_eq!(board["limit"], 50);
     assert!(board.get("next").is_none() && board.get("next_cursor").is_none());
@@ -146,7 +119,7 @@ async fn the_board_filters_by_exact_project_and_by_status() {
     ];
     for (query, expected) in cases {
         let board = get_json(&app, &format!("/releases{query}")).await;
-        assert_eq!(ids(&board), expected, "{query}");
+        assert_eq!(board_ids(&board), expected, "{query}");
     }
     let board = get_json(&app, "/releases?TeamProject=Devx&status=rejected").await;
     assert_eq!(board["TeamProject"], "Devx");
@@ -163,10 +136,10 @@ async fn a_release_past_its_deadline_is_listed_as_expired() {
     app.wait_for_release("Devx", "1", |s| s["status"] == "expired")
         .await;
     let board = get_json(&app, "/releases?status=expired").await;
-    assert_eq!(ids(&board), ["1"]);
+    assert_eq!(board_ids(&board), ["1"]);
     assert_eq!(board["releases"][0]["pending_approvers"], json!([]));
     let board = get_json(&app, "/releases?status=pending").await;
-    assert_eq!(ids(&board), Vec::<&str>::new());
+    assert_eq!(board_ids(&board), Vec::<&str>::new());
 }
 
 #[tokio::test]
@@ -178,7 +151,7 @@ async fn pages_follow_each_other_through_next_keeping_filters_and_ignoring_newer
     create(&app, "Ops", "99", &["ana@example.com"]).await;
 
     let first = get_json(&app, "/releases?TeamProject=Devx&status=pending&limit=2").await;
-    assert_eq!(ids(&first), ["5", "4"]);
+    assert_eq!(board_ids(&first), ["5", "4"]);
     let next = first["next"].as_str().unwrap().to_owned();
     assert!(
         next.starts_with("/releases?TeamProject=Devx&status=pending&limit=2&cursor="),
@@ -195,16 +168,16 @@ async fn pages_follow_each_other_through_next_keeping_filters_and_ignoring_newer
 
     let second = get_json(&app, &next).await;
     assert_eq!(
-        ids(&second),
+        board_ids(&second),
         ["3", "2"],
         "a newer release does not shift the pages"
     );
     let third = get_json(&app, second["next"].as_str().unwrap()).await;
-    assert_eq!(ids(&third), ["1"]);
+    assert_eq!(board_ids(&third), ["1"]);
     assert!(third.get("next").is_none(), "the last page has no next");
 
     let all = get_json(&app, "/releases?limit=100").await;
-    assert_eq!(ids(&all), ["6", "99", "5", "4", "3", "2", "1"]);
+    assert_eq!(board_ids(&all), ["6", "99", "5", "4", "3", "2", "1"]);
     let exact = get_json(&app, "/releases?limit=7").await;
     assert!(
         exact.get("next").is_none(),

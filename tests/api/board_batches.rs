@@ -4,9 +4,9 @@
 //! batch between the matching ones, a page takes several batches; it must still be
 //! complete, in order, and its `next` must start right after its last release.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, board_ids, get_json, spawn_app};
 
 /// Creates release `R{id}` of project Devx with `approvers`.
 async fn create(app: &TestApp, id: u32, approvers: &[&str]) {
@@ -17,37 +17,11 @@ async fn create(app: &TestApp, id: u32, approvers: &[&str]) {
 
 /// Approves, as `to`, the release named `R{id}` (its email found by the subject).
 async fn approve_as(app: &TestApp, to: &str, id: u32) {
-    let mails = app.smtp.received();
-    let mail = mails
-        .iter()
-        .find(|m| m.to == [to] && m.subject().contains(&format!(": R{id} (")))
-        .unwrap_or_else(|| panic!("{to}'s email about R{id}"));
+    let mail = app.email_about(to, &format!("R{id}"));
     assert_eq!(
         app.decide(&mail.token(), "approve", None).await.status(),
         200
     );
-}
-
-/// `GET {path}` as JSON; panics unless `200`.
-async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app
-        .client
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "GET {path}");
-    response.json().await.unwrap()
-}
-
-/// The `ReleaseId`s of a board page, in order.
-fn ids(board: &Value) -> Vec<&str> {
-    board["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["ReleaseId"].as_str().unwrap())
-        .collect()
 }
 
 /// Releases 1..=`pending` stay pending (two approvers, one approved: the SQL's
@@ -77,7 +51,7 @@ async fn a_pending_page_behind_more_approved_releases_than_a_batch_is_complete_w
     pending_then_approved(&app, 3, 7).await;
 
     let first = get_json(&app, "/releases?status=pending&limit=2").await;
-    assert_eq!(ids(&first), ["3", "2"], "{first}");
+    assert_eq!(board_ids(&first), ["3", "2"], "{first}");
     let cursor = first["next_cursor"]
         .as_str()
         .expect("a next page")
@@ -87,7 +61,7 @@ async fn a_pending_page_behind_more_approved_releases_than_a_batch_is_complete_w
         format!("/releases?status=pending&limit=2&cursor={cursor}")
     );
     let second = get_json(&app, first["next"].as_str().unwrap()).await;
-    assert_eq!(ids(&second), ["1"], "{second}");
+    assert_eq!(board_ids(&second), ["1"], "{second}");
     assert!(second.get("next").is_none(), "the last page: {second}");
 }
 
@@ -97,7 +71,7 @@ async fn a_filtered_page_that_ends_exactly_at_the_last_match_has_no_next() {
     pending_then_approved(&app, 2, 7).await;
 
     let only = get_json(&app, "/releases?status=pending&limit=2").await;
-    assert_eq!(ids(&only), ["2", "1"], "{only}");
+    assert_eq!(board_ids(&only), ["2", "1"], "{only}");
     assert!(
         only.get("next").is_none() && only.get("next_cursor").is_none(),
         "no empty page after a full one: {only}"
@@ -123,12 +97,12 @@ async fn an_approved_page_skips_pending_releases_that_have_one_approval_across_b
     }
 
     let first = get_json(&app, "/releases?status=approved&limit=2").await;
-    assert_eq!(ids(&first), ["9", "2"], "{first}");
+    assert_eq!(board_ids(&first), ["9", "2"], "{first}");
     let second = get_json(&app, first["next"].as_str().expect("a next page")).await;
-    assert_eq!(ids(&second), ["1"], "{second}");
+    assert_eq!(board_ids(&second), ["1"], "{second}");
     assert!(second.get("next").is_none(), "the last page: {second}");
 
     // The turned-down releases are all there under their own status.
     let pending = get_json(&app, "/releases?status=pending&limit=50").await;
-    assert_eq!(ids(&pending), ["8", "7", "6", "5", "4", "3"]);
+    assert_eq!(board_ids(&pending), ["8", "7", "6", "5", "4", "3"]);
 }

@@ -19,7 +19,7 @@ use wiremock::{
 
 use crate::{
     fakes::{EVENTS_PATH, callback_headers, post_with_headers},
-    helpers::{TestApp, spawn_app_stopped_at},
+    helpers::{TestApp, board_ids, get_json, spawn_app_stopped_at},
 };
 
 const DEADLINE_AFTER: Duration = Duration::from_secs(3600);
@@ -55,22 +55,9 @@ async fn create(app: &TestApp, azure: Option<&MockServer>) -> String {
 }
 
 /// The `ReleaseId`s that `GET /releases?status={status}` lists.
-async fn board_ids(app: &TestApp, status: &str) -> Vec<String> {
-    let board: Value = app
-        .client
-        .get(format!("{}/releases?status={status}", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    board["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["ReleaseId"].as_str().unwrap().to_owned())
-        .collect()
+async fn listed_ids(app: &TestApp, status: &str) -> Vec<String> {
+    let board = get_json(app, &format!("/releases?status={status}")).await;
+    board_ids(&board).into_iter().map(str::to_owned).collect()
 }
 
 /// The status code of `GET /release/Devx/7?failsafe=true`.
@@ -91,7 +78,7 @@ async fn everyone_says(app: &TestApp, status: &str, failsafe: u16, context: &str
             Vec::new()
         };
         assert_eq!(
-            board_ids(app, filter).await,
+            listed_ids(app, filter).await,
             expected,
             "{context}: the board's {filter} filter"
         );

@@ -8,7 +8,10 @@ use std::sync::{
 };
 
 use serde_json::{Value, json};
-use wiremock::{MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{
+    Mock, MockServer, Request, Respond, ResponseTemplate,
+    matchers::{method, path},
+};
 
 use crate::helpers::{TestApp, wait_until};
 
@@ -72,7 +75,7 @@ pub async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request
     .await
 }
 
-/// The text of `GET /metrics`.
+/// The text of `GET /metrics`; panics unless it is a 200 in the OpenMetrics format.
 pub async fn scrape(app: &TestApp) -> String {
     let answer = app
         .client
@@ -81,6 +84,12 @@ pub async fn scrape(app: &TestApp) -> String {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
+    assert!(
+        answer.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     answer.text().await.unwrap()
 }
 
@@ -166,6 +175,17 @@ pub fn callback_headers(azure: &MockServer) -> Vec<(&'static str, String)> {
         ("TaskInstanceId", "task-1".into()),
         ("AuthToken", JOB_TOKEN.into()),
     ]
+}
+
+/// Azure DevOps answering every TaskCompleted post of [`callback_headers`]' plan with `responder`.
+pub async fn azure_events_answering(responder: impl Respond + 'static) -> MockServer {
+    let azure = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EVENTS_PATH))
+        .respond_with(responder)
+        .mount(&azure)
+        .await;
+    azure
 }
 
 /// `POST /release` with `body` and `headers` (such as [`callback_headers`]).

@@ -183,6 +183,28 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, kind: &str
     problem
 }
 
+/// `GET {path}` of `app` as JSON; panics unless `200`.
+pub async fn get_json(app: &TestApp, path: &str) -> Value {
+    let response = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.unwrap()
+}
+
+/// The `ReleaseId`s of a board page (`GET /releases`), in order.
+pub fn board_ids(board: &Value) -> Vec<&str> {
+    board["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["ReleaseId"].as_str().unwrap())
+        .collect()
+}
+
 /// A running deploy-gate with its surroundings.
 pub struct TestApp {
     /// `http://127.0.0.1:port`.
@@ -322,6 +344,16 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The email sent to `to` about the release named `name`, found by the subject
+    /// (the body holds a token, whose random characters may spell `name`).
+    pub fn email_about(&self, to: &str, name: &str) -> ReceivedMail {
+        self.smtp
+            .received()
+            .into_iter()
+            .find(|m| m.to == [to] && m.subject().contains(&format!(": {name} (")))
+            .unwrap_or_else(|| panic!("{to}'s email about {name}"))
     }
 
     /// Moves the app's clock forward, once no job is in flight: a jump in time

@@ -9,14 +9,11 @@ use chrono::DateTime;
 use deploy_gate::policies::PolicySettings;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
-use wiremock::{
-    Mock, MockServer, ResponseTemplate,
-    matchers::{method, path},
-};
+use wiremock::ResponseTemplate;
 
 use crate::{
     fakes::{
-        EVENTS_PATH, Flaky, JOB_TOKEN, post_in_callback_mode, settle, task_completed,
+        Flaky, JOB_TOKEN, azure_events_answering, post_in_callback_mode, settle, task_completed,
         wait_for_no_problem, wait_for_problem, wait_for_requests,
     },
     helpers::{BACKEND, Backend, TestApp, TestSmtp, spawn_app, spawn_app_with},
@@ -57,12 +54,7 @@ async fn a_callback_azure_devops_keeps_refusing_shows_callback_failing_until_it_
         ResponseTemplate::new(500).set_body_string("TF400898: internal error"),
         ResponseTemplate::new(204),
     );
-    let azure = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(EVENTS_PATH))
-        .respond_with(flaky.clone())
-        .mount(&azure)
-        .await;
+    let azure = azure_events_answering(flaky.clone()).await;
     let app = spawn_app().await;
     post_in_callback_mode(&app, &azure, "1", "ana@example.com").await;
     let mail = app.smtp.wait_for(1).await.swap_remove(0);
@@ -161,12 +153,7 @@ async fn a_deadline_the_database_keeps_from_handling_shows_expiry_failing_until_
         eprintln!("SKIPPED: expiry_failing needs PostgreSQL's row locks, on the SQLite run");
         return;
     }
-    let azure = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(EVENTS_PATH))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&azure)
-        .await;
+    let azure = azure_events_answering(ResponseTemplate::new(204)).await;
     let app = spawn_app_with(TestSmtp::running(), |s| {
         s.approval_deadline = Some(Duration::from_secs(3600));
         s.database_statement_timeout = Some(Duration::from_millis(500));

@@ -2,31 +2,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
-
-async fn scrape(app: &TestApp) -> String {
-    let answer = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200);
-    assert!(
-        answer.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text")
-    );
-    answer.text().await.unwrap()
-}
-
-/// The value of the sample named exactly `series` (with its labels), 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
-}
+use crate::{
+    fakes::{sample, scrape},
+    helpers::spawn_app,
+};
 
 #[tokio::test]
 async fn metrics_count_requests_releases_emails_jobs_and_decisions() {

@@ -15,8 +15,8 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        EVENTS_PATH, Flaky, JOB_TOKEN, post_in_callback_mode, problems, sample, scrape, settle,
-        task_completed, wait_for_no_problem, wait_for_problem, wait_for_requests,
+        Flaky, JOB_TOKEN, azure_events_answering, post_in_callback_mode, problems, sample, scrape,
+        settle, task_completed, wait_for_no_problem, wait_for_problem, wait_for_requests,
     },
     helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
@@ -122,12 +122,7 @@ async fn cancel(app: &TestApp, id: &str, query: &[(&str, &str)]) -> reqwest::Res
 
 #[tokio::test]
 async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azure_devops() {
-    let azure = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(EVENTS_PATH))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&azure)
-        .await;
+    let azure = azure_events_answering(ResponseTemplate::new(204)).await;
     let app = spawn_app().await;
     post_in_callback_mode(&app, &azure, "5", "ana@example.com").await;
     app.smtp.wait_for(1).await;
