@@ -25,6 +25,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
 /// longer than anything takes on a loaded machine, so it never times a test.
 const HANG_GUARD: Duration = Duration::from_secs(60);
 
+/// `GET url` as JSON.
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// The binary run in `dir` with a clean `DEPLOY_GATE_*` environment.
 fn deploy_gate(dir: &Path) -> Command {
     let mut command = Command::new(BINARY);
@@ -307,14 +312,7 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
             .unwrap();
         assert_eq!(decided.status(), 200, "{}", decided.text().await.unwrap());
     }
-    let release: Value = client
-        .get(format!("{}/release/Devx/386", served.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let release = get_json(&client, &format!("{}/release/Devx/386", served.address)).await;
     assert_eq!(release["status"], "approved");
 
     // The container HEALTHCHECK command.
@@ -554,14 +552,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
     }
 
     for id in &decided {
-        let release: Value = client
-            .get(format!("{}/release/Devx/{id}", served.address))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let release = get_json(&client, &format!("{}/release/Devx/{id}", served.address)).await;
         assert_eq!(release["status"], "approved", "release {id}: {release}");
     }
     // Every decided release's check is told, whatever moment the crash hit.
@@ -732,14 +723,11 @@ async fn sigterm_finishes_the_request_and_the_email_in_flight_then_exits_0() {
 
     // And recorded as sent: started again, the service shows it notified.
     let served = Served::start_with(dir.path(), &env);
-    let status: Value = reqwest::Client::new()
-        .get(format!("{}/release/Devx/1", served.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = get_json(
+        &reqwest::Client::new(),
+        &format!("{}/release/Devx/1", served.address),
+    )
+    .await;
     assert_eq!(status["approvers"][0]["notified"], true, "{status}");
     assert_eq!(served.terminate().code(), Some(0));
     assert_eq!(smtp.received().len(), 1, "not sent again after the restart");
