@@ -239,6 +239,9 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
             if status.is_final() {
                 // This decision made the release final: only one decision can.
                 state.metrics.release_decided(status.as_str());
+                // Its callbacks and write-back were queued with it: run them now,
+                // not at the worker's next poll.
+                state.wake_worker.notify_one();
             }
             snapshot
         }
