@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use poem::{Request, http::StatusCode};
 
 fuzz_target!(|token: &[u8]| {
-    let response = call(Request::builder().uri_str(&approval_uri(token)).finish());
+    let response = call(Request::builder().uri_str(approval_uri(token)).finish());
     let status = response.status();
     assert_eq!(
         status,
