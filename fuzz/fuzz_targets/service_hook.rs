@@ -1,12 +1,16 @@
-//! Any JSON as a service-hook payload: it maps to a release or is refused, never panics.
+//! Any bytes as the body of `POST /hooks/azure-devops`, through the application's real
+//! routes and middleware on SQLite: every answer is a 2xx or a 4xx, never a 5xx or a panic.
 #![no_main]
 
-use deploy_gate::azure::hooks::interpret;
+use deploy_gate_fuzz::{assert_2xx_or_4xx, call};
 use libfuzzer_sys::fuzz_target;
+use poem::{Request, http::Method};
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) {
-        let event_type = payload["eventType"].as_str().unwrap_or_default().to_owned();
-        let _ = interpret(&event_type, &payload["resource"]);
-    }
+fuzz_target!(|body: &[u8]| {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri_str("/hooks/azure-devops")
+        .content_type("application/json")
+        .body(body.to_vec());
+    assert_2xx_or_4xx(&call(request), "POST /hooks/azure-devops");
 });

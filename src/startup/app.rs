@@ -152,6 +152,12 @@ impl App {
         self.store.clone()
     }
 
+    /// The routes with all their middleware, as [`App::run`] serves them; the fuzz
+    /// targets call it in-process, without a socket.
+    pub fn endpoint(&self) -> &BoxEndpoint<'static, Response> {
+        &self.endpoint
+    }
+
     /// Serves requests and runs jobs until `shutdown` resolves; then stops
     /// accepting, finishes requests (up to 30 s) and the jobs in hand.
     pub async fn run(
