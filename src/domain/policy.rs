@@ -86,7 +86,9 @@ pub enum Needed {
 pub struct Requirement {
     /// The group's name; [`RELEASE_APPROVERS`] means the release's own approver list.
     pub group: String,
-    /// The group's members (lower-cased addresses); unused for [`RELEASE_APPROVERS`].
+    /// The group's members (lower-cased addresses). For [`RELEASE_APPROVERS`], the
+    /// release's own list, read only when the rule also names other groups (whose
+    /// members are approvers of the release too); alone, it is every approver.
     #[serde(default)]
     pub members: Vec<String>,
     /// How many of them must approve.
@@ -130,7 +132,11 @@ impl Rule {
 
     /// The members of `requirement` whose approval counts, among the release's `approvers`.
     fn eligible<'a>(&self, requirement: &'a Requirement, approvers: &[&'a str]) -> Vec<&'a str> {
-        let members: Vec<&str> = if requirement.group == RELEASE_APPROVERS {
+        let named_groups = self
+            .requirements
+            .iter()
+            .any(|r| r.group != RELEASE_APPROVERS);
+        let members: Vec<&str> = if requirement.group == RELEASE_APPROVERS && !named_groups {
             approvers.to_vec()
         } else {
             requirement.members.iter().map(String::as_str).collect()
