@@ -132,5 +132,14 @@ mod tests {
     #[test]
     fn masking_keeps_only_the_first_letter_and_the_domain() {
         assert_eq!(mask_email("ana@example.com"), "a***@example.com");
+        assert_eq!(mask_email("not an address"), "***");
+        let address = ApproverEmail::parse("Ana@Example.com").unwrap();
+        assert_eq!(address.masked(), "a***@example.com");
+    }
+
+    #[test]
+    fn an_address_displays_as_its_canonical_text() {
+        let address = ApproverEmail::parse(" Ana@Example.com ").unwrap();
+        assert_eq!(address.to_string(), "ana@example.com");
     }
 }

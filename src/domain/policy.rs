@@ -506,6 +506,37 @@ mod tests {
     }
 
     #[test]
+    fn statuses_and_decisions_have_their_public_names_and_only_pending_is_open() {
+        let statuses = [
+            (ReleaseStatus::Pending, "pending", false),
+            (ReleaseStatus::Approved, "approved", true),
+            (ReleaseStatus::Rejected, "rejected", true),
+            (ReleaseStatus::Expired, "expired", true),
+        ];
+        for (status, name, is_final) in statuses {
+            assert_eq!((status.as_str(), status.is_final()), (name, is_final));
+        }
+        for (decision, name) in [
+            (Decision::Approve, "approved"),
+            (Decision::Reject, "rejected"),
+        ] {
+            assert_eq!(decision.as_str(), name);
+            assert_eq!(Decision::from_stored(name), Some(decision));
+        }
+        assert_eq!(Decision::from_stored("pending"), None);
+    }
+
+    #[test]
+    fn a_cancellation_at_the_deadline_comes_too_late_and_the_release_expires() {
+        let rule = Rule::from_required(None);
+        let o = decide(&rule, &votes(&[None]), Some(at(100)), at(100), at(100));
+        assert_eq!(
+            (o.status, o.decided_at),
+            (ReleaseStatus::Expired, Some(at(100)))
+        );
+    }
+
+    #[test]
     fn rules_read_back_from_their_stored_form() {
         let rule = Rule {
             requirements: vec![group("sre", &["a@x.io"], Needed::AtLeast(1))],
