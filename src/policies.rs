@@ -241,11 +241,7 @@ impl Policies {
             approvers.extend(members.iter().cloned());
             rule.requirements.push(Requirement {
                 group: group.clone(),
-                members: if group == RELEASE_APPROVERS {
-                    Vec::new()
-                } else {
-                    members.iter().map(|m| m.as_str().to_owned()).collect()
-                },
+                members: members.iter().map(|m| m.as_str().to_owned()).collect(),
                 needed: *needed,
             });
         }
@@ -525,5 +521,72 @@ mod tests {
             let err = format!("{:#}", policies(text).unwrap_err());
             assert!(err.contains(expected), "{err} does not name {expected}");
         }
+    }
+
+    /// The status of a release resolved as `r` once `approving` approved, one a minute.
+    fn decided_by(r: &Resolution, approving: &[&str]) -> crate::domain::policy::Outcome {
+        use crate::domain::policy::{Decided, Decision, Vote, decide};
+        let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let votes: Vec<Vote<'_>> = r
+            .approvers
+            .iter()
+            .map(|a| Vote {
+                email: a.as_str(),
+                decided: approving
+                    .iter()
+                    .position(|e| *e == a.as_str())
+                    .map(|i| Decided {
+                        decision: Decision::Approve,
+                        at: start + chrono::Duration::minutes(i as i64 + 1),
+                    }),
+            })
+            .collect();
+        let deadline = start + chrono::Duration::hours(1);
+        decide(
+            &r.rule,
+            &votes,
+            None,
+            deadline,
+            start + chrono::Duration::minutes(30),
+        )
+    }
+
+    const APPROVERS_AND_SRE: &str = r#"
+        [groups]
+        sre = ["b@x.io", "c@x.io"]
+        [[policies]]
+        team_project = "Devx"
+        require = [{ group = "approvers", all = true }, { group = "sre", count = 1 }]
+        "#;
+
+    #[test]
+    fn the_approvers_group_of_a_policy_is_the_releases_own_list_not_the_other_groups() {
+        use crate::domain::policy::ReleaseStatus;
+        let p = policies(APPROVERS_AND_SRE).unwrap();
+        let listed = [ApproverEmail::parse("a@x.io").unwrap()];
+        let policy = p.for_release(&key("Devx", ""));
+        let r = p.resolve(policy, &listed, &BTreeMap::new(), None, None);
+        let o = decided_by(&r, &["a@x.io", "b@x.io"]);
+        assert_eq!((o.status, o.required), (ReleaseStatus::Approved, 2));
+        assert_eq!(o.requirements[0].needed, 1, "only a@x.io is listed");
+    }
+
+    #[test]
+    fn a_policy_whose_approvers_group_lists_nobody_is_not_approved_by_the_other_groups() {
+        use crate::domain::policy::ReleaseStatus;
+        let p = policies(APPROVERS_AND_SRE).unwrap();
+        let policy = p.for_release(&key("Devx", ""));
+        let r = p.resolve(policy, &[], &BTreeMap::new(), None, None);
+        assert!(r.problem.as_deref().unwrap().contains("approvers"));
+        let o = decided_by(&r, &["b@x.io", "c@x.io"]);
+        assert_eq!(
+            o.status,
+            ReleaseStatus::Pending,
+            "the problem says it will expire"
+        );
+        assert_eq!(
+            (o.requirements[0].needed, o.requirements[0].met),
+            (0, false)
+        );
     }
 }

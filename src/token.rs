@@ -190,6 +190,26 @@ mod tests {
     }
 
     #[test]
+    fn a_token_for_another_audience_or_issuer_is_refused_as_such() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123");
+        let good = claims(Utc::now() + Duration::hours(1));
+        let other_audience = ApprovalClaims {
+            aud: "someone-else".into(),
+            ..good.clone()
+        };
+        let other_issuer = ApprovalClaims {
+            iss: "someone-else".into(),
+            ..good
+        };
+        for claims in [other_audience, other_issuer] {
+            assert_eq!(
+                keys.verify(&keys.mint(&claims)),
+                Err(TokenError::WrongAudience)
+            );
+        }
+    }
+
+    #[test]
     fn garbage_is_malformed() {
         let keys = TokenKeys::new(b"0123456789abcdef0123");
         assert_eq!(keys.verify("not-a-token"), Err(TokenError::Malformed));

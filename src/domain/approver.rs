@@ -18,14 +18,16 @@ pub struct InvalidEmail {
 }
 
 impl ApproverEmail {
-    /// Validates an address: one `@`, a dotted domain, no spaces, control or
-    /// header-breaking characters, at most 254 bytes.
+    /// Validates an address: one `@`, a dotted domain, no quoted local part, no
+    /// spaces, control or header-breaking characters, at most 254 bytes.
     pub fn parse(text: &str) -> Result<Self, InvalidEmail> {
         let trimmed = text.trim();
         let invalid = || InvalidEmail {
             address: trimmed.chars().take(80).collect(),
         };
-        if trimmed.is_empty() || trimmed.len() > MAX_EMAIL_LEN {
+        // A quoted local part (`"a b"@x.com`) is valid mail syntax, but it may hold
+        // spaces, `@`, `,`, `;` or `<` that lists, headers and logs take apart.
+        if trimmed.is_empty() || trimmed.len() > MAX_EMAIL_LEN || trimmed.contains('"') {
             return Err(invalid());
         }
         let address: lettre::Address = trimmed.parse().map_err(|_| invalid())?;
@@ -110,7 +112,34 @@ mod tests {
     }
 
     #[test]
+    fn a_quoted_local_part_is_refused_whatever_it_holds() {
+        for quoted in [
+            "\"a b\"@example.com",
+            "\"a,b\"@example.com",
+            "\"a;b\"@example.com",
+            "\"a<b>\"@example.com",
+            "\"a@b\"@example.com",
+            "\"a\tb\"@example.com",
+            "\"ab\"@example.com",
+        ] {
+            assert!(
+                ApproverEmail::parse(quoted).is_err(),
+                "{quoted:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
     fn masking_keeps_only_the_first_letter_and_the_domain() {
         assert_eq!(mask_email("ana@example.com"), "a***@example.com");
+        assert_eq!(mask_email("not an address"), "***");
+        let address = ApproverEmail::parse("Ana@Example.com").unwrap();
+        assert_eq!(address.masked(), "a***@example.com");
+    }
+
+    #[test]
+    fn an_address_displays_as_its_canonical_text() {
+        let address = ApproverEmail::parse(" Ana@Example.com ").unwrap();
+        assert_eq!(address.to_string(), "ana@example.com");
     }
 }

@@ -86,7 +86,9 @@ pub enum Needed {
 pub struct Requirement {
     /// The group's name; [`RELEASE_APPROVERS`] means the release's own approver list.
     pub group: String,
-    /// The group's members (lower-cased addresses); unused for [`RELEASE_APPROVERS`].
+    /// The group's members (lower-cased addresses). For [`RELEASE_APPROVERS`], the
+    /// release's own list, read only when the rule also names other groups (whose
+    /// members are approvers of the release too); alone, it is every approver.
     #[serde(default)]
     pub members: Vec<String>,
     /// How many of them must approve.
@@ -130,7 +132,11 @@ impl Rule {
 
     /// The members of `requirement` whose approval counts, among the release's `approvers`.
     fn eligible<'a>(&self, requirement: &'a Requirement, approvers: &[&'a str]) -> Vec<&'a str> {
-        let members: Vec<&str> = if requirement.group == RELEASE_APPROVERS {
+        let named_groups = self
+            .requirements
+            .iter()
+            .any(|r| r.group != RELEASE_APPROVERS);
+        let members: Vec<&str> = if requirement.group == RELEASE_APPROVERS && !named_groups {
             approvers.to_vec()
         } else {
             requirement.members.iter().map(String::as_str).collect()
@@ -496,6 +502,37 @@ mod tests {
             o.status,
             ReleaseStatus::Approved,
             "decided before the cancellation"
+        );
+    }
+
+    #[test]
+    fn statuses_and_decisions_have_their_public_names_and_only_pending_is_open() {
+        let statuses = [
+            (ReleaseStatus::Pending, "pending", false),
+            (ReleaseStatus::Approved, "approved", true),
+            (ReleaseStatus::Rejected, "rejected", true),
+            (ReleaseStatus::Expired, "expired", true),
+        ];
+        for (status, name, is_final) in statuses {
+            assert_eq!((status.as_str(), status.is_final()), (name, is_final));
+        }
+        for (decision, name) in [
+            (Decision::Approve, "approved"),
+            (Decision::Reject, "rejected"),
+        ] {
+            assert_eq!(decision.as_str(), name);
+            assert_eq!(Decision::from_stored(name), Some(decision));
+        }
+        assert_eq!(Decision::from_stored("pending"), None);
+    }
+
+    #[test]
+    fn a_cancellation_at_the_deadline_comes_too_late_and_the_release_expires() {
+        let rule = Rule::from_required(None);
+        let o = decide(&rule, &votes(&[None]), Some(at(100)), at(100), at(100));
+        assert_eq!(
+            (o.status, o.decided_at),
+            (ReleaseStatus::Expired, Some(at(100)))
         );
     }
 

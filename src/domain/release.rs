@@ -172,6 +172,24 @@ mod tests {
     }
 
     #[test]
+    fn a_release_has_an_encoded_status_path_and_a_readable_name() {
+        let staged = ReleaseKey::parse("Dev x", "38/6", "prod & qa").unwrap();
+        assert_eq!(
+            staged.status_path(),
+            "/release/Dev%20x/38%2F6?Stage=prod%20%26%20qa"
+        );
+        assert_eq!(
+            staged.path_under("/releases"),
+            "/releases/Dev%20x/38%2F6?Stage=prod%20%26%20qa"
+        );
+        assert_eq!(staged.display(), "Dev x/38/6/prod & qa");
+        let unstaged = ReleaseKey::parse("Devx", "386", "").unwrap();
+        assert_eq!(unstaged.status_path(), "/release/Devx/386");
+        assert_eq!(unstaged.display(), "Devx/386");
+        assert_eq!(ReleaseKey::parse_team_project(" Devx ").unwrap(), "Devx");
+    }
+
+    #[test]
     fn control_characters_and_overlong_text_are_refused() {
         let key = ReleaseKey::parse("p", "1", "").unwrap();
         assert!(NewRelease::parse(key.clone(), "a\r\nBcc: x", None).is_err());
