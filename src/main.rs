@@ -17,7 +17,7 @@ use deploy_gate::{
 
 /// mimalloc instead of glibc's allocator: a request allocates and frees dozens of
 /// small blocks, and glibc's arenas spent about a tenth of a gate poll's CPU on
-/// them (BENCHMARKS.md, change 14).
+/// them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -55,7 +55,7 @@ impl Worker {
     /// Starts the configured number of worker loops on a thread of their own,
     /// with a runtime of its own: rendering and sending emails and their
     /// transactions then never hold up the runtime threads that answer requests
-    /// (a new release's answer waited behind them: BENCHMARKS.md, change 15).
+    /// (measured: a new release's answer waited behind them).
     /// The loops stop when `shutdown` is cancelled, after finishing the job in hand.
     pub fn start(&self, shutdown: CancellationToken) -> std::io::Result<JobThread> {
         let runtime = tokio::runtime::Builder::new_current_thread()

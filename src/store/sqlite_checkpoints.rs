@@ -3,7 +3,7 @@
 //! Left to SQLite, the commit that takes the WAL past 1,000 pages copies it
 //! back into the database file, fsyncs included, while the writers' turn is
 //! held, and every request queued for the turn waits for the copy: 5-6% of new
-//! releases took over 4 ms under steady load (BENCHMARKS.md, change 11). The
+//! releases took over 4 ms under steady load. The
 //! store's connections therefore never checkpoint (`wal_autocheckpoint = 0`);
 //! a connection of its own does, four times a second, on a blocking thread, in
 //! `PASSIVE` mode, which waits for no reader and no writer: first beside the
@@ -24,7 +24,7 @@ use super::{StoreError, sqlite_inline::InlineConnection};
 /// Time between checkpoints. A checkpoint's fsyncs stall the writer's next
 /// WAL writes until their I/O is done, so smaller, more frequent ones stall it
 /// for less: every second, 0.3-2.3% of paced new releases took over 8 ms on
-/// this project's disk; every 250 ms, 0-0.3% (BENCHMARKS.md, change 17).
+/// this project's disk; every 250 ms, 0-0.3%.
 const EVERY: Duration = Duration::from_millis(250);
 
 /// Starts checkpointing the database file at `path` until the guard drops;

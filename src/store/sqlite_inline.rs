@@ -2,16 +2,15 @@
 //!
 //! sqlx runs each SQLite connection on a thread of its own and hands every
 //! statement to it; for a gate poll, one short read, that hand-off cost more
-//! CPU than the read (BENCHMARKS.md, change 10), and a write transaction made
-//! five of them while holding the writers' turn (change 12). The connections
-//! the SQLite store keeps out of sqlx's pool, four for reads and one for
-//! writes, are therefore rusqlite's, on the same file and the same SQLite
-//! library: a statement runs where it is called. In WAL mode a read never
-//! waits for the writer, writes take turns on the one writer, no commit waits
-//! for a sync (`synchronous = NORMAL`; checkpoints run in the background,
-//! `sqlite_checkpoints`), and a lock held by another process is waited for on
-//! the runtime, not the thread; so a statement holds the runtime's thread for
-//! microseconds, less than the hand-off did.
+//! CPU than the read, and a write transaction made five of them while holding
+//! the writers' turn. The connections the SQLite store keeps out of sqlx's
+//! pool, four for reads and one for writes, are therefore rusqlite's, on the
+//! same file and the same SQLite library: a statement runs where it is called.
+//! In WAL mode a read never waits for the writer, writes take turns on the one
+//! writer, no commit waits for a sync (`synchronous = NORMAL`; checkpoints run
+//! in the background, `sqlite_checkpoints`), and a lock held by another process
+//! is waited for on the runtime, not the thread; so a statement holds the
+//! runtime's thread for microseconds, less than the hand-off did.
 
 use std::{
     path::Path,
@@ -55,8 +54,8 @@ impl InlineConnection {
             .pragma_update(None, "query_only", true)
             .map_err(inline_error)?;
         // Pages read through a shared memory map instead of copied into each
-        // connection's 2 MB cache: +20% polls on 10,000 releases (BENCHMARKS.md,
-        // change 13). Up to this much of the file is mapped.
+        // connection's 2 MB cache: +20% polls on 10,000 releases. Up to this much
+        // of the file is mapped.
         this.conn
             .pragma_update(None, "mmap_size", READ_MAP_BYTES)
             .map_err(inline_error)?;
