@@ -402,7 +402,7 @@ async fn an_oversized_callback_header_is_refused_even_when_body_fields_take_prec
 
 /// A worker poll interval no test waits for: whatever reaches Azure DevOps
 /// while it is set got there because the decision woke the worker.
-const NEVER_POLLED: Duration = Duration::from_secs(600);
+pub const NEVER_POLLED: Duration = Duration::from_secs(600);
 
 #[tokio::test]
 async fn a_final_decision_reaches_azure_devops_without_waiting_for_the_workers_next_poll() {
@@ -421,42 +421,4 @@ async fn a_final_decision_reaches_azure_devops_without_waiting_for_the_workers_n
         200
     );
     wait_for_requests(&azure, 1).await;
-}
-
-#[tokio::test]
-async fn a_final_decision_is_written_back_without_waiting_for_the_workers_next_poll() {
-    let azure = MockServer::start().await;
-    Mock::given(method("PATCH"))
-        .and(path("/contoso/Devx/_apis/release/approvals/17"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"id": 17, "status": "rejected"})),
-        )
-        .expect(1)
-        .mount(&azure)
-        .await;
-    let url = format!("{}/contoso", azure.uri());
-    let app = spawn_app_with(TestSmtp::running(), |s| {
-        s.approvers = Some("ana@example.com".into());
-        s.azure_devops_url = Some(url);
-        s.azure_devops_pat = Some(Secret::new("pat-secret"));
-        s.poll_interval = Some(NEVER_POLLED);
-    })
-    .await;
-    assert_eq!(
-        post_hook(&app, &approval_pending_event(17), None)
-            .await
-            .status(),
-        202
-    );
-    let mail = &app.smtp.wait_for(1).await[0];
-
-    assert_eq!(
-        app.decide(&mail.token(), "reject", Some("not today"))
-            .await
-            .status(),
-        200
-    );
-    let requests = wait_for_requests(&azure, 1).await;
-    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
-    assert_eq!(body["status"], "rejected");
 }

@@ -353,3 +353,19 @@ async fn a_write_back_azure_devops_keeps_failing_shows_write_back_failing_until_
         "approved"
     );
 }
+
+#[tokio::test]
+async fn a_final_decision_is_written_back_without_waiting_for_the_workers_next_poll() {
+    let azure = approvals_api(updated_approval("rejected")).await;
+    let app = app_writing_back_to(&azure, |s| {
+        s.poll_interval = Some(crate::azure::NEVER_POLLED)
+    })
+    .await;
+    let mail = start_round(&app, &azure.uri()).await;
+
+    let answer = app.decide(&mail.token(), "reject", Some("not today")).await;
+    assert_eq!(answer.status(), 200);
+
+    let requests = wait_for_requests(&azure, 1).await;
+    assert_eq!(approval_update(&requests[0])["status"], "rejected");
+}
