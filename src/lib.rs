@@ -9,6 +9,7 @@ pub mod azure;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod flow;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;

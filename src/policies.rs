@@ -11,6 +11,7 @@ use crate::{
     config::Secret,
     domain::{
         approver::{ApproverEmail, dedup},
+        channel::ChannelKind,
         policy::{Needed, RELEASE_APPROVERS, Requirement, Rule},
         release::ReleaseKey,
     },
@@ -66,35 +67,6 @@ pub struct RequirementSettings {
     /// Every member must approve.
     #[serde(default)]
     pub all: bool,
-}
-
-/// A channel approval requests are posted to, besides email.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChannelKind {
-    /// Microsoft Teams incoming webhook.
-    Teams,
-    /// Slack incoming webhook.
-    Slack,
-    /// A generic JSON webhook.
-    Webhook,
-}
-
-impl ChannelKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Teams => "teams",
-            Self::Slack => "slack",
-            Self::Webhook => "webhook",
-        }
-    }
-
-    /// Parses the stored name.
-    pub fn from_stored(text: &str) -> Option<Self> {
-        [Self::Teams, Self::Slack, Self::Webhook]
-            .into_iter()
-            .find(|k| k.as_str() == text)
-    }
 }
 
 /// Who is told when a release stays undecided.

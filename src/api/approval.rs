@@ -21,8 +21,11 @@ use super::{
     text::{AnyRule, CommentRule, Text, TextRule},
 };
 use crate::{
-    domain::policy::Decision,
-    store::{ApprovalRecord, DecisionOutcome, ReleaseSnapshot},
+    domain::{
+        policy::Decision,
+        snapshot::{ApprovalRecord, ReleaseSnapshot},
+    },
+    flow::DecisionOutcome,
     token::{ApprovalClaims, TokenError},
 };
 
@@ -227,25 +230,12 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
         DecisionInput::Reject => Decision::Reject,
     };
     let outcome = state
-        .store
-        .record_decision(approval.id, decision, comment.as_deref(), state.clock.now())
+        .flow
+        .decide(approval.id, decision, comment.as_deref())
         .await
         .map_err(|err| database_problem(&err))?;
     let snapshot = match outcome {
-        DecisionOutcome::Recorded(snapshot) => {
-            let status = snapshot.outcome(state.clock.now()).status;
-            tracing::info!(approval.id = %approval.id, decision = decision.as_str(),
-                release.status = status.as_str(), "decision recorded");
-            if status.is_final() {
-                // This decision made the release final: only one decision can.
-                state.metrics.release_decided(status.as_str());
-                // Its callbacks and write-back were queued with it: run them now,
-                // not at the worker's next poll.
-                state.wake_worker.notify_one();
-            }
-            snapshot
-        }
-        DecisionOutcome::Unchanged(snapshot) => snapshot,
+        DecisionOutcome::Recorded(snapshot) | DecisionOutcome::Unchanged(snapshot) => snapshot,
         DecisionOutcome::Conflicting(existing) => {
             return Err(Problem::conflict(
                 "already-decided",

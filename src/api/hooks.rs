@@ -12,7 +12,7 @@ use super::{
     ApiTags, AppState,
     auth::Credentials,
     problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::create_or_find,
+    release::database_problem,
     status::ReleaseStatusBody,
     text::{AnyRule, Text},
 };
@@ -22,7 +22,7 @@ use crate::{
         approver::ApproverEmail,
         release::{NewRelease, ReleaseKey},
     },
-    store::Creation,
+    flow::Creation,
 };
 
 /// A service-hook notification (the envelope of azure-devops.md §3.2); other fields are ignored.
@@ -173,7 +173,11 @@ impl HooksApi {
             HookEvent::Release(release) => release,
         };
         let new = new_release(release)?;
-        let creation = create_or_find(&state, &new, None).await?;
+        let creation = state
+            .flow
+            .create_or_find(&new, None)
+            .await
+            .map_err(|err| database_problem(&err))?;
         let (outcome, snapshot) = match creation {
             Creation::Created(s) => (HookOutcome::Accepted, s),
             Creation::Existing(s) => (HookOutcome::Known, s),

@@ -21,14 +21,13 @@ mod status;
 mod text;
 mod timeline;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use poem::{
     Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route,
     http::{HeaderValue, header},
 };
 use poem_openapi::OpenApiService;
-use tokio::sync::Notify;
 
 pub use poll_cache::PollCache;
 pub use problem::{PROBLEM_JSON, Problem};
@@ -36,8 +35,8 @@ pub use problem::{PROBLEM_JSON, Problem};
 use crate::{
     clock::Clock,
     config::{RateLimitSettings, Secret},
+    flow::Flow,
     metrics::Metrics,
-    policies::Policies,
     store::Store,
     token::TokenKeys,
 };
@@ -67,16 +66,10 @@ pub struct AppState {
     pub api_keys: Vec<Secret>,
     /// Header secret service hooks must send, if set.
     pub hook_secret: Option<Secret>,
-    /// Approvals a release needs (`None`: all approvers).
-    pub required_approvals: Option<u32>,
-    /// Time from creation until an undecided release expires.
-    pub approval_deadline: Duration,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Notified when a job is enqueued, to wake the worker.
-    pub wake_worker: Arc<Notify>,
-    /// Approval policies and groups.
-    pub policies: Arc<Policies>,
+    /// The release lifecycle: every state change goes through it.
+    pub flow: Arc<Flow>,
     /// The time.
     pub clock: Clock,
     /// Answers to gate polls, kept while the database is unchanged.

@@ -23,8 +23,8 @@ use super::{
     text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
-    domain::approver::ApproverEmail,
-    store::{CancelOutcome, ReleaseSnapshot, ResendOutcome},
+    domain::{approver::ApproverEmail, snapshot::ReleaseSnapshot},
+    flow::{CancelOutcome, ResendOutcome},
 };
 
 /// Answer to a cancellation.
@@ -108,21 +108,16 @@ impl OperatorApi {
             .0
             .map(|r| r.trim().to_owned())
             .filter(|r| !r.is_empty());
-        let now = state.clock.now();
         let outcome = state
-            .store
-            .cancel_release(snapshot.release.id, reason.as_deref(), now)
+            .flow
+            .cancel(snapshot.release.id, reason.as_deref())
             .await
             .map_err(|err| database_problem(&err))?;
+        let now = state.clock.now();
         match outcome {
-            CancelOutcome::Cancelled(snapshot) => {
-                state.wake_worker.notify_one();
-                state.metrics.release_decided("rejected");
-                tracing::info!(release.key = %snapshot.release.key.display(), "release approval cancelled by an operator");
-                Ok(CancelResponse::Cancelled(Json(
-                    ReleaseStatusBody::from_snapshot(&snapshot, now),
-                )))
-            }
+            CancelOutcome::Cancelled(snapshot) => Ok(CancelResponse::Cancelled(Json(
+                ReleaseStatusBody::from_snapshot(&snapshot, now),
+            ))),
             CancelOutcome::AlreadyFinal(snapshot) => Err(final_problem(&snapshot, now).into()),
         }
     }
@@ -163,15 +158,14 @@ impl OperatorApi {
         let approver = ApproverEmail::parse(&email)
             .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;
         let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
-        let now = state.clock.now();
         let outcome = state
-            .store
-            .resend_approval(snapshot.release.id, approver.as_str(), now)
+            .flow
+            .resend(snapshot.release.id, approver.as_str())
             .await
             .map_err(|err| database_problem(&err))?;
+        let now = state.clock.now();
         match outcome {
             ResendOutcome::Queued(snapshot) => {
-                state.wake_worker.notify_one();
                 tracing::info!(release.key = %snapshot.release.key.display(), to = %approver.masked(),
                     "approval email re-sent by an operator");
                 Ok(ResendResponse::Queued(Json(

@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 
 use super::status::{StatusJson, StatusValue};
 use crate::{
-    domain::release::ReleaseKey,
-    store::{DataVersion, ReleaseSnapshot, Store},
+    domain::{release::ReleaseKey, snapshot::ReleaseSnapshot},
+    store::{DataVersion, Store},
 };
 
 /// The most answers kept; past it the cache starts over. 20,000 status bodies
@@ -132,9 +132,12 @@ mod tests {
 
     use super::*;
     use crate::{
+        clock::Clock,
         config::{DatabaseConfig, Secret},
         domain::release::NewRelease,
-        store::{self, CancelOutcome, Creation, ReleasePlan},
+        flow::{CancelOutcome, Creation, Defaults, Flow},
+        metrics::Metrics,
+        store,
     };
 
     /// When the tests' releases are created; they expire an hour later.
@@ -160,17 +163,28 @@ mod tests {
         store
     }
 
-    /// Creates the pending release `release_id` (approvers not yet resolved), one commit.
-    async fn created(store: &dyn Store, release_id: &str) -> ReleaseSnapshot {
-        let new = NewRelease::parse(key(release_id), "R", None).unwrap();
-        let plan = ReleasePlan {
+    /// The lifecycle over `store` on a clock stopped at [`start`]: releases expire an hour later.
+    fn flow(store: &Arc<dyn Store>) -> Flow {
+        let defaults = Defaults {
             required_approvals: None,
-            deadline: start() + TimeDelta::hours(1),
-            approvers: None,
-            reminders: Vec::new(),
-            escalate_at: None,
+            approval_deadline: Duration::from_secs(3600),
         };
-        match store.create_release(&new, &plan, None, start()).await {
+        let clock = Clock::stopped_at(start());
+        let (wake, metrics) = (Arc::default(), Arc::new(Metrics::new()));
+        Flow::new(
+            store.clone(),
+            wake,
+            clock,
+            metrics,
+            Arc::default(),
+            defaults,
+        )
+    }
+
+    /// Creates the pending release `release_id` (approvers not yet resolved), one commit.
+    async fn created(store: &Arc<dyn Store>, release_id: &str) -> ReleaseSnapshot {
+        let new = NewRelease::parse(key(release_id), "R", None).unwrap();
+        match flow(store).create_or_find(&new, None).await {
             Ok(Creation::Created(snapshot)) => snapshot,
             other => panic!("release {release_id} was not created: {other:?}"),
         }
@@ -220,7 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
         for release_id in ["1", "2", "3", "4"] {
-            created(&*store, release_id).await;
+            created(&store, release_id).await;
         }
         let version = store.data_version();
         assert!(version.is_some(), "a WAL database has a version");
@@ -258,19 +272,19 @@ mod tests {
     async fn an_answer_kept_at_one_version_is_not_served_once_a_commit_moved_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
-        created(&*store, "1").await;
+        created(&store, "1").await;
         let cache = PollCache::default();
         let first = kept(&cache, &*store, "1", start()).await;
         assert_eq!(served(&cache, &*store, "1", start()).await, Some(first));
 
-        created(&*store, "2").await;
+        created(&store, "2").await;
         assert_eq!(served(&cache, &*store, "1", start()).await, None);
 
         // A read that began before a commit is kept at the version before it.
         let Err(read_at) = cache.answer(&*store, &key("1"), start()) else {
             panic!("release 1's answer was served after a commit");
         };
-        created(&*store, "3").await;
+        created(&store, "3").await;
         let snapshot = store.find_release(&key("1")).await.unwrap().unwrap();
         cache.keep(read_at, &snapshot, start());
         assert_eq!(served(&cache, &*store, "1", start()).await, None);
@@ -283,7 +297,7 @@ mod tests {
     async fn a_pending_answer_is_served_until_the_instant_of_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
-        let deadline = created(&*store, "1").await.release.deadline;
+        let deadline = created(&store, "1").await.release.deadline;
         let cache = PollCache::default();
         let pending = kept(&cache, &*store, "1", start()).await;
         assert_eq!(status_of(&pending), "pending");
@@ -307,9 +321,9 @@ mod tests {
     async fn a_rejected_answer_is_served_past_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
-        let release = created(&*store, "1").await.release;
-        let cancelled = store
-            .cancel_release(release.id, Some("not today"), start())
+        let release = created(&store, "1").await.release;
+        let cancelled = flow(&store)
+            .cancel(release.id, Some("not today"))
             .await
             .unwrap();
         assert!(matches!(cancelled, CancelOutcome::Cancelled(_)));

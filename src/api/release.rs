@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use std::collections::BTreeMap;
-
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -21,10 +19,8 @@ use super::{
     text::{NameRule, ReleaseIdRule, StageRule, Text},
 };
 use crate::{
-    approvers::{Found, under_policy},
-    azure::PlanCallback,
-    domain::release::{NewRelease, ReleaseKey},
-    store::{Creation, ReleasePlan, ReleaseSnapshot},
+    domain::{release::ReleaseKey, snapshot::ReleaseSnapshot},
+    flow::Creation,
 };
 
 /// Answer to `POST /release`.
@@ -187,7 +183,11 @@ impl ReleaseApi {
                 Err(read_at) => Some(read_at),
             },
         };
-        let creation = create_or_find(&state, &new, callback.as_ref()).await?;
+        let creation = state
+            .flow
+            .create_or_find(&new, callback.as_ref())
+            .await
+            .map_err(|err| database_problem(&err))?;
         let now = state.clock.now();
         Ok(match (creation, read_at) {
             (Creation::Created(snapshot), _) if !failsafe => CreateReleaseResponse::Accepted(
@@ -248,72 +248,6 @@ impl ReleaseApi {
             (true, StatusValue::Expired) => GetReleaseResponse::Expired(json),
         })
     }
-}
-
-/// Stores a release (and its callback registration) or finds the known one; wakes the worker.
-/// The policy of its project and stage sets its deadline, reminders and escalation.
-pub async fn create_or_find(
-    state: &AppState,
-    new: &NewRelease,
-    callback: Option<&PlanCallback>,
-) -> Result<Creation, Problem> {
-    let now = state.clock.now();
-    let policy = state.policies.for_release(&new.key);
-    let after = |d: std::time::Duration| {
-        now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-    };
-    let deadline = after(
-        policy
-            .and_then(|p| p.deadline)
-            .unwrap_or(state.approval_deadline),
-    );
-    let listed = new.approvers.as_ref().map(|approvers| Found {
-        approvers: approvers.clone(),
-        source: "request".to_owned(),
-        problem: None,
-        groups: BTreeMap::new(),
-    });
-    let plan = ReleasePlan {
-        required_approvals: state.required_approvals,
-        deadline,
-        approvers: listed.map(|found| {
-            under_policy(
-                found,
-                &state.policies,
-                policy,
-                new.requested_for.as_ref(),
-                state.required_approvals,
-            )
-        }),
-        reminders: policy
-            .map(|p| {
-                p.reminders
-                    .iter()
-                    .map(|r| after(*r))
-                    .filter(|at| *at < deadline)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        escalate_at: policy
-            .and_then(|p| p.escalation.as_ref())
-            .map(|e| after(e.after))
-            .filter(|at| *at < deadline),
-    };
-    let creation = state
-        .store
-        .create_release(new, &plan, callback, now)
-        .await
-        .map_err(|err| database_problem(&err))?;
-    // Only a new release or a callback registration queues jobs. One idle worker
-    // is enough: waking all of them on every call would have each try to claim.
-    if matches!(creation, Creation::Created(_)) || callback.is_some() {
-        state.wake_worker.notify_one();
-    }
-    if let Creation::Created(_) = creation {
-        state.metrics.release_created();
-        tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
-    }
-    Ok(creation)
 }
 
 /// `POST /release`'s answer but `202`: `200` with the release's status, or with

@@ -10,10 +10,9 @@ use poem_openapi::{
     types::{Example, ToJSON, Type},
 };
 
-use crate::{
-    domain::policy::{Decision, Outcome, RELEASE_APPROVERS, ReleaseStatus},
-    jobs::JobKind,
-    store::ReleaseSnapshot,
+use crate::domain::{
+    policy::{Decision, Outcome, RELEASE_APPROVERS, ReleaseStatus},
+    snapshot::ReleaseSnapshot,
 };
 
 /// Status of a release.
@@ -396,48 +395,9 @@ fn problems(snapshot: &ReleaseSnapshot, is_final: bool) -> Vec<ReleaseProblem> {
         });
     }
     for trouble in &snapshot.troubles {
-        let (code, what) = match trouble.kind {
-            JobKind::ResolveApprovers => ("approvers_failing", "resolving approvers".to_owned()),
-            JobKind::SendApprovalEmail => (
-                "email_failing",
-                match &trouble.approver {
-                    Some(to) => format!("sending the approval email to {to}"),
-                    None => "sending an approval email".to_owned(),
-                },
-            ),
-            JobKind::ExpireRelease => ("expiry_failing", "handling the deadline".to_owned()),
-            JobKind::PostCallback => (
-                "callback_failing",
-                "reporting the decision to Azure DevOps".to_owned(),
-            ),
-            JobKind::WriteBackApproval => (
-                "write_back_failing",
-                "writing the decision back to the Azure DevOps approval".to_owned(),
-            ),
-            JobKind::NotifyChannel => (
-                "channel_failing",
-                match &trouble.approver {
-                    Some(to) => format!("posting the approval request for {to} to a channel"),
-                    None => "posting an approval request to a channel".to_owned(),
-                },
-            ),
-            JobKind::RemindApprovers | JobKind::SendReminder => {
-                ("reminder_failing", "sending reminders".to_owned())
-            }
-            JobKind::Escalate => ("escalation_failing", "sending the escalation".to_owned()),
-        };
+        let (code, what) = trouble.kind.failing(trouble.approver.as_deref());
         // Once decided, failures of the approval fan-out no longer matter; reporting failures do.
-        if is_final
-            && matches!(
-                trouble.kind,
-                JobKind::ResolveApprovers
-                    | JobKind::SendApprovalEmail
-                    | JobKind::NotifyChannel
-                    | JobKind::RemindApprovers
-                    | JobKind::SendReminder
-                    | JobKind::Escalate
-            )
-        {
+        if is_final && trouble.kind.asks_for_decisions() {
             continue;
         }
         let (code, detail) = match trouble.next_attempt_at {

@@ -7,7 +7,7 @@ use super::{
     pages::PageBody,
     status::{DecisionValue, ReleaseStatusBody, StatusValue},
 };
-use crate::store::{ApprovalRecord, CallbackEntry, ReleaseHistory, ReleaseRecord};
+use crate::domain::snapshot::{ApprovalRecord, CallbackEntry, ReleaseHistory, ReleaseRecord};
 
 /// What happened to a release.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]

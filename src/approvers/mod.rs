@@ -10,10 +10,10 @@ use serde::Deserialize;
 use crate::{
     domain::{
         approver::{ApproverEmail, dedup},
+        plan::ResolvedApprovers,
         release::ReleaseKey,
     },
     policies::{Policies, Policy},
-    store::ResolvedApprovers,
 };
 
 /// How long the approvers API may take to answer.

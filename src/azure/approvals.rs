@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::{
-    domain::policy::{Decision, ReleaseStatus},
-    store::ReleaseSnapshot,
+use crate::domain::{
+    policy::{Decision, ReleaseStatus},
+    snapshot::ReleaseSnapshot,
 };
 
 /// api-version of the release approvals API (azure-devops.md §4).

@@ -3,8 +3,7 @@
 
 use serde::Serialize;
 
-use super::PlanCallback;
-use crate::domain::policy::ReleaseStatus;
+use crate::domain::{callback::PlanCallback, policy::ReleaseStatus};
 
 /// api-version used by the task documentation and Microsoft's samples (azure-devops.md §2.1).
 pub const EVENTS_API_VERSION: &str = "2.0-preview.1";

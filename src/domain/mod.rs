@@ -1,5 +1,11 @@
-//! Domain types and rules, free of I/O.
+//! The model and its rules, free of I/O: releases and their approvals, the
+//! decision rule, callback registrations, channels and the kinds of jobs.
 
 pub mod approver;
+pub mod callback;
+pub mod channel;
+pub mod job;
+pub mod plan;
 pub mod policy;
 pub mod release;
+pub mod snapshot;

@@ -5,10 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use super::{Job, JobKind};
 use crate::{
     approvers::ApproverSource,
-    approvers::under_policy,
     azure::{
         AzureClient,
         approvals::{approval_update, approval_url},
@@ -18,20 +16,24 @@ use crate::{
     clock::Clock,
     config::{AzureDevOps, JobSettings},
     domain::{
-        approver::{ApproverEmail, mask_email},
-        policy::ReleaseStatus,
+        approver::mask_email,
+        job::{Job, JobKind},
+        snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
     },
+    flow::{Finished, Flow},
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer, Notifier},
     policies::Policies,
-    store::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot, Store},
+    store::Store,
     token::{ApprovalClaims, TokenKeys},
 };
 
 /// Everything jobs need to do their work.
 pub struct JobContext {
-    /// The database.
+    /// The database, read by jobs (every change goes through `flow`).
     pub store: Arc<dyn Store>,
+    /// The release lifecycle.
+    pub flow: Arc<Flow>,
     /// Where approvers come from.
     pub approvers: ApproverSource,
     /// Where emails go.
@@ -65,34 +67,14 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         JobKind::PostCallback => post_callback(ctx, job).await,
         JobKind::WriteBackApproval => write_back_approval(ctx, job).await,
         JobKind::NotifyChannel => notify_channel(ctx, job).await,
-        JobKind::RemindApprovers => {
-            let now = ctx.clock.now();
-            Ok(ctx
-                .store
-                .queue_reminders(job.id, job.release_id, now)
-                .await?)
-        }
+        JobKind::RemindApprovers => Ok(ctx.flow.reminders_due(job.id, job.release_id).await?),
         JobKind::SendReminder => send_reminder(ctx, job).await,
         JobKind::Escalate => escalate(ctx, job).await,
     }
 }
 
 async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let now = ctx.clock.now();
-    let was_final = match ctx.store.release_by_id(job.release_id).await? {
-        Some(snapshot) => snapshot.outcome(now).status.is_final(),
-        None => true,
-    };
-    ctx.store
-        .expire_release(job.id, job.release_id, now)
-        .await?;
-    if !was_final
-        && let Some(snapshot) = ctx.store.release_by_id(job.release_id).await?
-        && snapshot.outcome(now).status == ReleaseStatus::Expired
-    {
-        ctx.metrics.release_decided(ReleaseStatus::Expired.as_str());
-    }
-    Ok(())
+    Ok(ctx.flow.deadline_reached(job.id, job.release_id).await?)
 }
 
 async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -119,10 +101,11 @@ async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         .context("posting the TaskCompleted event")?;
     ctx.metrics.callback(result);
     tracing::info!(callback.id = callback.id, hub = %target.hub_name, result, "Azure DevOps callback delivered");
-    ctx.store
-        .complete_callback(job.id, callback.id, result, ctx.clock.now())
-        .await?;
-    Ok(())
+    let done = Finished::CallbackDelivered {
+        callback_id: callback.id,
+        result,
+    };
+    Ok(ctx.flow.finished(job.id, done).await?)
 }
 
 async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -155,10 +138,10 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         .await
         .context("updating the Azure DevOps release approval")?;
     tracing::info!(azure.approval_id = %approval_id, status = update.status, "decision written back to Azure DevOps");
-    ctx.store
-        .mark_written_back(job.id, release.id, ctx.clock.now())
-        .await?;
-    Ok(())
+    let done = Finished::WrittenBack {
+        release_id: release.id,
+    };
+    Ok(ctx.flow.finished(job.id, done).await?)
 }
 
 async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -170,26 +153,7 @@ async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         return Ok(ctx.store.complete_job(job.id).await?);
     }
     let found = ctx.approvers.resolve(&release.key, &release.name).await?;
-    let requester = release
-        .requested_for
-        .as_deref()
-        .and_then(|r| ApproverEmail::parse(r).ok());
-    let resolved = under_policy(
-        found,
-        &ctx.policies,
-        ctx.policies.for_release(&release.key),
-        requester.as_ref(),
-        release.required_approvals,
-    );
-    tracing::info!(
-        approvers = resolved.approvers.len(),
-        source = %resolved.source,
-        "approvers resolved"
-    );
-    ctx.store
-        .store_approvers(job.id, job.release_id, &resolved, ctx.clock.now())
-        .await?;
-    Ok(())
+    Ok(ctx.flow.approvers_found(job.id, release, found).await?)
 }
 
 /// An approval and its release, while the request is still wanted: `None` (and
@@ -286,16 +250,11 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
     let mut pause = std::time::Duration::from_millis(50);
     loop {
-        match ctx
-            .store
-            .mark_email_sent(
-                job.id,
-                approval.id,
-                approval.link_generation,
-                ctx.clock.now(),
-            )
-            .await
-        {
+        let done = Finished::EmailSent {
+            approval_id: approval.id,
+            link_generation: approval.link_generation,
+        };
+        match ctx.flow.finished(job.id, done).await {
             Ok(()) => return Ok(()),
             Err(err) if pause < std::time::Duration::from_secs(5) => {
                 tracing::warn!(error = %err, "recording a sent email failed; trying again");
@@ -373,8 +332,8 @@ async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     };
     ctx.mailer.escalate(&notice).await?;
     tracing::info!(to = %escalation.to.masked(), "escalation sent");
-    Ok(ctx
-        .store
-        .mark_escalated(job.id, release.id, ctx.clock.now())
-        .await?)
+    let done = Finished::Escalated {
+        release_id: release.id,
+    };
+    Ok(ctx.flow.finished(job.id, done).await?)
 }

@@ -9,8 +9,8 @@ use tokio::{
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use super::{Job, JobContext, backoff, kinds};
-use crate::metrics::JobOutcome;
+use super::{JobContext, backoff, kinds};
+use crate::{domain::job::Job, metrics::JobOutcome};
 
 /// Longest error text kept on a job.
 const MAX_ERROR_CHARS: usize = 500;

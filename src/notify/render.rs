@@ -12,7 +12,7 @@ use lettre::{
 use minijinja::{Environment, context};
 use uuid::Uuid;
 
-use crate::store::ReleaseRecord;
+use crate::domain::snapshot::ReleaseRecord;
 
 /// The templates of the approval email, by file name, with their built-in sources.
 const BUILT_IN: [(&str, &str); 6] = [

@@ -21,6 +21,7 @@ use crate::{
     azure::AzureClient,
     clock::Clock,
     config::{Config, Secret},
+    flow::{Defaults, Flow},
     jobs::{JobContext, Worker},
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
@@ -85,21 +86,31 @@ impl App {
         let wake = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
         let policies = Arc::new(config.policies.clone());
+        let defaults = Defaults {
+            required_approvals: config.required_approvals,
+            approval_deadline: config.approval_deadline,
+        };
+        let flow = Arc::new(Flow::new(
+            store.clone(),
+            wake.clone(),
+            clock.clone(),
+            metrics.clone(),
+            policies.clone(),
+            defaults,
+        ));
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: tokens.clone(),
             api_keys: config.api_keys.clone(),
             hook_secret: config.hook_secret.clone(),
-            required_approvals: config.required_approvals,
-            approval_deadline: config.approval_deadline,
             metrics: metrics.clone(),
-            wake_worker: wake.clone(),
-            policies: policies.clone(),
+            flow: flow.clone(),
             clock: clock.clone(),
             poll_cache: PollCache::default(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),
+            flow,
             approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
             mailer: Mailer::new(
                 &config.mail,

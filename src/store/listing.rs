@@ -13,10 +13,13 @@ use std::{fmt, str::FromStr};
 use chrono::{DateTime, Utc};
 
 use super::{
-    ApprovalRecord, ReleaseRecord, StoreError, outcome_of, rows,
+    StoreError, rows,
     sql::{Columns, Queries, Sql},
 };
-use crate::domain::policy::{Outcome, ReleaseStatus};
+use crate::domain::{
+    policy::{Outcome, ReleaseStatus},
+    snapshot::{ApprovalRecord, ReleaseRecord, outcome_of},
+};
 
 /// A release has a rejection that counts (made before its deadline).
 macro_rules! rejected_in_time {

@@ -8,33 +8,11 @@ use super::{
     StoreError, rows,
     sql::{Columns, Queries, Sql, Writes},
 };
-use crate::{
-    jobs::{Job, JobKind},
-    policies::ChannelKind,
-};
+use crate::domain::job::{Job, JobKind, NewJob, Subject};
 
-/// What a new job is about.
-#[derive(Clone, Copy)]
-pub(super) enum Subject {
-    /// The release as a whole.
-    Release,
-    /// One approval.
-    Approval(Uuid),
-    /// One callback registration.
-    Callback(i64),
-    /// One approval, on one channel.
-    Channel(Uuid, ChannelKind),
-}
-
-/// Queues a job to run at `run_at`.
-pub(super) async fn enqueue<B: Writes>(
-    db: &mut B,
-    kind: JobKind,
-    release_id: i64,
-    subject: Subject,
-    run_at: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let (approval_id, callback_id, channel) = match subject {
+/// Queues a job.
+pub(super) async fn enqueue<B: Writes>(db: &mut B, job: &NewJob) -> Result<(), StoreError> {
+    let (approval_id, callback_id, channel) = match job.subject {
         Subject::Release => (None, None, None),
         Subject::Approval(id) => (Some(id), None, None),
         Subject::Callback(id) => (None, Some(id), None),
@@ -44,15 +22,22 @@ pub(super) async fn enqueue<B: Writes>(
         "INSERT INTO job (kind, release_id, approval_id, callback_id, channel, run_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(kind.as_str())
-    .bind(release_id)
+    .bind(job.kind.as_str())
+    .bind(job.release_id)
     .bind(approval_id)
     .bind(callback_id)
     .bind(channel)
-    .bind(run_at)
+    .bind(job.run_at)
     .bind(Utc::now());
     db.execute(sql).await?;
     Ok(())
+}
+
+/// Deletes an approval's jobs of `kind`, queued or failing.
+pub(super) fn approval_jobs_deleted(approval_id: Uuid, kind: JobKind) -> Sql {
+    Sql::new("DELETE FROM job WHERE approval_id = $1 AND kind = $2")
+        .bind(approval_id)
+        .bind(kind.as_str())
 }
 
 /// Whether release `release_id` has a job of `kind`, in any state.

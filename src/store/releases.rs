@@ -1,27 +1,23 @@
-//! Releases and their approvals: creation, snapshots, decisions, approvers.
+//! Releases and their approvals: the statements that read and write them.
 //!
-//! Every function runs on the connection or transaction it is given; the ones
-//! that write to a release lock it first, so that on PostgreSQL two replicas
-//! writing to the same release take turns, as SQLite's single writer does.
+//! Every function runs on the connection or transaction it is given. The
+//! lifecycle (`flow`) locks a release before it writes to it, so that on
+//! PostgreSQL two replicas writing to the same release take turns, as
+//! SQLite's single writer does.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, CancelOutcome, Creation, DecisionOutcome, JobTrouble, ReleasePlan,
-    ReleaseRecord, ReleaseSnapshot, ResendOutcome, ResolvedApprovers, StoreError, notices,
-    queue::{self, Subject},
-    rows,
+    StoreError, rows,
     sql::{Columns, Queries, Sql, Writes},
 };
-use crate::{
-    azure::PlanCallback,
-    domain::{
-        approver::ApproverEmail,
-        policy::Decision,
-        release::{NewRelease, ReleaseKey},
-    },
-    jobs::JobKind,
+use crate::domain::{
+    approver::ApproverEmail,
+    plan::ResolvedApprovers,
+    policy::Decision,
+    release::{NewRelease, ReleaseKey},
+    snapshot::{ApprovalRecord, JobTrouble, ReleaseSnapshot},
 };
 
 /// A release's row joined with each of its approvals, in creation order, and the
@@ -109,21 +105,19 @@ async fn troubles_of<Q: Queries>(
     db.fetch_all(sql).await?.iter().map(rows::trouble).collect()
 }
 
-async fn release_by_key<Q: Queries>(
+/// The internal id of the release with this public identity.
+pub(super) async fn id_of<Q: Queries>(
     db: &mut Q,
     key: &ReleaseKey,
-) -> Result<Option<ReleaseRecord>, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
-        "SELECT * FROM release WHERE team_project = $1 AND external_id = $2 AND stage = $3",
+        "SELECT release_id FROM release WHERE team_project = $1 AND external_id = $2 AND stage = $3",
     )
     .bind(key.team_project.as_str())
     .bind(key.release_id.as_str())
     .bind(key.stage.as_str());
-    db.fetch_optional(sql)
-        .await?
-        .as_ref()
-        .map(rows::release)
-        .transpose()
+    let found = db.fetch_optional(sql).await?;
+    found.map(|row| row.int("release_id")).transpose()
 }
 
 /// Locks the release for the rest of the transaction and reads it.
@@ -136,7 +130,11 @@ pub(super) async fn lock<B: Writes>(
     read(db, release_id).await
 }
 
-async fn read<Q: Queries>(db: &mut Q, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
+/// The release with this internal id, which must exist.
+pub(super) async fn read<Q: Queries>(
+    db: &mut Q,
+    release_id: i64,
+) -> Result<ReleaseSnapshot, StoreError> {
     find_by_id(db, release_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("release {release_id} is missing")))
@@ -155,51 +153,12 @@ pub(super) async fn approval<Q: Queries>(
         .transpose()
 }
 
-/// Stores a new release and queues its first jobs, or reads the known one;
-/// registers `callback` either way. Concurrent calls for one release (two
-/// replicas, or one pipeline polling twice) store it once.
-pub(super) async fn create<B: Writes>(
-    db: &mut B,
-    new: &NewRelease,
-    plan: &ReleasePlan,
-    callback: Option<&PlanCallback>,
-    now: DateTime<Utc>,
-) -> Result<Creation, StoreError> {
-    let inserted = insert_release(db, new, plan, now).await?;
-    let release_id = match inserted {
-        Some(release_id) => {
-            queue_first_jobs(db, release_id, plan, now).await?;
-            release_id
-        }
-        // Inserted by another transaction that has committed since.
-        None => release_by_key(db, &new.key)
-            .await?
-            .map(|known| known.id)
-            .ok_or_else(|| StoreError::Corrupt("release vanished inside its transaction".into()))?,
-    };
-    // Pipelines poll by posting again: a poll only reads, so polls never queue
-    // on the lock; registering a callback writes, so it takes the lock.
-    let snapshot = match (inserted, callback) {
-        (None, None) => read(db, release_id).await?,
-        _ => lock(db, release_id).await?,
-    };
-    if let Some(callback) = callback {
-        notices::register_callback(db, &snapshot, callback, now).await?;
-    }
-    if inserted.is_some() && new.azure_approval_id.is_some() {
-        notices::watch_deadline(db, &snapshot.release).await?;
-    }
-    Ok(match inserted {
-        Some(_) => Creation::Created(snapshot),
-        None => Creation::Existing(snapshot),
-    })
-}
-
 /// Inserts the release unless it is known; its id when inserted.
-async fn insert_release<B: Writes>(
+pub(super) async fn insert<B: Writes>(
     db: &mut B,
     new: &NewRelease,
-    plan: &ReleasePlan,
+    required_approvals: Option<u32>,
+    deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
@@ -213,8 +172,8 @@ async fn insert_release<B: Writes>(
     .bind(new.key.release_id.as_str())
     .bind(new.key.stage.as_str())
     .bind(new.name.as_str())
-    .bind(plan.required_approvals.map(i64::from))
-    .bind(plan.deadline)
+    .bind(required_approvals.map(i64::from))
+    .bind(deadline)
     .bind(new.azure_approval_id.as_deref())
     .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
     .bind(now);
@@ -222,65 +181,32 @@ async fn insert_release<B: Writes>(
     inserted.map(|row| row.int("release_id")).transpose()
 }
 
-/// Approvals known at once are stored now, else a job resolves them; reminders
-/// and the escalation are queued for their times.
-async fn queue_first_jobs<B: Writes>(
+/// Inserts an approval unless the release has one for this approver; its id when inserted.
+pub(super) async fn insert_approval<B: Writes>(
     db: &mut B,
     release_id: i64,
-    plan: &ReleasePlan,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    match &plan.approvers {
-        Some(resolved) => insert_approvals(db, release_id, resolved, now).await?,
-        None => {
-            let kind = JobKind::ResolveApprovers;
-            queue::enqueue(db, kind, release_id, Subject::Release, now).await?;
-        }
-    }
-    for at in &plan.reminders {
-        queue::enqueue(
-            db,
-            JobKind::RemindApprovers,
-            release_id,
-            Subject::Release,
-            *at,
-        )
-        .await?;
-    }
-    if let Some(at) = plan.escalate_at {
-        queue::enqueue(db, JobKind::Escalate, release_id, Subject::Release, at).await?;
-    }
-    Ok(())
+    email: &ApproverEmail,
+    created_at: DateTime<Utc>,
+) -> Result<Option<Uuid>, StoreError> {
+    let approval_id = Uuid::new_v4();
+    let sql = Sql::new(
+        "INSERT INTO approval (approval_id, release_id, email, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (release_id, email) DO NOTHING",
+    )
+    .bind(approval_id)
+    .bind(release_id)
+    .bind(email.as_str())
+    .bind(created_at);
+    Ok((db.execute(sql).await? == 1).then_some(approval_id))
 }
 
-/// Inserts approvals with an email job (and a job per channel) each, skipping
-/// approvers already present, and records the rule and where the approvers came from.
-pub(super) async fn insert_approvals<B: Writes>(
+/// Records the rule the approvers' decisions are judged by and where they came from.
+pub(super) async fn record_approvers<B: Writes>(
     db: &mut B,
     release_id: i64,
     resolved: &ResolvedApprovers,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for (position, email) in (0..).zip(&resolved.approvers) {
-        let approval_id = Uuid::new_v4();
-        let sql = Sql::new(
-            "INSERT INTO approval (approval_id, release_id, email, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (release_id, email) DO NOTHING",
-        )
-        .bind(approval_id)
-        .bind(release_id)
-        .bind(email.as_str())
-        // The position keeps the approvers in their given order.
-        .bind(now + TimeDelta::milliseconds(position));
-        if db.execute(sql).await? == 1 {
-            let kind = JobKind::SendApprovalEmail;
-            queue::enqueue(db, kind, release_id, Subject::Approval(approval_id), now).await?;
-            for channel in &resolved.channels {
-                let subject = Subject::Channel(approval_id, *channel);
-                queue::enqueue(db, JobKind::NotifyChannel, release_id, subject, now).await?;
-            }
-        }
-    }
     let rule = serde_json::to_string(&resolved.rule)
         .map_err(|e| StoreError::Corrupt(format!("approval rule: {e}")))?;
     let sql = Sql::new(
@@ -297,79 +223,21 @@ pub(super) async fn insert_approvals<B: Writes>(
     Ok(())
 }
 
-/// Cancels a pending release and queues its notices.
-pub(super) async fn cancel<B: Writes>(
-    db: &mut B,
-    release_id: i64,
-    reason: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<CancelOutcome, StoreError> {
-    let before = lock(db, release_id).await?;
-    if before.outcome(now).status.is_final() {
-        return Ok(CancelOutcome::AlreadyFinal(before));
-    }
-    let sql =
-        Sql::new("UPDATE release SET cancelled_at = $1, cancel_reason = $2 WHERE release_id = $3")
-            .bind(now)
-            .bind(reason)
-            .bind(release_id);
-    db.execute(sql).await?;
-    notices::queue_decision_notices(db, release_id, now).await?;
-    Ok(CancelOutcome::Cancelled(read(db, release_id).await?))
+/// Records an operator's cancellation of a release's approval.
+pub(super) fn cancelled(release_id: i64, reason: Option<&str>, now: DateTime<Utc>) -> Sql {
+    Sql::new("UPDATE release SET cancelled_at = $1, cancel_reason = $2 WHERE release_id = $3")
+        .bind(now)
+        .bind(reason)
+        .bind(release_id)
 }
 
-/// Supersedes an undecided approver's links and queues a new email.
-pub(super) async fn resend<B: Writes>(
-    db: &mut B,
-    release_id: i64,
-    email: &str,
-    now: DateTime<Utc>,
-) -> Result<ResendOutcome, StoreError> {
-    let before = lock(db, release_id).await?;
-    let Some(approval) = before.approvals.iter().find(|a| a.email == email) else {
-        return Ok(ResendOutcome::UnknownApprover);
-    };
-    if before.outcome(now).status.is_final() {
-        return Ok(ResendOutcome::ReleaseFinal(before));
-    }
-    if approval.decided.is_some() {
-        return Ok(ResendOutcome::AlreadyDecided(before));
-    }
-    let approval_id = approval.id;
-    let sql = Sql::new(
+/// Makes an approval's earlier links stop working: its next email carries a new one.
+pub(super) fn links_superseded(approval_id: Uuid) -> Sql {
+    Sql::new(
         "UPDATE approval SET link_generation = link_generation + 1, email_sent_at = NULL
          WHERE approval_id = $1",
     )
-    .bind(approval_id);
-    db.execute(sql).await?;
-    // A send still queued (or failing) would mail the superseded link: replace it.
-    let sql = Sql::new("DELETE FROM job WHERE approval_id = $1 AND kind = $2")
-        .bind(approval_id)
-        .bind(JobKind::SendApprovalEmail.as_str());
-    db.execute(sql).await?;
-    let kind = JobKind::SendApprovalEmail;
-    queue::enqueue(db, kind, release_id, Subject::Approval(approval_id), now).await?;
-    Ok(ResendOutcome::Queued(read(db, release_id).await?))
-}
-
-/// Queues one reminder per undecided approver whose approval counts, if the release is pending.
-pub(super) async fn queue_reminders<B: Writes>(
-    db: &mut B,
-    release_id: i64,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let snapshot = lock(db, release_id).await?;
-    if snapshot.outcome(now).status.is_final() {
-        return Ok(());
-    }
-    let rule = &snapshot.release.rule;
-    for approval in &snapshot.approvals {
-        if approval.decided.is_none() && rule.counts(&approval.email) {
-            let subject = Subject::Approval(approval.id);
-            queue::enqueue(db, JobKind::SendReminder, release_id, subject, now).await?;
-        }
-    }
-    Ok(())
+    .bind(approval_id)
 }
 
 /// Records that the escalation contact was told.
@@ -379,44 +247,20 @@ pub(super) fn escalated(release_id: i64, now: DateTime<Utc>) -> Sql {
         .bind(release_id)
 }
 
-/// Records a decision unless the approver or the release has already decided;
-/// a decision that makes the release final queues its notices.
-pub(super) async fn decide<B: Writes>(
-    db: &mut B,
+/// Records an approver's decision.
+pub(super) fn decided(
     approval_id: Uuid,
     decision: Decision,
     comment: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<DecisionOutcome, StoreError> {
-    let Some(approval) = approval(db, approval_id).await? else {
-        return Ok(DecisionOutcome::UnknownApproval);
-    };
-    // Read again under the lock: another decision may have landed meanwhile.
-    let before = lock(db, approval.release_id).await?;
-    let current = before.approvals.iter().find(|a| a.id == approval_id);
-    if let Some(existing) = current.and_then(|a| a.decided) {
-        return Ok(if existing.decision == decision {
-            DecisionOutcome::Unchanged(before)
-        } else {
-            DecisionOutcome::Conflicting(existing.decision)
-        });
-    }
-    if before.outcome(now).status.is_final() {
-        return Ok(DecisionOutcome::ReleaseFinal(before));
-    }
-    let sql = Sql::new(
+) -> Sql {
+    Sql::new(
         "UPDATE approval SET decision = $1, comment = $2, decided_at = $3 WHERE approval_id = $4",
     )
     .bind(decision.as_str())
     .bind(comment)
     .bind(now)
-    .bind(approval_id);
-    db.execute(sql).await?;
-    let after = read(db, before.release.id).await?;
-    if after.outcome(now).status.is_final() {
-        notices::queue_decision_notices(db, approval.release_id, now).await?;
-    }
-    Ok(DecisionOutcome::Recorded(after))
+    .bind(approval_id)
 }
 
 /// Marks an approval's email as accepted by the mail server, unless its link
@@ -428,4 +272,11 @@ pub(super) fn email_sent(approval_id: Uuid, link_generation: i64, now: DateTime<
     .bind(now)
     .bind(approval_id)
     .bind(link_generation)
+}
+
+/// Records the decision as written back to Azure DevOps.
+pub(super) fn written_back(release_id: i64, now: DateTime<Utc>) -> Sql {
+    Sql::new("UPDATE release SET azure_written_back_at = $1 WHERE release_id = $2")
+        .bind(now)
+        .bind(release_id)
 }

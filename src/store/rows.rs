@@ -2,19 +2,17 @@
 
 use std::str::FromStr;
 
-use super::{
-    ApprovalRecord, CallbackEntry, Cancellation, JobTrouble, ReleaseRecord, StoreError,
-    sql::Columns,
-};
+use super::{StoreError, sql::Columns};
 use crate::{
-    azure::{CallbackRecord, PlanCallback},
     config::Secret,
     domain::{
+        callback::{CallbackRecord, PlanCallback},
+        channel::ChannelKind,
+        job::{Job, JobKind},
         policy::{Decided, Decision, Rule},
         release::ReleaseKey,
+        snapshot::{ApprovalRecord, CallbackEntry, Cancellation, JobTrouble, ReleaseRecord},
     },
-    jobs::{Job, JobKind},
-    policies::ChannelKind,
 };
 
 /// A `release` row.

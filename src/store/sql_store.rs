@@ -13,21 +13,17 @@ use tokio_util::sync::DropGuard;
 use uuid::Uuid;
 
 use super::{
-    ApprovalRecord, CancelOutcome, Creation, DataVersion, DecisionOutcome, ReleaseHistory,
-    ReleasePage, ReleasePlan, ReleaseQuery, ReleaseSnapshot, ResendOutcome, ResolvedApprovers,
-    Store, StoreError,
+    DataVersion, ReleasePage, ReleaseQuery, Store, StoreError, Transaction, callbacks,
     connections::{Conn, KeptConn, WriteTx},
-    listing, notices, queue, releases,
+    listing, queue, releases,
     sql::{Backend, Columns, Queries, Sql},
     sqlite_version::WalIndex,
 };
-use crate::{
-    azure::{CallbackRecord, PlanCallback},
-    domain::{
-        policy::Decision,
-        release::{NewRelease, ReleaseKey},
-    },
-    jobs::Job,
+use crate::domain::{
+    callback::CallbackRecord,
+    job::Job,
+    release::ReleaseKey,
+    snapshot::{ApprovalRecord, ReleaseHistory, ReleaseSnapshot},
 };
 
 /// Setting that holds the generated token secret.
@@ -163,14 +159,6 @@ where
     async fn conn(&self) -> Result<PoolConnection<DB>, StoreError> {
         Ok(self.pool.acquire().await?)
     }
-
-    /// Records what a job achieved with `sql` and deletes the job, in one transaction.
-    async fn finish_job(&self, job_id: i64, sql: Sql) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        tx.execute(sql).await?;
-        queue::complete(&mut tx, job_id).await?;
-        tx.commit().await
-    }
 }
 
 #[async_trait]
@@ -216,70 +204,8 @@ where
             .text("value")
     }
 
-    async fn create_release(
-        &self,
-        new: &NewRelease,
-        plan: &ReleasePlan,
-        callback: Option<&PlanCallback>,
-        now: DateTime<Utc>,
-    ) -> Result<Creation, StoreError> {
-        // Gates poll a known release again and again: answer those from a read,
-        // without taking SQLite's only write lock (or a row lock on PostgreSQL).
-        if callback.is_none()
-            && let Some(known) = releases::find(&mut self.reader().await?, &new.key).await?
-        {
-            return Ok(Creation::Existing(known));
-        }
-        let mut tx = self.write_tx().await?;
-        let creation = releases::create(&mut tx, new, plan, callback, now).await?;
-        tx.commit().await?;
-        Ok(creation)
-    }
-
-    async fn cancel_release(
-        &self,
-        release_id: i64,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<CancelOutcome, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let outcome = releases::cancel(&mut tx, release_id, reason, now).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn resend_approval(
-        &self,
-        release_id: i64,
-        email: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ResendOutcome, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let outcome = releases::resend(&mut tx, release_id, email, now).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn queue_reminders(
-        &self,
-        job_id: i64,
-        release_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        releases::queue_reminders(&mut tx, release_id, now).await?;
-        queue::complete(&mut tx, job_id).await?;
-        tx.commit().await
-    }
-
-    async fn mark_escalated(
-        &self,
-        job_id: i64,
-        release_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.finish_job(job_id, releases::escalated(release_id, now))
-            .await
+    async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        Ok(Box::new(self.write_tx().await?))
     }
 
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
@@ -294,7 +220,7 @@ where
         let Some(snapshot) = releases::find(&mut conn, key).await? else {
             return Ok(None);
         };
-        let callbacks = notices::callbacks_of(&mut conn, snapshot.release.id).await?;
+        let callbacks = callbacks::callbacks_of(&mut conn, snapshot.release.id).await?;
         Ok(Some(ReleaseHistory {
             snapshot,
             callbacks,
@@ -317,78 +243,8 @@ where
         releases::approval(&mut self.reader().await?, id).await
     }
 
-    async fn record_decision(
-        &self,
-        approval_id: Uuid,
-        decision: Decision,
-        comment: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<DecisionOutcome, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let outcome = releases::decide(&mut tx, approval_id, decision, comment, now).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn store_approvers(
-        &self,
-        job_id: i64,
-        release_id: i64,
-        resolved: &ResolvedApprovers,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        releases::lock(&mut tx, release_id).await?;
-        releases::insert_approvals(&mut tx, release_id, resolved, now).await?;
-        queue::complete(&mut tx, job_id).await?;
-        tx.commit().await
-    }
-
-    async fn expire_release(
-        &self,
-        job_id: i64,
-        release_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        notices::expire(&mut tx, job_id, release_id, now).await?;
-        tx.commit().await
-    }
-
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        notices::callback(&mut self.reader().await?, callback_id).await
-    }
-
-    async fn complete_callback(
-        &self,
-        job_id: i64,
-        callback_id: i64,
-        result: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = notices::callback_delivered(callback_id, result, now);
-        self.finish_job(job_id, sql).await
-    }
-
-    async fn mark_written_back(
-        &self,
-        job_id: i64,
-        release_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = notices::written_back(release_id, now);
-        self.finish_job(job_id, sql).await
-    }
-
-    async fn mark_email_sent(
-        &self,
-        job_id: i64,
-        approval_id: Uuid,
-        link_generation: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = releases::email_sent(approval_id, link_generation, now);
-        self.finish_job(job_id, sql).await
+        callbacks::callback(&mut self.reader().await?, callback_id).await
     }
 
     async fn claim_job(

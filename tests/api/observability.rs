@@ -1,10 +1,16 @@
 // What operators see: Prometheus metrics that move with the flow, and request ids.
 
+use std::time::Duration;
+
 use serde_json::json;
+use wiremock::ResponseTemplate;
 
 use crate::{
-    fakes::{sample, scrape},
-    helpers::spawn_app,
+    fakes::{
+        azure_events_answering, post_in_callback_mode, sample, scrape, task_completed,
+        wait_for_requests,
+    },
+    helpers::{spawn_app, spawn_app_stopped_at},
 };
 
 #[tokio::test]
@@ -68,6 +74,35 @@ async fn metrics_count_requests_releases_emails_jobs_and_decisions() {
     assert!(after.contains("deploy_gate_jobs_queued "), "{after}");
     // Tokens and addresses never become labels.
     assert!(!after.contains("ana@example.com") && !after.contains(&mails[0].token()));
+}
+
+#[tokio::test]
+async fn a_release_reaching_its_deadline_undecided_is_counted_once_as_decided_expired() {
+    let deadline = Duration::from_secs(3600);
+    let app = spawn_app_stopped_at(chrono::Utc::now(), |s| {
+        s.approval_deadline = Some(deadline);
+    })
+    .await;
+    let azure = azure_events_answering(ResponseTemplate::new(204)).await;
+    // Callback mode, so that a job watches the deadline and reports the expiry.
+    post_in_callback_mode(&app, &azure, "8", "ana@example.com").await;
+    app.smtp.wait_for(1).await;
+
+    app.advance_clock(deadline).await;
+    app.drain_jobs().await;
+    let posted = wait_for_requests(&azure, 1).await;
+    let event: serde_json::Value = posted[0].body_json().unwrap();
+    let expected = task_completed("failed");
+    assert_eq!(
+        (&event["name"], &event["result"]),
+        (&expected["name"], &expected["result"])
+    );
+    app.advance_clock(deadline).await;
+    app.drain_jobs().await;
+
+    let after = scrape(&app).await;
+    let series = r#"deploy_gate_releases_decided_total{status="expired"}"#;
+    assert_eq!(sample(&after, series), 1.0, "{series} in\n{after}");
 }
 
 #[tokio::test]

@@ -1,0 +1,176 @@
+//! A release arrives: it is stored with its plan and first jobs, or the known
+//! one is found; a callback registration is stored either way.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{Change, Flow};
+use crate::{
+    approvers::{Found, under_policy},
+    domain::{
+        callback::PlanCallback,
+        job::{JobKind, Subject},
+        plan::ReleasePlan,
+        release::NewRelease,
+        snapshot::ReleaseSnapshot,
+    },
+    store::StoreError,
+};
+
+/// Result of [`Flow::create_or_find`].
+#[derive(Debug)]
+pub enum Creation {
+    /// The release was new and its first jobs are queued.
+    Created(ReleaseSnapshot),
+    /// The release was already known.
+    Existing(ReleaseSnapshot),
+}
+
+impl Flow {
+    /// Stores a new release with its first jobs, or finds the known one; stores
+    /// `callback` either way. Concurrent calls for one release (two replicas, or
+    /// one pipeline polling twice) store it once.
+    pub async fn create_or_find(
+        &self,
+        new: &NewRelease,
+        callback: Option<&PlanCallback>,
+    ) -> Result<Creation, StoreError> {
+        // Gates poll a known release again and again: answer those from a read,
+        // without taking SQLite's only write lock (or a row lock on PostgreSQL).
+        if callback.is_none()
+            && let Some(known) = self.store.find_release(&new.key).await?
+        {
+            return Ok(Creation::Existing(known));
+        }
+        let now = self.clock.now();
+        let plan = self.plan(new, now);
+        let mut change = self.begin().await?;
+        let inserted = change
+            .tx
+            .insert_release(new, plan.required_approvals, plan.deadline, now)
+            .await?;
+        let release_id = match inserted {
+            Some(release_id) => {
+                queue_first_jobs(&mut change, release_id, &plan, now).await?;
+                release_id
+            }
+            // Inserted by another transaction that has committed since.
+            None => change.tx.release_id(&new.key).await?.ok_or_else(|| {
+                StoreError::Corrupt("release vanished inside its transaction".into())
+            })?,
+        };
+        // A poll only reads, so polls never queue on the lock; registering a
+        // callback writes, so it takes the lock.
+        let snapshot = match (inserted, callback) {
+            (None, None) => change.tx.read_release(release_id).await?,
+            _ => change.tx.lock_release(release_id).await?,
+        };
+        if let Some(callback) = callback {
+            register_callback(&mut change, &snapshot, callback, now).await?;
+        }
+        if inserted.is_some() && new.azure_approval_id.is_some() {
+            change.watch_deadline(&snapshot).await?;
+        }
+        self.commit(change).await?;
+        if inserted.is_some() {
+            self.metrics.release_created();
+            tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
+            return Ok(Creation::Created(snapshot));
+        }
+        Ok(Creation::Existing(snapshot))
+    }
+
+    /// How a new release is handled: the policy of its project and stage sets
+    /// its deadline, reminders and escalation, and judges approvers it names.
+    fn plan(&self, new: &NewRelease, now: DateTime<Utc>) -> ReleasePlan {
+        let policy = self.policies.for_release(&new.key);
+        let after = |d: std::time::Duration| {
+            now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+        };
+        let deadline = after(
+            policy
+                .and_then(|p| p.deadline)
+                .unwrap_or(self.defaults.approval_deadline),
+        );
+        let listed = new.approvers.as_ref().map(|approvers| Found {
+            approvers: approvers.clone(),
+            source: "request".to_owned(),
+            problem: None,
+            groups: BTreeMap::new(),
+        });
+        let required_approvals = self.defaults.required_approvals;
+        ReleasePlan {
+            required_approvals,
+            deadline,
+            approvers: listed.map(|found| {
+                let requester = new.requested_for.as_ref();
+                under_policy(found, &self.policies, policy, requester, required_approvals)
+            }),
+            reminders: policy
+                .map(|p| {
+                    p.reminders
+                        .iter()
+                        .map(|r| after(*r))
+                        .filter(|at| *at < deadline)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            escalate_at: policy
+                .and_then(|p| p.escalation.as_ref())
+                .map(|e| after(e.after))
+                .filter(|at| *at < deadline),
+        }
+    }
+}
+
+/// Approvers known at once are stored now, else a job resolves them; reminders
+/// and the escalation are queued for their times.
+async fn queue_first_jobs(
+    change: &mut Change<'_>,
+    release_id: i64,
+    plan: &ReleasePlan,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    match &plan.approvers {
+        Some(resolved) => change.add_approvers(release_id, resolved, now).await?,
+        None => {
+            let kind = JobKind::ResolveApprovers;
+            change
+                .enqueue(kind, release_id, Subject::Release, now)
+                .await?;
+        }
+    }
+    for at in &plan.reminders {
+        let kind = JobKind::RemindApprovers;
+        change
+            .enqueue(kind, release_id, Subject::Release, *at)
+            .await?;
+    }
+    if let Some(at) = plan.escalate_at {
+        let kind = JobKind::Escalate;
+        change
+            .enqueue(kind, release_id, Subject::Release, at)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stores or refreshes a callback registration; queues its delivery at once if
+/// the release is already decided, else makes sure the deadline is watched.
+async fn register_callback(
+    change: &mut Change<'_>,
+    snapshot: &ReleaseSnapshot,
+    callback: &PlanCallback,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    change
+        .tx
+        .save_callback(snapshot.release.id, callback, now)
+        .await?;
+    if snapshot.outcome(now).status.is_final() {
+        change.queue_decision_notices(snapshot, now).await
+    } else {
+        change.watch_deadline(snapshot).await
+    }
+}

@@ -1,0 +1,115 @@
+//! The release lifecycle: every state change of a release, from its creation
+//! to its decision and the reports that follow.
+//!
+//! HTTP handlers and job bodies call these operations; neither decides which
+//! job comes next. Each operation makes its writes and queues the jobs that
+//! follow in one transaction, and once it has committed wakes the worker, in
+//! one place ([`Flow::commit`]).
+
+mod create;
+mod decide;
+mod notices;
+mod work;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::{
+    clock::Clock,
+    domain::job::{JobKind, NewJob, Subject},
+    metrics::Metrics,
+    policies::Policies,
+    store::{Store, StoreError, Transaction},
+};
+
+pub use create::Creation;
+pub use decide::{CancelOutcome, DecisionOutcome, ResendOutcome};
+pub use work::Finished;
+
+/// What a release gets when no policy says otherwise.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// Approvals a release needs (`None`: all approvers).
+    pub required_approvals: Option<u32>,
+    /// Time from creation until an undecided release expires.
+    pub approval_deadline: Duration,
+}
+
+/// The lifecycle's operations, over the store, the clock and the worker's wake-up.
+pub struct Flow {
+    store: Arc<dyn Store>,
+    wake_worker: Arc<Notify>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    policies: Arc<Policies>,
+    defaults: Defaults,
+}
+
+/// The writes of one operation in flight, and whether they queued a job.
+struct Change<'a> {
+    tx: Box<dyn Transaction + 'a>,
+    queued: bool,
+}
+
+impl Change<'_> {
+    /// Queues a job in this change's transaction.
+    async fn enqueue(
+        &mut self,
+        kind: JobKind,
+        release_id: i64,
+        subject: Subject,
+        run_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let job = NewJob {
+            kind,
+            release_id,
+            subject,
+            run_at,
+        };
+        self.tx.enqueue(&job).await?;
+        self.queued = true;
+        Ok(())
+    }
+}
+
+impl Flow {
+    /// The lifecycle over `store`; `wake_worker` is notified after every
+    /// commit that queued a job.
+    pub fn new(
+        store: Arc<dyn Store>,
+        wake_worker: Arc<Notify>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        policies: Arc<Policies>,
+        defaults: Defaults,
+    ) -> Self {
+        Self {
+            store,
+            wake_worker,
+            clock,
+            metrics,
+            policies,
+            defaults,
+        }
+    }
+
+    /// Begins an operation's transaction.
+    async fn begin(&self) -> Result<Change<'_>, StoreError> {
+        Ok(Change {
+            tx: self.store.begin().await?,
+            queued: false,
+        })
+    }
+
+    /// Commits an operation and, if it queued a job, wakes one idle worker (one
+    /// is enough: waking all of them would have each try to claim).
+    async fn commit(&self, change: Change<'_>) -> Result<(), StoreError> {
+        change.tx.commit().await?;
+        if change.queued {
+            self.wake_worker.notify_one();
+        }
+        Ok(())
+    }
+}

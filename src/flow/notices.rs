@@ -1,0 +1,85 @@
+//! The jobs that follow a change: approval requests for new approvers, the
+//! deadline watch, and the reports of a decided release to Azure DevOps.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::Change;
+use crate::{
+    domain::{
+        job::{JobKind, Subject},
+        plan::ResolvedApprovers,
+        snapshot::ReleaseSnapshot,
+    },
+    store::StoreError,
+};
+
+impl Change<'_> {
+    /// Stores approvals with an email job (and a job per channel) each,
+    /// skipping approvers already present, and records the rule and where the
+    /// approvers came from.
+    pub(super) async fn add_approvers(
+        &mut self,
+        release_id: i64,
+        resolved: &ResolvedApprovers,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for (position, email) in (0..).zip(&resolved.approvers) {
+            // The position keeps the approvers in their given order.
+            let created_at = now + TimeDelta::milliseconds(position);
+            let inserted = self
+                .tx
+                .insert_approval(release_id, email, created_at)
+                .await?;
+            let Some(approval_id) = inserted else {
+                continue;
+            };
+            let subject = Subject::Approval(approval_id);
+            self.enqueue(JobKind::SendApprovalEmail, release_id, subject, now)
+                .await?;
+            for channel in &resolved.channels {
+                let subject = Subject::Channel(approval_id, *channel);
+                self.enqueue(JobKind::NotifyChannel, release_id, subject, now)
+                    .await?;
+            }
+        }
+        self.tx.record_approvers(release_id, resolved, now).await
+    }
+
+    /// Makes sure one job fires at the release's deadline.
+    pub(super) async fn watch_deadline(
+        &mut self,
+        snapshot: &ReleaseSnapshot,
+    ) -> Result<(), StoreError> {
+        let release = &snapshot.release;
+        if self.tx.has_job(release.id, JobKind::ExpireRelease).await? {
+            return Ok(());
+        }
+        let kind = JobKind::ExpireRelease;
+        self.enqueue(kind, release.id, Subject::Release, release.deadline)
+            .await
+    }
+
+    /// Queues the TaskCompleted callbacks and the Azure write-back of a decided
+    /// release, skipping what is done or already queued.
+    pub(super) async fn queue_decision_notices(
+        &mut self,
+        snapshot: &ReleaseSnapshot,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let release = &snapshot.release;
+        for callback_id in self.tx.callbacks_awaiting_delivery(release.id).await? {
+            let subject = Subject::Callback(callback_id);
+            self.enqueue(JobKind::PostCallback, release.id, subject, now)
+                .await?;
+        }
+        let kind = JobKind::WriteBackApproval;
+        if release.azure_approval_id.is_some()
+            && release.azure_written_back_at.is_none()
+            && !self.tx.has_job(release.id, kind).await?
+        {
+            self.enqueue(kind, release.id, Subject::Release, now)
+                .await?;
+        }
+        Ok(())
+    }
+}

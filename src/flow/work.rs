@@ -1,0 +1,157 @@
+//! What the worker's jobs change: approvers found, the deadline reached,
+//! reminders due, and the bookkeeping of work done outside.
+
+use uuid::Uuid;
+
+use super::Flow;
+use crate::{
+    approvers::{Found, under_policy},
+    domain::{
+        approver::ApproverEmail,
+        job::{JobKind, Subject},
+        policy::ReleaseStatus,
+        snapshot::ReleaseRecord,
+    },
+    store::StoreError,
+};
+
+/// Work a job has done outside (a mail server, Azure DevOps), to record as the
+/// job completes.
+#[derive(Clone, Copy, Debug)]
+pub enum Finished<'a> {
+    /// The mail server accepted an approval's email with the link of `link_generation`.
+    EmailSent {
+        /// The approval.
+        approval_id: Uuid,
+        /// The generation of the link it carried.
+        link_generation: i64,
+    },
+    /// Azure DevOps accepted a TaskCompleted event with `result`.
+    CallbackDelivered {
+        /// The callback registration.
+        callback_id: i64,
+        /// `succeeded` or `failed`.
+        result: &'a str,
+    },
+    /// The decision was written back to the release's Azure DevOps approval.
+    WrittenBack {
+        /// The release.
+        release_id: i64,
+    },
+    /// The escalation contact was told.
+    Escalated {
+        /// The release.
+        release_id: i64,
+    },
+}
+
+impl Flow {
+    /// Stores the approvers found for `release` (judged by its policy), queues
+    /// their requests, and completes `job_id`.
+    pub async fn approvers_found(
+        &self,
+        job_id: i64,
+        release: &ReleaseRecord,
+        found: Found,
+    ) -> Result<(), StoreError> {
+        let requester = release
+            .requested_for
+            .as_deref()
+            .and_then(|r| ApproverEmail::parse(r).ok());
+        let resolved = under_policy(
+            found,
+            &self.policies,
+            self.policies.for_release(&release.key),
+            requester.as_ref(),
+            release.required_approvals,
+        );
+        tracing::info!(
+            approvers = resolved.approvers.len(),
+            source = %resolved.source,
+            "approvers resolved"
+        );
+        let now = self.clock.now();
+        let mut change = self.begin().await?;
+        change.tx.lock_release(release.id).await?;
+        change.add_approvers(release.id, &resolved, now).await?;
+        change.tx.complete_job(job_id).await?;
+        self.commit(change).await
+    }
+
+    /// At the deadline: queues the release's callbacks and write-back if it is
+    /// decided or expired, and completes `job_id`; a deadline not yet due
+    /// (the job ran early) postpones the job to it.
+    pub async fn deadline_reached(&self, job_id: i64, release_id: i64) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut change = self.begin().await?;
+        let snapshot = change.tx.lock_release(release_id).await?;
+        let status = snapshot.outcome(now).status;
+        if now < snapshot.release.deadline && !status.is_final() {
+            change
+                .tx
+                .postpone_job(job_id, snapshot.release.deadline)
+                .await?;
+            return self.commit(change).await;
+        }
+        change.queue_decision_notices(&snapshot, now).await?;
+        change.tx.complete_job(job_id).await?;
+        self.commit(change).await?;
+        if status == ReleaseStatus::Expired {
+            self.metrics.release_decided(status.as_str());
+        }
+        Ok(())
+    }
+
+    /// At a reminder time: queues a reminder for every approver of a pending
+    /// release who has not decided (and whose approval counts), and completes `job_id`.
+    pub async fn reminders_due(&self, job_id: i64, release_id: i64) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut change = self.begin().await?;
+        let snapshot = change.tx.lock_release(release_id).await?;
+        if !snapshot.outcome(now).status.is_final() {
+            let rule = &snapshot.release.rule;
+            for approval in &snapshot.approvals {
+                if approval.decided.is_none() && rule.counts(&approval.email) {
+                    let subject = Subject::Approval(approval.id);
+                    change
+                        .enqueue(JobKind::SendReminder, release_id, subject, now)
+                        .await?;
+                }
+            }
+        }
+        change.tx.complete_job(job_id).await?;
+        self.commit(change).await
+    }
+
+    /// Records what job `job_id` did outside and completes it, in one transaction.
+    pub async fn finished(&self, job_id: i64, done: Finished<'_>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut change = self.begin().await?;
+        match done {
+            Finished::EmailSent {
+                approval_id,
+                link_generation,
+            } => {
+                let tx = &mut change.tx;
+                tx.record_email_sent(approval_id, link_generation, now)
+                    .await?;
+            }
+            Finished::CallbackDelivered {
+                callback_id,
+                result,
+            } => {
+                let tx = &mut change.tx;
+                tx.record_callback_delivered(callback_id, result, now)
+                    .await?;
+            }
+            Finished::WrittenBack { release_id } => {
+                change.tx.record_write_back(release_id, now).await?;
+            }
+            Finished::Escalated { release_id } => {
+                change.tx.record_escalation(release_id, now).await?;
+            }
+        }
+        change.tx.complete_job(job_id).await?;
+        self.commit(change).await
+    }
+}

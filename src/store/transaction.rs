@@ -1,0 +1,289 @@
+//! [`Transaction`]: the writes of one lifecycle operation, committed together.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Database;
+use uuid::Uuid;
+
+use super::{
+    StoreError, callbacks,
+    connections::WriteTx,
+    queue, releases,
+    sql::{Backend, Queries},
+};
+use crate::domain::{
+    approver::ApproverEmail,
+    callback::PlanCallback,
+    job::{JobKind, NewJob},
+    plan::ResolvedApprovers,
+    policy::Decision,
+    release::{NewRelease, ReleaseKey},
+    snapshot::{ApprovalRecord, ReleaseSnapshot},
+};
+
+/// One write transaction, in the writers' turn: statements only, no decisions.
+/// Dropped without [`Transaction::commit`], it leaves nothing behind.
+#[async_trait]
+pub trait Transaction: Send {
+    /// Inserts a release unless its key is known; its id when inserted.
+    async fn insert_release(
+        &mut self,
+        new: &NewRelease,
+        required_approvals: Option<u32>,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError>;
+    /// The internal id of the release with this key.
+    async fn release_id(&mut self, key: &ReleaseKey) -> Result<Option<i64>, StoreError>;
+    /// Reads a release that exists.
+    async fn read_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError>;
+    /// Locks a release that exists for the rest of the transaction, and reads it.
+    async fn lock_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError>;
+    /// An approval by id.
+    async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
+    /// Inserts an approval unless the release has this approver; its id when inserted.
+    async fn insert_approval(
+        &mut self,
+        release_id: i64,
+        email: &ApproverEmail,
+        created_at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError>;
+    /// Records where the approvers came from and the rule they are judged by.
+    async fn record_approvers(
+        &mut self,
+        release_id: i64,
+        resolved: &ResolvedApprovers,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records an approver's decision.
+    async fn record_decision(
+        &mut self,
+        approval_id: Uuid,
+        decision: Decision,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records an operator's cancellation.
+    async fn record_cancellation(
+        &mut self,
+        release_id: i64,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Makes an approval's earlier links stop working.
+    async fn supersede_links(&mut self, approval_id: Uuid) -> Result<(), StoreError>;
+    /// Records that the escalation contact was told.
+    async fn record_escalation(
+        &mut self,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records the decision as written back to Azure DevOps.
+    async fn record_write_back(
+        &mut self,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records an approval's email (with the link of `link_generation`) as
+    /// accepted, unless its link was superseded meanwhile.
+    async fn record_email_sent(
+        &mut self,
+        approval_id: Uuid,
+        link_generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Stores a callback registration, or refreshes its token while undelivered.
+    async fn save_callback(
+        &mut self,
+        release_id: i64,
+        callback: &PlanCallback,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The release's undelivered callback registrations with no delivery queued.
+    async fn callbacks_awaiting_delivery(
+        &mut self,
+        release_id: i64,
+    ) -> Result<Vec<i64>, StoreError>;
+    /// Records a delivered callback and deletes its token.
+    async fn record_callback_delivered(
+        &mut self,
+        callback_id: i64,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Whether the release has a job of `kind`, in any state.
+    async fn has_job(&mut self, release_id: i64, kind: JobKind) -> Result<bool, StoreError>;
+    /// Queues a job.
+    async fn enqueue(&mut self, job: &NewJob) -> Result<(), StoreError>;
+    /// Deletes an approval's jobs of `kind`, queued or failing.
+    async fn delete_approval_jobs(
+        &mut self,
+        approval_id: Uuid,
+        kind: JobKind,
+    ) -> Result<(), StoreError>;
+    /// Deletes a finished job.
+    async fn complete_job(&mut self, job_id: i64) -> Result<(), StoreError>;
+    /// Unlocks a job to run again at `run_at`, without counting a failure.
+    async fn postpone_job(&mut self, job_id: i64, run_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Commits every write.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<DB: Database> Transaction for WriteTx<'_, DB>
+where
+    DB::Connection: Backend,
+{
+    async fn insert_release(
+        &mut self,
+        new: &NewRelease,
+        required_approvals: Option<u32>,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        releases::insert(self, new, required_approvals, deadline, now).await
+    }
+
+    async fn release_id(&mut self, key: &ReleaseKey) -> Result<Option<i64>, StoreError> {
+        releases::id_of(self, key).await
+    }
+
+    async fn read_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
+        releases::read(self, release_id).await
+    }
+
+    async fn lock_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
+        releases::lock(self, release_id).await
+    }
+
+    async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
+        releases::approval(self, approval_id).await
+    }
+
+    async fn insert_approval(
+        &mut self,
+        release_id: i64,
+        email: &ApproverEmail,
+        created_at: DateTime<Utc>,
+    ) -> Result<Option<Uuid>, StoreError> {
+        releases::insert_approval(self, release_id, email, created_at).await
+    }
+
+    async fn record_approvers(
+        &mut self,
+        release_id: i64,
+        resolved: &ResolvedApprovers,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        releases::record_approvers(self, release_id, resolved, now).await
+    }
+
+    async fn record_decision(
+        &mut self,
+        approval_id: Uuid,
+        decision: Decision,
+        comment: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = releases::decided(approval_id, decision, comment, now);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn record_cancellation(
+        &mut self,
+        release_id: i64,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = releases::cancelled(release_id, reason, now);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn supersede_links(&mut self, approval_id: Uuid) -> Result<(), StoreError> {
+        let sql = releases::links_superseded(approval_id);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn record_escalation(
+        &mut self,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = releases::escalated(release_id, now);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn record_write_back(
+        &mut self,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = releases::written_back(release_id, now);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn record_email_sent(
+        &mut self,
+        approval_id: Uuid,
+        link_generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = releases::email_sent(approval_id, link_generation, now);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn save_callback(
+        &mut self,
+        release_id: i64,
+        callback: &PlanCallback,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        callbacks::save(self, release_id, callback, now).await
+    }
+
+    async fn callbacks_awaiting_delivery(
+        &mut self,
+        release_id: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        callbacks::awaiting_delivery(self, release_id).await
+    }
+
+    async fn record_callback_delivered(
+        &mut self,
+        callback_id: i64,
+        result: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = callbacks::callback_delivered(callback_id, result, now);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn has_job(&mut self, release_id: i64, kind: JobKind) -> Result<bool, StoreError> {
+        queue::has_job(self, release_id, kind).await
+    }
+
+    async fn enqueue(&mut self, job: &NewJob) -> Result<(), StoreError> {
+        queue::enqueue(self, job).await
+    }
+
+    async fn delete_approval_jobs(
+        &mut self,
+        approval_id: Uuid,
+        kind: JobKind,
+    ) -> Result<(), StoreError> {
+        let sql = queue::approval_jobs_deleted(approval_id, kind);
+        self.execute(sql).await.map(drop)
+    }
+
+    async fn complete_job(&mut self, job_id: i64) -> Result<(), StoreError> {
+        queue::complete(self, job_id).await
+    }
+
+    async fn postpone_job(&mut self, job_id: i64, run_at: DateTime<Utc>) -> Result<(), StoreError> {
+        queue::postpone(self, job_id, run_at).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        WriteTx::commit(*self).await
+    }
+}
