@@ -6,6 +6,8 @@
 
 #[path = "properties/addresses.rs"]
 mod addresses;
+#[path = "properties/board.rs"]
+mod board;
 #[path = "properties/decision.rs"]
 mod decision;
 #[path = "properties/release_text.rs"]

@@ -12,31 +12,35 @@ use proptest::{prelude::*, sample::Index};
 use crate::addresses::share;
 
 /// The people of the generated releases; groups, lists, requester and votes overlap.
-const POOL: [&str; 6] = ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io", "f@x.io"];
+pub const POOL: [&str; 6] = ["a@x.io", "b@x.io", "c@x.io", "d@x.io", "e@x.io", "f@x.io"];
 /// The deadline of every generated release, in minutes.
-const DEADLINE: i64 = 15;
+pub const DEADLINE: i64 = 15;
 
 /// One generated release, shaped as `policies::resolve` shapes them.
 #[derive(Clone, Debug)]
-struct Case {
+pub struct Case {
     /// The release's own approver list (the `approvers` group).
-    listed: Vec<&'static str>,
-    rule: Rule,
+    pub listed: Vec<&'static str>,
+    /// The rule its decisions are judged by.
+    pub rule: Rule,
     /// One vote per approver (the union of the groups), each decided at a distinct minute.
-    votes: Vec<(&'static str, Option<(Decision, i64)>)>,
+    pub votes: Vec<(&'static str, Option<(Decision, i64)>)>,
     /// A minute no vote was decided at, for a decision a property adds.
-    free_minute: i64,
-    cancelled: Option<i64>,
-    now: i64,
+    pub free_minute: i64,
+    /// The minute an operator cancelled it, if one did.
+    pub cancelled: Option<i64>,
+    /// The minute it is looked at.
+    pub now: i64,
 }
 
-fn minute(m: i64) -> DateTime<Utc> {
+/// The time `m` minutes into the generated releases' lives.
+pub fn minute(m: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(m)
 }
 
 impl Case {
     /// The release's status as `decide` computes it.
-    fn decide(&self) -> Outcome {
+    pub fn decide(&self) -> Outcome {
         let votes: Vec<Vote<'_>> = self
             .votes
             .iter()
@@ -91,7 +95,7 @@ fn decision() -> impl Strategy<Value = Option<Decision>> {
 
 /// Releases with and without policies, requesters inside and outside the
 /// approvers, cancellations before and after the deadline, looked at before and after it.
-fn cases() -> impl Strategy<Value = Case> {
+pub fn cases() -> impl Strategy<Value = Case> {
     (
         prop::sample::subsequence(POOL.to_vec(), 0..=5),
         requirements(),
