@@ -7,6 +7,10 @@ the bare poem example the same way right after each run, so that every figure
 also appears as a ratio to the framework's own ceiling under the same machine
 load. Writes results.json and report.md into the output folder and prints the
 report. Every load is bounded in time and stays on 127.0.0.1.
+
+With --baseline, an earlier build is measured too, each run right before the
+same run of --binary, so both see the same machine; the report then ends with
+the two side by side.
 """
 
 from __future__ import annotations
@@ -262,6 +266,9 @@ class Bench:
         self.mails = MailLog(self.mails_path)
         self.bare: Proc | None = None
         self.approvers: dict[int, tuple[Proc, int]] = {}
+        # (tag, binary) of each build measured; runs and services are tagged with it.
+        self.builds = [("before", args.baseline), ("after", args.binary)] if args.baseline else [("", args.binary)]
+        self.build = self.builds[-1]
 
     # -- surroundings
 
@@ -327,6 +334,7 @@ class Bench:
     # -- deploy-gate
 
     def start_service(self, name: str, db_url: str, approvers_delay: int = 0, **settings) -> tuple[Proc, int, float]:
+        """Starts the build being measured on `db_url`; `name` names its log."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_GATE_")}
         env.update({
@@ -344,13 +352,18 @@ class Bench:
             settings.setdefault(key, value)
         env.update({f"DEPLOY_GATE_{k.upper()}": str(v) for k, v in settings.items()})
         started = time.perf_counter()
-        proc = Proc(name, [self.args.binary, "serve"], self.out, env=env)
+        proc = Proc(name, [self.build[1], "serve"], self.out, env=env)
         startup = wait_until_answering(proc, port, started)
         return proc, port, startup
+
+    def tagged(self, name: str) -> str:
+        """`name` of a service of the build being measured, with its tag when there are two."""
+        return f"{self.build[0]}-{name}" if self.build[0] else name
 
     def record_service(self, name: str, proc: Proc, startups: list[float], idle_kb: int, **extra) -> None:
         entry = {
             "name": name,
+            "build": self.build[0],
             "startup_ms": startups,
             "idle_rss_kb": idle_kb,
             "rss_after_kb": proc.status_kb("VmRSS"),
@@ -379,7 +392,7 @@ class Bench:
         result = wrk(port, script, conns, self.seconds, env)
         cpu = (proc.cpu_seconds() - cpu_before) if proc else 0.0
         result.update({
-            "section": section, "label": label, "script": script, "conns": conns,
+            "section": section, "label": label, "script": script, "conns": conns, "build": self.build[0],
             "load1": load_before,
             "cpu_us_per_req": cpu * 1e6 / max(result["requests"], 1),
         })
@@ -401,7 +414,7 @@ class Bench:
 
     def new_releases(self, backend: str) -> None:
         for delay in (0, 4000):
-            name = f"{backend}-new-{delay}ms"
+            name = self.tagged(f"{backend}-new-{delay}ms")
             log(f"POST /release for new releases on {backend}, approvers API delay {delay} ms")
             db = self.fresh_database(backend, name)
             proc, port, startup = self.start_service(name, db, approvers_delay=delay)
@@ -416,7 +429,7 @@ class Bench:
             proc.stop()
 
     def fan_out(self, backend: str, workers: int | None) -> None:
-        name = f"{backend}-fanout" + (f"-{workers}-workers" if workers else "")
+        name = self.tagged(f"{backend}-fanout" + (f"-{workers}-workers" if workers else ""))
         log(f"fan-out on {backend}: {self.fanout} new releases x 3 approvers (approvers API, instant)"
             + (f", DEPLOY_GATE_WORKERS={workers}" if workers else ""))
         db = self.fresh_database(backend, name)
@@ -431,7 +444,7 @@ class Bench:
             raise RuntimeError(f"fan-out: only {len(self.mails.lines) - before} emails arrived")
         last = self.mails.lines[want - 1][0] / 1e6
         seconds = last - t0
-        entry = {"backend": backend, "workers": workers or "default", "releases": self.fanout, "emails": 3 * self.fanout,
+        entry = {"backend": backend, "workers": workers or "default", "build": self.build[0], "releases": self.fanout, "emails": 3 * self.fanout,
                  "seconds": seconds, "emails_per_s": 3 * self.fanout / seconds,
                  "posting_seconds": posted["seconds"], "load1": load1()}
         self.results["fanout"].append(entry)
@@ -441,7 +454,7 @@ class Bench:
         proc.stop()
 
     def polls(self, backend: str) -> None:
-        name = f"{backend}-polls"
+        name = self.tagged(f"{backend}-polls")
         log(f"gate polls and approvals on {backend} with {self.releases} releases x 3 approvers")
         db = self.fresh_database(backend, name)
         seeding = {"workers": self.args.seed_workers} if self.args.seed_workers else {}
@@ -455,7 +468,7 @@ class Bench:
             raise RuntimeError(f"seeding: only {len(self.mails.lines) - before} emails arrived")
         emailed = self.mails.lines[want - 1][0] / 1e6 - t0 + posted["seconds"]
         self.results["seeding"].append({
-            "backend": backend, "releases": self.releases, "post_rps": posted["rps"],
+            "backend": backend, "build": self.build[0], "releases": self.releases, "post_rps": posted["rps"],
             "workers": self.args.seed_workers or "default",
             "emails": 3 * self.releases, "seconds_to_last_email": emailed,
         })
@@ -508,8 +521,17 @@ class Bench:
             "wrk": cmd("wrk", "-v").splitlines()[0] if cmd("wrk", "-v") else "?",
             "commit": cmd("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD") + (" (dirty)" if dirty else ""),
             "binary": self.args.binary,
+            "baseline": self.args.baseline,
             "load_at_start": [round(x, 2) for x in os.getloadavg()],
         }
+
+    def each_build(self, scenario) -> None:
+        """Runs `scenario` on each build measured, the baseline first."""
+        for build in self.builds:
+            self.build = build
+            if build[0]:
+                log(f"[{build[0]}: {build[1]}]")
+            scenario()
 
     def run(self) -> None:
         self.results["machine"] = self.machine()
@@ -531,11 +553,11 @@ class Bench:
         for backend in backends:
             if "fanout" in only:
                 for workers in [None, *self.args.fanout_workers]:
-                    self.fan_out(backend, workers)
+                    self.each_build(lambda: self.fan_out(backend, workers))
             if "new" in only:
-                self.new_releases(backend)
+                self.each_build(lambda: self.new_releases(backend))
             if "polls" in only:
-                self.polls(backend)
+                self.each_build(lambda: self.polls(backend))
         bare = next(s for s in self.results["services"] if s["name"] == "bare poem")
         bare["peak_rss_kb"] = self.bare.status_kb("VmHWM")
         bare["rss_after_kb"] = self.bare.status_kb("VmRSS")
@@ -555,6 +577,7 @@ def render_report(r: dict) -> str:
         f"{m['kernel']}, {m['rustc']}, {m['wrk']}. Load average (1/5/15 min) {m['load_at_start']} at the start, "
         f"{m['load_at_end']} at the end. {s['seconds_per_run']} s per run after {s['warmup_seconds']} s of "
         f"warm-up{' (--quick)' if s['quick'] else ''}; paced runs: {s['paced']}. Binary {m['binary']}"
+        + (f", baseline {m['baseline']} (each run right before the same run of the binary)" if m.get("baseline") else "")
         + (f", settings {', '.join(s['service'])}" if s["service"] else "") + ".",
         "",
         "| what | conns | req/s | p50 ms | p99 ms | bare req/s | bare p99 ms | req/s vs bare | p99 vs bare | CPU µs/req | load |",
@@ -571,7 +594,7 @@ def render_report(r: dict) -> str:
             notes.append(f"errors {run['errors']}")
         if run["threads_exhausted"]:
             notes.append("ran out of tokens")
-        label = run["label"] + (f" ({'; '.join(notes)})" if notes else "")
+        label = (f"[{run['build']}] " if run.get("build") else "") + run["label"] + (f" ({'; '.join(notes)})" if notes else "")
         lines.append(
             f"| {label} | {run['conns']} | {run['rps']:,.0f} | {run['p50_ms']:.2f} | {run['p99_ms']:.2f} | "
             + (f"{b['rps']:,.0f} | {b['p99_ms']:.2f} | {run['rps'] / b['rps']:.0%} | "
@@ -581,7 +604,8 @@ def render_report(r: dict) -> str:
     lines += ["", "| fan-out | releases | emails | seconds to the last email | emails/s | posting took s |",
               "|---|---:|---:|---:|---:|---:|"]
     for f in r["fanout"]:
-        lines.append(f"| {f['backend']}, workers {f['workers']} | {f['releases']} | {f['emails']} | {f['seconds']:.2f} | "
+        tag = f"[{f['build']}] " if f.get("build") else ""
+        lines.append(f"| {tag}{f['backend']}, workers {f['workers']} | {f['releases']} | {f['emails']} | {f['seconds']:.2f} | "
                      f"{f['emails_per_s']:.0f} | {f['posting_seconds']:.2f} |")
     for seed in r["seeding"]:
         lines.append(f"| {seed['backend']} seeding (approvers in the request, {seed['workers']} workers) | {seed['releases']} | "
@@ -596,7 +620,31 @@ def render_report(r: dict) -> str:
             f"{svc['idle_rss_kb'] / 1024:.1f} | {svc.get('peak_rss_kb', 0) / 1024:.1f} | "
             f"{svc.get('rss_after_kb', 0) / 1024:.1f} |"
         )
+    if m.get("baseline"):
+        lines += side_by_side(r)
     return "\n".join(lines) + "\n"
+
+
+def side_by_side(r: dict) -> list[str]:
+    """The baseline's figures and the binary's, run by run."""
+    def paired(entries, key):
+        before = {key(e): e for e in entries if e.get("build") == "before"}
+        return [(before[key(e)], e) for e in entries if e.get("build") == "after" and key(e) in before]
+
+    lines = ["", "Before (baseline) and after (binary), each pair measured one right after the other:", "",
+             "| what | conns | before req/s | after req/s | after/before | before p99 ms | after p99 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for b, a in paired(r["runs"], lambda e: (e["section"], e["label"], e["conns"])):
+        lines.append(f"| {a['section']}: {a['label']} | {a['conns']} | {b['rps']:,.0f} | {a['rps']:,.0f} | "
+                     f"{a['rps'] / b['rps']:.0%} | {b['p99_ms']:.2f} | {a['p99_ms']:.2f} |")
+    for b, a in paired(r["fanout"], lambda e: (e["backend"], e["workers"])):
+        lines.append(f"| fan-out {a['backend']}, workers {a['workers']}: seconds to the last of {a['emails']} "
+                     f"emails | | {b['seconds']:.2f} s | {a['seconds']:.2f} s | {b['seconds'] / a['seconds']:.0%} | | |")
+    for b, a in paired(r["services"], lambda e: e["name"].split("-", 1)[-1]):
+        lines.append(f"| RSS of {a['name'].split('-', 1)[-1]}: idle / peak MB | | "
+                     f"{b['idle_rss_kb'] / 1024:.1f} / {b['peak_rss_kb'] / 1024:.1f} | "
+                     f"{a['idle_rss_kb'] / 1024:.1f} / {a['peak_rss_kb'] / 1024:.1f} | | | |")
+    return lines
 
 
 def main() -> int:
@@ -621,6 +669,8 @@ def main() -> int:
                         help="a setting for every deploy-gate started, e.g. workers=8 for DEPLOY_GATE_WORKERS")
     parser.add_argument("--binary", default=str(RELEASE / "deploy-gate"),
                         help="the deploy-gate binary to measure [target/release/deploy-gate]")
+    parser.add_argument("--baseline", help="also measure this earlier build of deploy-gate, each run right "
+                        "before the same run of --binary, and report both side by side")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
