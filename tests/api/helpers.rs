@@ -80,8 +80,8 @@ struct TestDatabase {
 
 impl TestDatabase {
     /// A SQLite file in `dir`, or a fresh PostgreSQL schema.
-    async fn create(dir: &tempfile::TempDir) -> Self {
-        match BACKEND {
+    async fn create(backend: Backend, dir: &tempfile::TempDir) -> Self {
+        match backend {
             Backend::Sqlite => Self {
                 url: format!("sqlite://{}/deploy-gate.db", dir.path().display()),
                 postgres: None,
@@ -256,9 +256,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// A test app with the given SMTP server and settings adjusted by `adjust`.
 pub async fn spawn_app_with(smtp: TestSmtp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on_filled_database(BACKEND, smtp, async |_: &str| {}, adjust).await
+}
+
+/// A test app on a `backend` database that `fill` writes before the app starts
+/// (given the URL the app will use), as an older release would have left it;
+/// the app migrates it as it starts. A PostgreSQL URL names the test's schema
+/// in `application_name`.
+pub async fn spawn_app_on_filled_database(
+    backend: Backend,
+    smtp: TestSmtp,
+    fill: impl AsyncFnOnce(&str),
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     telemetry::init_for_tests();
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let database = Arc::new(TestDatabase::create(&dir).await);
+    let database = Arc::new(TestDatabase::create(backend, &dir).await);
+    fill(&database.url).await;
     let mut settings = test_settings(&database.url, smtp.port);
     adjust(&mut settings);
     start(settings, smtp, dir, database, Clock::system()).await
@@ -452,7 +466,7 @@ pub async fn spawn_app_stopped_at(
     telemetry::init_for_tests();
     let smtp = TestSmtp::running();
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let database = Arc::new(TestDatabase::create(&dir).await);
+    let database = Arc::new(TestDatabase::create(BACKEND, &dir).await);
     let mut settings = test_settings(&database.url, smtp.port);
     adjust(&mut settings);
     start(settings, smtp, dir, database, Clock::stopped_at(at)).await
