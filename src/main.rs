@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use deploy_gate::{
     api,
-    config::{Config, Settings},
+    settings::{Config, Settings},
     startup::{App, shutdown_signal},
     store, telemetry,
 };

@@ -35,9 +35,9 @@ pub use problem::{PROBLEM_JSON, Problem};
 
 use crate::{
     clock::Clock,
-    config::{RateLimitSettings, Secret},
     metrics::Metrics,
     policies::Policies,
+    settings::{RateLimitSettings, Secret},
     store::Store,
     token::TokenKeys,
 };

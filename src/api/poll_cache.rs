@@ -132,8 +132,8 @@ mod tests {
 
     use super::*;
     use crate::{
-        config::{DatabaseConfig, Secret},
         domain::release::NewRelease,
+        settings::{DatabaseConfig, Secret},
         store::{self, CancelOutcome, Creation, ReleasePlan},
     };
 

@@ -8,7 +8,7 @@ pub mod hooks;
 
 pub use client::AzureClient;
 
-use crate::config::Secret;
+use crate::settings::Secret;
 
 /// Where and how to report a decision to a check or agentless job in callback mode
 /// (the "predefined variables for callback mode", azure-devops.md §1.6).

@@ -16,7 +16,6 @@ use crate::{
         client::Auth,
     },
     clock::Clock,
-    config::{AzureDevOps, JobSettings},
     domain::{
         approver::{ApproverEmail, mask_email},
         policy::ReleaseStatus,
@@ -24,6 +23,7 @@ use crate::{
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer, Notifier},
     policies::Policies,
+    settings::{AzureDevOps, JobSettings},
     store::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot, Store},
     token::{ApprovalClaims, TokenKeys},
 };

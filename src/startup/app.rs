@@ -20,10 +20,10 @@ use crate::{
     approvers::ApproverSource,
     azure::AzureClient,
     clock::Clock,
-    config::{Config, Secret},
     jobs::{JobContext, Worker},
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
+    settings::{Config, Secret},
     store::{self, Store},
     token::TokenKeys,
 };

@@ -30,7 +30,6 @@ use uuid::Uuid;
 
 use crate::{
     azure::{CallbackRecord, PlanCallback},
-    config::DatabaseConfig,
     domain::{
         approver::ApproverEmail,
         policy::{Decided, Decision, Outcome, Rule, Vote, decide},
@@ -38,6 +37,7 @@ use crate::{
     },
     jobs::{Job, JobKind},
     policies::ChannelKind,
+    settings::DatabaseConfig,
 };
 
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};

@@ -8,13 +8,13 @@ use super::{
 };
 use crate::{
     azure::{CallbackRecord, PlanCallback},
-    config::Secret,
     domain::{
         policy::{Decided, Decision, Rule},
         release::ReleaseKey,
     },
     jobs::{Job, JobKind},
     policies::ChannelKind,
+    settings::Secret,
 };
 
 /// A `release` row.
