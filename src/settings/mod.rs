@@ -8,6 +8,7 @@
 
 mod config;
 pub(crate) mod define;
+mod reference;
 mod secret;
 #[cfg(test)]
 mod tests;
@@ -19,6 +20,7 @@ use anyhow::Context;
 
 pub use config::{AzureDevOps, Config, DatabaseConfig, JobSettings, MailTarget, RateLimitSettings};
 pub use define::{Definition, Fallback};
+pub use reference::reference_markdown;
 pub use secret::Secret;
 use secret::{each_key_redacted, url_password_masked};
 pub use value::LogFormat;
