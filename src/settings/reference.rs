@@ -1,8 +1,6 @@
 //! The configuration reference (`docs/configuration.md`), made from the list of
 //! settings so that it cannot drift from the code.
 
-use std::fmt::Write;
-
 use super::{DEFINITIONS, Definition};
 
 const INTRODUCTION: &str = "\
@@ -45,15 +43,12 @@ fn row(definition: &Definition) -> String {
     if definition.secret {
         meaning.push_str(" Secret: `deploy-gate config` masks it.");
     }
-    let mut line = String::new();
-    let _ = writeln!(
-        line,
-        "| `{}` | `{}` | {} | {} | {} |",
+    format!(
+        "| `{}` | `{}` | {} | {} | {} |\n",
         definition.env,
         definition.name,
         definition.kind,
         definition.default,
         meaning.replace('|', "\\|"),
-    );
-    line
+    )
 }
