@@ -1,4 +1,5 @@
-//! The `deploy-gate` command: `serve` (default), `migrate`, `openapi`.
+//! The `deploy-gate` command: `serve` (default), `migrate`, `openapi`, `config`,
+//! `healthcheck`.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -10,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use deploy_gate::{
     api,
-    config::{Config, Settings},
+    settings::{self, Config, Settings},
     startup::{App, shutdown_signal},
     store, telemetry,
 };
@@ -43,7 +44,11 @@ enum Command {
     /// Print the OpenAPI document.
     Openapi,
     /// Print the effective configuration (file, then environment) with secrets masked.
-    Config,
+    Config {
+        /// Print the reference of every setting (`docs/configuration.md`) instead.
+        #[arg(long)]
+        reference: bool,
+    },
     /// Exit 0 when the service on `DEPLOY_GATE_BIND` answers `/healthz` (for container
     /// HEALTHCHECKs in images without curl).
     Healthcheck,
@@ -56,13 +61,17 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", api::openapi_json());
         return Ok(());
     }
+    if matches!(cli.command, Some(Command::Config { reference: true })) {
+        print!("{}", settings::reference_markdown());
+        return Ok(());
+    }
     let file = match &cli.config {
         Some(path) => Settings::from_toml_file(path)?,
         None => Settings::default(),
     };
     let config =
         Config::from_settings(file.overridden_by(cli.settings)).context("invalid configuration")?;
-    if matches!(cli.command, Some(Command::Config)) {
+    if matches!(cli.command, Some(Command::Config { .. })) {
         print!("{}", config.to_masked_toml());
         return Ok(());
     }

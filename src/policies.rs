@@ -8,13 +8,13 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::{
-    config::Secret,
     domain::{
         approver::{ApproverEmail, dedup},
         channel::ChannelKind,
         policy::{Needed, RELEASE_APPROVERS, Requirement, Rule},
         release::ReleaseKey,
     },
+    settings::Secret,
 };
 
 /// A `[[policies]]` entry as written in the TOML file.
@@ -30,7 +30,7 @@ pub struct PolicySettings {
     #[serde(default)]
     pub allow_self_approval: bool,
     /// Time from creation until an undecided release expires [default: `approval_deadline`].
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, with = "crate::settings::humantime_serde_opt")]
     pub deadline: Option<Duration>,
     /// What must be approved; empty means every approver of the release.
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct PolicySettings {
     #[serde(default)]
     pub reminders: Vec<String>,
     /// When, after creation, to tell `escalate_to` that the release is still undecided.
-    #[serde(default, with = "crate::config::humantime_serde_opt")]
+    #[serde(default, with = "crate::settings::humantime_serde_opt")]
     pub escalate_after: Option<Duration>,
     /// Who is told when the release is still undecided after `escalate_after`.
     #[serde(default)]

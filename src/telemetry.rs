@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-use crate::config::LogFormat;
+use crate::settings::LogFormat;
 
 /// Installs the global subscriber; `RUST_LOG` defaults to `info`. Pretty lines
 /// are coloured only on a terminal: files, pipes and container logs get plain

@@ -7,7 +7,7 @@
 use std::sync::LazyLock;
 
 use deploy_gate::{
-    config::{Config, Secret, Settings},
+    settings::{Config, Secret, Settings},
     startup::App,
 };
 use poem::{Endpoint, Request, Response};

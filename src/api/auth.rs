@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::{AppState, problem::Problem};
-use crate::config::Secret;
+use crate::settings::Secret;
 
 /// `Authorization: Bearer <DEPLOY_GATE_API_KEY>`.
 #[derive(SecurityScheme)]

@@ -8,7 +8,7 @@ use super::{
     release_request::ReleaseRequest,
     text::{CallbackRule, Text, TextRule},
 };
-use crate::{config::Secret, domain::callback::PlanCallback};
+use crate::{domain::callback::PlanCallback, settings::Secret};
 
 /// A callback field as a header, if sent.
 pub type CallbackHeader = Header<Option<Text<CallbackRule>>>;

@@ -34,9 +34,9 @@ pub use problem::{PROBLEM_JSON, Problem};
 
 use crate::{
     clock::Clock,
-    config::{RateLimitSettings, Secret},
     flow::Flow,
     metrics::Metrics,
+    settings::{RateLimitSettings, Secret},
     store::Store,
     token::TokenKeys,
 };

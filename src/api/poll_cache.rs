@@ -133,10 +133,10 @@ mod tests {
     use super::*;
     use crate::{
         clock::Clock,
-        config::{DatabaseConfig, Secret},
         domain::release::NewRelease,
         flow::{CancelOutcome, Creation, Defaults, Flow},
         metrics::Metrics,
+        settings::{DatabaseConfig, Secret},
         store,
     };
 

@@ -14,7 +14,6 @@ use crate::{
         client::Auth,
     },
     clock::Clock,
-    config::{AzureDevOps, JobSettings},
     domain::{
         approver::mask_email,
         job::{Job, JobKind},
@@ -24,6 +23,7 @@ use crate::{
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer, Notifier},
     policies::Policies,
+    settings::{AzureDevOps, JobSettings},
     store::Store,
     token::{ApprovalClaims, TokenKeys},
 };

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 
-use crate::config::Secret;
+use crate::settings::Secret;
 
 /// A webhook URL (a secret: whoever has it can post) and the client to post with.
 pub(super) struct Target {

@@ -9,7 +9,7 @@ use super::{
     Notifier,
     render::{ApprovalRequest, EmailTemplates, EscalationNotice, Sender},
 };
-use crate::config::MailTarget;
+use crate::settings::MailTarget;
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);

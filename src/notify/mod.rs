@@ -12,7 +12,7 @@ mod webhook;
 pub use mailer::Mailer;
 pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice, Sender};
 
-use crate::{config::Secret, domain::channel::ChannelKind};
+use crate::{domain::channel::ChannelKind, settings::Secret};
 
 /// A way of telling an approver that a release awaits their decision.
 #[async_trait::async_trait]

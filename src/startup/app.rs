@@ -20,11 +20,11 @@ use crate::{
     approvers::ApproverSource,
     azure::AzureClient,
     clock::Clock,
-    config::{Config, Secret},
     flow::{Defaults, Flow},
     jobs::{JobContext, Worker},
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
+    settings::{Config, Secret},
     store::{self, Store},
     token::TokenKeys,
 };

@@ -32,13 +32,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    config::DatabaseConfig,
     domain::{
         callback::CallbackRecord,
         job::Job,
         release::ReleaseKey,
         snapshot::{ApprovalRecord, ReleaseHistory, ReleaseSnapshot},
     },
+    settings::DatabaseConfig,
 };
 
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};

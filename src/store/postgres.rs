@@ -17,7 +17,7 @@ use super::{
     SqlStore, StoreError,
     sql::{Backend, Columns, NoneKept, Queries, Sql, Value, Writes},
 };
-use crate::config::DatabaseConfig;
+use crate::settings::DatabaseConfig;
 
 /// The store on PostgreSQL.
 pub type PgStore = SqlStore<Postgres>;

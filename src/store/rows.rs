@@ -4,7 +4,6 @@ use std::str::FromStr;
 
 use super::{StoreError, sql::Columns};
 use crate::{
-    config::Secret,
     domain::{
         callback::{CallbackRecord, PlanCallback},
         channel::ChannelKind,
@@ -13,6 +12,7 @@ use crate::{
         release::ReleaseKey,
         snapshot::{ApprovalRecord, CallbackEntry, Cancellation, JobTrouble, ReleaseRecord},
     },
+    settings::Secret,
 };
 
 /// A `release` row.

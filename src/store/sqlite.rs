@@ -24,7 +24,7 @@ use super::{
     sqlite_inline::InlineConnection,
     sqlite_version::WalIndex,
 };
-use crate::config::DatabaseConfig;
+use crate::settings::DatabaseConfig;
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use deploy_gate::config::Secret;
+use deploy_gate::settings::Secret;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

@@ -10,8 +10,8 @@ use std::{future::Future, io::Write, sync::Arc, time::Duration};
 
 use deploy_gate::{
     clock::Clock,
-    config::{Config, Secret, Settings},
     jobs::Worker,
+    settings::{Config, Secret, Settings},
     startup::App,
     store::Store,
     telemetry,

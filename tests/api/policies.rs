@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use deploy_gate::{config::Secret, policies::PolicySettings};
+use deploy_gate::{policies::PolicySettings, settings::Secret};
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

@@ -12,13 +12,13 @@
 use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use deploy_gate::{
-    config::{DatabaseConfig, Secret},
     domain::{
         approver::ApproverEmail,
         plan::ResolvedApprovers,
         policy::ReleaseStatus,
         release::{NewRelease, ReleaseKey},
     },
+    settings::{DatabaseConfig, Secret},
     store::{self, ReleaseQuery, Store},
 };
 use proptest::prelude::*;

@@ -1,0 +1,310 @@
+//! The typed configuration the application runs with, checked and converted from
+//! the effective settings; every error names the variable at fault.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+
+use super::{Effective, LogFormat, Secret, Settings};
+use crate::policies::Policies;
+
+/// Where approval emails go.
+#[derive(Clone, Debug)]
+pub enum MailTarget {
+    /// An SMTP server, by URL.
+    Smtp(Secret),
+    /// `.eml` files in a folder.
+    Directory(PathBuf),
+}
+
+/// Where decisions of service-hook releases are written back.
+#[derive(Clone, Debug)]
+pub struct AzureDevOps {
+    /// Release-management base URL of the organization.
+    pub url: url::Url,
+    /// Personal access token.
+    pub pat: Secret,
+}
+
+/// The database and its connection pool.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `sqlite:…`, `postgres://…` or `postgresql://…`.
+    pub url: Secret,
+    /// Most connections kept open.
+    pub max_connections: u32,
+    /// Longest a statement may run (PostgreSQL; the server cancels it).
+    pub statement_timeout: Duration,
+    /// Longest wait for a connection, new or from the busy pool.
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    fn from_effective(e: &Effective) -> anyhow::Result<Self> {
+        let url = e.database_url.value();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.expose().starts_with(scheme))
+        {
+            return Err(e
+                .database_url
+                .error("must start with sqlite:, postgres:// or postgresql://"));
+        }
+        let max_connections = *e.database_max_connections.value();
+        if max_connections == 0 {
+            return Err(e.database_max_connections.error("must be greater than 0"));
+        }
+        Ok(Self {
+            url: url.clone(),
+            max_connections,
+            statement_timeout: at_least_a_millisecond(&e.database_statement_timeout)?,
+            connect_timeout: at_least_a_millisecond(&e.database_connect_timeout)?,
+        })
+    }
+}
+
+/// Per-client rate limits (per minute; 0 is none).
+#[derive(Clone, Debug)]
+pub struct RateLimitSettings {
+    /// Requests to `/approval`.
+    pub approval: u32,
+    /// Failed authentications to `/release*` and `/hooks/*`.
+    pub auth_failures: u32,
+    /// Header naming the client, set by a trusted proxy.
+    pub client_ip_header: Option<poem::http::HeaderName>,
+}
+
+impl RateLimitSettings {
+    fn from_effective(e: &Effective) -> anyhow::Result<Self> {
+        Ok(Self {
+            approval: *e.rate_limit_approval.value(),
+            auth_failures: *e.rate_limit_auth_failures.value(),
+            client_ip_header: e
+                .client_ip_header
+                .convert_some(|name| poem::http::HeaderName::try_from(name.as_str()))?,
+        })
+    }
+}
+
+/// Retry and locking behaviour of the job queue.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// Jobs run at once by this process.
+    pub workers: usize,
+    /// First retry delay; doubles with each failed attempt.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// Failed attempts after which a job is dead.
+    pub max_attempts: u32,
+    /// How long a claimed job stays locked.
+    pub lease: Duration,
+    /// How often idle workers look for due jobs.
+    pub poll_interval: Duration,
+}
+
+impl JobSettings {
+    fn from_effective(e: &Effective) -> anyhow::Result<Self> {
+        if *e.workers.value() == 0 {
+            return Err(e.workers.error("must be greater than 0"));
+        }
+        if *e.job_lease.value() < Duration::from_millis(100) {
+            return Err(e.job_lease.error("must be at least 100ms"));
+        }
+        Ok(Self {
+            workers: *e.workers.value(),
+            retry_base: *e.retry_base.value(),
+            retry_cap: *e.retry_cap.value(),
+            max_attempts: (*e.job_max_attempts.value()).max(1),
+            lease: *e.job_lease.value(),
+            poll_interval: *e.poll_interval.value(),
+        })
+    }
+}
+
+/// The validated configuration the application runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Base of approval links, without a trailing slash; `None` derives it from the bound address.
+    pub public_url: Option<String>,
+    /// Database and connection pool.
+    pub database: DatabaseConfig,
+    /// Approvers API.
+    pub approvers_url: Option<url::Url>,
+    /// Static approvers.
+    pub approvers: Vec<crate::domain::approver::ApproverEmail>,
+    /// Mail delivery.
+    pub mail: MailTarget,
+    /// `From` and `Reply-To` of approval emails.
+    pub mail_sender: crate::notify::Sender,
+    /// Folder of templates replacing the built-in ones.
+    pub mail_template_dir: Option<PathBuf>,
+    /// Approval token secret; `None` uses the one kept in the database.
+    pub token_secret: Option<Secret>,
+    /// API keys guarding `/release` and `/hooks/*` (any of them is accepted); empty leaves them open.
+    pub api_keys: Vec<Secret>,
+    /// Secret header value service hooks must send, if set.
+    pub hook_secret: Option<Secret>,
+    /// Write-back of decisions to Azure DevOps approvals, if configured.
+    pub azure_devops: Option<AzureDevOps>,
+    /// Approvals a release needs; `None` means all.
+    pub required_approvals: Option<u32>,
+    /// Time from creation until an undecided release expires.
+    pub approval_deadline: Duration,
+    /// Per-client rate limits.
+    pub rate_limits: RateLimitSettings,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Job queue behaviour.
+    pub jobs: JobSettings,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Approval policies and groups.
+    pub policies: Policies,
+    /// The settings it was made from, for `deploy-gate config`.
+    effective: Effective,
+}
+
+impl Config {
+    /// Applies defaults and checks every value; the error names the bad variable.
+    pub fn from_settings(s: Settings) -> anyhow::Result<Config> {
+        let e = s.effective()?;
+        let (mail, mail_sender) = mail(&e)?;
+        let mail_template_dir = e.mail_template_dir.convert_some(|dir| {
+            if dir.is_dir() {
+                Ok(dir.clone())
+            } else {
+                Err(format!("{} is not a folder", dir.display()))
+            }
+        })?;
+        Ok(Config {
+            bind: *e.bind.value(),
+            public_url: e.public_url.convert_some(|url| parse_public_url(url))?,
+            database: DatabaseConfig::from_effective(&e)?,
+            approvers_url: e.approvers_url.convert_some(|url| parse_http_url(url))?,
+            approvers: e
+                .approvers
+                .convert_some(|list| crate::domain::approver::parse_approver_list(list))?
+                .unwrap_or_default(),
+            mail,
+            mail_sender,
+            mail_template_dir,
+            token_secret: token_secret(&e)?,
+            api_keys: api_keys(&e)?,
+            hook_secret: hook_secret(&e)?,
+            azure_devops: azure_devops(&e)?,
+            required_approvals: Some(*e.required_approvals.value()).filter(|n| *n > 0),
+            approval_deadline: *e.approval_deadline.value(),
+            rate_limits: RateLimitSettings::from_effective(&e)?,
+            max_body_bytes: positive(&e.max_body_bytes)?,
+            jobs: JobSettings::from_effective(&e)?,
+            log_format: *e.log_format.value(),
+            policies: Policies::from_settings(&s.policies, &s.groups)?,
+            effective: e,
+        })
+    }
+
+    /// The effective configuration as TOML, in the keys of the settings file, with
+    /// secrets masked (and the password of database and SMTP URLs); unset keys are comments.
+    pub fn to_masked_toml(&self) -> String {
+        let mut text = self.effective.to_masked_toml();
+        text.push_str(&self.policies.to_masked_toml());
+        text
+    }
+}
+
+/// Where approval emails go, and their sender.
+fn mail(e: &Effective) -> anyhow::Result<(MailTarget, crate::notify::Sender)> {
+    let target = e
+        .smtp_url
+        .convert_some(|url| check_smtp_url(url.expose()).map(|()| MailTarget::Smtp(url.clone())))?
+        .unwrap_or_else(|| MailTarget::Directory(e.mail_dir.value().clone()));
+    let sender = crate::notify::Sender {
+        from: e.mail_from.convert(|from| from.parse())?,
+        reply_to: e.mail_reply_to.convert_some(|reply_to| reply_to.parse())?,
+    };
+    Ok((target, sender))
+}
+
+fn token_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
+    let secret = e.token_secret.value();
+    if secret.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        return Err(e.token_secret.error("must be at least 16 characters"));
+    }
+    Ok(secret.clone())
+}
+
+fn api_keys(e: &Effective) -> anyhow::Result<Vec<Secret>> {
+    let keys: Vec<Secret> = match e.api_key.value() {
+        Some(keys) => keys
+            .expose()
+            .split(',')
+            .map(|k| Secret::new(k.trim()))
+            .collect(),
+        None => Vec::new(),
+    };
+    if keys.iter().any(|k| k.expose().is_empty()) {
+        return Err(e
+            .api_key
+            .error("must not be empty, nor contain an empty key between commas"));
+    }
+    Ok(keys)
+}
+
+fn hook_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
+    let secret = e.hook_secret.value();
+    if secret.as_ref().is_some_and(|k| k.expose().is_empty()) {
+        return Err(e.hook_secret.error("must not be empty when set"));
+    }
+    Ok(secret.clone())
+}
+
+fn azure_devops(e: &Effective) -> anyhow::Result<Option<AzureDevOps>> {
+    let (url, pat) = (&e.azure_devops_url, &e.azure_devops_pat);
+    match (url.value(), pat.value()) {
+        (Some(text), Some(secret)) => Ok(Some(AzureDevOps {
+            url: url.convert(|_| parse_http_url(text))?,
+            pat: secret.clone(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(pat.error(format_args!("must be set with {}", url.env()))),
+        (None, Some(_)) => Err(url.error(format_args!("must be set with {}", pat.env()))),
+    }
+}
+
+fn positive(value: &super::define::Named<usize>) -> anyhow::Result<usize> {
+    if *value.value() == 0 {
+        return Err(value.error("must be greater than 0"));
+    }
+    Ok(*value.value())
+}
+
+fn at_least_a_millisecond(value: &super::define::Named<Duration>) -> anyhow::Result<Duration> {
+    if *value.value() < Duration::from_millis(1) {
+        return Err(value.error("must be at least 1ms"));
+    }
+    Ok(*value.value())
+}
+
+fn parse_http_url(text: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(text).context("not a valid URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("must be an http:// or https:// URL");
+    }
+    Ok(url)
+}
+
+fn parse_public_url(text: &str) -> anyhow::Result<String> {
+    parse_http_url(text)?;
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+fn check_smtp_url(text: &str) -> anyhow::Result<()> {
+    let url = url::Url::parse(text).context("not a valid URL")?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        bail!("must be an smtp:// or smtps:// URL");
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Configuration: built-in defaults, overridden by a TOML file, overridden by
+//! `DEPLOY_GATE_*` environment variables (or the matching command-line flags).
+//!
+//! Each setting is defined once, in the list below: its TOML key, variable,
+//! default, help text and, through its type, whether it is a secret. `--help`,
+//! the checks naming the bad variable, `deploy-gate config` and
+//! `docs/configuration.md` all derive from that list.
+
+mod config;
+pub(crate) mod define;
+mod reference;
+mod secret;
+#[cfg(test)]
+mod tests;
+pub(crate) mod value;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+
+pub use config::{AzureDevOps, Config, DatabaseConfig, JobSettings, MailTarget, RateLimitSettings};
+pub use define::{Definition, Fallback};
+pub use reference::reference_markdown;
+pub use secret::Secret;
+use secret::{each_key_redacted, url_password_masked};
+pub use value::LogFormat;
+pub(crate) use value::humantime_serde_opt;
+
+define::define_settings! {
+    /// Listen address; port 0 picks a free port.
+    bind: SocketAddr, env "DEPLOY_GATE_BIND", default "127.0.0.1:8000";
+    /// Base of the links in emails.
+    public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address";
+    /// `sqlite://…`, or `postgres://…` / `postgresql://…` (see the README's
+    /// PostgreSQL section).
+    database_url: Secret, env "DEPLOY_GATE_DATABASE_URL", default "sqlite://deploy-gate.db",
+        shown url_password_masked;
+    /// Most database connections this process keeps open.
+    database_max_connections: u32, env "DEPLOY_GATE_DATABASE_MAX_CONNECTIONS", default "10";
+    /// PostgreSQL only: the server cancels a statement running longer than this.
+    database_statement_timeout: Duration, env "DEPLOY_GATE_DATABASE_STATEMENT_TIMEOUT",
+        default "30s";
+    /// Longest wait for a database connection (a new one, or one from a busy pool);
+    /// past it a request fails and `/readyz` answers `503`.
+    database_connect_timeout: Duration, env "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", default "5s";
+    /// URL answering `GET` with the approvers as JSON (see the README's Approvers section).
+    approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API";
+    /// Static approvers, comma separated; used when neither the request nor the
+    /// approvers API name any.
+    approvers: String, env "DEPLOY_GATE_APPROVERS", unset "no static approvers";
+    /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for implicit TLS.
+    smtp_url: Secret, env "DEPLOY_GATE_SMTP_URL",
+        unset "`.eml` files in `mail_dir` and logged links", shown url_password_masked;
+    /// Folder for `.eml` files when no SMTP server is configured.
+    mail_dir: PathBuf, env "DEPLOY_GATE_MAIL_DIR", default "mail";
+    /// Sender address of approval emails (`Name <addr>` allowed); its domain names
+    /// the `Message-ID`s.
+    mail_from: String, env "DEPLOY_GATE_MAIL_FROM", default "deploy-gate@localhost";
+    /// `Reply-To` of approval emails, e.g. the platform team's address.
+    mail_reply_to: String, env "DEPLOY_GATE_MAIL_REPLY_TO", unset "no `Reply-To`";
+    /// Folder whose `approval_email_subject.txt`, `approval_email.txt` or
+    /// `approval_email.html` replace the built-in templates (minijinja; variables
+    /// `release_name`, `release_id`, `team_project`, `stage`, `approver`,
+    /// `requested_at`, `deadline`, `link`, `token`).
+    mail_template_dir: PathBuf, env "DEPLOY_GATE_MAIL_TEMPLATE_DIR", unset "built-in templates";
+    /// HMAC secret for approval tokens (16 characters or more).
+    token_secret: Secret, env "DEPLOY_GATE_TOKEN_SECRET",
+        unset "generated on first start and kept in the database";
+    /// If set, `/release`, `/releases` and `/hooks/*` require it: `Authorization:
+    /// Bearer <key>`, or Basic with the key as password. Several keys separated by
+    /// commas are all accepted: add the new key, move clients over, remove the old
+    /// one (the log names refused keys by fingerprint).
+    api_key: Secret, env "DEPLOY_GATE_API_KEY", unset "open, with a warning in the log",
+        shown each_key_redacted;
+    /// If set, service hooks must also send it in the `X-Deploy-Gate-Hook-Secret` header.
+    hook_secret: Secret, env "DEPLOY_GATE_HOOK_SECRET", unset "no hook secret";
+    /// Release-management URL of the organization, e.g.
+    /// `https://vsrm.dev.azure.com/contoso`, for write-back of decisions to Azure approvals.
+    azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back";
+    /// Personal access token for write-back (Release: read, write & manage).
+    azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT", unset "no write-back";
+    /// Approvals a release needs; `0` means every approver.
+    required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
+    /// How long a release may stay undecided before it is `expired`.
+    approval_deadline: Duration, env "DEPLOY_GATE_APPROVAL_DEADLINE", default "48h";
+    /// Requests to `/approval` one client may make per minute (then `429` with
+    /// `Retry-After`); `0` turns the limit off.
+    rate_limit_approval: u32, env "DEPLOY_GATE_RATE_LIMIT_APPROVAL", default "60";
+    /// Failed authentications per client and minute before `/release`, `/releases`
+    /// and `/hooks/*` answer that client `429` for a while, right key or not; `0`
+    /// turns the limit off.
+    rate_limit_auth_failures: u32, env "DEPLOY_GATE_RATE_LIMIT_AUTH_FAILURES", default "20";
+    /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`;
+    /// the leftmost address counts) for the rate limits.
+    client_ip_header: String, env "DEPLOY_GATE_CLIENT_IP_HEADER",
+        unset "the connection's address";
+    /// Largest accepted request body in bytes.
+    max_body_bytes: usize, env "DEPLOY_GATE_MAX_BODY_BYTES", default "65536";
+    /// Jobs run at once by this process; each email job holds one SMTP connection, so
+    /// more workers send faster if the mail server accepts that many connections.
+    workers: usize, env "DEPLOY_GATE_WORKERS", default "4";
+    /// First retry delay of a failed job; it doubles with each attempt.
+    retry_base: Duration, env "DEPLOY_GATE_RETRY_BASE", default "1s";
+    /// Longest retry delay of a failed job.
+    retry_cap: Duration, env "DEPLOY_GATE_RETRY_CAP", default "5m";
+    /// Failed attempts after which a job is dead (and the release says so).
+    job_max_attempts: u32, env "DEPLOY_GATE_JOB_MAX_ATTEMPTS", default "25";
+    /// How long a claimed job stays locked without a heartbeat; a job whose process
+    /// died is taken up again after this.
+    job_lease: Duration, env "DEPLOY_GATE_JOB_LEASE", default "60s";
+    /// How often idle workers look for due jobs (enqueueing also wakes them).
+    poll_interval: Duration, env "DEPLOY_GATE_POLL_INTERVAL", default "1s";
+    /// Log format (the filter is `RUST_LOG`, `info` by default).
+    log_format: LogFormat, env "DEPLOY_GATE_LOG_FORMAT", default "pretty";
+}
+
+impl Settings {
+    /// Reads a TOML settings file.
+    pub fn from_toml_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}

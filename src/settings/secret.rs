@@ -1,0 +1,86 @@
+//! A value that must never be printed: tokens, keys, passwords, webhook URLs.
+
+use std::fmt;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// A value that must never be printed: `Debug` shows `[redacted]`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, non-reversible fingerprint (`sha256:` and 8 hex digits) to name the
+    /// secret in logs without showing it.
+    pub fn fingerprint(&self) -> String {
+        let digest = Sha256::digest(self.0.as_bytes());
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(text))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How `deploy-gate config` shows a URL holding a password: with `****` for it.
+pub(crate) fn url_password_masked(url: &Secret) -> toml::Value {
+    match url::Url::parse(url.expose()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string().into()
+        }
+        Ok(parsed) => parsed.to_string().into(),
+        Err(_) => "[redacted]".into(),
+    }
+}
+
+/// How `deploy-gate config` shows a comma-separated list of keys: one
+/// `[redacted]` per key, so that a rotation's two keys show as two.
+pub(crate) fn each_key_redacted(keys: &Secret) -> toml::Value {
+    let masked = vec!["[redacted]"; keys.expose().split(',').count()];
+    masked.join(",").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_names_a_secret_without_showing_it() {
+        let secret = Secret::new("hunter2-hunter2");
+        let fingerprint = secret.fingerprint();
+        assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 15);
+        assert_eq!(fingerprint, Secret::new("hunter2-hunter2").fingerprint());
+        assert_ne!(fingerprint, Secret::new("hunter3-hunter3").fingerprint());
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2-hunter2")),
+            "[redacted]"
+        );
+    }
+}

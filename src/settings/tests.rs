@@ -1,0 +1,229 @@
+//! Settings from the file, the environment and defaults, checked and printed.
+
+use super::*;
+
+#[test]
+fn empty_settings_give_a_working_default_config() {
+    let config = Config::from_settings(Settings::default()).unwrap();
+    assert_eq!(config.bind.to_string(), "127.0.0.1:8000");
+    assert_eq!(config.database.url.expose(), "sqlite://deploy-gate.db");
+    assert_eq!(config.database.max_connections, 10);
+    assert_eq!(config.database.statement_timeout, Duration::from_secs(30));
+    assert_eq!(config.database.connect_timeout, Duration::from_secs(5));
+    assert!(matches!(config.mail, MailTarget::Directory(ref d) if d == &PathBuf::from("mail")));
+    assert_eq!(config.required_approvals, None);
+}
+
+#[test]
+fn a_bad_value_names_its_variable() {
+    let settings = Settings {
+        approvers_url: Some("ftp://x".into()),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(settings).unwrap_err());
+    assert!(err.contains("DEPLOY_GATE_APPROVERS_URL"), "{err}");
+}
+
+#[test]
+fn database_pool_settings_come_from_the_file_and_are_checked() {
+    let file: Settings = toml::from_str(
+        "database_url = \"postgres://db/gate\"\ndatabase_max_connections = 3\n\
+         database_statement_timeout = \"45s\"\ndatabase_connect_timeout = \"250ms\"",
+    )
+    .unwrap();
+    let database = Config::from_settings(file).unwrap().database;
+    assert_eq!(database.max_connections, 3);
+    assert_eq!(database.statement_timeout, Duration::from_secs(45));
+    assert_eq!(database.connect_timeout, Duration::from_millis(250));
+
+    let empty_pool = Settings {
+        database_max_connections: Some(0),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(empty_pool).unwrap_err());
+    assert!(
+        err.contains("DEPLOY_GATE_DATABASE_MAX_CONNECTIONS"),
+        "{err}"
+    );
+    let mysql = Settings {
+        database_url: Some(Secret::new("mysql://db/gate")),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(mysql).unwrap_err());
+    assert!(err.contains("DEPLOY_GATE_DATABASE_URL"), "{err}");
+}
+
+#[test]
+fn the_printed_configuration_masks_every_secret_and_reads_back() {
+    let settings = Settings {
+        database_url: Some(Secret::new("postgres://gate:pg-pass-123@db/gate")),
+        smtp_url: Some(Secret::new("smtp://mailer:smtp-pass-456@mail:587")),
+        token_secret: Some(Secret::new("token-secret-0123456789")),
+        api_key: Some(Secret::new("api-key-789")),
+        azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
+        azure_devops_pat: Some(Secret::new("pat-000")),
+        ..Settings::default()
+    };
+    let printed = Config::from_settings(settings).unwrap().to_masked_toml();
+    for secret in [
+        "pg-pass-123",
+        "smtp-pass-456",
+        "token-secret-0123456789",
+        "api-key-789",
+        "pat-000",
+    ] {
+        assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
+    }
+    assert!(printed.contains("database_url = \"postgres://gate:****@db/gate\""));
+    assert!(printed.contains("# hook_secret is not set"));
+    // Apart from the masked values, the output is a valid settings file.
+    let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
+    assert_eq!(reread.workers, Some(4));
+    assert_eq!(
+        reread.approval_deadline,
+        Some(Duration::from_secs(48 * 3600))
+    );
+}
+
+#[test]
+fn policies_and_groups_come_from_the_file_and_print_with_webhooks_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.toml");
+    std::fs::write(
+        &path,
+        r#"
+        workers = 2
+        [groups]
+        sre = ["ana@example.com"]
+        [[policies]]
+        team_project = "Devx"
+        stage = "prod"
+        require = [{ group = "sre", count = 1 }]
+        reminders = ["4h"]
+        escalate_after = "8h"
+        escalate_to = "lead@example.com"
+        slack_webhook = "https://hooks.slack.test/services/T0/B0/very-secret"
+        "#,
+    )
+    .unwrap();
+    let settings = Settings::from_toml_file(&path).unwrap();
+    let merged = settings.overridden_by(Settings::default());
+    let printed = Config::from_settings(merged).unwrap().to_masked_toml();
+    assert!(!printed.contains("very-secret"), "{printed}");
+    assert!(
+        printed.contains("slack_webhook = \"[redacted]\""),
+        "{printed}"
+    );
+    let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
+    assert_eq!(reread.policies.len(), 1);
+    assert_eq!(reread.groups["sre"], ["ana@example.com"]);
+    assert_eq!(reread.policies[0].reminders, ["4h"]);
+}
+
+#[test]
+fn several_api_keys_separated_by_commas_are_all_kept() {
+    let settings = Settings {
+        api_key: Some(Secret::new("old-key-1, new-key-2")),
+        ..Settings::default()
+    };
+    let keys = Config::from_settings(settings).unwrap().api_keys;
+    let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
+    assert_eq!(keys, ["old-key-1", "new-key-2"]);
+    let hole = Settings {
+        api_key: Some(Secret::new("a,,b")),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(hole).unwrap_err());
+    assert!(err.contains("DEPLOY_GATE_API_KEY"), "{err}");
+}
+
+#[test]
+fn secrets_do_not_show_in_debug_output() {
+    let settings = Settings {
+        api_key: Some(Secret::new("hunter2-hunter2")),
+        ..Settings::default()
+    };
+    assert!(!format!("{settings:?}").contains("hunter2"));
+}
+
+#[test]
+fn environment_settings_override_the_file() {
+    let file: Settings = toml::from_str("workers = 2\nmail_from = \"a@b.c\"").unwrap();
+    let env = Settings {
+        workers: Some(7),
+        ..Settings::default()
+    };
+    let merged = file.overridden_by(env);
+    assert_eq!(merged.workers, Some(7));
+    assert_eq!(merged.mail_from.as_deref(), Some("a@b.c"));
+}
+
+#[test]
+fn each_variable_is_the_file_key_upper_cased_with_the_prefix() {
+    for definition in DEFINITIONS {
+        let expected = format!("DEPLOY_GATE_{}", definition.name.to_uppercase());
+        assert_eq!(definition.env, expected);
+    }
+}
+
+#[test]
+fn every_built_in_default_parses() {
+    let effective = Settings::default().effective();
+    assert!(effective.is_ok(), "{:#}", effective.unwrap_err());
+}
+
+#[test]
+fn help_shows_every_variable_with_its_default_and_secrets_are_marked() {
+    use clap::Args;
+
+    let help = Settings::augment_args(clap::Command::new("deploy-gate"))
+        .render_long_help()
+        .to_string();
+    for definition in DEFINITIONS {
+        let flag = format!("--{} <", definition.name.replace('_', "-"));
+        let at = help.find(&flag).unwrap_or_else(|| panic!("{flag} missing"));
+        let entry = &help[at..];
+        let entry = &entry[..entry.find("\n\n").unwrap_or(entry.len())];
+        let entry = entry.split("[env:").next().unwrap_or_default();
+        let fallback = match definition.default {
+            Fallback::Value(value) => format!("[default: {value}]"),
+            Fallback::Unset(meaning) => format!("[unset: {meaning}]"),
+        };
+        assert!(entry.contains(&fallback), "{flag}: {entry}");
+        assert_eq!(entry.contains("[secret]"), definition.secret, "{flag}");
+        assert!(
+            help.contains(&format!("[env: {}=]", definition.env)),
+            "{flag}"
+        );
+    }
+}
+
+#[test]
+fn the_printed_configuration_has_a_line_for_every_setting() {
+    let printed = Config::from_settings(Settings::default())
+        .unwrap()
+        .to_masked_toml();
+    for definition in DEFINITIONS {
+        let set = format!("{} = ", definition.name);
+        let unset = format!("# {} is not set", definition.name);
+        assert!(
+            printed
+                .lines()
+                .any(|line| line.starts_with(&set) || line == unset),
+            "{} missing:\n{printed}",
+            definition.name
+        );
+    }
+}
+
+#[test]
+fn a_value_of_the_wrong_kind_in_the_file_names_its_key() {
+    for (text, key) in [
+        ("approval_deadline = 48", "approval_deadline"),
+        ("workers = \"many\"", "workers"),
+        ("approval_deadline = \"soon\"", "approval_deadline"),
+    ] {
+        let err = toml::from_str::<Settings>(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+    }
+}
