@@ -1,87 +1,27 @@
 //! The HTTP API: OpenAPI operations, pages, and the middleware around them.
 
-mod allow;
 mod approval;
-mod auth;
 mod board;
-mod board_body;
-mod callback;
 mod health;
 mod hooks;
-mod observe;
-mod operator;
+mod http;
 mod pages;
-mod poll_cache;
-mod problem;
-mod rate_limit;
 mod release;
-mod release_request;
-mod release_values;
-mod status;
-mod text;
-mod timeline;
+mod shared;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use poem::{
     Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route,
     http::{HeaderValue, header},
 };
 use poem_openapi::OpenApiService;
-use tokio::sync::Notify;
 
-pub use poll_cache::PollCache;
-pub use problem::{PROBLEM_JSON, Problem};
+pub use http::problem::{PROBLEM_JSON, Problem};
+pub use shared::{poll_cache::PollCache, state::AppState};
 
-use crate::{
-    clock::Clock,
-    config::{RateLimitSettings, Secret},
-    metrics::Metrics,
-    policies::Policies,
-    store::Store,
-    token::TokenKeys,
-};
-
-/// Operation groups in the OpenAPI document.
-#[derive(poem_openapi::Tags)]
-pub enum ApiTags {
-    /// Releases awaiting approval: create and poll.
-    Release,
-    /// Approvers' decisions.
-    Approval,
-    /// The release board: recent releases and each one's timeline.
-    Board,
-    /// Azure DevOps service hooks.
-    Hooks,
-    /// Probes.
-    Health,
-}
-
-/// State shared by all handlers.
-pub struct AppState {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Approval token keys.
-    pub tokens: TokenKeys,
-    /// API keys guarding `/release`, `/releases` and `/hooks/*` (any one is accepted); empty leaves them open.
-    pub api_keys: Vec<Secret>,
-    /// Header secret service hooks must send, if set.
-    pub hook_secret: Option<Secret>,
-    /// Approvals a release needs (`None`: all approvers).
-    pub required_approvals: Option<u32>,
-    /// Time from creation until an undecided release expires.
-    pub approval_deadline: Duration,
-    /// Counters and histograms for `/metrics`.
-    pub metrics: Arc<Metrics>,
-    /// Notified when a job is enqueued, to wake the worker.
-    pub wake_worker: Arc<Notify>,
-    /// Approval policies and groups.
-    pub policies: Arc<Policies>,
-    /// The time.
-    pub clock: Clock,
-    /// Answers to gate polls, kept while the database is unchanged.
-    pub poll_cache: PollCache,
-}
+use crate::config::RateLimitSettings;
+use http::{allow, observe, problem, rate_limit};
 
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
 pub fn openapi_service() -> OpenApiService<
@@ -91,7 +31,7 @@ pub fn openapi_service() -> OpenApiService<
         board::BoardApi,
         hooks::HooksApi,
         health::HealthApi,
-        operator::OperatorApi,
+        board::operator::OperatorApi,
     ),
     (),
 > {
@@ -102,7 +42,7 @@ pub fn openapi_service() -> OpenApiService<
             board::BoardApi,
             hooks::HooksApi,
             health::HealthApi,
-            operator::OperatorApi,
+            board::operator::OperatorApi,
         ),
         "deploy-gate",
         env!("CARGO_PKG_VERSION"),
@@ -136,7 +76,7 @@ pub fn routes(
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .at("/metrics", poem::get(observe::metrics_endpoint))
+        .at("/metrics", poem::get(health::metrics_endpoint))
         .around(move |next, req| limit_body(next, req, max_body_bytes))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
         .around(move |next, req| rate_limit::limit(next, req, limits.clone()))

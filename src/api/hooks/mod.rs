@@ -8,15 +8,19 @@ use poem_openapi::{
 };
 use subtle::ConstantTimeEq;
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::create_or_find,
-    status::ReleaseStatusBody,
-    text::{AnyRule, Text},
-};
 use crate::{
+    api::{
+        http::{
+            auth::Credentials,
+            problem::{ErrorStatuses, Problem, ProblemResponse},
+            text::{AnyRule, Text},
+        },
+        shared::{
+            intake::create_or_find,
+            state::{ApiTags, AppState},
+            status::ReleaseStatusBody,
+        },
+    },
     azure::hooks::{HookEvent, HookRelease, interpret},
     domain::{
         approver::ApproverEmail,
@@ -156,7 +160,7 @@ impl HooksApi {
         hook_secret: Header<Option<String>>,
         event: Json<ServiceHookEvent>,
     ) -> Result<HookResponse, ProblemResponse<HookErrors>> {
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         check_hook_secret(&state, hook_secret.as_deref())?;
         let resource = event.resource.clone().unwrap_or_default();
         let release = match interpret(&event.event_type, &resource)

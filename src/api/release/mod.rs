@@ -1,8 +1,10 @@
 //! `POST /release` (create or poll) and `GET /release/{TeamProject}/{ReleaseId}`.
 
-use std::sync::Arc;
+mod callback;
+mod request;
+mod values;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use poem::web::Data;
 use poem_openapi::{
@@ -11,20 +13,25 @@ use poem_openapi::{
     payload::Json,
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
+use self::{
     callback::{CallbackHeader, CallbackHeaders},
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release_request::ReleaseRequestBody,
-    status::{StatusJson, StatusValue},
-    text::{NameRule, ReleaseIdRule, StageRule, Text},
+    request::ReleaseRequestBody,
 };
 use crate::{
-    approvers::{Found, under_policy},
-    azure::PlanCallback,
-    domain::release::{NewRelease, ReleaseKey},
-    store::{Creation, ReleasePlan, ReleaseSnapshot},
+    api::{
+        http::{
+            auth::Credentials,
+            problem::{ErrorStatuses, ProblemResponse},
+            text::{NameRule, ReleaseIdRule, StageRule, Text},
+        },
+        shared::{
+            intake::create_or_find,
+            lookup::{find, path_key},
+            state::{ApiTags, AppState},
+            status::{StatusJson, StatusValue},
+        },
+    },
+    store::Creation,
 };
 
 /// Answer to `POST /release`.
@@ -160,7 +167,7 @@ impl ReleaseApi {
         #[oai(name = "AuthToken")]
         auth_token: CallbackHeader,
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         let Json(ReleaseRequestBody(body)) = body;
         let new = body.parse()?;
         let headers = CallbackHeaders {
@@ -231,7 +238,7 @@ impl ReleaseApi {
         /// Answer `200` only for an approved release.
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         let key = path_key(&team_project, &release_id, stage.as_deref())?;
         let now = state.clock.now();
         let json = match state.poll_cache.answer(&*state.store, &key, now) {
@@ -250,72 +257,6 @@ impl ReleaseApi {
     }
 }
 
-/// Stores a release (and its callback registration) or finds the known one; wakes the worker.
-/// The policy of its project and stage sets its deadline, reminders and escalation.
-pub async fn create_or_find(
-    state: &AppState,
-    new: &NewRelease,
-    callback: Option<&PlanCallback>,
-) -> Result<Creation, Problem> {
-    let now = state.clock.now();
-    let policy = state.policies.for_release(&new.key);
-    let after = |d: std::time::Duration| {
-        now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-    };
-    let deadline = after(
-        policy
-            .and_then(|p| p.deadline)
-            .unwrap_or(state.approval_deadline),
-    );
-    let listed = new.approvers.as_ref().map(|approvers| Found {
-        approvers: approvers.clone(),
-        source: "request".to_owned(),
-        problem: None,
-        groups: BTreeMap::new(),
-    });
-    let plan = ReleasePlan {
-        required_approvals: state.required_approvals,
-        deadline,
-        approvers: listed.map(|found| {
-            under_policy(
-                found,
-                &state.policies,
-                policy,
-                new.requested_for.as_ref(),
-                state.required_approvals,
-            )
-        }),
-        reminders: policy
-            .map(|p| {
-                p.reminders
-                    .iter()
-                    .map(|r| after(*r))
-                    .filter(|at| *at < deadline)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        escalate_at: policy
-            .and_then(|p| p.escalation.as_ref())
-            .map(|e| after(e.after))
-            .filter(|at| *at < deadline),
-    };
-    let creation = state
-        .store
-        .create_release(new, &plan, callback, now)
-        .await
-        .map_err(|err| database_problem(&err))?;
-    // Only a new release or a callback registration queues jobs. One idle worker
-    // is enough: waking all of them on every call would have each try to claim.
-    if matches!(creation, Creation::Created(_)) || callback.is_some() {
-        state.wake_worker.notify_one();
-    }
-    if let Creation::Created(_) = creation {
-        state.metrics.release_created();
-        tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
-    }
-    Ok(creation)
-}
-
 /// `POST /release`'s answer but `202`: `200` with the release's status, or with
 /// `failsafe`, `200` only when approved.
 fn known_release_response(json: StatusJson, failsafe: bool) -> CreateReleaseResponse {
@@ -325,45 +266,4 @@ fn known_release_response(json: StatusJson, failsafe: bool) -> CreateReleaseResp
         (true, StatusValue::Rejected) => CreateReleaseResponse::Rejected(json),
         (true, StatusValue::Expired) => CreateReleaseResponse::Expired(json),
     }
-}
-
-/// The key named by a release's path parameters and `Stage`; `400` if invalid.
-pub fn path_key(
-    team_project: &str,
-    release_id: &str,
-    stage: Option<&str>,
-) -> Result<ReleaseKey, Problem> {
-    ReleaseKey::parse(team_project, release_id, stage.unwrap_or_default())
-        .map_err(|e| Problem::invalid_field(e.to_string()))
-}
-
-/// The release named by its path parameters and `Stage`; `404` if unknown.
-pub async fn find_by_path(
-    state: &AppState,
-    team_project: &str,
-    release_id: &str,
-    stage: Option<&str>,
-) -> Result<ReleaseSnapshot, Problem> {
-    find(state, &path_key(team_project, release_id, stage)?).await
-}
-
-/// The release with this key; `404` if unknown.
-async fn find(state: &AppState, key: &ReleaseKey) -> Result<ReleaseSnapshot, Problem> {
-    state
-        .store
-        .find_release(key)
-        .await
-        .map_err(|err| database_problem(&err))?
-        .ok_or_else(|| unknown_release(key))
-}
-
-/// `404` for a release that is not known.
-pub fn unknown_release(key: &ReleaseKey) -> Problem {
-    Problem::not_found(format!("no release {}", key.display()))
-}
-
-/// Logs a database failure and turns it into a 503 problem.
-pub fn database_problem(err: &crate::store::StoreError) -> Problem {
-    tracing::error!(error = %err, cause = ?err, "database request failed");
-    Problem::unavailable("the database is unavailable; try again")
 }

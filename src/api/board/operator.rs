@@ -14,15 +14,19 @@ use poem_openapi::{
     payload::Json,
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::{database_problem, find_by_path},
-    status::ReleaseStatusBody,
-    text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
-};
 use crate::{
+    api::{
+        http::{
+            auth::Credentials,
+            problem::{ErrorStatuses, Problem, ProblemResponse, database_problem},
+            text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
+        },
+        shared::{
+            lookup::find_by_path,
+            state::{ApiTags, AppState},
+            status::ReleaseStatusBody,
+        },
+    },
     domain::approver::ApproverEmail,
     store::{CancelOutcome, ReleaseSnapshot, ResendOutcome},
 };
@@ -102,7 +106,7 @@ impl OperatorApi {
         reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
         refuse_cross_site(req)?;
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
         let reason = reason
             .0
@@ -158,7 +162,7 @@ impl OperatorApi {
         stage: Query<Option<Text<StageRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
         refuse_cross_site(req)?;
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
             .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;

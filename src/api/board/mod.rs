@@ -1,6 +1,11 @@
 //! The release board: `GET /releases` (recent releases) and `GET /releases/{TeamProject}/{ReleaseId}`
 //! (one release's timeline), for people (HTML) and scripts (JSON), guarded by the API key.
 
+mod body;
+pub mod operator;
+mod page;
+mod timeline;
+
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -9,17 +14,24 @@ use poem_openapi::{
     param::{Path, Query},
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
-    board_body::{ReleaseBoard, StatusFilter},
-    pages::{self, Audience, Negotiated, wants_html},
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::{database_problem, path_key, unknown_release},
-    text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
+use self::{
+    body::{ReleaseBoard, StatusFilter},
     timeline::ReleaseTimeline,
 };
 use crate::{
+    api::{
+        http::{
+            auth::Credentials,
+            negotiate::{Negotiated, wants_html},
+            problem::{ErrorStatuses, Problem, ProblemResponse, database_problem},
+            text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
+        },
+        pages::Audience,
+        shared::{
+            lookup::{path_key, unknown_release},
+            state::{ApiTags, AppState},
+        },
+    },
     domain::release::ReleaseKey,
     store::{ListingCursor, ReleaseQuery},
 };
@@ -95,7 +107,7 @@ impl BoardApi {
         let html = wants_html(req);
         let refuse =
             |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
-        credentials.check(&state).map_err(refuse)?;
+        credentials.check(&state.api_keys).map_err(refuse)?;
         let query = board_query(
             team_project.as_deref(),
             status.unwrap_or(StatusFilter::Any),
@@ -111,7 +123,7 @@ impl BoardApi {
             .map_err(|err| refuse(database_problem(&err)))?;
         let board = ReleaseBoard::new(&query, page, now);
         Ok(if html {
-            Negotiated::Html(pages::board_page(&board))
+            Negotiated::Html(page::board_page(&board))
         } else {
             Negotiated::Json(board)
         })
@@ -145,7 +157,7 @@ impl BoardApi {
         let html = wants_html(req);
         let refuse =
             |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
-        credentials.check(&state).map_err(refuse)?;
+        credentials.check(&state.api_keys).map_err(refuse)?;
         let key = path_key(&team_project, &release_id, stage.as_deref()).map_err(refuse)?;
         let history = state
             .store
@@ -155,7 +167,7 @@ impl BoardApi {
             .ok_or_else(|| refuse(unknown_release(&key)))?;
         let timeline = ReleaseTimeline::of(&history, state.clock.now());
         Ok(if html {
-            Negotiated::Html(pages::timeline_page(&timeline))
+            Negotiated::Html(page::timeline_page(&timeline))
         } else {
             Negotiated::Json(timeline)
         })

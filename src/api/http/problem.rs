@@ -15,7 +15,7 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
-use super::pages::Audience;
+use crate::api::pages::Audience;
 
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -236,7 +236,7 @@ impl<E: ErrorStatuses> ApiResponse for ProblemResponse<E> {
 impl<E: Send> IntoResponse for ProblemResponse<E> {
     fn into_response(self) -> Response {
         match self.page {
-            Some(audience) => super::pages::error_page(&self.problem, audience),
+            Some(audience) => crate::api::pages::error_page(&self.problem, audience),
             None => self.problem.as_response(),
         }
     }
@@ -285,4 +285,10 @@ pub fn problem_for_error(err: poem::Error) -> Response {
         }
     };
     problem.as_response()
+}
+
+/// Logs a database failure and turns it into a 503 problem.
+pub fn database_problem(err: &crate::store::StoreError) -> Problem {
+    tracing::error!(error = %err, cause = ?err, "database request failed");
+    Problem::unavailable("the database is unavailable; try again")
 }
