@@ -17,10 +17,10 @@ use self::view::{ApprovalView, DecisionBody, DecisionInput, DecisionRequest};
 use crate::api::{
     http::{
         negotiate::{Negotiated, wants_html},
-        problem::{ErrorStatuses, Problem, ProblemResponse, database_problem},
+        problem::{ErrorStatuses, Problem, database_problem},
         text::{CommentRule, TextRule},
     },
-    pages::Audience,
+    pages::{Audience, ProblemPage},
     shared::{
         state::{ApiTags, AppState},
         status::{ReleaseStatusBody, StatusValue},
@@ -96,11 +96,11 @@ impl ApprovalApi {
         req: &Request,
         /// The token from the approval email.
         token: Query<String>,
-    ) -> Result<Negotiated<ApprovalView>, ProblemResponse<ViewErrors>> {
+    ) -> Result<Negotiated<ApprovalView>, ProblemPage<ViewErrors>> {
         let html = wants_html(req);
         let (approval, snapshot) = authorize(&state, &token)
             .await
-            .map_err(|p| ProblemResponse::from(p).page_if(html, Audience::Approver))?;
+            .map_err(|p| ProblemPage::new(p, html, Audience::Approver))?;
         let view = approval_view(&approval, &snapshot, state.clock.now());
         Ok(if html {
             Negotiated::Html(page::approval_page(&view, &token))
@@ -120,7 +120,7 @@ impl ApprovalApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         body: DecisionBody,
-    ) -> Result<Negotiated<ApprovalView>, ProblemResponse<DecideErrors>> {
+    ) -> Result<Negotiated<ApprovalView>, ProblemPage<DecideErrors>> {
         let html = wants_html(req);
         let input = match body {
             DecisionBody::Json(Json(input)) | DecisionBody::Form(Form(input)) => input,
@@ -134,7 +134,7 @@ impl ApprovalApi {
                     Negotiated::Json(view)
                 }
             })
-            .map_err(|p| ProblemResponse::from(p).page_if(html, Audience::Approver))
+            .map_err(|p| ProblemPage::new(p, html, Audience::Approver))
     }
 }
 

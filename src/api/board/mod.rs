@@ -23,10 +23,10 @@ use crate::{
         http::{
             auth::Credentials,
             negotiate::{Negotiated, wants_html},
-            problem::{ErrorStatuses, Problem, ProblemResponse, database_problem},
+            problem::{ErrorStatuses, Problem, database_problem},
             text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
         },
-        pages::Audience,
+        pages::{Audience, ProblemPage},
         shared::{
             lookup::{path_key, unknown_release},
             state::{ApiTags, AppState},
@@ -103,10 +103,9 @@ impl BoardApi {
         limit: Query<Option<u32>>,
         /// Where the page starts: `next_cursor` of the previous page; absent for the newest.
         cursor: Query<Option<Text<CursorRule>>>,
-    ) -> Result<Negotiated<ReleaseBoard>, ProblemResponse<ListErrors>> {
+    ) -> Result<Negotiated<ReleaseBoard>, ProblemPage<ListErrors>> {
         let html = wants_html(req);
-        let refuse =
-            |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
+        let refuse = |problem: Problem| ProblemPage::new(problem, html, Audience::Operator);
         credentials.check(&state.api_keys).map_err(refuse)?;
         let query = board_query(
             team_project.as_deref(),
@@ -153,10 +152,9 @@ impl BoardApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
-    ) -> Result<Negotiated<ReleaseTimeline>, ProblemResponse<TimelineErrors>> {
+    ) -> Result<Negotiated<ReleaseTimeline>, ProblemPage<TimelineErrors>> {
         let html = wants_html(req);
-        let refuse =
-            |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
+        let refuse = |problem: Problem| ProblemPage::new(problem, html, Audience::Operator);
         credentials.check(&state.api_keys).map_err(refuse)?;
         let key = path_key(&team_project, &release_id, stage.as_deref()).map_err(refuse)?;
         let history = state

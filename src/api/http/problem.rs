@@ -15,8 +15,6 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
-use crate::api::pages::Audience;
-
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -180,8 +178,6 @@ pub trait ErrorStatuses: Send + Sync + 'static {
 pub struct ProblemResponse<E> {
     /// The problem.
     pub problem: Problem,
-    /// Render as an HTML page for this audience instead of JSON (browsers).
-    pub page: Option<Audience>,
     marker: PhantomData<E>,
 }
 
@@ -195,17 +191,8 @@ impl<E> From<Problem> for ProblemResponse<E> {
     fn from(problem: Problem) -> Self {
         Self {
             problem,
-            page: None,
             marker: PhantomData,
         }
-    }
-}
-
-impl<E> ProblemResponse<E> {
-    /// Renders this problem as an HTML page for `audience` when `html` is true.
-    pub fn page_if(mut self, html: bool, audience: Audience) -> Self {
-        self.page = html.then_some(audience);
-        self
     }
 }
 
@@ -235,10 +222,7 @@ impl<E: ErrorStatuses> ApiResponse for ProblemResponse<E> {
 
 impl<E: Send> IntoResponse for ProblemResponse<E> {
     fn into_response(self) -> Response {
-        match self.page {
-            Some(audience) => crate::api::pages::error_page(&self.problem, audience),
-            None => self.problem.as_response(),
-        }
+        self.problem.as_response()
     }
 }
 

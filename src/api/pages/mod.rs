@@ -3,9 +3,16 @@
 use std::sync::LazyLock;
 
 use minijinja::{Environment, context};
-use poem::{Response, http::header};
+use poem::{IntoResponse, Response, http::header};
+use poem_openapi::{
+    ApiResponse,
+    registry::{MetaResponses, Registry},
+};
 
-use super::http::{negotiate::html_response, problem::Problem};
+use super::http::{
+    negotiate::html_response,
+    problem::{ErrorStatuses, Problem, ProblemResponse},
+};
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -30,6 +37,49 @@ pub enum Audience {
     Approver,
     /// Someone with the API key, looking at the release board.
     Operator,
+}
+
+/// A refused request: an error page for a browser, a problem document for an API client.
+/// The OpenAPI document describes it as the problem documents of the operation's statuses `E`.
+pub struct ProblemPage<E> {
+    response: ProblemResponse<E>,
+    /// Who reads the page; `None` when the client wants JSON.
+    audience: Option<Audience>,
+}
+
+impl<E> ProblemPage<E> {
+    /// `problem` as a page for `audience` when the client wants HTML, else as a problem document.
+    pub fn new(problem: impl Into<ProblemResponse<E>>, html: bool, audience: Audience) -> Self {
+        Self {
+            response: problem.into(),
+            audience: html.then_some(audience),
+        }
+    }
+}
+
+impl<E: ErrorStatuses> ApiResponse for ProblemPage<E> {
+    fn meta() -> MetaResponses {
+        ProblemResponse::<E>::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        ProblemResponse::<E>::register(registry);
+    }
+}
+
+impl<E: Send> IntoResponse for ProblemPage<E> {
+    fn into_response(self) -> Response {
+        match self.audience {
+            Some(audience) => error_page(&self.response.problem, audience),
+            None => self.response.into_response(),
+        }
+    }
+}
+
+impl<E: Send> From<ProblemPage<E>> for poem::Error {
+    fn from(page: ProblemPage<E>) -> Self {
+        poem::Error::from_response(page.into_response())
+    }
 }
 
 /// The named template rendered with `ctx`; a plain apology page if it fails (logged).
