@@ -6,7 +6,7 @@ use poem::{Response, http::header, web::Data};
 use poem_openapi::{ApiResponse, payload::PlainText};
 
 use super::{
-    http::problem::database_problem,
+    http::problem::Problem,
     shared::state::{ApiTags, AppState},
 };
 
@@ -60,7 +60,7 @@ pub async fn metrics_endpoint(state: Data<&Arc<AppState>>) -> poem::Result<Respo
         .store
         .due_job_count(state.clock.now())
         .await
-        .map_err(|err| database_problem(&err))?;
+        .map_err(Problem::from)?;
     Ok(Response::builder()
         .header(
             header::CONTENT_TYPE,

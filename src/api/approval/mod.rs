@@ -17,7 +17,7 @@ use self::view::{ApprovalView, DecisionBody, DecisionInput, DecisionRequest};
 use crate::api::{
     http::{
         negotiate::{Negotiated, wants_html},
-        problem::{ErrorStatuses, Problem, database_problem},
+        problem::{ErrorStatuses, Problem},
         text::{CommentRule, TextRule},
     },
     pages::{Audience, ProblemPage},
@@ -148,8 +148,7 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
     let outcome = state
         .store
         .record_decision(approval.id, decision, comment.as_deref(), state.clock.now())
-        .await
-        .map_err(|err| database_problem(&err))?;
+        .await?;
     let snapshot = match outcome {
         DecisionOutcome::Recorded(snapshot) => {
             let status = snapshot.outcome(state.clock.now()).status;
@@ -226,14 +225,12 @@ async fn authorize(
     let approval = state
         .store
         .approval(claims.jti)
-        .await
-        .map_err(|err| database_problem(&err))?
+        .await?
         .ok_or_else(unknown_approval)?;
     let snapshot = state
         .store
         .release_by_id(approval.release_id)
-        .await
-        .map_err(|err| database_problem(&err))?
+        .await?
         .ok_or_else(unknown_approval)?;
     if let Some(cancellation) = &snapshot.release.cancelled {
         let reason = cancellation

@@ -23,7 +23,7 @@ use crate::{
         http::{
             auth::Credentials,
             negotiate::{Negotiated, wants_html},
-            problem::{ErrorStatuses, Problem, database_problem},
+            problem::{ErrorStatuses, Problem},
             text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
         },
         pages::{Audience, ProblemPage},
@@ -105,22 +105,20 @@ impl BoardApi {
         cursor: Query<Option<Text<CursorRule>>>,
     ) -> Result<Negotiated<ReleaseBoard>, ProblemPage<ListErrors>> {
         let html = wants_html(req);
-        let refuse = |problem: Problem| ProblemPage::new(problem, html, Audience::Operator);
-        credentials.check(&state.api_keys).map_err(refuse)?;
-        let query = board_query(
-            team_project.as_deref(),
-            status.unwrap_or(StatusFilter::Any),
-            limit.unwrap_or(DEFAULT_LIMIT),
-            cursor.as_deref(),
-        )
-        .map_err(refuse)?;
-        let now = state.clock.now();
-        let page = state
-            .store
-            .list_releases(&query, now)
-            .await
-            .map_err(|err| refuse(database_problem(&err)))?;
-        let board = ReleaseBoard::new(&query, page, now);
+        let board = async {
+            credentials.check(&state.api_keys)?;
+            let query = board_query(
+                team_project.as_deref(),
+                status.unwrap_or(StatusFilter::Any),
+                limit.unwrap_or(DEFAULT_LIMIT),
+                cursor.as_deref(),
+            )?;
+            let now = state.clock.now();
+            let page = state.store.list_releases(&query, now).await?;
+            Ok::<_, Problem>(ReleaseBoard::new(&query, page, now))
+        }
+        .await
+        .map_err(|problem| ProblemPage::new(problem, html, Audience::Operator))?;
         Ok(if html {
             Negotiated::Html(page::board_page(&board))
         } else {
@@ -154,16 +152,18 @@ impl BoardApi {
         stage: Query<Option<Text<StageRule>>>,
     ) -> Result<Negotiated<ReleaseTimeline>, ProblemPage<TimelineErrors>> {
         let html = wants_html(req);
-        let refuse = |problem: Problem| ProblemPage::new(problem, html, Audience::Operator);
-        credentials.check(&state.api_keys).map_err(refuse)?;
-        let key = path_key(&team_project, &release_id, stage.as_deref()).map_err(refuse)?;
-        let history = state
-            .store
-            .release_history(&key)
-            .await
-            .map_err(|err| refuse(database_problem(&err)))?
-            .ok_or_else(|| refuse(unknown_release(&key)))?;
-        let timeline = ReleaseTimeline::of(&history, state.clock.now());
+        let timeline = async {
+            credentials.check(&state.api_keys)?;
+            let key = path_key(&team_project, &release_id, stage.as_deref())?;
+            let history = state
+                .store
+                .release_history(&key)
+                .await?
+                .ok_or_else(|| unknown_release(&key))?;
+            Ok::<_, Problem>(ReleaseTimeline::of(&history, state.clock.now()))
+        }
+        .await
+        .map_err(|problem| ProblemPage::new(problem, html, Audience::Operator))?;
         Ok(if html {
             Negotiated::Html(page::timeline_page(&timeline))
         } else {

@@ -18,7 +18,7 @@ use crate::{
     api::{
         http::{
             auth::Credentials,
-            problem::{ErrorStatuses, Problem, ProblemResponse, database_problem},
+            problem::{ErrorStatuses, Problem, ProblemResponse},
             text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
         },
         shared::{
@@ -116,8 +116,7 @@ impl OperatorApi {
         let outcome = state
             .store
             .cancel_release(snapshot.release.id, reason.as_deref(), now)
-            .await
-            .map_err(|err| database_problem(&err))?;
+            .await?;
         match outcome {
             CancelOutcome::Cancelled(snapshot) => {
                 state.wake_worker.notify_one();
@@ -171,8 +170,7 @@ impl OperatorApi {
         let outcome = state
             .store
             .resend_approval(snapshot.release.id, approver.as_str(), now)
-            .await
-            .map_err(|err| database_problem(&err))?;
+            .await?;
         match outcome {
             ResendOutcome::Queued(snapshot) => {
                 state.wake_worker.notify_one();

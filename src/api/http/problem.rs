@@ -15,6 +15,8 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
+use crate::store::StoreError;
+
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -187,6 +189,21 @@ impl<E> fmt::Debug for ProblemResponse<E> {
     }
 }
 
+/// A database failure: the cause is logged here, once, and the client is told to try again.
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, cause = ?err, "database request failed");
+        Self::unavailable("the database is unavailable; try again")
+    }
+}
+
+/// A database failure, as [`Problem`]'s conversion makes it, so handlers use `?` on the store.
+impl<E> From<StoreError> for ProblemResponse<E> {
+    fn from(err: StoreError) -> Self {
+        Problem::from(err).into()
+    }
+}
+
 impl<E> From<Problem> for ProblemResponse<E> {
     fn from(problem: Problem) -> Self {
         Self {
@@ -269,10 +286,4 @@ pub fn problem_for_error(err: poem::Error) -> Response {
         }
     };
     problem.as_response()
-}
-
-/// Logs a database failure and turns it into a 503 problem.
-pub fn database_problem(err: &crate::store::StoreError) -> Problem {
-    tracing::error!(error = %err, cause = ?err, "database request failed");
-    Problem::unavailable("the database is unavailable; try again")
 }

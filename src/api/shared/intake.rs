@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::state::AppState;
 use crate::{
-    api::http::problem::{Problem, database_problem},
+    api::http::problem::Problem,
     approvers::{Found, under_policy},
     azure::PlanCallback,
     domain::release::NewRelease,
@@ -63,8 +63,7 @@ pub async fn create_or_find(
     let creation = state
         .store
         .create_release(new, &plan, callback, now)
-        .await
-        .map_err(|err| database_problem(&err))?;
+        .await?;
     // Only a new release or a callback registration queues jobs. One idle worker
     // is enough: waking all of them on every call would have each try to claim.
     if matches!(creation, Creation::Created(_)) || callback.is_some() {

@@ -1,11 +1,7 @@
 //! Finding the release that a path names, for the status, the timeline and operator actions.
 
 use super::state::AppState;
-use crate::{
-    api::http::problem::{Problem, database_problem},
-    domain::release::ReleaseKey,
-    store::ReleaseSnapshot,
-};
+use crate::{api::http::problem::Problem, domain::release::ReleaseKey, store::ReleaseSnapshot};
 
 /// The key named by a release's path parameters and `Stage`; `400` if invalid.
 pub fn path_key(
@@ -32,8 +28,7 @@ pub async fn find(state: &AppState, key: &ReleaseKey) -> Result<ReleaseSnapshot,
     state
         .store
         .find_release(key)
-        .await
-        .map_err(|err| database_problem(&err))?
+        .await?
         .ok_or_else(|| unknown_release(key))
 }
 
