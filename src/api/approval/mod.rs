@@ -17,7 +17,7 @@ use self::view::{ApprovalView, DecisionBody, DecisionInput, DecisionRequest};
 use crate::api::{
     http::{
         negotiate::{Negotiated, wants_html},
-        problem::{ErrorStatuses, Problem},
+        problem::{ErrorStatuses, Problem, ProblemCode},
         text::{CommentRule, TextRule},
     },
     pages::{Audience, ProblemPage},
@@ -165,9 +165,8 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
         }
         DecisionOutcome::Unchanged(snapshot) => snapshot,
         DecisionOutcome::Conflicting(existing) => {
-            return Err(Problem::conflict(
-                "already-decided",
-                "You already decided",
+            return Err(Problem::new(
+                ProblemCode::AlreadyDecided,
                 format!(
                     "you already {} this release; a decision cannot be changed",
                     existing.as_str()
@@ -176,9 +175,8 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
         }
         DecisionOutcome::ReleaseFinal(snapshot) => {
             let status = snapshot.outcome(state.clock.now()).status;
-            return Err(Problem::conflict(
-                "release-final",
-                "The release is already decided",
+            return Err(Problem::new(
+                ProblemCode::ReleaseFinal,
                 format!(
                     "the release is already {}; no more decisions are taken",
                     status.as_str()
@@ -239,9 +237,7 @@ async fn authorize(
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         return Err(Problem::new(
-            poem::http::StatusCode::GONE,
-            "approval-cancelled",
-            "This approval was cancelled",
+            ProblemCode::ApprovalCancelled,
             format!("an operator cancelled the approval of this release{reason}"),
         ));
     }
@@ -251,18 +247,14 @@ async fn authorize(
     }
     if claims.generation != approval.link_generation {
         return Err(Problem::new(
-            poem::http::StatusCode::UNAUTHORIZED,
-            "token-superseded",
-            "This approval link was replaced",
+            ProblemCode::TokenSuperseded,
             "a newer approval email was sent to you; use the link in the latest one",
         ));
     }
     if !token_matches(&claims, &approval, &snapshot) {
         tracing::warn!(approval.id = %approval.id, "token claims do not match the approval they name");
         return Err(Problem::new(
-            poem::http::StatusCode::FORBIDDEN,
-            "token-mismatch",
-            "The token does not match its approval",
+            ProblemCode::TokenMismatch,
             "this token does not belong to that approval or release",
         ));
     }
@@ -278,32 +270,23 @@ fn token_matches(
 }
 
 fn token_problem(err: TokenError) -> Problem {
-    use poem::http::StatusCode;
-    let (code, title, detail) = match err {
+    let (code, detail) = match err {
         TokenError::Expired => (
-            "token-expired",
-            "The approval link has expired",
+            ProblemCode::TokenExpired,
             "the approval deadline has passed",
         ),
-        TokenError::Malformed => (
-            "token-invalid",
-            "The approval link is not valid",
-            "the token is malformed",
-        ),
+        TokenError::Malformed => (ProblemCode::TokenInvalid, "the token is malformed"),
         TokenError::BadSignature | TokenError::WrongAudience => (
-            "token-invalid",
-            "The approval link is not valid",
+            ProblemCode::TokenInvalid,
             "the token was altered or was not issued by this service",
         ),
     };
-    Problem::new(StatusCode::UNAUTHORIZED, code, title, detail)
+    Problem::new(code, detail)
 }
 
 fn unknown_approval() -> Problem {
     Problem::new(
-        poem::http::StatusCode::UNAUTHORIZED,
-        "token-unknown",
-        "The approval link is not valid",
+        ProblemCode::TokenUnknown,
         "the approval this token names does not exist here",
     )
 }

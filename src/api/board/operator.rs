@@ -3,11 +3,7 @@
 
 use std::sync::Arc;
 
-use poem::{
-    Request,
-    http::{StatusCode, header},
-    web::Data,
-};
+use poem::{Request, http::header, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
@@ -18,7 +14,7 @@ use crate::{
     api::{
         http::{
             auth::Credentials,
-            problem::{ErrorStatuses, Problem, ProblemResponse},
+            problem::{ErrorStatuses, Problem, ProblemCode, ProblemResponse},
             text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
         },
         shared::{
@@ -180,9 +176,8 @@ impl OperatorApi {
                     ReleaseStatusBody::from_snapshot(&snapshot, now),
                 )))
             }
-            ResendOutcome::AlreadyDecided(_) => Err(Problem::conflict(
-                "approver-decided",
-                "The approver already decided",
+            ResendOutcome::AlreadyDecided(_) => Err(Problem::new(
+                ProblemCode::ApproverDecided,
                 format!("{approver} already decided; there is nothing to re-send"),
             )
             .into()),
@@ -217,9 +212,7 @@ fn refuse_cross_site(req: &Request) -> Result<(), Problem> {
     }
     tracing::warn!("refused a cross-site operator action");
     Err(Problem::new(
-        StatusCode::FORBIDDEN,
-        "cross-site-request",
-        "Cross-site request refused",
+        ProblemCode::CrossSiteRequest,
         "operator actions are not accepted from another site's page",
     ))
 }
@@ -231,9 +224,8 @@ fn final_problem(snapshot: &ReleaseSnapshot, now: chrono::DateTime<chrono::Utc>)
     } else {
         status.as_str()
     };
-    Problem::conflict(
-        "release-final",
-        "The release is already decided",
+    Problem::new(
+        ProblemCode::ReleaseFinal,
         format!("the release is already {how}; nothing changed"),
     )
 }

@@ -6,5 +6,6 @@ pub mod auth;
 pub mod negotiate;
 pub mod observe;
 pub mod problem;
+mod problem_code;
 pub mod rate_limit;
 pub mod text;
