@@ -6,3 +6,5 @@ pub mod lookup;
 pub mod poll_cache;
 pub mod state;
 pub mod status;
+mod status_values;
+mod troubles;
