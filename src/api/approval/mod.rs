@@ -57,7 +57,7 @@ impl ErrorStatuses for DecideErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed body, or an unknown decision, or a comment that is too long; nothing was stored.",
+            "Malformed body, or an unknown decision, or a comment that is too long or holds control characters other than line breaks and tabs; nothing was stored.",
         ),
         (
             401,

@@ -117,7 +117,7 @@ impl ErrorStatuses for HookErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a handled event type without the release fields it should carry.",
+            "Malformed JSON, or a handled event type whose release fields are missing, empty, too long or hold control characters.",
         ),
         (
             401,

@@ -82,7 +82,7 @@ impl ErrorStatuses for CreateReleaseErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a field missing, empty, too long or of the wrong type, or incomplete callback fields; nothing was stored.",
+            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, an http(s) `PlanUrl`), or incomplete callback fields; nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
