@@ -21,7 +21,7 @@ use crate::store::StoreError;
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The `WWW-Authenticate` challenge sent with it: the key as a Bearer token or a Basic password.
+/// The `WWW-Authenticate` challenge of an `unauthorized` problem: the key as a Bearer token or a Basic password.
 const API_KEY_CHALLENGE: &str = r#"Bearer realm="deploy-gate", Basic realm="deploy-gate""#;
 
 /// An RFC 9457 problem document.
