@@ -1,11 +1,14 @@
-//! Liveness and readiness probes.
+//! Liveness and readiness probes, and `GET /metrics`.
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Response, http::header, web::Data};
 use poem_openapi::{ApiResponse, payload::PlainText};
 
-use super::{ApiTags, AppState};
+use super::{
+    http::problem::Problem,
+    shared::state::{ApiTags, AppState},
+};
 
 /// Probes for orchestrators.
 pub struct HealthApi;
@@ -48,4 +51,20 @@ impl HealthApi {
             }
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text (OpenMetrics) exposition.
+#[poem::handler]
+pub async fn metrics_endpoint(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
+    let jobs_due = state
+        .store
+        .due_job_count(state.clock.now())
+        .await
+        .map_err(Problem::from)?;
+    Ok(Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .body(state.metrics.render(jobs_due)))
 }

@@ -1,25 +1,13 @@
 //! The HTTP API: OpenAPI operations, pages, and the middleware around them.
 
-mod allow;
 mod approval;
-mod auth;
 mod board;
-mod board_body;
-mod callback;
 mod health;
 mod hooks;
-mod observe;
-mod operator;
+mod http;
 mod pages;
-mod poll_cache;
-mod problem;
-mod rate_limit;
 mod release;
-mod release_request;
-mod release_values;
-mod status;
-mod text;
-mod timeline;
+mod shared;
 
 use std::sync::Arc;
 
@@ -29,52 +17,11 @@ use poem::{
 };
 use poem_openapi::OpenApiService;
 
-pub use poll_cache::PollCache;
-pub use problem::{PROBLEM_JSON, Problem};
+pub use http::problem::{PROBLEM_JSON, Problem};
+pub use shared::{poll_cache::PollCache, state::AppState};
 
-use crate::{
-    clock::Clock,
-    flow::Flow,
-    metrics::Metrics,
-    settings::{RateLimitSettings, Secret},
-    store::Store,
-    token::TokenKeys,
-};
-
-/// Operation groups in the OpenAPI document.
-#[derive(poem_openapi::Tags)]
-pub enum ApiTags {
-    /// Releases awaiting approval: create and poll.
-    Release,
-    /// Approvers' decisions.
-    Approval,
-    /// The release board: recent releases and each one's timeline.
-    Board,
-    /// Azure DevOps service hooks.
-    Hooks,
-    /// Probes.
-    Health,
-}
-
-/// State shared by all handlers.
-pub struct AppState {
-    /// The database.
-    pub store: Arc<dyn Store>,
-    /// Approval token keys.
-    pub tokens: TokenKeys,
-    /// API keys guarding `/release`, `/releases` and `/hooks/*` (any one is accepted); empty leaves them open.
-    pub api_keys: Vec<Secret>,
-    /// Header secret service hooks must send, if set.
-    pub hook_secret: Option<Secret>,
-    /// Counters and histograms for `/metrics`.
-    pub metrics: Arc<Metrics>,
-    /// The release lifecycle: every state change goes through it.
-    pub flow: Arc<Flow>,
-    /// The time.
-    pub clock: Clock,
-    /// Answers to gate polls, kept while the database is unchanged.
-    pub poll_cache: PollCache,
-}
+use crate::settings::RateLimitSettings;
+use http::{allow, observe, problem, rate_limit};
 
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
 pub fn openapi_service() -> OpenApiService<
@@ -84,7 +31,7 @@ pub fn openapi_service() -> OpenApiService<
         board::BoardApi,
         hooks::HooksApi,
         health::HealthApi,
-        operator::OperatorApi,
+        board::operator::OperatorApi,
     ),
     (),
 > {
@@ -95,7 +42,7 @@ pub fn openapi_service() -> OpenApiService<
             board::BoardApi,
             hooks::HooksApi,
             health::HealthApi,
-            operator::OperatorApi,
+            board::operator::OperatorApi,
         ),
         "deploy-gate",
         env!("CARGO_PKG_VERSION"),
@@ -129,7 +76,7 @@ pub fn routes(
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .at("/metrics", poem::get(observe::metrics_endpoint))
+        .at("/metrics", poem::get(health::metrics_endpoint))
         .around(move |next, req| limit_body(next, req, max_body_bytes))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
         .around(move |next, req| rate_limit::limit(next, req, limits.clone()))

@@ -1,4 +1,4 @@
-//! The poll cache with many releases at once (src/api/poll_cache.rs): it keeps one
+//! The poll cache with many releases at once (src/api/shared/poll_cache.rs): it keeps one
 //! answer per release at one version of the database and drops them all at the next
 //! commit, so an answer kept for one release is never served for another, and none
 //! is served after a commit changed its release, whatever was polled in between.

@@ -1,26 +1,18 @@
-//! Server-rendered pages for approvers and operators, and JSON/HTML content negotiation.
-
-mod operator;
+//! The page templates, and the error page browsers get instead of a problem document.
 
 use std::sync::LazyLock;
 
 use minijinja::{Environment, context};
-use poem::{
-    IntoResponse, Request, Response,
-    http::{StatusCode, header},
-};
+use poem::{IntoResponse, Response, http::header};
 use poem_openapi::{
     ApiResponse,
-    payload::Json,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry},
+    registry::{MetaResponses, Registry},
 };
 
-pub use operator::{board_page, timeline_page};
-
-use super::{approval::ApprovalView, problem::Problem};
-
-/// Pages load nothing from elsewhere, run no script, and cannot be framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+use super::http::{
+    negotiate::html_response,
+    problem::{ErrorStatuses, Problem, ProblemResponse},
+};
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
@@ -38,20 +30,6 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-/// True when the client prefers HTML (a browser) over JSON.
-pub fn wants_html(req: &Request) -> bool {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    match (accept.find("text/html"), accept.find("application/json")) {
-        (Some(html), Some(json)) => html < json,
-        (Some(_), None) => true,
-        _ => false,
-    }
-}
-
 /// Who reads an error page; it decides the advice the page gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Audience {
@@ -61,67 +39,51 @@ pub enum Audience {
     Operator,
 }
 
-/// A body that browsers get as a page instead.
-pub trait PageBody: poem_openapi::types::ToJSON + Send {
-    /// The description of its `200` answer in the OpenAPI document.
-    const DESCRIPTION: &'static str;
+/// A refused request: an error page for a browser, a problem document for an API client.
+/// The OpenAPI document describes it as the problem documents of the operation's statuses `E`.
+pub struct ProblemPage<E> {
+    response: ProblemResponse<E>,
+    /// Who reads the page; `None` when the client wants JSON.
+    audience: Option<Audience>,
 }
 
-/// A 200 answer as JSON, or as an HTML page for browsers.
-pub enum Negotiated<T> {
-    /// For API clients.
-    Json(T),
-    /// For browsers.
-    Html(String),
-}
-
-impl<T: PageBody> IntoResponse for Negotiated<T> {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Json(value) => Json(value).into_response(),
-            Self::Html(body) => html_response(StatusCode::OK, body),
+impl<E> ProblemPage<E> {
+    /// `problem` as a page for `audience` when the client wants HTML, else as a problem document.
+    pub fn new(problem: impl Into<ProblemResponse<E>>, html: bool, audience: Audience) -> Self {
+        Self {
+            response: problem.into(),
+            audience: html.then_some(audience),
         }
     }
 }
 
-impl<T: PageBody> ApiResponse for Negotiated<T> {
+impl<E: ErrorStatuses> ApiResponse for ProblemPage<E> {
     fn meta() -> MetaResponses {
-        MetaResponses {
-            responses: vec![MetaResponse {
-                description: T::DESCRIPTION,
-                status: Some(200),
-                status_range: None,
-                content: vec![
-                    MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
-                        schema: <T as poem_openapi::types::Type>::schema_ref(),
-                    },
-                    MetaMediaType {
-                        content_type: "text/html; charset=utf-8",
-                        schema: MetaSchemaRef::Inline(Box::new(MetaSchema::new("string"))),
-                    },
-                ],
-                headers: vec![],
-            }],
-        }
+        ProblemResponse::<E>::meta()
     }
 
     fn register(registry: &mut Registry) {
-        <T as poem_openapi::types::Type>::register(registry);
+        ProblemResponse::<E>::register(registry);
     }
 }
 
-fn html_response(status: StatusCode, body: String) -> Response {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .header("content-security-policy", CONTENT_SECURITY_POLICY)
-        .header("x-frame-options", "DENY")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(body)
+impl<E: Send> IntoResponse for ProblemPage<E> {
+    fn into_response(self) -> Response {
+        match self.audience {
+            Some(audience) => error_page(&self.response.problem, audience),
+            None => self.response.into_response(),
+        }
+    }
 }
 
-fn render(name: &str, ctx: minijinja::Value) -> String {
+impl<E: Send> From<ProblemPage<E>> for poem::Error {
+    fn from(page: ProblemPage<E>) -> Self {
+        poem::Error::from_response(page.into_response())
+    }
+}
+
+/// The named template rendered with `ctx`; a plain apology page if it fails (logged).
+pub fn render(name: &str, ctx: minijinja::Value) -> String {
     TEMPLATES
         .get_template(name)
         .and_then(|t| t.render(ctx))
@@ -130,58 +92,6 @@ fn render(name: &str, ctx: minijinja::Value) -> String {
             "<!doctype html><title>deploy-gate</title><p>This page could not be shown.</p>"
                 .to_owned()
         })
-}
-
-fn view_context(view: &ApprovalView) -> minijinja::Value {
-    let release = &view.release;
-    // The requester's own approval counts towards nothing (unless the policy allows it).
-    let my_approval_counts = release
-        .approvers
-        .iter()
-        .find(|a| a.email == view.approver)
-        .is_none_or(|a| a.counts);
-    let approvers: Vec<_> = release
-        .approvers
-        .iter()
-        .map(|a| {
-            context! {
-                email => a.email,
-                decision => a.decision.as_str(),
-                decided_at => a.decided_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
-                comment => a.comment,
-                is_me => a.email == view.approver,
-            }
-        })
-        .collect();
-    context! {
-        release_name => release.release_name,
-        release_id => release.release_id,
-        team_project => release.team_project,
-        stage => release.stage,
-        status => release.status.as_str(),
-        created_at => release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        deadline => release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
-        required => release.approvals.required,
-        approved => release.approvals.approved,
-        approvers => approvers,
-        approver => view.approver,
-        decision => view.decision.as_str(),
-        comment => view.comment,
-        can_decide => view.can_decide,
-        my_approval_counts => my_approval_counts,
-    }
-}
-
-/// The page an approver opens from the email.
-pub fn approval_page(view: &ApprovalView, token: &str) -> String {
-    let mut ctx = view_context(view);
-    ctx = context! { token => token, ..ctx };
-    render("approval.html", ctx)
-}
-
-/// The page shown after a decision.
-pub fn result_page(view: &ApprovalView) -> String {
-    render("result.html", view_context(view))
 }
 
 /// A helpful page for a refused request: an approver's link (expired, invalid, already
@@ -215,6 +125,8 @@ pub fn error_page(problem: &Problem, audience: Audience) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::StatusCode;
+
     use super::*;
 
     #[test]

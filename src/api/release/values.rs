@@ -11,13 +11,15 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use super::{
-    problem::Problem,
-    text::{ADDRESS, ReleaseIdRule, Text},
-};
-use crate::domain::{
-    approver::{ApproverEmail, MAX_EMAIL_LEN, dedup, parse_approver_list},
-    release::MAX_APPROVERS,
+use crate::{
+    api::http::{
+        problem::Problem,
+        text::{ADDRESS, ReleaseIdRule, Text},
+    },
+    domain::{
+        approver::{ApproverEmail, MAX_EMAIL_LEN, dedup, parse_approver_list},
+        release::MAX_APPROVERS,
+    },
 };
 
 /// `ReleaseId` as sent: Azure substitutes `$(Release.ReleaseId)` as text, scripts may send a number.

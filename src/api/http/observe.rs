@@ -1,17 +1,13 @@
-//! Request ids, request spans and request metrics, around every route; and `GET /metrics`.
+//! Request ids, request spans and request metrics, around every route.
 
 use std::{sync::Arc, time::Instant};
 
-use poem::{
-    Endpoint, IntoResponse, Request, Response,
-    http::{HeaderValue, header},
-    web::Data,
-};
+use poem::{Endpoint, IntoResponse, Request, Response, http::HeaderValue};
 use poem_openapi::OperationId;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{AppState, problem, release::database_problem};
+use super::problem;
 use crate::metrics::Metrics;
 
 /// The header carrying the request id, taken from the caller when sensible, else made up.
@@ -85,20 +81,4 @@ fn route_of_unnamed(path: &str) -> &'static str {
         p if p == "/docs" || p.starts_with("/docs/") => "docs",
         _ => "unmatched",
     }
-}
-
-/// `GET /metrics`: Prometheus text (OpenMetrics) exposition.
-#[poem::handler]
-pub async fn metrics_endpoint(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
-    let jobs_due = state
-        .store
-        .due_job_count(state.clock.now())
-        .await
-        .map_err(|err| database_problem(&err))?;
-    Ok(Response::builder()
-        .header(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )
-        .body(state.metrics.render(jobs_due)))
 }

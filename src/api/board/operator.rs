@@ -3,27 +3,28 @@
 
 use std::sync::Arc;
 
-use poem::{
-    Request,
-    http::{StatusCode, header},
-    web::Data,
-};
+use poem::{Request, http::header, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
     payload::Json,
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::{database_problem, find_by_path},
-    status::ReleaseStatusBody,
-    text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
-};
 use crate::{
-    domain::{approver::ApproverEmail, snapshot::ReleaseSnapshot},
+    api::{
+        http::{
+            auth::Credentials,
+            problem::{ErrorStatuses, Problem, ProblemCode, ProblemResponse},
+            text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
+        },
+        shared::{
+            lookup::find_by_path,
+            state::{ApiTags, AppState},
+            status::ReleaseStatusBody,
+        },
+    },
+    domain::approver::ApproverEmail,
+    domain::snapshot::ReleaseSnapshot,
     flow::{CancelOutcome, ResendOutcome},
 };
 
@@ -102,7 +103,7 @@ impl OperatorApi {
         reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
         refuse_cross_site(req)?;
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
         let reason = reason
             .0
@@ -111,8 +112,7 @@ impl OperatorApi {
         let outcome = state
             .flow
             .cancel(snapshot.release.id, reason.as_deref())
-            .await
-            .map_err(|err| database_problem(&err))?;
+            .await?;
         let now = state.clock.now();
         match outcome {
             CancelOutcome::Cancelled(snapshot) => Ok(CancelResponse::Cancelled(Json(
@@ -153,7 +153,7 @@ impl OperatorApi {
         stage: Query<Option<Text<StageRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
         refuse_cross_site(req)?;
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
             .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;
@@ -161,8 +161,7 @@ impl OperatorApi {
         let outcome = state
             .flow
             .resend(snapshot.release.id, approver.as_str())
-            .await
-            .map_err(|err| database_problem(&err))?;
+            .await?;
         let now = state.clock.now();
         match outcome {
             ResendOutcome::Queued(snapshot) => {
@@ -172,9 +171,8 @@ impl OperatorApi {
                     ReleaseStatusBody::from_snapshot(&snapshot, now),
                 )))
             }
-            ResendOutcome::AlreadyDecided(_) => Err(Problem::conflict(
-                "approver-decided",
-                "The approver already decided",
+            ResendOutcome::AlreadyDecided(_) => Err(Problem::new(
+                ProblemCode::ApproverDecided,
                 format!("{approver} already decided; there is nothing to re-send"),
             )
             .into()),
@@ -209,9 +207,7 @@ fn refuse_cross_site(req: &Request) -> Result<(), Problem> {
     }
     tracing::warn!("refused a cross-site operator action");
     Err(Problem::new(
-        StatusCode::FORBIDDEN,
-        "cross-site-request",
-        "Cross-site request refused",
+        ProblemCode::CrossSiteRequest,
         "operator actions are not accepted from another site's page",
     ))
 }
@@ -223,9 +219,8 @@ fn final_problem(snapshot: &ReleaseSnapshot, now: chrono::DateTime<chrono::Utc>)
     } else {
         status.as_str()
     };
-    Problem::conflict(
-        "release-final",
-        "The release is already decided",
+    Problem::new(
+        ProblemCode::ReleaseFinal,
         format!("the release is already {how}; nothing changed"),
     )
 }

@@ -1,120 +1,37 @@
 //! `GET /approval?token=…` (view, never changes state) and `POST /approval` (decide).
 
+mod page;
+mod view;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem::{Request, web::Data};
 use poem_openapi::{
-    ApiRequest, Enum, Object, OpenApi,
+    OpenApi,
     param::Query,
     payload::{Form, Json},
-    types::Example,
 };
-use serde::Deserialize;
 
-use super::{
-    ApiTags, AppState,
-    pages::{self, Audience, Negotiated, PageBody, wants_html},
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::database_problem,
-    status::{DecisionValue, ReleaseStatusBody, StatusValue},
-    text::{AnyRule, CommentRule, Text, TextRule},
+use self::view::{ApprovalView, DecisionBody, DecisionInput, DecisionRequest};
+use crate::api::{
+    http::{
+        negotiate::{Negotiated, wants_html},
+        problem::{ErrorStatuses, Problem, ProblemCode},
+        text::{CommentRule, TextRule},
+    },
+    pages::{Audience, ProblemPage},
+    shared::{
+        state::{ApiTags, AppState},
+        status::{ReleaseStatusBody, StatusValue},
+    },
 };
 use crate::{
-    domain::{
-        policy::Decision,
-        snapshot::{ApprovalRecord, ReleaseSnapshot},
-    },
+    domain::policy::Decision,
+    domain::snapshot::{ApprovalRecord, ReleaseSnapshot},
     flow::DecisionOutcome,
     token::{ApprovalClaims, TokenError},
 };
-
-/// One approver's view of a release. Fields without a value are left out.
-#[derive(Object, Clone, Debug)]
-#[oai(example, skip_serializing_if_is_none)]
-pub struct ApprovalView {
-    /// The release and every approver's decision.
-    pub release: ReleaseStatusBody,
-    /// The approver this token belongs to.
-    pub approver: String,
-    /// This approver's decision.
-    pub decision: DecisionValue,
-    /// When this approver decided; absent while undecided.
-    pub decided_at: Option<DateTime<Utc>>,
-    /// This approver's comment; absent when none was given.
-    pub comment: Option<String>,
-    /// The release status (same as `release.status`).
-    pub status: StatusValue,
-    /// Whether this approver can still decide.
-    pub can_decide: bool,
-}
-
-impl PageBody for ApprovalView {
-    const DESCRIPTION: &'static str = "The approval: JSON for API clients, an HTML page when the client accepts `text/html` before `application/json`.";
-}
-
-/// A decision.
-#[derive(Enum, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum DecisionInput {
-    /// Approve the release.
-    Approve,
-    /// Reject the release.
-    Reject,
-}
-
-/// An approver's decision, as JSON or as a form. Unknown fields are ignored; a `null` comment is
-/// the same as none.
-#[derive(Object, Deserialize, Clone, Debug)]
-#[oai(example)]
-pub struct DecisionRequest {
-    /// The token from the approval email.
-    pub token: Text<AnyRule>,
-    /// `approve` or `reject`.
-    pub decision: DecisionInput,
-    /// Optional reason, at most 2000 characters; line breaks and tabs are the only control
-    /// characters allowed.
-    #[oai(nullable)]
-    pub comment: Option<Text<CommentRule>>,
-}
-
-impl Example for ApprovalView {
-    fn example() -> Self {
-        let release = ReleaseStatusBody::example();
-        let mine = release.approvers[1].clone();
-        Self {
-            approver: mine.email,
-            decision: mine.decision,
-            decided_at: mine.decided_at,
-            comment: mine.comment,
-            status: release.status,
-            can_decide: true,
-            release,
-        }
-    }
-}
-
-impl Example for DecisionRequest {
-    fn example() -> Self {
-        Self {
-            token: Text::new(
-                "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbmFAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl",
-            ),
-            decision: DecisionInput::Approve,
-            comment: Some(Text::new("ship it")),
-        }
-    }
-}
-
-/// Body of `POST /approval`.
-#[derive(ApiRequest)]
-pub enum DecisionBody {
-    /// JSON, for API clients.
-    Json(Json<DecisionRequest>),
-    /// A form, as the approval page posts it.
-    Form(Form<DecisionRequest>),
-}
 
 /// Errors of `GET /approval`.
 pub struct ViewErrors;
@@ -141,7 +58,7 @@ impl ErrorStatuses for DecideErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed body, or an unknown decision, or a comment that is too long; nothing was stored.",
+            "Malformed body, or an unknown decision, or a comment that is too long or holds control characters other than line breaks and tabs; nothing was stored.",
         ),
         (
             401,
@@ -180,14 +97,14 @@ impl ApprovalApi {
         req: &Request,
         /// The token from the approval email.
         token: Query<String>,
-    ) -> Result<Negotiated<ApprovalView>, ProblemResponse<ViewErrors>> {
+    ) -> Result<Negotiated<ApprovalView>, ProblemPage<ViewErrors>> {
         let html = wants_html(req);
         let (approval, snapshot) = authorize(&state, &token)
             .await
-            .map_err(|p| ProblemResponse::from(p).page_if(html, Audience::Approver))?;
+            .map_err(|p| ProblemPage::new(p, html, Audience::Approver))?;
         let view = approval_view(&approval, &snapshot, state.clock.now());
         Ok(if html {
-            Negotiated::Html(pages::approval_page(&view, &token))
+            Negotiated::Html(page::approval_page(&view, &token))
         } else {
             Negotiated::Json(view)
         })
@@ -204,7 +121,7 @@ impl ApprovalApi {
         state: Data<&Arc<AppState>>,
         req: &Request,
         body: DecisionBody,
-    ) -> Result<Negotiated<ApprovalView>, ProblemResponse<DecideErrors>> {
+    ) -> Result<Negotiated<ApprovalView>, ProblemPage<DecideErrors>> {
         let html = wants_html(req);
         let input = match body {
             DecisionBody::Json(Json(input)) | DecisionBody::Form(Form(input)) => input,
@@ -213,12 +130,12 @@ impl ApprovalApi {
             .await
             .map(|view| {
                 if html {
-                    Negotiated::Html(pages::result_page(&view))
+                    Negotiated::Html(page::result_page(&view))
                 } else {
                     Negotiated::Json(view)
                 }
             })
-            .map_err(|p| ProblemResponse::from(p).page_if(html, Audience::Approver))
+            .map_err(|p| ProblemPage::new(p, html, Audience::Approver))
     }
 }
 
@@ -232,14 +149,12 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
     let outcome = state
         .flow
         .decide(approval.id, decision, comment.as_deref())
-        .await
-        .map_err(|err| database_problem(&err))?;
+        .await?;
     let snapshot = match outcome {
         DecisionOutcome::Recorded(snapshot) | DecisionOutcome::Unchanged(snapshot) => snapshot,
         DecisionOutcome::Conflicting(existing) => {
-            return Err(Problem::conflict(
-                "already-decided",
-                "You already decided",
+            return Err(Problem::new(
+                ProblemCode::AlreadyDecided,
                 format!(
                     "you already {} this release; a decision cannot be changed",
                     existing.as_str()
@@ -248,9 +163,8 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
         }
         DecisionOutcome::ReleaseFinal(snapshot) => {
             let status = snapshot.outcome(state.clock.now()).status;
-            return Err(Problem::conflict(
-                "release-final",
-                "The release is already decided",
+            return Err(Problem::new(
+                ProblemCode::ReleaseFinal,
                 format!(
                     "the release is already {}; no more decisions are taken",
                     status.as_str()
@@ -297,14 +211,12 @@ async fn authorize(
     let approval = state
         .store
         .approval(claims.jti)
-        .await
-        .map_err(|err| database_problem(&err))?
+        .await?
         .ok_or_else(unknown_approval)?;
     let snapshot = state
         .store
         .release_by_id(approval.release_id)
-        .await
-        .map_err(|err| database_problem(&err))?
+        .await?
         .ok_or_else(unknown_approval)?;
     if let Some(cancellation) = &snapshot.release.cancelled {
         let reason = cancellation
@@ -313,9 +225,7 @@ async fn authorize(
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
         return Err(Problem::new(
-            poem::http::StatusCode::GONE,
-            "approval-cancelled",
-            "This approval was cancelled",
+            ProblemCode::ApprovalCancelled,
             format!("an operator cancelled the approval of this release{reason}"),
         ));
     }
@@ -325,18 +235,14 @@ async fn authorize(
     }
     if claims.generation != approval.link_generation {
         return Err(Problem::new(
-            poem::http::StatusCode::UNAUTHORIZED,
-            "token-superseded",
-            "This approval link was replaced",
+            ProblemCode::TokenSuperseded,
             "a newer approval email was sent to you; use the link in the latest one",
         ));
     }
     if !token_matches(&claims, &approval, &snapshot) {
         tracing::warn!(approval.id = %approval.id, "token claims do not match the approval they name");
         return Err(Problem::new(
-            poem::http::StatusCode::FORBIDDEN,
-            "token-mismatch",
-            "The token does not match its approval",
+            ProblemCode::TokenMismatch,
             "this token does not belong to that approval or release",
         ));
     }
@@ -352,32 +258,23 @@ fn token_matches(
 }
 
 fn token_problem(err: TokenError) -> Problem {
-    use poem::http::StatusCode;
-    let (code, title, detail) = match err {
+    let (code, detail) = match err {
         TokenError::Expired => (
-            "token-expired",
-            "The approval link has expired",
+            ProblemCode::TokenExpired,
             "the approval deadline has passed",
         ),
-        TokenError::Malformed => (
-            "token-invalid",
-            "The approval link is not valid",
-            "the token is malformed",
-        ),
+        TokenError::Malformed => (ProblemCode::TokenInvalid, "the token is malformed"),
         TokenError::BadSignature | TokenError::WrongAudience => (
-            "token-invalid",
-            "The approval link is not valid",
+            ProblemCode::TokenInvalid,
             "the token was altered or was not issued by this service",
         ),
     };
-    Problem::new(StatusCode::UNAUTHORIZED, code, title, detail)
+    Problem::new(code, detail)
 }
 
 fn unknown_approval() -> Problem {
     Problem::new(
-        poem::http::StatusCode::UNAUTHORIZED,
-        "token-unknown",
-        "The approval link is not valid",
+        ProblemCode::TokenUnknown,
         "the approval this token names does not exist here",
     )
 }

@@ -1,165 +1,23 @@
-//! The release status body shared by `/release` and `/approval`.
+//! The release status body shared by `/release`, `/approval`, the board and the hooks.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use poem::{IntoResponse, Response};
 use poem_openapi::{
-    Enum, Object,
+    Object,
     payload::Payload,
     registry::{MetaSchemaRef, Registry},
     types::{Example, ToJSON, Type},
 };
 
-use crate::domain::{
-    policy::{Decision, Outcome, RELEASE_APPROVERS, ReleaseStatus},
-    snapshot::ReleaseSnapshot,
+pub use super::status_values::{
+    ApprovalCounts, ApproverEntry, CancellationEntry, DecisionValue, RequirementEntry, StatusValue,
 };
-
-/// Status of a release.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum StatusValue {
-    /// Waiting for decisions.
-    Pending,
-    /// Enough approvers approved: the release may proceed.
-    Approved,
-    /// An approver rejected.
-    Rejected,
-    /// The deadline passed undecided.
-    Expired,
-}
-
-impl StatusValue {
-    /// The public name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl From<ReleaseStatus> for StatusValue {
-    fn from(status: ReleaseStatus) -> Self {
-        match status {
-            ReleaseStatus::Pending => Self::Pending,
-            ReleaseStatus::Approved => Self::Approved,
-            ReleaseStatus::Rejected => Self::Rejected,
-            ReleaseStatus::Expired => Self::Expired,
-        }
-    }
-}
-
-/// One approver's decision.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-pub enum DecisionValue {
-    /// Not decided yet.
-    Pending,
-    /// Approved.
-    Approved,
-    /// Rejected.
-    Rejected,
-}
-
-impl DecisionValue {
-    /// The public name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-        }
-    }
-}
-
-impl From<Option<Decision>> for DecisionValue {
-    fn from(decision: Option<Decision>) -> Self {
-        match decision {
-            None => Self::Pending,
-            Some(Decision::Approve) => Self::Approved,
-            Some(Decision::Reject) => Self::Rejected,
-        }
-    }
-}
-
-/// Counts of approvals.
-#[derive(Object, Clone, Debug)]
-pub struct ApprovalCounts {
-    /// Approvals needed for `approved`.
-    pub required: u32,
-    /// Approvals given.
-    pub approved: u32,
-    /// Rejections given.
-    pub rejected: u32,
-    /// Approvers yet to decide.
-    pub pending: u32,
-}
-
-impl From<&Outcome> for ApprovalCounts {
-    fn from(outcome: &Outcome) -> Self {
-        Self {
-            required: outcome.required,
-            approved: outcome.approved,
-            rejected: outcome.rejected,
-            pending: outcome.pending,
-        }
-    }
-}
-
-/// One approver of a release. Fields without a value are left out.
-#[derive(Object, Clone, Debug)]
-#[oai(skip_serializing_if_is_none)]
-pub struct ApproverEntry {
-    /// The approver's email address.
-    pub email: String,
-    /// Their decision so far.
-    pub decision: DecisionValue,
-    /// When they decided; absent while undecided.
-    pub decided_at: Option<DateTime<Utc>>,
-    /// Their comment; absent when none was given.
-    pub comment: Option<String>,
-    /// Whether their approval email has been accepted by the mail server.
-    pub notified: bool,
-    /// False for the requester, whose own approval does not count (unless the policy allows it).
-    pub counts: bool,
-}
-
-/// One requirement of the release's approval rule and how far it is.
-#[derive(Object, Clone, Debug)]
-pub struct RequirementEntry {
-    /// The group; `approvers` is the release's own approver list.
-    pub group: String,
-    /// Approvals it needs.
-    pub needed: u32,
-    /// Approvals it has.
-    pub approved: u32,
-    /// Whether it is met.
-    pub met: bool,
-}
-
-/// An operator's cancellation.
-#[derive(Object, Clone, Debug)]
-#[oai(skip_serializing_if_is_none)]
-pub struct CancellationEntry {
-    /// When the approval was cancelled.
-    pub at: DateTime<Utc>,
-    /// Why, as the operator said.
-    pub reason: Option<String>,
-}
-
-/// Something that keeps a release from progressing, shown so nobody waits in silence.
-#[derive(Object, Clone, Debug)]
-pub struct ReleaseProblem {
-    /// Stable code: `no_approvers`, `invalid_approvers`, `approvers_failing`, `email_failing`,
-    /// `channel_failing`, `reminder_failing`, `escalation_failing`, `callback_failing`,
-    /// `write_back_failing`, `expiry_failing`, `job_dead`.
-    pub code: String,
-    /// Plain-language explanation, including the latest error.
-    pub detail: String,
-}
+use super::troubles::{ReleaseProblem, problems};
+use crate::{
+    domain::policy::{RELEASE_APPROVERS, ReleaseStatus},
+    domain::snapshot::ReleaseSnapshot,
+};
 
 /// The state of a release. Azure success criteria: `eq(root['status'], 'approved')`.
 /// Fields without a value are left out.
@@ -379,49 +237,4 @@ impl Example for ReleaseStatusBody {
             escalated_at: None,
         }
     }
-}
-
-fn problems(snapshot: &ReleaseSnapshot, is_final: bool) -> Vec<ReleaseProblem> {
-    let mut list = Vec::new();
-    if let Some(note) = &snapshot.release.approver_problem {
-        let code = if snapshot.approvals.is_empty() {
-            "no_approvers"
-        } else {
-            "invalid_approvers"
-        };
-        list.push(ReleaseProblem {
-            code: code.into(),
-            detail: note.clone(),
-        });
-    }
-    for trouble in &snapshot.troubles {
-        let (code, what) = trouble.kind.failing(trouble.approver.as_deref());
-        // Once decided, failures of the approval fan-out no longer matter; reporting failures do.
-        if is_final && trouble.kind.asks_for_decisions() {
-            continue;
-        }
-        let (code, detail) = match trouble.next_attempt_at {
-            Some(at) => (
-                code,
-                format!(
-                    "{what} failed {} time(s), next attempt at {}: {}",
-                    trouble.attempts,
-                    at.to_rfc3339(),
-                    trouble.last_error
-                ),
-            ),
-            None => (
-                "job_dead",
-                format!(
-                    "{what} failed {} times and was given up: {}",
-                    trouble.attempts, trouble.last_error
-                ),
-            ),
-        };
-        list.push(ReleaseProblem {
-            code: code.into(),
-            detail,
-        });
-    }
-    list
 }

@@ -15,7 +15,7 @@ use poem::{
     http::{HeaderName, HeaderValue, StatusCode, header},
 };
 
-use super::problem::Problem;
+use super::problem::{Problem, ProblemCode};
 
 /// Buckets kept before full (idle) ones are dropped.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -125,13 +125,8 @@ fn guarded_by_api_key(path: &str) -> bool {
 }
 
 fn too_many(wait: Duration, detail: &str) -> Response {
-    let mut response = poem::Error::from(Problem::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate-limited",
-        "Too many requests",
-        detail,
-    ))
-    .into_response();
+    let mut response =
+        poem::Error::from(Problem::new(ProblemCode::RateLimited, detail)).into_response();
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);

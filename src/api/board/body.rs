@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object, types::Example};
 
-use super::{
-    pages::PageBody,
-    status::{ApprovalCounts, StatusValue},
-};
 use crate::{
+    api::{
+        http::negotiate::PageBody,
+        shared::status::{ApprovalCounts, StatusValue},
+    },
     domain::policy::ReleaseStatus,
     store::{ReleasePage, ReleaseQuery, ReleaseSummary},
 };

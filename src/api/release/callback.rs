@@ -3,12 +3,15 @@
 
 use poem_openapi::param::Header;
 
-use super::{
-    problem::Problem,
-    release_request::ReleaseRequest,
-    text::{CallbackRule, Text, TextRule},
+use super::request::ReleaseRequest;
+use crate::{
+    api::http::{
+        problem::Problem,
+        text::{CallbackRule, Text, TextRule},
+    },
+    domain::callback::PlanCallback,
+    settings::Secret,
 };
-use crate::{domain::callback::PlanCallback, settings::Secret};
 
 /// A callback field as a header, if sent.
 pub type CallbackHeader = Header<Option<Text<CallbackRule>>>;

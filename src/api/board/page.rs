@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use minijinja::context;
 
-use super::render;
-use crate::api::{board_body::ReleaseBoard, timeline::ReleaseTimeline};
+use super::{body::ReleaseBoard, timeline::ReleaseTimeline};
+use crate::api::pages::render;
 
 /// The statuses the board's filter offers, `any` first.
 const STATUS_CHOICES: [&str; 5] = ["any", "pending", "approved", "rejected", "expired"];

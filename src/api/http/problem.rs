@@ -15,14 +15,13 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
-use super::pages::Audience;
+pub use super::problem_code::ProblemCode;
+use crate::store::StoreError;
 
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// `type` of the problem answered when the API key is missing or wrong.
-const UNAUTHORIZED_KIND: &str = "urn:deploy-gate:problem:unauthorized";
-/// The `WWW-Authenticate` challenge sent with it: the key as a Bearer token or a Basic password.
+/// The `WWW-Authenticate` challenge of an `unauthorized` problem: the key as a Bearer token or a Basic password.
 const API_KEY_CHALLENGE: &str = r#"Bearer realm="deploy-gate", Basic realm="deploy-gate""#;
 
 /// An RFC 9457 problem document.
@@ -43,72 +42,45 @@ pub struct Problem {
 
 impl poem_openapi::types::Example for Problem {
     fn example() -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-field",
-            "A field is invalid",
-            "ReleaseName: must not be empty",
-        )
+        Self::invalid_field("ReleaseName: must not be empty")
     }
 }
 
 impl Problem {
-    /// A problem with the given status, kind (short code) and detail.
-    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
+    /// A problem of kind `code`, with its status and title, and what went wrong this time.
+    pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self {
-            kind: format!("urn:deploy-gate:problem:{code}"),
-            title: title.to_owned(),
-            status: status.as_u16(),
+            kind: code.urn().to_owned(),
+            title: code.title().to_owned(),
+            status: code.status().as_u16(),
             detail: detail.into(),
         }
     }
 
     /// 400: a field failed validation.
     pub fn invalid_field(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-field",
-            "A field is invalid",
-            detail,
-        )
+        Self::new(ProblemCode::InvalidField, detail)
     }
 
     /// 400: the body or a parameter could not be parsed.
     pub fn invalid_request(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-request",
-            "The request is malformed",
-            detail,
-        )
+        Self::new(ProblemCode::InvalidRequest, detail)
     }
 
     /// 401: credentials missing or wrong.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Credentials are missing or wrong",
-            detail,
-        )
+        Self::new(ProblemCode::Unauthorized, detail)
     }
 
     /// 404: no such resource.
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
-    }
-
-    /// 409: the request conflicts with the current state.
-    pub fn conflict(code: &str, title: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, code, title, detail)
+        Self::new(ProblemCode::NotFound, detail)
     }
 
     /// 413: the body is larger than allowed.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            "The request body is too large",
+            ProblemCode::BodyTooLarge,
             format!("request bodies may be at most {limit} bytes"),
         )
     }
@@ -116,26 +88,19 @@ impl Problem {
     /// 500: an internal failure; the cause is logged, never returned.
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
+            ProblemCode::Internal,
             "the service could not complete the request; it has been logged",
         )
     }
 
     /// 503: a dependency (the database) is unavailable.
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-            detail,
-        )
+        Self::new(ProblemCode::Unavailable, detail)
     }
 
     /// True for the 401 of a missing or wrong API key, which must name the accepted schemes.
     pub fn asks_for_api_key(&self) -> bool {
-        self.kind == UNAUTHORIZED_KIND
+        self.kind == ProblemCode::Unauthorized.urn()
     }
 
     /// The HTTP status.
@@ -180,8 +145,6 @@ pub trait ErrorStatuses: Send + Sync + 'static {
 pub struct ProblemResponse<E> {
     /// The problem.
     pub problem: Problem,
-    /// Render as an HTML page for this audience instead of JSON (browsers).
-    pub page: Option<Audience>,
     marker: PhantomData<E>,
 }
 
@@ -191,21 +154,37 @@ impl<E> fmt::Debug for ProblemResponse<E> {
     }
 }
 
-impl<E> From<Problem> for ProblemResponse<E> {
-    fn from(problem: Problem) -> Self {
-        Self {
-            problem,
-            page: None,
-            marker: PhantomData,
-        }
+/// A database failure: the cause is logged here, once, and the client is told to try again.
+impl From<StoreError> for Problem {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, cause = ?err, "database request failed");
+        Self::unavailable("the database is unavailable; try again")
     }
 }
 
-impl<E> ProblemResponse<E> {
-    /// Renders this problem as an HTML page for `audience` when `html` is true.
-    pub fn page_if(mut self, html: bool, audience: Audience) -> Self {
-        self.page = html.then_some(audience);
-        self
+/// A database failure, as [`Problem`]'s conversion makes it, so handlers use `?` on the store.
+impl<E: ErrorStatuses> From<StoreError> for ProblemResponse<E> {
+    fn from(err: StoreError) -> Self {
+        Problem::from(err).into()
+    }
+}
+
+impl<E: ErrorStatuses> From<Problem> for ProblemResponse<E> {
+    fn from(problem: Problem) -> Self {
+        // Every test that reaches a refusal also checks that the operation's OpenAPI
+        // description lists the refusal's status.
+        debug_assert!(
+            E::STATUSES
+                .iter()
+                .any(|(status, _)| *status == problem.status),
+            "answered {} ({}), a status the operation does not document",
+            problem.status,
+            problem.kind
+        );
+        Self {
+            problem,
+            marker: PhantomData,
+        }
     }
 }
 
@@ -235,10 +214,7 @@ impl<E: ErrorStatuses> ApiResponse for ProblemResponse<E> {
 
 impl<E: Send> IntoResponse for ProblemResponse<E> {
     fn into_response(self) -> Response {
-        match self.page {
-            Some(audience) => super::pages::error_page(&self.problem, audience),
-            None => self.problem.as_response(),
-        }
+        self.problem.as_response()
     }
 }
 
@@ -261,23 +237,14 @@ pub fn problem_for_error(err: poem::Error) -> Response {
     let problem = match status {
         StatusCode::NOT_FOUND => Problem::not_found("no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => Problem::new(
-            status,
-            "method-not-allowed",
-            "Method not allowed",
+            ProblemCode::MethodNotAllowed,
             "this path does not accept that method",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::new(
-            status,
-            "unsupported-media-type",
-            "Unsupported content type",
+            ProblemCode::UnsupportedMediaType,
             "send application/json (or a form, where the operation accepts one)",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            status,
-            "body-too-large",
-            "The request body is too large",
-            err.to_string(),
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(ProblemCode::BodyTooLarge, err.to_string()),
         s if s.is_client_error() => Problem::invalid_request(err.to_string()),
         _ => {
             tracing::error!(error = %err, "request failed");

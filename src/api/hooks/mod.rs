@@ -8,15 +8,18 @@ use poem_openapi::{
 };
 use subtle::ConstantTimeEq;
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::database_problem,
-    status::ReleaseStatusBody,
-    text::{AnyRule, Text},
-};
 use crate::{
+    api::{
+        http::{
+            auth::Credentials,
+            problem::{ErrorStatuses, Problem, ProblemResponse},
+            text::{AnyRule, Text},
+        },
+        shared::{
+            state::{ApiTags, AppState},
+            status::ReleaseStatusBody,
+        },
+    },
     azure::hooks::{HookEvent, HookRelease, interpret},
     domain::{
         approver::ApproverEmail,
@@ -113,7 +116,7 @@ impl ErrorStatuses for HookErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a handled event type without the release fields it should carry.",
+            "Malformed JSON, or a handled event type whose release fields are missing, empty, too long or hold control characters.",
         ),
         (
             401,
@@ -156,7 +159,7 @@ impl HooksApi {
         hook_secret: Header<Option<String>>,
         event: Json<ServiceHookEvent>,
     ) -> Result<HookResponse, ProblemResponse<HookErrors>> {
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         check_hook_secret(&state, hook_secret.as_deref())?;
         let resource = event.resource.clone().unwrap_or_default();
         let release = match interpret(&event.event_type, &resource)
@@ -173,11 +176,7 @@ impl HooksApi {
             HookEvent::Release(release) => release,
         };
         let new = new_release(release)?;
-        let creation = state
-            .flow
-            .create_or_find(&new, None)
-            .await
-            .map_err(|err| database_problem(&err))?;
+        let creation = state.flow.create_or_find(&new, None).await?;
         let (outcome, snapshot) = match creation {
             Creation::Created(s) => (HookOutcome::Accepted, s),
             Creation::Existing(s) => (HookOutcome::Known, s),

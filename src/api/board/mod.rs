@@ -1,6 +1,11 @@
 //! The release board: `GET /releases` (recent releases) and `GET /releases/{TeamProject}/{ReleaseId}`
 //! (one release's timeline), for people (HTML) and scripts (JSON), guarded by the API key.
 
+mod body;
+pub mod operator;
+mod page;
+mod timeline;
+
 use std::sync::Arc;
 
 use poem::{Request, web::Data};
@@ -9,17 +14,24 @@ use poem_openapi::{
     param::{Path, Query},
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
-    board_body::{ReleaseBoard, StatusFilter},
-    pages::{self, Audience, Negotiated, wants_html},
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release::{database_problem, path_key, unknown_release},
-    text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
+use self::{
+    body::{ReleaseBoard, StatusFilter},
     timeline::ReleaseTimeline,
 };
 use crate::{
+    api::{
+        http::{
+            auth::Credentials,
+            negotiate::{Negotiated, wants_html},
+            problem::{ErrorStatuses, Problem},
+            text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
+        },
+        pages::{Audience, ProblemPage},
+        shared::{
+            lookup::{path_key, unknown_release},
+            state::{ApiTags, AppState},
+        },
+    },
     domain::release::ReleaseKey,
     store::{ListingCursor, ReleaseQuery},
 };
@@ -91,27 +103,24 @@ impl BoardApi {
         limit: Query<Option<u32>>,
         /// Where the page starts: `next_cursor` of the previous page; absent for the newest.
         cursor: Query<Option<Text<CursorRule>>>,
-    ) -> Result<Negotiated<ReleaseBoard>, ProblemResponse<ListErrors>> {
+    ) -> Result<Negotiated<ReleaseBoard>, ProblemPage<ListErrors>> {
         let html = wants_html(req);
-        let refuse =
-            |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
-        credentials.check(&state).map_err(refuse)?;
-        let query = board_query(
-            team_project.as_deref(),
-            status.unwrap_or(StatusFilter::Any),
-            limit.unwrap_or(DEFAULT_LIMIT),
-            cursor.as_deref(),
-        )
-        .map_err(refuse)?;
-        let now = state.clock.now();
-        let page = state
-            .store
-            .list_releases(&query, now)
-            .await
-            .map_err(|err| refuse(database_problem(&err)))?;
-        let board = ReleaseBoard::new(&query, page, now);
+        let board = async {
+            credentials.check(&state.api_keys)?;
+            let query = board_query(
+                team_project.as_deref(),
+                status.unwrap_or(StatusFilter::Any),
+                limit.unwrap_or(DEFAULT_LIMIT),
+                cursor.as_deref(),
+            )?;
+            let now = state.clock.now();
+            let page = state.store.list_releases(&query, now).await?;
+            Ok::<_, Problem>(ReleaseBoard::new(&query, page, now))
+        }
+        .await
+        .map_err(|problem| ProblemPage::new(problem, html, Audience::Operator))?;
         Ok(if html {
-            Negotiated::Html(pages::board_page(&board))
+            Negotiated::Html(page::board_page(&board))
         } else {
             Negotiated::Json(board)
         })
@@ -141,21 +150,22 @@ impl BoardApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
-    ) -> Result<Negotiated<ReleaseTimeline>, ProblemResponse<TimelineErrors>> {
+    ) -> Result<Negotiated<ReleaseTimeline>, ProblemPage<TimelineErrors>> {
         let html = wants_html(req);
-        let refuse =
-            |problem: Problem| ProblemResponse::from(problem).page_if(html, Audience::Operator);
-        credentials.check(&state).map_err(refuse)?;
-        let key = path_key(&team_project, &release_id, stage.as_deref()).map_err(refuse)?;
-        let history = state
-            .store
-            .release_history(&key)
-            .await
-            .map_err(|err| refuse(database_problem(&err)))?
-            .ok_or_else(|| refuse(unknown_release(&key)))?;
-        let timeline = ReleaseTimeline::of(&history, state.clock.now());
+        let timeline = async {
+            credentials.check(&state.api_keys)?;
+            let key = path_key(&team_project, &release_id, stage.as_deref())?;
+            let history = state
+                .store
+                .release_history(&key)
+                .await?
+                .ok_or_else(|| unknown_release(&key))?;
+            Ok::<_, Problem>(ReleaseTimeline::of(&history, state.clock.now()))
+        }
+        .await
+        .map_err(|problem| ProblemPage::new(problem, html, Audience::Operator))?;
         Ok(if html {
-            Negotiated::Html(pages::timeline_page(&timeline))
+            Negotiated::Html(page::timeline_page(&timeline))
         } else {
             Negotiated::Json(timeline)
         })

@@ -1,5 +1,9 @@
 //! `POST /release` (create or poll) and `GET /release/{TeamProject}/{ReleaseId}`.
 
+mod callback;
+mod request;
+mod values;
+
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -9,17 +13,23 @@ use poem_openapi::{
     payload::Json,
 };
 
-use super::{
-    ApiTags, AppState,
-    auth::Credentials,
+use self::{
     callback::{CallbackHeader, CallbackHeaders},
-    problem::{ErrorStatuses, Problem, ProblemResponse},
-    release_request::ReleaseRequestBody,
-    status::{StatusJson, StatusValue},
-    text::{NameRule, ReleaseIdRule, StageRule, Text},
+    request::ReleaseRequestBody,
 };
 use crate::{
-    domain::{release::ReleaseKey, snapshot::ReleaseSnapshot},
+    api::{
+        http::{
+            auth::Credentials,
+            problem::{ErrorStatuses, ProblemResponse},
+            text::{NameRule, ReleaseIdRule, StageRule, Text},
+        },
+        shared::{
+            lookup::{find, path_key},
+            state::{ApiTags, AppState},
+            status::{StatusJson, StatusValue},
+        },
+    },
     flow::Creation,
 };
 
@@ -71,7 +81,7 @@ impl ErrorStatuses for CreateReleaseErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a field missing, empty, too long or of the wrong type, or incomplete callback fields; nothing was stored.",
+            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, an http(s) `PlanUrl`), or incomplete callback fields; nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
@@ -156,7 +166,7 @@ impl ReleaseApi {
         #[oai(name = "AuthToken")]
         auth_token: CallbackHeader,
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         let Json(ReleaseRequestBody(body)) = body;
         let new = body.parse()?;
         let headers = CallbackHeaders {
@@ -183,11 +193,7 @@ impl ReleaseApi {
                 Err(read_at) => Some(read_at),
             },
         };
-        let creation = state
-            .flow
-            .create_or_find(&new, callback.as_ref())
-            .await
-            .map_err(|err| database_problem(&err))?;
+        let creation = state.flow.create_or_find(&new, callback.as_ref()).await?;
         let now = state.clock.now();
         Ok(match (creation, read_at) {
             (Creation::Created(snapshot), _) if !failsafe => CreateReleaseResponse::Accepted(
@@ -231,7 +237,7 @@ impl ReleaseApi {
         /// Answer `200` only for an approved release.
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
-        credentials.check(&state)?;
+        credentials.check(&state.api_keys)?;
         let key = path_key(&team_project, &release_id, stage.as_deref())?;
         let now = state.clock.now();
         let json = match state.poll_cache.answer(&*state.store, &key, now) {
@@ -259,45 +265,4 @@ fn known_release_response(json: StatusJson, failsafe: bool) -> CreateReleaseResp
         (true, StatusValue::Rejected) => CreateReleaseResponse::Rejected(json),
         (true, StatusValue::Expired) => CreateReleaseResponse::Expired(json),
     }
-}
-
-/// The key named by a release's path parameters and `Stage`; `400` if invalid.
-pub fn path_key(
-    team_project: &str,
-    release_id: &str,
-    stage: Option<&str>,
-) -> Result<ReleaseKey, Problem> {
-    ReleaseKey::parse(team_project, release_id, stage.unwrap_or_default())
-        .map_err(|e| Problem::invalid_field(e.to_string()))
-}
-
-/// The release named by its path parameters and `Stage`; `404` if unknown.
-pub async fn find_by_path(
-    state: &AppState,
-    team_project: &str,
-    release_id: &str,
-    stage: Option<&str>,
-) -> Result<ReleaseSnapshot, Problem> {
-    find(state, &path_key(team_project, release_id, stage)?).await
-}
-
-/// The release with this key; `404` if unknown.
-async fn find(state: &AppState, key: &ReleaseKey) -> Result<ReleaseSnapshot, Problem> {
-    state
-        .store
-        .find_release(key)
-        .await
-        .map_err(|err| database_problem(&err))?
-        .ok_or_else(|| unknown_release(key))
-}
-
-/// `404` for a release that is not known.
-pub fn unknown_release(key: &ReleaseKey) -> Problem {
-    Problem::not_found(format!("no release {}", key.display()))
-}
-
-/// Logs a database failure and turns it into a 503 problem.
-pub fn database_problem(err: &crate::store::StoreError) -> Problem {
-    tracing::error!(error = %err, cause = ?err, "database request failed");
-    Problem::unavailable("the database is unavailable; try again")
 }

@@ -3,11 +3,13 @@
 use chrono::{DateTime, Utc};
 use poem_openapi::{Enum, Object, types::Example};
 
-use super::{
-    pages::PageBody,
-    status::{DecisionValue, ReleaseStatusBody, StatusValue},
+use crate::{
+    api::{
+        http::negotiate::PageBody,
+        shared::status::{DecisionValue, ReleaseStatusBody, StatusValue},
+    },
+    domain::snapshot::{ApprovalRecord, CallbackEntry, ReleaseHistory, ReleaseRecord},
 };
-use crate::domain::snapshot::{ApprovalRecord, CallbackEntry, ReleaseHistory, ReleaseRecord};
 
 /// What happened to a release.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,14 +9,16 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use super::{
-    problem::Problem,
-    release_values::{ApproversValue, ReleaseIdValue},
-    text::{CallbackRule, EmailRule, NameRule, StageRule, Text},
-};
-use crate::domain::{
-    approver::ApproverEmail,
-    release::{NewRelease, ReleaseKey},
+use super::values::{ApproversValue, ReleaseIdValue};
+use crate::{
+    api::http::{
+        problem::Problem,
+        text::{CallbackRule, EmailRule, NameRule, StageRule, Text},
+    },
+    domain::{
+        approver::ApproverEmail,
+        release::{NewRelease, ReleaseKey},
+    },
 };
 
 /// A release to gate. Unknown fields are ignored; `null` is the same as an absent optional field.

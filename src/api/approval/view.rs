@@ -1,0 +1,104 @@
+//! The bodies of `/approval`: one approver's view of a release, and a decision.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{
+    ApiRequest, Enum, Object,
+    payload::{Form, Json},
+    types::Example,
+};
+use serde::Deserialize;
+
+use crate::api::{
+    http::{
+        negotiate::PageBody,
+        text::{AnyRule, CommentRule, Text},
+    },
+    shared::status::{DecisionValue, ReleaseStatusBody, StatusValue},
+};
+
+/// One approver's view of a release. Fields without a value are left out.
+#[derive(Object, Clone, Debug)]
+#[oai(example, skip_serializing_if_is_none)]
+pub struct ApprovalView {
+    /// The release and every approver's decision.
+    pub release: ReleaseStatusBody,
+    /// The approver this token belongs to.
+    pub approver: String,
+    /// This approver's decision.
+    pub decision: DecisionValue,
+    /// When this approver decided; absent while undecided.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// This approver's comment; absent when none was given.
+    pub comment: Option<String>,
+    /// The release status (same as `release.status`).
+    pub status: StatusValue,
+    /// Whether this approver can still decide.
+    pub can_decide: bool,
+}
+
+impl PageBody for ApprovalView {
+    const DESCRIPTION: &'static str = "The approval: JSON for API clients, an HTML page when the client accepts `text/html` before `application/json`.";
+}
+
+/// A decision.
+#[derive(Enum, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionInput {
+    /// Approve the release.
+    Approve,
+    /// Reject the release.
+    Reject,
+}
+
+/// An approver's decision, as JSON or as a form. Unknown fields are ignored; a `null` comment is
+/// the same as none.
+#[derive(Object, Deserialize, Clone, Debug)]
+#[oai(example)]
+pub struct DecisionRequest {
+    /// The token from the approval email.
+    pub token: Text<AnyRule>,
+    /// `approve` or `reject`.
+    pub decision: DecisionInput,
+    /// Optional reason, at most 2000 characters; line breaks and tabs are the only control
+    /// characters allowed.
+    #[oai(nullable)]
+    pub comment: Option<Text<CommentRule>>,
+}
+
+impl Example for ApprovalView {
+    fn example() -> Self {
+        let release = ReleaseStatusBody::example();
+        let mine = release.approvers[1].clone();
+        Self {
+            approver: mine.email,
+            decision: mine.decision,
+            decided_at: mine.decided_at,
+            comment: mine.comment,
+            status: release.status,
+            can_decide: true,
+            release,
+        }
+    }
+}
+
+impl Example for DecisionRequest {
+    fn example() -> Self {
+        Self {
+            token: Text::new(
+                "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbmFAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl",
+            ),
+            decision: DecisionInput::Approve,
+            comment: Some(Text::new("ship it")),
+        }
+    }
+}
+
+/// Body of `POST /approval`.
+#[derive(ApiRequest)]
+pub enum DecisionBody {
+    /// JSON, for API clients.
+    Json(Json<DecisionRequest>),
+    /// A form, as the approval page posts it.
+    Form(Form<DecisionRequest>),
+}
