@@ -12,7 +12,7 @@ pub mod flow;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
-pub mod policies;
+pub mod secret;
 pub mod settings;
 pub mod startup;
 pub mod store;

@@ -408,7 +408,7 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         assert!(!answers.contains(leak), "{leak} appears in an answer");
     }
     for key in ["old-key-aaaa1111", "new-key-bbbb2222", "wrong-key-ffff6666"] {
-        let fingerprint = deploy_gate::settings::Secret::new(key).fingerprint();
+        let fingerprint = deploy_gate::secret::Secret::new(key).fingerprint();
         assert!(
             logs.contains(&fingerprint),
             "the log names {key} by {fingerprint}"

@@ -7,7 +7,8 @@
 use std::sync::LazyLock;
 
 use deploy_gate::{
-    settings::{Config, Secret, Settings},
+    secret::Secret,
+    settings::{Config, Settings},
     startup::App,
 };
 use poem::{Endpoint, Request, Response};

@@ -7,13 +7,10 @@ use std::{collections::BTreeMap, time::Duration};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::{
-    domain::{
-        approver::{ApproverEmail, dedup},
-        plan::ResolvedApprovers,
-        release::ReleaseKey,
-    },
-    policies::{Policies, Policy},
+use crate::domain::{
+    approver::{ApproverEmail, dedup},
+    policy::Found,
+    release::ReleaseKey,
 };
 
 /// How long the approvers API may take to answer.
@@ -26,19 +23,6 @@ pub struct ApproverSource {
     client: reqwest::Client,
     url: Option<url::Url>,
     static_list: Vec<ApproverEmail>,
-}
-
-/// What the sources gave for one release.
-#[derive(Clone, Debug)]
-pub struct Found {
-    /// Valid, de-duplicated approvers.
-    pub approvers: Vec<ApproverEmail>,
-    /// Where they came from: `approvers_url`, `static` or `none`.
-    pub source: String,
-    /// A note shown on the release (no approvers, skipped invalid addresses).
-    pub problem: Option<String>,
-    /// Groups answered by the approvers API, by name.
-    pub groups: BTreeMap<String, Vec<ApproverEmail>>,
 }
 
 /// Accepted answers: `{"approvers": [...], "groups": {"name": [...]}}` (either key may be
@@ -179,41 +163,6 @@ impl From<Answer> for Parsed {
                 groups: BTreeMap::new(),
             },
         }
-    }
-}
-
-/// The release's approvers and rule under `policy`, the one of its project and stage
-/// (if any) among `policies`: `found` are its own approvers, and the groups the
-/// approvers API answered.
-pub fn under_policy(
-    found: Found,
-    policies: &Policies,
-    policy: Option<&Policy>,
-    requester: Option<&ApproverEmail>,
-    required_approvals: Option<u32>,
-) -> ResolvedApprovers {
-    let resolution = policies.resolve(
-        policy,
-        &found.approvers,
-        &found.groups,
-        requester,
-        required_approvals,
-    );
-    // With groups to ask, an empty list of the release's own is no problem.
-    let groups_supplied_them = found.approvers.is_empty() && !resolution.approvers.is_empty();
-    let own_problem = found.problem.filter(|_| !groups_supplied_them);
-    let problem = match (resolution.problem, own_problem) {
-        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-        (a, b) => a.or(b),
-    };
-    ResolvedApprovers {
-        approvers: resolution.approvers,
-        source: found.source,
-        problem,
-        rule: resolution.rule,
-        channels: policy
-            .map(|p| p.channels.iter().map(|(kind, _)| *kind).collect())
-            .unwrap_or_default(),
     }
 }
 

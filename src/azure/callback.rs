@@ -57,7 +57,7 @@ pub fn task_completed<'a>(target: &'a PlanCallback, result: &'static str) -> Tas
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Secret;
+    use crate::secret::Secret;
 
     fn target(plan_url: &str) -> PlanCallback {
         PlanCallback {

@@ -1,7 +1,7 @@
 //! Callback registrations: where a decision is reported to a check or an
 //! agentless job in callback mode.
 
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 /// Where and how to report a decision to a check or agentless job in callback mode
 /// (the "predefined variables for callback mode", azure-devops.md §1.6).

@@ -5,7 +5,6 @@ pub mod approver;
 pub mod callback;
 pub mod channel;
 pub mod job;
-pub mod plan;
 pub mod policy;
 pub mod release;
 pub mod snapshot;

@@ -1,17 +1,14 @@
 //! A release arrives: it is stored with its plan and first jobs, or the known
 //! one is found; a callback registration is stored either way.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
 use super::{Change, Flow};
 use crate::{
-    approvers::{Found, under_policy},
     domain::{
         callback::PlanCallback,
         job::{JobKind, Subject},
-        plan::ReleasePlan,
+        policy::{ReleasePlan, plan_release},
         release::NewRelease,
         snapshot::ReleaseSnapshot,
     },
@@ -44,7 +41,7 @@ impl Flow {
             return Ok(Creation::Existing(known));
         }
         let now = self.clock.now();
-        let plan = self.plan(new, now);
+        let plan = plan_release(&self.policies, self.defaults, new, now);
         let mut change = self.begin().await?;
         let inserted = change
             .tx
@@ -79,48 +76,6 @@ impl Flow {
             return Ok(Creation::Created(snapshot));
         }
         Ok(Creation::Existing(snapshot))
-    }
-
-    /// How a new release is handled: the policy of its project and stage sets
-    /// its deadline, reminders and escalation, and judges approvers it names.
-    fn plan(&self, new: &NewRelease, now: DateTime<Utc>) -> ReleasePlan {
-        let policy = self.policies.for_release(&new.key);
-        let after = |d: std::time::Duration| {
-            now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-        };
-        let deadline = after(
-            policy
-                .and_then(|p| p.deadline)
-                .unwrap_or(self.defaults.approval_deadline),
-        );
-        let listed = new.approvers.as_ref().map(|approvers| Found {
-            approvers: approvers.clone(),
-            source: "request".to_owned(),
-            problem: None,
-            groups: BTreeMap::new(),
-        });
-        let required_approvals = self.defaults.required_approvals;
-        ReleasePlan {
-            required_approvals,
-            deadline,
-            approvers: listed.map(|found| {
-                let requester = new.requested_for.as_ref();
-                under_policy(found, &self.policies, policy, requester, required_approvals)
-            }),
-            reminders: policy
-                .map(|p| {
-                    p.reminders
-                        .iter()
-                        .map(|r| after(*r))
-                        .filter(|at| *at < deadline)
-                        .collect()
-                })
-                .unwrap_or_default(),
-            escalate_at: policy
-                .and_then(|p| p.escalation.as_ref())
-                .map(|e| after(e.after))
-                .filter(|at| *at < deadline),
-        }
     }
 }
 

@@ -11,31 +11,24 @@ mod decide;
 mod notices;
 mod work;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::{
     clock::Clock,
-    domain::job::{JobKind, NewJob, Subject},
+    domain::{
+        job::{JobKind, NewJob, Subject},
+        policy::{Defaults, Policies},
+    },
     metrics::Metrics,
-    policies::Policies,
     store::{Store, StoreError, Transaction},
 };
 
 pub use create::Creation;
 pub use decide::{CancelOutcome, DecisionOutcome, ResendOutcome};
 pub use work::Finished;
-
-/// What a release gets when no policy says otherwise.
-#[derive(Clone, Copy, Debug)]
-pub struct Defaults {
-    /// Approvals a release needs (`None`: all approvers).
-    pub required_approvals: Option<u32>,
-    /// Time from creation until an undecided release expires.
-    pub approval_deadline: Duration,
-}
 
 /// The lifecycle's operations, over the store, the clock and the worker's wake-up.
 pub struct Flow {

@@ -7,7 +7,7 @@ use super::Change;
 use crate::{
     domain::{
         job::{JobKind, Subject},
-        plan::ResolvedApprovers,
+        policy::ResolvedApprovers,
         snapshot::ReleaseSnapshot,
     },
     store::StoreError,

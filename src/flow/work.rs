@@ -5,11 +5,10 @@ use uuid::Uuid;
 
 use super::Flow;
 use crate::{
-    approvers::{Found, under_policy},
     domain::{
         approver::ApproverEmail,
         job::{JobKind, Subject},
-        policy::ReleaseStatus,
+        policy::{Found, ReleaseStatus, under_policy},
         snapshot::ReleaseRecord,
     },
     store::StoreError,

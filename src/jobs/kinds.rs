@@ -17,12 +17,12 @@ use crate::{
     domain::{
         approver::mask_email,
         job::{Job, JobKind},
+        policy::Policies,
         snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
     },
     flow::{Finished, Flow},
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer, Notifier},
-    policies::Policies,
     settings::{AzureDevOps, JobSettings},
     store::Store,
     token::{ApprovalClaims, TokenKeys},

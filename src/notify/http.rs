@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 /// A webhook URL (a secret: whoever has it can post) and the client to post with.
 pub(super) struct Target {

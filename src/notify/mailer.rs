@@ -7,9 +7,9 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Execu
 
 use super::{
     Notifier,
-    render::{ApprovalRequest, EmailTemplates, EscalationNotice, Sender},
+    render::{ApprovalRequest, EmailTemplates, EscalationNotice},
 };
-use crate::settings::MailTarget;
+use crate::settings::{MailTarget, Sender};
 
 /// How long one SMTP conversation may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);

@@ -10,9 +10,9 @@ mod teams;
 mod webhook;
 
 pub use mailer::Mailer;
-pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice, Sender};
+pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice};
 
-use crate::{domain::channel::ChannelKind, settings::Secret};
+use crate::{domain::channel::ChannelKind, secret::Secret};
 
 /// A way of telling an approver that a release awaits their decision.
 #[async_trait::async_trait]

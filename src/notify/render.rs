@@ -5,14 +5,11 @@ use std::path::Path;
 
 use anyhow::Context;
 use chrono::Utc;
-use lettre::{
-    Message,
-    message::{Mailbox, MultiPart},
-};
+use lettre::{Message, message::MultiPart};
 use minijinja::{Environment, context};
 use uuid::Uuid;
 
-use crate::domain::snapshot::ReleaseRecord;
+use crate::{domain::snapshot::ReleaseRecord, settings::Sender};
 
 /// The templates of the approval email, by file name, with their built-in sources.
 const BUILT_IN: [(&str, &str); 6] = [
@@ -92,15 +89,6 @@ pub struct EscalationNotice<'a> {
     pub waiting_for: Vec<&'a str>,
     /// Where to see the release's status.
     pub status_link: &'a str,
-}
-
-/// Sender headers of approval emails.
-#[derive(Clone, Debug)]
-pub struct Sender {
-    /// `From`.
-    pub from: Mailbox,
-    /// `Reply-To`, if set.
-    pub reply_to: Option<Mailbox>,
 }
 
 /// A rendered approval email.

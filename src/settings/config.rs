@@ -4,9 +4,12 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
+use lettre::message::Mailbox;
 
-use super::{Effective, LogFormat, Secret, Settings};
-use crate::policies::Policies;
+use super::{Effective, LogFormat, Settings};
+use super::{policies_from_settings, policies_to_masked_toml};
+use crate::domain::policy::Policies;
+use crate::secret::Secret;
 
 /// Where approval emails go.
 #[derive(Clone, Debug)]
@@ -138,7 +141,7 @@ pub struct Config {
     /// Mail delivery.
     pub mail: MailTarget,
     /// `From` and `Reply-To` of approval emails.
-    pub mail_sender: crate::notify::Sender,
+    pub mail_sender: Sender,
     /// Folder of templates replacing the built-in ones.
     pub mail_template_dir: Option<PathBuf>,
     /// Approval token secret; `None` uses the one kept in the database.
@@ -201,7 +204,7 @@ impl Config {
             max_body_bytes: positive(&e.max_body_bytes)?,
             jobs: JobSettings::from_effective(&e)?,
             log_format: *e.log_format.value(),
-            policies: Policies::from_settings(&s.policies, &s.groups)?,
+            policies: policies_from_settings(&s.policies, &s.groups)?,
             effective: e,
         })
     }
@@ -210,18 +213,27 @@ impl Config {
     /// secrets masked (and the password of database and SMTP URLs); unset keys are comments.
     pub fn to_masked_toml(&self) -> String {
         let mut text = self.effective.to_masked_toml();
-        text.push_str(&self.policies.to_masked_toml());
+        text.push_str(&policies_to_masked_toml(&self.policies));
         text
     }
 }
 
+/// Sender headers of approval emails.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    /// `From`.
+    pub from: Mailbox,
+    /// `Reply-To`, if set.
+    pub reply_to: Option<Mailbox>,
+}
+
 /// Where approval emails go, and their sender.
-fn mail(e: &Effective) -> anyhow::Result<(MailTarget, crate::notify::Sender)> {
+fn mail(e: &Effective) -> anyhow::Result<(MailTarget, Sender)> {
     let target = e
         .smtp_url
         .convert_some(|url| check_smtp_url(url.expose()).map(|()| MailTarget::Smtp(url.clone())))?
         .unwrap_or_else(|| MailTarget::Directory(e.mail_dir.value().clone()));
-    let sender = crate::notify::Sender {
+    let sender = Sender {
         from: e.mail_from.convert(|from| from.parse())?,
         reply_to: e.mail_reply_to.convert_some(|reply_to| reply_to.parse())?,
     };

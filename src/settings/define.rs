@@ -164,7 +164,7 @@ macro_rules! define_settings {
             /// Approval policies per project and stage (TOML file only: `[[policies]]`).
             #[arg(skip)]
             #[serde(default)]
-            pub policies: Vec<$crate::policies::PolicySettings>,
+            pub policies: Vec<$crate::settings::PolicySettings>,
             /// Approver groups named by policies (TOML file only: `[groups]`).
             #[arg(skip)]
             #[serde(default)]

@@ -8,8 +8,8 @@
 
 mod config;
 pub(crate) mod define;
+mod policies;
 mod reference;
-mod secret;
 #[cfg(test)]
 mod tests;
 pub(crate) mod value;
@@ -18,13 +18,20 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 
-pub use config::{AzureDevOps, Config, DatabaseConfig, JobSettings, MailTarget, RateLimitSettings};
+use crate::secret::Secret;
+
+pub use config::{
+    AzureDevOps, Config, DatabaseConfig, JobSettings, MailTarget, RateLimitSettings, Sender,
+};
 pub use define::{Definition, Fallback};
+pub use policies::{
+    PolicySettings, RequirementSettings, channel_key, policies_from_settings,
+    policies_to_masked_toml,
+};
 pub use reference::reference_markdown;
-pub use secret::Secret;
-use secret::{each_key_redacted, url_password_masked};
 pub use value::LogFormat;
 pub(crate) use value::humantime_serde_opt;
+use value::{each_key_redacted, url_password_masked};
 
 define::define_settings! {
     /// Listen address; port 0 picks a free port.

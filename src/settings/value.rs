@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 
-use super::Secret;
+use crate::secret::Secret;
 
 /// A type a setting can have.
 pub trait SettingValue: Sized {
@@ -209,4 +209,23 @@ pub(crate) mod humantime_serde_opt {
             .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
             .transpose()
     }
+}
+
+/// How `deploy-gate config` shows a URL holding a password: with `****` for it.
+pub(crate) fn url_password_masked(url: &Secret) -> toml::Value {
+    match url::Url::parse(url.expose()) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string().into()
+        }
+        Ok(parsed) => parsed.to_string().into(),
+        Err(_) => "[redacted]".into(),
+    }
+}
+
+/// How `deploy-gate config` shows a comma-separated list of keys: one
+/// `[redacted]` per key, so that a rotation's two keys show as two.
+pub(crate) fn each_key_redacted(keys: &Secret) -> toml::Value {
+    let masked = vec!["[redacted]"; keys.expose().split(',').count()];
+    masked.join(",").into()
 }

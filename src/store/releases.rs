@@ -14,8 +14,7 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
-    plan::ResolvedApprovers,
-    policy::Decision,
+    policy::{Decision, ResolvedApprovers},
     release::{NewRelease, ReleaseKey},
     snapshot::{ApprovalRecord, JobTrouble, ReleaseSnapshot},
 };

@@ -12,7 +12,7 @@ use crate::{
         release::ReleaseKey,
         snapshot::{ApprovalRecord, CallbackEntry, Cancellation, JobTrouble, ReleaseRecord},
     },
-    settings::Secret,
+    secret::Secret,
 };
 
 /// A `release` row.

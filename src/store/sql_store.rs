@@ -291,7 +291,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{settings::DatabaseConfig, settings::Secret, store::SqliteStore};
+    use crate::{secret::Secret, settings::DatabaseConfig, store::SqliteStore};
 
     async fn sqlite_store(dir: &tempfile::TempDir) -> SqliteStore {
         let path = dir.path().join("store.db");

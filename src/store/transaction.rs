@@ -15,8 +15,7 @@ use crate::domain::{
     approver::ApproverEmail,
     callback::PlanCallback,
     job::{JobKind, NewJob},
-    plan::ResolvedApprovers,
-    policy::Decision,
+    policy::{Decision, ResolvedApprovers},
     release::{NewRelease, ReleaseKey},
     snapshot::{ApprovalRecord, ReleaseSnapshot},
 };

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

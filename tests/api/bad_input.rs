@@ -1,7 +1,7 @@
 //! Refused input at `POST /release` and `GET /release/...`: every refusal is a 4xx
 //! `application/problem+json` document that says what is wrong, and stores nothing.
 
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

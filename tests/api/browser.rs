@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;

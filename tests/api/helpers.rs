@@ -11,7 +11,8 @@ use std::{future::Future, io::Write, sync::Arc, time::Duration};
 use deploy_gate::{
     clock::Clock,
     jobs::Worker,
-    settings::{Config, Secret, Settings},
+    secret::Secret,
+    settings::{Config, Settings},
     startup::App,
     store::Store,
     telemetry,

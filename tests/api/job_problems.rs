@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::DateTime;
-use deploy_gate::policies::PolicySettings;
+use deploy_gate::settings::PolicySettings;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use wiremock::ResponseTemplate;

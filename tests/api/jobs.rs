@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use tokio::{
     net::{TcpListener, TcpStream},

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use deploy_gate::{policies::PolicySettings, settings::Secret};
+use deploy_gate::{secret::Secret, settings::PolicySettings};
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,

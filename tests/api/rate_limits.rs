@@ -42,7 +42,7 @@ async fn a_client_hammering_the_approval_endpoint_gets_429_with_retry_after() {
 #[tokio::test]
 async fn failed_authentications_lock_the_client_out_for_a_while_even_with_the_right_key() {
     let app = spawn_app_with(TestSmtp::running(), |s| {
-        s.api_key = Some(deploy_gate::settings::Secret::new("right-key"));
+        s.api_key = Some(deploy_gate::secret::Secret::new("right-key"));
         s.rate_limit_auth_failures = Some(3);
         s.client_ip_header = Some("x-forwarded-for".into());
     })

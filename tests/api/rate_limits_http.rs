@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use deploy_gate::settings::{Secret, Settings};
+use deploy_gate::{secret::Secret, settings::Settings};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestSmtp, spawn_app_with};

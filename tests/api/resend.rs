@@ -2,7 +2,7 @@
 //! guarded by the API key like `/release`, refused when cross-site, and `409` with its
 //! own problem `type` for a decided release and for an approver who already decided.
 
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use deploy_gate::settings::{Secret, Settings};
+use deploy_gate::{secret::Secret, settings::Settings};
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,

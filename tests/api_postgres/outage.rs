@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use deploy_gate::settings::Secret;
+use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tokio::{

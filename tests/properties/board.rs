@@ -14,11 +14,12 @@ use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use deploy_gate::{
     domain::{
         approver::ApproverEmail,
-        plan::ResolvedApprovers,
         policy::ReleaseStatus,
+        policy::ResolvedApprovers,
         release::{NewRelease, ReleaseKey},
     },
-    settings::{DatabaseConfig, Secret},
+    secret::Secret,
+    settings::DatabaseConfig,
     store::{self, ReleaseQuery, Store},
 };
 use proptest::prelude::*;

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::problem::Problem;
-use crate::settings::Secret;
+use crate::secret::Secret;
 
 /// `Authorization: Bearer <DEPLOY_GATE_API_KEY>`.
 #[derive(SecurityScheme)]

@@ -10,7 +10,7 @@ use crate::{
         text::{CallbackRule, Text, TextRule},
     },
     domain::callback::PlanCallback,
-    settings::Secret,
+    secret::Secret,
 };
 
 /// A callback field as a header, if sent.

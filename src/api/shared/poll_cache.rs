@@ -133,10 +133,12 @@ mod tests {
     use super::*;
     use crate::{
         clock::Clock,
+        domain::policy::Defaults,
         domain::release::NewRelease,
-        flow::{CancelOutcome, Creation, Defaults, Flow},
+        flow::{CancelOutcome, Creation, Flow},
         metrics::Metrics,
-        settings::{DatabaseConfig, Secret},
+        secret::Secret,
+        settings::DatabaseConfig,
         store,
     };
 

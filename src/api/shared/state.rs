@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::poll_cache::PollCache;
 use crate::{
-    clock::Clock, flow::Flow, metrics::Metrics, settings::Secret, store::Store, token::TokenKeys,
+    clock::Clock, flow::Flow, metrics::Metrics, secret::Secret, store::Store, token::TokenKeys,
 };
 
 /// Operation groups in the OpenAPI document.

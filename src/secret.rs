@@ -44,25 +44,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How `deploy-gate config` shows a URL holding a password: with `****` for it.
-pub(crate) fn url_password_masked(url: &Secret) -> toml::Value {
-    match url::Url::parse(url.expose()) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
-            parsed.to_string().into()
-        }
-        Ok(parsed) => parsed.to_string().into(),
-        Err(_) => "[redacted]".into(),
-    }
-}
-
-/// How `deploy-gate config` shows a comma-separated list of keys: one
-/// `[redacted]` per key, so that a rotation's two keys show as two.
-pub(crate) fn each_key_redacted(keys: &Secret) -> toml::Value {
-    let masked = vec!["[redacted]"; keys.expose().split(',').count()];
-    masked.join(",").into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
