@@ -38,17 +38,19 @@ define::define_settings! {
     bind: SocketAddr, env "DEPLOY_GATE_BIND", default "127.0.0.1:8000";
     /// Base of the links in emails.
     public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address";
-    /// `sqlite://…`, or `postgres://…` / `postgresql://…` (see the README's
+    /// `sqlite://…` (`sqlite::memory:` keeps the data in a temporary file removed
+    /// at exit), or `postgres://…` / `postgresql://…` (see the README's
     /// PostgreSQL section).
     database_url: Secret, env "DEPLOY_GATE_DATABASE_URL", default "sqlite://deploy-gate.db",
         shown url_password_masked;
-    /// Most database connections this process keeps open.
+    /// PostgreSQL only: most connections in this process's pool (on SQLite the
+    /// store keeps five: four for reads, one that writers take turns on).
     database_max_connections: u32, env "DEPLOY_GATE_DATABASE_MAX_CONNECTIONS", default "10";
     /// PostgreSQL only: the server cancels a statement running longer than this.
     database_statement_timeout: Duration, env "DEPLOY_GATE_DATABASE_STATEMENT_TIMEOUT",
         default "30s";
-    /// Longest wait for a database connection (a new one, or one from a busy pool);
-    /// past it a request fails and `/readyz` answers `503`.
+    /// PostgreSQL only: longest wait for a connection (a new one, or one from a
+    /// busy pool); past it a request fails and `/readyz` answers `503`.
     database_connect_timeout: Duration, env "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", default "5s";
     /// URL answering `GET` with the approvers as JSON (see the README's Approvers section).
     approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API";

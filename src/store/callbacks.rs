@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    StoreError, rows,
-    sql::{Columns, Queries, Sql, Writes},
+    StoreError,
+    connection::Conn,
+    rows,
+    sql::{Columns, Sql},
 };
 use crate::domain::{
     callback::{CallbackRecord, PlanCallback},
@@ -14,8 +16,8 @@ use crate::domain::{
 
 /// Stores a callback registration, or refreshes the token of a registration
 /// not yet delivered.
-pub(super) async fn save<B: Writes>(
-    db: &mut B,
+pub(super) async fn save(
+    db: &mut Conn<'_>,
     release_id: i64,
     callback: &PlanCallback,
     now: DateTime<Utc>,
@@ -44,8 +46,8 @@ pub(super) async fn save<B: Writes>(
 }
 
 /// The release's callback registrations not yet delivered and with no delivery queued.
-pub(super) async fn awaiting_delivery<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn awaiting_delivery(
+    db: &mut Conn<'_>,
     release_id: i64,
 ) -> Result<Vec<i64>, StoreError> {
     let sql = Sql::new(
@@ -59,8 +61,8 @@ pub(super) async fn awaiting_delivery<Q: Queries>(
 }
 
 /// A callback registration.
-pub(super) async fn callback<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn callback(
+    db: &mut Conn<'_>,
     callback_id: i64,
 ) -> Result<Option<CallbackRecord>, StoreError> {
     let sql = Sql::new("SELECT * FROM callback WHERE callback_id = $1").bind(callback_id);
@@ -72,8 +74,8 @@ pub(super) async fn callback<Q: Queries>(
 }
 
 /// The callback registrations of a release, oldest first, without their tokens.
-pub(super) async fn callbacks_of<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn callbacks_of(
+    db: &mut Conn<'_>,
     release_id: i64,
 ) -> Result<Vec<CallbackEntry>, StoreError> {
     let sql = Sql::new(

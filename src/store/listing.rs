@@ -13,8 +13,10 @@ use std::{fmt, str::FromStr};
 use chrono::{DateTime, Utc};
 
 use super::{
-    StoreError, rows,
-    sql::{Columns, Queries, Sql},
+    StoreError,
+    connection::Conn,
+    rows,
+    sql::{Columns, Sql},
 };
 use crate::domain::{
     policy::{Outcome, ReleaseStatus},
@@ -173,8 +175,8 @@ impl FromStr for ListingCursor {
 }
 
 /// The page of releases `query` asks for, with statuses as of `now`.
-pub(super) async fn list<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn list(
+    db: &mut Conn<'_>,
     query: &ReleaseQuery,
     now: DateTime<Utc>,
 ) -> Result<ReleasePage, StoreError> {
@@ -211,8 +213,8 @@ pub(super) async fn list<Q: Queries>(
 }
 
 /// Up to `count` candidates after `position`, with their approvals.
-async fn candidates<Q: Queries>(
-    db: &mut Q,
+async fn candidates(
+    db: &mut Conn<'_>,
     query: &ReleaseQuery,
     position: ListingCursor,
     now: DateTime<Utc>,

@@ -3,26 +3,21 @@
 //!
 //! The store only runs statements and returns the model's types; what a change
 //! means and which job follows it is decided by the lifecycle (`flow`).
-//! The statements (`releases`, `callbacks`, `listing`, `queue`, `rows`) are written once against
-//! [`sql::Backend`]; `sqlite` and `postgres` supply the connection, the
-//! encoding of times and ids, and the few statements that differ;
-//! `sqlite_inline` runs SQLite's statements on the calling thread and
-//! `sqlite_checkpoints` its WAL checkpoints in the background, and
-//! `sqlite_version` tells from the WAL index whether anything was committed.
+//! The statements (`releases`, `callbacks`, `listing`, `queue`, `rows`) are
+//! written once (`sql`) and run on a [`connection`] of either database, each
+//! through one driver: `sqlite` on rusqlite, `postgres` on sqlx. `database`
+//! implements [`Store`] with them, `transaction` the writes of one operation.
 
 mod callbacks;
-mod connections;
+mod connection;
+mod database;
 mod listing;
 mod postgres;
 mod queue;
 mod releases;
 mod rows;
 mod sql;
-mod sql_store;
 mod sqlite;
-mod sqlite_checkpoints;
-mod sqlite_inline;
-mod sqlite_version;
 mod transaction;
 
 use std::sync::Arc;
@@ -42,23 +37,25 @@ use crate::{
 };
 
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
-pub use postgres::PgStore;
-pub use sql_store::SqlStore;
-pub use sqlite::SqliteStore;
 pub use transaction::Transaction;
+
+use database::Database;
+use postgres::Postgres;
+use sqlite::Sqlite;
 
 /// A database failure; the cause is logged where it is handled, never shown to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or a statement failed.
+    /// PostgreSQL could not be reached or a statement failed; or, on either
+    /// database, the connection for migrations.
     #[error("database error")]
     Database(#[from] sqlx::Error),
     /// Migrations could not be applied.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A statement on a connection kept out of the pool (SQLite's) failed.
+    /// SQLite's file could not be opened or a statement on it failed.
     #[error("database error: {0}")]
-    Inline(String),
+    Sqlite(String),
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -73,8 +70,8 @@ pub struct DataVersion([u8; 48]);
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The database's version, where it can be read without a round trip:
-    /// SQLite files in WAL mode. `None` on PostgreSQL (other replicas commit
-    /// unseen), on an in-memory database, or while a commit is being written.
+    /// SQLite's file in WAL mode. `None` on PostgreSQL (other replicas commit
+    /// unseen), or while a commit is being written.
     fn data_version(&self) -> Option<DataVersion>;
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -136,9 +133,11 @@ pub trait Store: Send + Sync {
 pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.url.expose();
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(config).await?))
+        Ok(Arc::new(Database::Sqlite(Sqlite::connect(config).await?)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(config).await?))
+        Ok(Arc::new(Database::Postgres(
+            Postgres::connect(config).await?,
+        )))
     } else {
         anyhow::bail!("the database URL must start with sqlite:, postgres:// or postgresql://")
     }

@@ -1,28 +1,53 @@
-//! The PostgreSQL backend, for several replicas sharing one database: native
+//! The PostgreSQL database, for several replicas sharing one: native
 //! `timestamptz` and `uuid` columns, row locks, and `SKIP LOCKED` job claims.
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::{
-    PgConnection, Postgres, Row,
+    PgConnection, PgPool, Row as _,
     migrate::Migrator,
+    pool::PoolConnection,
     postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow},
     query::Query,
 };
 use uuid::Uuid;
 
 use super::{
-    SqlStore, StoreError,
-    sql::{Backend, Columns, NoneKept, Queries, Sql, Value, Writes},
+    StoreError,
+    sql::{Columns, Dialect, Sql, Value},
 };
 use crate::settings::DatabaseConfig;
 
-/// The store on PostgreSQL.
-pub type PgStore = SqlStore<Postgres>;
+/// The statements whose text is PostgreSQL's own.
+pub const DIALECT: Dialect = Dialect {
+    lock_release: "SELECT release_id FROM release WHERE release_id = $1 FOR UPDATE",
+    // A job locked by another replica's claim is skipped, not waited for; the
+    // lease (locked_until) hands a dead replica's job to another after it expires.
+    claim_job: "UPDATE job SET locked_until = $1
+         WHERE job_id = (
+             SELECT job_id FROM job
+             WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
+             ORDER BY run_at, job_id LIMIT 1
+             FOR UPDATE SKIP LOCKED)
+         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
+};
 
-impl SqlStore<Postgres> {
+/// The embedded migrations.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A PostgreSQL database, for several replicas sharing it, through sqlx's pool.
+pub struct Postgres {
+    pool: PgPool,
+}
+
+/// A connection from the pool.
+pub type Pooled = PoolConnection<sqlx::Postgres>;
+
+/// A transaction on a connection from the pool; rolled back unless committed.
+pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
+
+impl Postgres {
     /// Connects to the database named by the configured URL.
     ///
     /// Each connection is checked before use, so connections that a database
@@ -42,51 +67,46 @@ impl SqlStore<Postgres> {
             .test_before_acquire(true)
             .connect_with(options)
             .await?;
-        Ok(Self::new(pool))
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations. The migrator holds an advisory lock while
+    /// it runs, so replicas starting together apply each migration once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
+    }
+
+    /// A connection from the pool.
+    pub async fn conn(&self) -> Result<Pooled, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// A transaction on a connection from the pool.
+    pub async fn begin(&self) -> Result<Transaction, StoreError> {
+        Ok(self.pool.begin().await?)
     }
 }
 
-#[async_trait]
-impl Queries for PgConnection {
-    type Row = PgRow;
-
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
-        Ok(query(sql).execute(self).await?.rows_affected())
-    }
-
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<PgRow>, StoreError> {
-        Ok(query(sql).fetch_optional(self).await?)
-    }
-
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
-        Ok(query(sql).fetch_all(self).await?)
-    }
+/// Runs a statement; returns the number of rows it changed.
+pub async fn execute(conn: &mut PgConnection, sql: Sql) -> Result<u64, StoreError> {
+    Ok(query(sql).execute(conn).await?.rows_affected())
 }
 
-impl Writes for PgConnection {
-    const LOCK_RELEASE: &'static str =
-        "SELECT release_id FROM release WHERE release_id = $1 FOR UPDATE";
-    // A job locked by another replica's claim is skipped, not waited for; the
-    // lease (locked_until) hands a dead replica's job to another after it expires.
-    const CLAIM_JOB: &'static str = "UPDATE job SET locked_until = $1
-         WHERE job_id = (
-             SELECT job_id FROM job
-             WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
-             ORDER BY run_at, job_id LIMIT 1
-             FOR UPDATE SKIP LOCKED)
-         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts";
+/// Runs a query returning at most one row.
+pub async fn fetch_optional(
+    conn: &mut PgConnection,
+    sql: Sql,
+) -> Result<Option<PgRow>, StoreError> {
+    Ok(query(sql).fetch_optional(conn).await?)
 }
 
-impl Backend for PgConnection {
-    type Kept = NoneKept;
-
-    const ONE_WRITER: bool = false;
-    const BEGIN_WRITE: &'static str = "BEGIN";
-    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+/// Runs a query returning any number of rows.
+pub async fn fetch_all(conn: &mut PgConnection, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
+    Ok(query(sql).fetch_all(conn).await?)
 }
 
 /// The statement with its parameters in PostgreSQL's types.
-fn query(sql: Sql) -> Query<'static, Postgres, PgArguments> {
+fn query(sql: Sql) -> Query<'static, sqlx::Postgres, PgArguments> {
     let query = sqlx::query(sql.text);
     sql.params
         .into_iter()

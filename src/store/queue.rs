@@ -5,13 +5,15 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    StoreError, rows,
-    sql::{Columns, Queries, Sql, Writes},
+    StoreError,
+    connection::Conn,
+    rows,
+    sql::{Columns, Sql},
 };
 use crate::domain::job::{Job, JobKind, NewJob, Subject};
 
 /// Queues a job.
-pub(super) async fn enqueue<B: Writes>(db: &mut B, job: &NewJob) -> Result<(), StoreError> {
+pub(super) async fn enqueue(db: &mut Conn<'_>, job: &NewJob) -> Result<(), StoreError> {
     let (approval_id, callback_id, channel) = match job.subject {
         Subject::Release => (None, None, None),
         Subject::Approval(id) => (Some(id), None, None),
@@ -41,8 +43,8 @@ pub(super) fn approval_jobs_deleted(approval_id: Uuid, kind: JobKind) -> Sql {
 }
 
 /// Whether release `release_id` has a job of `kind`, in any state.
-pub(super) async fn has_job<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn has_job(
+    db: &mut Conn<'_>,
     release_id: i64,
     kind: JobKind,
 ) -> Result<bool, StoreError> {
@@ -53,12 +55,12 @@ pub(super) async fn has_job<Q: Queries>(
 }
 
 /// Locks the next due job until `lease_until`.
-pub(super) async fn claim<B: Writes>(
-    db: &mut B,
+pub(super) async fn claim(
+    db: &mut Conn<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Job>, StoreError> {
-    let sql = Sql::new(B::CLAIM_JOB).bind(lease_until).bind(now);
+    let sql = Sql::new(db.dialect().claim_job).bind(lease_until).bind(now);
     db.fetch_optional(sql)
         .await?
         .as_ref()
@@ -67,8 +69,8 @@ pub(super) async fn claim<B: Writes>(
 }
 
 /// Keeps a running job locked until `lease_until`.
-pub(super) async fn extend_lease<B: Writes>(
-    db: &mut B,
+pub(super) async fn extend_lease(
+    db: &mut Conn<'_>,
     job_id: i64,
     lease_until: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -80,8 +82,8 @@ pub(super) async fn extend_lease<B: Writes>(
 }
 
 /// Unlocks a job and lets it run again at `run_at`, without counting a failure.
-pub(super) async fn postpone<B: Writes>(
-    db: &mut B,
+pub(super) async fn postpone(
+    db: &mut Conn<'_>,
     job_id: i64,
     run_at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -93,15 +95,15 @@ pub(super) async fn postpone<B: Writes>(
 }
 
 /// Deletes a finished job.
-pub(super) async fn complete<B: Writes>(db: &mut B, job_id: i64) -> Result<(), StoreError> {
+pub(super) async fn complete(db: &mut Conn<'_>, job_id: i64) -> Result<(), StoreError> {
     db.execute(Sql::new("DELETE FROM job WHERE job_id = $1").bind(job_id))
         .await?;
     Ok(())
 }
 
 /// Records a failed attempt and unlocks the job; `retry_at` `None` marks it dead.
-pub(super) async fn fail<B: Writes>(
-    db: &mut B,
+pub(super) async fn fail(
+    db: &mut Conn<'_>,
     job_id: i64,
     error: &str,
     retry_at: Option<DateTime<Utc>>,
@@ -121,10 +123,7 @@ pub(super) async fn fail<B: Writes>(
 }
 
 /// Jobs due by `now`, neither finished nor dead.
-pub(super) async fn due_count<Q: Queries>(
-    db: &mut Q,
-    now: DateTime<Utc>,
-) -> Result<u64, StoreError> {
+pub(super) async fn due_count(db: &mut Conn<'_>, now: DateTime<Utc>) -> Result<u64, StoreError> {
     let sql = Sql::new("SELECT COUNT(*) AS due FROM job WHERE dead_at IS NULL AND run_at <= $1")
         .bind(now);
     let row = db.fetch_optional(sql).await?;
@@ -135,8 +134,8 @@ pub(super) async fn due_count<Q: Queries>(
 /// Jobs neither finished nor dead that are due by `now` or wait to retry a
 /// failed attempt: the work left before the queue is idle (scheduled
 /// reminders, escalations and deadlines are not counted).
-pub(super) async fn outstanding_count<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn outstanding_count(
+    db: &mut Conn<'_>,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let sql = Sql::new(

@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    StoreError, rows,
-    sql::{Columns, Queries, Sql, Writes},
+    StoreError,
+    connection::Conn,
+    rows,
+    sql::{Columns, Sql},
 };
 use crate::domain::{
     approver::ApproverEmail,
@@ -40,8 +42,8 @@ macro_rules! snapshot_query {
 }
 
 /// The release with this public identity.
-pub(super) async fn find<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn find(
+    db: &mut Conn<'_>,
     key: &ReleaseKey,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let sql = Sql::new(snapshot_query!(
@@ -54,8 +56,8 @@ pub(super) async fn find<Q: Queries>(
 }
 
 /// The release with this internal id.
-pub(super) async fn find_by_id<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn find_by_id(
+    db: &mut Conn<'_>,
     release_id: i64,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let sql = Sql::new(snapshot_query!("release.release_id = $1")).bind(release_id);
@@ -64,10 +66,7 @@ pub(super) async fn find_by_id<Q: Queries>(
 
 /// The snapshot read by a [`snapshot_query!`]; the failing jobs, when there are
 /// any, take a second statement.
-async fn snapshot_of<Q: Queries>(
-    db: &mut Q,
-    sql: Sql,
-) -> Result<Option<ReleaseSnapshot>, StoreError> {
+async fn snapshot_of(db: &mut Conn<'_>, sql: Sql) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let rows = db.fetch_all(sql).await?;
     let Some(first) = rows.first() else {
         return Ok(None);
@@ -91,10 +90,7 @@ async fn snapshot_of<Q: Queries>(
 }
 
 /// The release's failing jobs, with the email of the approver each concerns.
-async fn troubles_of<Q: Queries>(
-    db: &mut Q,
-    release_id: i64,
-) -> Result<Vec<JobTrouble>, StoreError> {
+async fn troubles_of(db: &mut Conn<'_>, release_id: i64) -> Result<Vec<JobTrouble>, StoreError> {
     let sql = Sql::new(
         "SELECT job.kind, job.attempts, job.last_error, job.run_at, job.dead_at, approval.email
          FROM job LEFT JOIN approval ON approval.approval_id = job.approval_id
@@ -105,10 +101,7 @@ async fn troubles_of<Q: Queries>(
 }
 
 /// The internal id of the release with this public identity.
-pub(super) async fn id_of<Q: Queries>(
-    db: &mut Q,
-    key: &ReleaseKey,
-) -> Result<Option<i64>, StoreError> {
+pub(super) async fn id_of(db: &mut Conn<'_>, key: &ReleaseKey) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
         "SELECT release_id FROM release WHERE team_project = $1 AND external_id = $2 AND stage = $3",
     )
@@ -120,18 +113,18 @@ pub(super) async fn id_of<Q: Queries>(
 }
 
 /// Locks the release for the rest of the transaction and reads it.
-pub(super) async fn lock<B: Writes>(
-    db: &mut B,
+pub(super) async fn lock(
+    db: &mut Conn<'_>,
     release_id: i64,
 ) -> Result<ReleaseSnapshot, StoreError> {
-    db.execute(Sql::new(B::LOCK_RELEASE).bind(release_id))
+    db.execute(Sql::new(db.dialect().lock_release).bind(release_id))
         .await?;
     read(db, release_id).await
 }
 
 /// The release with this internal id, which must exist.
-pub(super) async fn read<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn read(
+    db: &mut Conn<'_>,
     release_id: i64,
 ) -> Result<ReleaseSnapshot, StoreError> {
     find_by_id(db, release_id)
@@ -140,8 +133,8 @@ pub(super) async fn read<Q: Queries>(
 }
 
 /// An approval by id.
-pub(super) async fn approval<Q: Queries>(
-    db: &mut Q,
+pub(super) async fn approval(
+    db: &mut Conn<'_>,
     approval_id: Uuid,
 ) -> Result<Option<ApprovalRecord>, StoreError> {
     let sql = Sql::new("SELECT * FROM approval WHERE approval_id = $1").bind(approval_id);
@@ -153,8 +146,8 @@ pub(super) async fn approval<Q: Queries>(
 }
 
 /// Inserts the release unless it is known; its id when inserted.
-pub(super) async fn insert<B: Writes>(
-    db: &mut B,
+pub(super) async fn insert(
+    db: &mut Conn<'_>,
     new: &NewRelease,
     required_approvals: Option<u32>,
     deadline: DateTime<Utc>,
@@ -181,8 +174,8 @@ pub(super) async fn insert<B: Writes>(
 }
 
 /// Inserts an approval unless the release has one for this approver; its id when inserted.
-pub(super) async fn insert_approval<B: Writes>(
-    db: &mut B,
+pub(super) async fn insert_approval(
+    db: &mut Conn<'_>,
     release_id: i64,
     email: &ApproverEmail,
     created_at: DateTime<Utc>,
@@ -200,8 +193,8 @@ pub(super) async fn insert_approval<B: Writes>(
 }
 
 /// Records the rule the approvers' decisions are judged by and where they came from.
-pub(super) async fn record_approvers<B: Writes>(
-    db: &mut B,
+pub(super) async fn record_approvers(
+    db: &mut Conn<'_>,
     release_id: i64,
     resolved: &ResolvedApprovers,
     now: DateTime<Utc>,

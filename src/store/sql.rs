@@ -1,15 +1,13 @@
-//! The seam between the store's logic, written once, and the two databases.
+//! Statements written once for both databases.
 //!
 //! Statements use the `$1` parameter style, which SQLite and PostgreSQL both
-//! accept, so the same text runs on either. A [`Backend`] binds the parameters
-//! in its own encoding (SQLite keeps times as epoch milliseconds and ids as
-//! text; PostgreSQL has `timestamptz` and `uuid`), and [`Columns`] reads rows
-//! back into the same Rust types. The module is private to the store; its items
-//! are `pub` only so that the bounds of the public `SqlStore` can name them.
+//! accept, so the same text runs on either. Each database binds the
+//! parameters in its own encoding (SQLite keeps times as epoch milliseconds and
+//! ids as text; PostgreSQL has `timestamptz` and `uuid`), and [`Columns`] reads
+//! rows back into the same Rust types. The two statements whose text differs
+//! are each database's [`Dialect`].
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::migrate::{Migrate, Migrator};
 use uuid::Uuid;
 
 use super::StoreError;
@@ -138,100 +136,12 @@ fn not_null<T>(column: &str, value: Option<T>) -> Result<T, StoreError> {
     value.ok_or_else(|| StoreError::Corrupt(format!("{column} is NULL")))
 }
 
-/// Something that runs statements: a connection of either database, or a
-/// connection kept out of the pool ([`Backend::Kept`]).
-#[async_trait]
-pub trait Queries: Send {
-    /// A result row.
-    type Row: Columns + Send;
-
-    /// Runs a statement; returns the number of rows it changed.
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError>;
-    /// Runs a query returning at most one row.
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Self::Row>, StoreError>;
-    /// Runs a query returning any number of rows.
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Self::Row>, StoreError>;
-
-    /// Whether a query finds a row.
-    async fn exists(&mut self, sql: Sql) -> Result<bool, StoreError> {
-        Ok(self.fetch_optional(sql).await?.is_some())
-    }
-}
-
-/// Runs the statements of writes: the shared ones, and the two whose text
-/// differs between the databases.
-pub trait Writes: Queries {
+/// The statements whose text differs between the databases.
+pub struct Dialect {
     /// Locks release `$1` until the transaction ends, so that writes to one
     /// release (decisions, approvers, callbacks) happen one after the other.
-    const LOCK_RELEASE: &'static str;
+    pub lock_release: &'static str,
     /// Locks the next due job (`$2` is now) until `$1`, returning its columns;
     /// no two connections ever claim the same job.
-    const CLAIM_JOB: &'static str;
-}
-
-/// A connection of one database, on which the shared store logic runs its
-/// statements. Implemented by `SqliteConnection` and `PgConnection`.
-pub trait Backend: Writes + Migrate {
-    /// A connection kept out of the pool (`SqlStore::keep_connections`).
-    type Kept: Kept;
-
-    /// Whether the database takes one writer at a time (SQLite).
-    const ONE_WRITER: bool;
-    /// Starts a transaction that writes.
-    const BEGIN_WRITE: &'static str;
-    /// The embedded migrations.
-    const MIGRATOR: Migrator;
-}
-
-/// A connection kept out of the pool, whose statements complete without
-/// waiting (SQLite's, `sqlite_inline`).
-pub trait Kept: Writes {
-    /// Ends the open transaction without its changes; for a transaction
-    /// dropped before its commit.
-    fn roll_back(&mut self);
-}
-
-/// No connection: PostgreSQL keeps none out of its pool, because a socket can
-/// break and the pool's checks replace broken ones.
-pub enum NoneKept {}
-
-#[async_trait]
-impl Queries for NoneKept {
-    type Row = NoneKept;
-
-    async fn execute(&mut self, _: Sql) -> Result<u64, StoreError> {
-        match *self {}
-    }
-    async fn fetch_optional(&mut self, _: Sql) -> Result<Option<NoneKept>, StoreError> {
-        match *self {}
-    }
-    async fn fetch_all(&mut self, _: Sql) -> Result<Vec<NoneKept>, StoreError> {
-        match *self {}
-    }
-}
-
-impl Writes for NoneKept {
-    const LOCK_RELEASE: &'static str = "";
-    const CLAIM_JOB: &'static str = "";
-}
-
-impl Kept for NoneKept {
-    fn roll_back(&mut self) {
-        match *self {}
-    }
-}
-
-impl Columns for NoneKept {
-    fn opt_int(&self, _: &str) -> Result<Option<i64>, StoreError> {
-        match *self {}
-    }
-    fn opt_text(&self, _: &str) -> Result<Option<String>, StoreError> {
-        match *self {}
-    }
-    fn opt_time(&self, _: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match *self {}
-    }
-    fn opt_uuid(&self, _: &str) -> Result<Option<Uuid>, StoreError> {
-        match *self {}
-    }
+    pub claim_job: &'static str,
 }

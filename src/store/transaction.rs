@@ -2,15 +2,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Database;
 use uuid::Uuid;
 
-use super::{
-    StoreError, callbacks,
-    connections::WriteTx,
-    queue, releases,
-    sql::{Backend, Queries},
-};
+use super::{StoreError, callbacks, connection::Conn, queue, releases};
 use crate::domain::{
     approver::ApproverEmail,
     callback::PlanCallback,
@@ -128,11 +122,11 @@ pub trait Transaction: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// A connection in a write transaction, in the writers' turn.
+pub(super) struct WriteTx<'a>(pub(super) Conn<'a>);
+
 #[async_trait]
-impl<DB: Database> Transaction for WriteTx<'_, DB>
-where
-    DB::Connection: Backend,
-{
+impl Transaction for WriteTx<'_> {
     async fn insert_release(
         &mut self,
         new: &NewRelease,
@@ -140,23 +134,23 @@ where
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        releases::insert(self, new, required_approvals, deadline, now).await
+        releases::insert(&mut self.0, new, required_approvals, deadline, now).await
     }
 
     async fn release_id(&mut self, key: &ReleaseKey) -> Result<Option<i64>, StoreError> {
-        releases::id_of(self, key).await
+        releases::id_of(&mut self.0, key).await
     }
 
     async fn read_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
-        releases::read(self, release_id).await
+        releases::read(&mut self.0, release_id).await
     }
 
     async fn lock_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
-        releases::lock(self, release_id).await
+        releases::lock(&mut self.0, release_id).await
     }
 
     async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
-        releases::approval(self, approval_id).await
+        releases::approval(&mut self.0, approval_id).await
     }
 
     async fn insert_approval(
@@ -165,7 +159,7 @@ where
         email: &ApproverEmail,
         created_at: DateTime<Utc>,
     ) -> Result<Option<Uuid>, StoreError> {
-        releases::insert_approval(self, release_id, email, created_at).await
+        releases::insert_approval(&mut self.0, release_id, email, created_at).await
     }
 
     async fn record_approvers(
@@ -174,7 +168,7 @@ where
         resolved: &ResolvedApprovers,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        releases::record_approvers(self, release_id, resolved, now).await
+        releases::record_approvers(&mut self.0, release_id, resolved, now).await
     }
 
     async fn record_decision(
@@ -185,7 +179,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = releases::decided(approval_id, decision, comment, now);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn record_cancellation(
@@ -195,12 +189,12 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = releases::cancelled(release_id, reason, now);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn supersede_links(&mut self, approval_id: Uuid) -> Result<(), StoreError> {
         let sql = releases::links_superseded(approval_id);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn record_escalation(
@@ -209,7 +203,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = releases::escalated(release_id, now);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn record_write_back(
@@ -218,7 +212,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = releases::written_back(release_id, now);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn record_email_sent(
@@ -228,7 +222,7 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = releases::email_sent(approval_id, link_generation, now);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn save_callback(
@@ -237,14 +231,14 @@ where
         callback: &PlanCallback,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        callbacks::save(self, release_id, callback, now).await
+        callbacks::save(&mut self.0, release_id, callback, now).await
     }
 
     async fn callbacks_awaiting_delivery(
         &mut self,
         release_id: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        callbacks::awaiting_delivery(self, release_id).await
+        callbacks::awaiting_delivery(&mut self.0, release_id).await
     }
 
     async fn record_callback_delivered(
@@ -254,15 +248,15 @@ where
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = callbacks::callback_delivered(callback_id, result, now);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn has_job(&mut self, release_id: i64, kind: JobKind) -> Result<bool, StoreError> {
-        queue::has_job(self, release_id, kind).await
+        queue::has_job(&mut self.0, release_id, kind).await
     }
 
     async fn enqueue(&mut self, job: &NewJob) -> Result<(), StoreError> {
-        queue::enqueue(self, job).await
+        queue::enqueue(&mut self.0, job).await
     }
 
     async fn delete_approval_jobs(
@@ -271,18 +265,19 @@ where
         kind: JobKind,
     ) -> Result<(), StoreError> {
         let sql = queue::approval_jobs_deleted(approval_id, kind);
-        self.execute(sql).await.map(drop)
+        self.0.execute(sql).await.map(drop)
     }
 
     async fn complete_job(&mut self, job_id: i64) -> Result<(), StoreError> {
-        queue::complete(self, job_id).await
+        queue::complete(&mut self.0, job_id).await
     }
 
     async fn postpone_job(&mut self, job_id: i64, run_at: DateTime<Utc>) -> Result<(), StoreError> {
-        queue::postpone(self, job_id, run_at).await
+        queue::postpone(&mut self.0, job_id, run_at).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        WriteTx::commit(*self).await
+        let mut this = *self;
+        this.0.commit().await
     }
 }

@@ -6,7 +6,7 @@
 //! the version is the same (nothing committed since, by this process or any
 //! other) and, for a pending release, only before its deadline, when it would
 //! turn `expired` on the clock alone. Where the store has no version
-//! (PostgreSQL, an in-memory database) nothing is kept. Any commit leaves every
+//! (PostgreSQL) nothing is kept. Any commit leaves every
 //! kept answer behind, so none can outlive a decision, a cancellation or a
 //! job's failure; the price is a read after each commit.
 

@@ -3,30 +3,29 @@
 //! sqlx runs each SQLite connection on a thread of its own and hands every
 //! statement to it; for a gate poll, one short read, that hand-off cost more
 //! CPU than the read, and a write transaction made five of them while holding
-//! the writers' turn. The connections the SQLite store keeps out of sqlx's
-//! pool, four for reads and one for writes, are therefore rusqlite's, on the
-//! same file and the same SQLite library: a statement runs where it is called.
-//! In WAL mode a read never waits for the writer, writes take turns on the one
+//! the writers' turn. The SQLite store's connections, four for reads and one
+//! for writes, are therefore rusqlite's (sqlx only applies the migrations, on
+//! the same file and the same SQLite library): a statement runs where it is
+//! called. In WAL mode a read never waits for the writer, writes take turns on the one
 //! writer, no commit waits for a sync (`synchronous = NORMAL`; checkpoints run
-//! in the background, `sqlite_checkpoints`), and a lock held by another process
+//! in the background, `checkpoints`), and a lock held by another process
 //! is waited for on the runtime, not the thread; so a statement holds the
 //! runtime's thread for microseconds, less than the hand-off did.
 
 use std::{
+    borrow::Cow,
     path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, types::Value as Stored};
+use rusqlite::{ErrorCode, OpenFlags, types::Value as Stored};
 use uuid::Uuid;
 
-use super::{
+use crate::store::{
     StoreError,
-    sql::{Columns, Kept, Queries, Sql, Writes},
-    sqlite::{Encoded, decoded_time, decoded_uuid, encoded},
+    sql::{Columns, Sql, Value},
 };
 
 /// The most of the database file a reader maps into memory.
@@ -36,8 +35,8 @@ const READ_MAP_BYTES: i64 = 256 << 20;
 const PREPARED_STATEMENTS: usize = 64;
 
 /// A connection to the database file whose statements run on the calling thread.
-pub struct InlineConnection {
-    conn: Connection,
+pub struct Connection {
+    conn: rusqlite::Connection,
     /// How long a statement waits for a lock another process holds.
     busy_timeout: Duration,
 }
@@ -45,55 +44,62 @@ pub struct InlineConnection {
 /// Time between attempts to take a lock that another process holds.
 const LOCK_RETRY: Duration = Duration::from_millis(5);
 
-impl InlineConnection {
+impl Connection {
     /// Opens the database file for reads only.
     pub fn reader(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let this = Self::open(path, busy_timeout)?;
+        let this = Self::open(path, busy_timeout, OpenFlags::empty())?;
         // Opened read-write, as SQLite advises for WAL files, but refusing writes.
         this.conn
             .pragma_update(None, "query_only", true)
-            .map_err(inline_error)?;
+            .map_err(sqlite_error)?;
         // Pages read through a shared memory map instead of copied into each
         // connection's 2 MB cache: +20% polls on 10,000 releases. Up to this much
         // of the file is mapped.
         this.conn
             .pragma_update(None, "mmap_size", READ_MAP_BYTES)
-            .map_err(inline_error)?;
+            .map_err(sqlite_error)?;
         Ok(this)
     }
 
-    /// Opens the database file for the store's writes, with the settings of
-    /// `SqliteStore::connect`: foreign keys on, `synchronous = NORMAL`, no
-    /// checkpoints in commits.
+    /// Opens the database file for the store's writes, creating it if needed,
+    /// in WAL mode, with foreign keys on and no checkpoints in commits
+    /// (`checkpoints` makes them in the background).
+    ///
+    /// In WAL mode `synchronous = NORMAL` syncs at checkpoints instead of at
+    /// every commit: a commit survives the process crashing or being killed,
+    /// and the file is never corrupted; an OS crash or power loss may undo the
+    /// last commits. FULL would cost one fsync per write, which caps the whole
+    /// service (one writer at a time) at a few hundred writes a second.
     pub fn writer(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let this = Self::open(path, busy_timeout)?;
+        let this = Self::open(path, busy_timeout, OpenFlags::SQLITE_OPEN_CREATE)?;
         this.conn
             .execute_batch(
-                "PRAGMA foreign_keys = ON;
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA foreign_keys = ON;
                  PRAGMA synchronous = NORMAL;
                  PRAGMA wal_autocheckpoint = 0;",
             )
-            .map_err(inline_error)?;
+            .map_err(sqlite_error)?;
         Ok(this)
     }
 
     /// Opens the file; a statement that finds it locked by another process
     /// (the store's own writers take turns) is retried for up to `busy_timeout`.
     /// SQLite's own busy handler is off: it would sleep on the runtime's thread.
-    fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let conn = Connection::open_with_flags(
+    fn open(path: &Path, busy_timeout: Duration, create: OpenFlags) -> Result<Self, StoreError> {
+        let conn = rusqlite::Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | create,
         )
-        .map_err(inline_error)?;
-        conn.busy_timeout(Duration::ZERO).map_err(inline_error)?;
+        .map_err(sqlite_error)?;
+        conn.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
         conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         Ok(Self { conn, busy_timeout })
     }
 
     /// Runs `sql` to its end, collecting at most `limit` rows; while the file
     /// is locked by another process, waits on the runtime and tries again.
-    async fn rows(&mut self, sql: Sql, limit: usize) -> Result<Vec<ReadRow>, StoreError> {
+    async fn rows(&mut self, sql: Sql, limit: usize) -> Result<Vec<Row>, StoreError> {
         let started = Instant::now();
         loop {
             match self.try_rows(&sql, limit) {
@@ -108,7 +114,7 @@ impl InlineConnection {
         }
     }
 
-    fn try_rows(&mut self, sql: &Sql, limit: usize) -> Result<Vec<ReadRow>, Failure> {
+    fn try_rows(&mut self, sql: &Sql, limit: usize) -> Result<Vec<Row>, Failure> {
         let mut statement = self.conn.prepare_cached(sql.text)?;
         for index in 1..=statement.parameter_count() {
             // `$N` names the Nth parameter wherever it appears, as sqlx binds it.
@@ -142,7 +148,7 @@ impl InlineConnection {
             let values = (0..columns.len())
                 .map(|i| row.get::<_, Stored>(i))
                 .collect::<Result<_, _>>()?;
-            found.push(ReadRow {
+            found.push(Row {
                 columns: columns.clone(),
                 values,
             });
@@ -151,8 +157,42 @@ impl InlineConnection {
     }
 }
 
-fn inline_error(err: rusqlite::Error) -> StoreError {
-    StoreError::Inline(err.to_string())
+/// A parameter in SQLite's encoding.
+enum Encoded<'a> {
+    Int(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+}
+
+/// SQLite's encoding of a parameter: times as epoch milliseconds, ids as text.
+fn encoded(value: &Value) -> Encoded<'_> {
+    match value {
+        Value::Int(value) => Encoded::Int(*value),
+        Value::Text(value) => Encoded::Text(value.as_deref().map(Cow::Borrowed)),
+        Value::Time(value) => Encoded::Int(value.map(|t| t.timestamp_millis())),
+        Value::Uuid(value) => Encoded::Text(value.map(|id| Cow::Owned(id.to_string()))),
+    }
+}
+
+/// A time column read back from its epoch milliseconds.
+fn decoded_time(column: &str, millis: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    millis
+        .map(|ms| {
+            DateTime::from_timestamp_millis(ms)
+                .ok_or_else(|| StoreError::Corrupt(format!("{column} {ms}")))
+        })
+        .transpose()
+}
+
+/// An id column read back from its text.
+fn decoded_uuid(column: &str, text: Option<String>) -> Result<Option<Uuid>, StoreError> {
+    text.map(|text| {
+        Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{column} {text}")))
+    })
+    .transpose()
+}
+
+fn sqlite_error(err: rusqlite::Error) -> StoreError {
+    StoreError::Sqlite(err.to_string())
 }
 
 /// Why a statement failed.
@@ -170,37 +210,32 @@ impl From<rusqlite::Error> for Failure {
 impl From<Failure> for StoreError {
     fn from(failure: Failure) -> Self {
         match failure {
-            Failure::Sqlite(err) => inline_error(err),
-            Failure::Parameter(text) => StoreError::Inline(text),
+            Failure::Sqlite(err) => sqlite_error(err),
+            Failure::Parameter(text) => StoreError::Sqlite(text),
         }
     }
 }
 
-#[async_trait]
-impl Queries for InlineConnection {
-    type Row = ReadRow;
-
-    async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+impl Connection {
+    /// Runs a statement; returns the number of rows it changed.
+    pub async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
         self.rows(sql, 0).await?;
         Ok(self.conn.changes())
     }
 
-    async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<ReadRow>, StoreError> {
+    /// Runs a query returning at most one row.
+    pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, StoreError> {
         Ok(self.rows(sql, 1).await?.pop())
     }
 
-    async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<ReadRow>, StoreError> {
+    /// Runs a query returning any number of rows.
+    pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, StoreError> {
         self.rows(sql, usize::MAX).await
     }
-}
 
-impl Writes for InlineConnection {
-    const LOCK_RELEASE: &'static str = <sqlx::SqliteConnection as Writes>::LOCK_RELEASE;
-    const CLAIM_JOB: &'static str = <sqlx::SqliteConnection as Writes>::CLAIM_JOB;
-}
-
-impl Kept for InlineConnection {
-    fn roll_back(&mut self) {
+    /// Ends the open transaction without its changes; for a transaction
+    /// dropped before its commit.
+    pub fn roll_back(&mut self) {
         if let Err(err) = self.conn.execute_batch("ROLLBACK")
             && !self.conn.is_autocommit()
         {
@@ -209,13 +244,13 @@ impl Kept for InlineConnection {
     }
 }
 
-/// A row read by an [`InlineConnection`].
-pub struct ReadRow {
+/// A row read by a [`Connection`].
+pub struct Row {
     columns: Arc<[String]>,
     values: Vec<Stored>,
 }
 
-impl ReadRow {
+impl Row {
     /// The value of the first column named `column`.
     fn value(&self, column: &str) -> Result<&Stored, StoreError> {
         self.columns
@@ -226,7 +261,7 @@ impl ReadRow {
     }
 }
 
-impl Columns for ReadRow {
+impl Columns for Row {
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
         match self.value(column)? {
             Stored::Null => Ok(None),
@@ -256,17 +291,17 @@ impl Columns for ReadRow {
 mod tests {
     use super::*;
 
-    fn reader_on_new_file() -> (tempfile::TempDir, Connection, InlineConnection) {
+    fn reader_on_new_file() -> (tempfile::TempDir, rusqlite::Connection, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("read.db");
-        let writer = Connection::open(&path).unwrap();
+        let writer = rusqlite::Connection::open(&path).unwrap();
         writer
             .execute_batch(
                 "PRAGMA journal_mode = WAL;
                  CREATE TABLE t (n INTEGER, s TEXT, at INTEGER);",
             )
             .unwrap();
-        let reader = InlineConnection::reader(&path, Duration::from_secs(1)).unwrap();
+        let reader = Connection::reader(&path, Duration::from_secs(1)).unwrap();
         (dir, writer, reader)
     }
 
@@ -326,7 +361,7 @@ mod tests {
         let sql = Sql::new("SELECT $1 AS a, $2 AS b").bind(1_i64);
         assert!(matches!(
             reader.fetch_all(sql).await,
-            Err(StoreError::Inline(_))
+            Err(StoreError::Sqlite(_))
         ));
     }
 }

@@ -15,11 +15,10 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::Connection;
 use tokio::sync::Mutex;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{StoreError, sqlite_inline::InlineConnection};
+use super::{StoreError, connection::Connection};
 
 /// Time between checkpoints. A checkpoint's fsyncs stall the writer's next
 /// WAL writes until their I/O is done, so smaller, more frequent ones stall it
@@ -32,24 +31,24 @@ const EVERY: Duration = Duration::from_millis(250);
 pub fn start(
     path: &Path,
     busy_timeout: Duration,
-    writer: Arc<Mutex<InlineConnection>>,
+    writer: Arc<Mutex<Connection>>,
 ) -> Result<DropGuard, StoreError> {
-    let conn = open(path, busy_timeout).map_err(|err| StoreError::Inline(err.to_string()))?;
+    let conn = open(path, busy_timeout).map_err(|err| StoreError::Sqlite(err.to_string()))?;
     let stop = CancellationToken::new();
     tokio::spawn(run(conn, path.to_owned(), writer, stop.clone()));
     Ok(stop.drop_guard())
 }
 
-fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
     conn.busy_timeout(busy_timeout)?;
     Ok(conn)
 }
 
 async fn run(
-    mut conn: Connection,
+    mut conn: rusqlite::Connection,
     path: PathBuf,
-    writer: Arc<Mutex<InlineConnection>>,
+    writer: Arc<Mutex<Connection>>,
     stop: CancellationToken,
 ) {
     let mut ticks = tokio::time::interval(EVERY);
@@ -95,7 +94,7 @@ async fn run(
 
 /// Copies what it can of the WAL into the database file; whether that was all
 /// of it (SQLite answers the WAL's frames and how many of them are copied).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
+fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         Ok(row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
     })
@@ -106,8 +105,8 @@ mod tests {
     use super::*;
 
     /// A WAL database whose table `t` has rows in the WAL only.
-    fn wal_database(path: &Path) -> Connection {
-        let conn = Connection::open(path).unwrap();
+    fn wal_database(path: &Path) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
              CREATE TABLE t (s TEXT);",
@@ -117,15 +116,15 @@ mod tests {
         conn
     }
 
-    fn add_rows(conn: &Connection) {
+    fn add_rows(conn: &rusqlite::Connection) {
         for _ in 0..50 {
             conn.execute("INSERT INTO t (s) VALUES (hex(randomblob(2000)))", [])
                 .unwrap();
         }
     }
 
-    fn store_writer(path: &Path) -> Arc<Mutex<InlineConnection>> {
-        let writer = InlineConnection::writer(path, Duration::from_secs(1)).unwrap();
+    fn store_writer(path: &Path) -> Arc<Mutex<Connection>> {
+        let writer = Connection::writer(path, Duration::from_secs(1)).unwrap();
         Arc::new(Mutex::new(writer))
     }
 

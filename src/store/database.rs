@@ -1,0 +1,265 @@
+//! [`Database`]: the one [`Store`] implementation, on SQLite or PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    DataVersion, ReleasePage, ReleaseQuery, Store, StoreError, Transaction, callbacks,
+    connection::Conn,
+    listing,
+    postgres::Postgres,
+    queue, releases,
+    sql::{Columns, Sql},
+    sqlite::Sqlite,
+    transaction::WriteTx,
+};
+use crate::domain::{
+    callback::CallbackRecord,
+    job::Job,
+    release::ReleaseKey,
+    snapshot::{ApprovalRecord, ReleaseHistory, ReleaseSnapshot},
+};
+
+/// Setting that holds the generated token secret.
+const TOKEN_SECRET_SETTING: &str = "token_secret";
+
+/// The database the store runs its statements on; each method is one transaction.
+pub enum Database {
+    /// The embedded SQLite file.
+    Sqlite(Sqlite),
+    /// A PostgreSQL server, shared by replicas.
+    Postgres(Postgres),
+}
+
+impl Database {
+    /// A connection for a read.
+    async fn reader(&self) -> Result<Conn<'_>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(db) => Conn::Sqlite(db.reader().await?),
+            Self::Postgres(db) => Conn::Postgres(db.conn().await?),
+        })
+    }
+
+    /// A connection for a write outside a transaction, in the writers' turn.
+    async fn write_conn(&self) -> Result<Conn<'_>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(db) => Conn::Sqlite(db.writer().await),
+            Self::Postgres(db) => Conn::Postgres(db.conn().await?),
+        })
+    }
+
+    /// A write transaction, in the writers' turn.
+    async fn write_tx(&self) -> Result<WriteTx<'_>, StoreError> {
+        Ok(WriteTx(match self {
+            Self::Sqlite(db) => Conn::Sqlite(db.begin().await?),
+            Self::Postgres(db) => Conn::PostgresTx(Some(db.begin().await?)),
+        }))
+    }
+}
+
+#[async_trait]
+impl Store for Database {
+    fn data_version(&self) -> Option<DataVersion> {
+        match self {
+            Self::Sqlite(db) => db.data_version(),
+            // Other replicas commit unseen.
+            Self::Postgres(_) => None,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(db) => db.migrate().await,
+            Self::Postgres(db) => db.migrate().await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.reader().await?.execute(Sql::new("SELECT 1")).await?;
+        Ok(())
+    }
+
+    async fn token_secret(
+        &self,
+        candidate: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.write_conn().await?;
+        let insert = Sql::new(
+            "INSERT INTO setting (setting_id, value, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (setting_id) DO NOTHING",
+        );
+        conn.execute(insert.bind(TOKEN_SECRET_SETTING).bind(candidate).bind(now))
+            .await?;
+        let select = Sql::new("SELECT value FROM setting WHERE setting_id = $1");
+        let row = conn
+            .fetch_optional(select.bind(TOKEN_SECRET_SETTING))
+            .await?;
+        row.ok_or_else(|| StoreError::Corrupt("the token secret vanished".into()))?
+            .text("value")
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        Ok(Box::new(self.write_tx().await?))
+    }
+
+    async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
+        releases::find(&mut self.reader().await?, key).await
+    }
+
+    async fn release_history(
+        &self,
+        key: &ReleaseKey,
+    ) -> Result<Option<ReleaseHistory>, StoreError> {
+        let mut conn = self.reader().await?;
+        let Some(snapshot) = releases::find(&mut conn, key).await? else {
+            return Ok(None);
+        };
+        let callbacks = callbacks::callbacks_of(&mut conn, snapshot.release.id).await?;
+        Ok(Some(ReleaseHistory {
+            snapshot,
+            callbacks,
+        }))
+    }
+
+    async fn list_releases(
+        &self,
+        query: &ReleaseQuery,
+        now: DateTime<Utc>,
+    ) -> Result<ReleasePage, StoreError> {
+        listing::list(&mut self.reader().await?, query, now).await
+    }
+
+    async fn release_by_id(&self, id: i64) -> Result<Option<ReleaseSnapshot>, StoreError> {
+        releases::find_by_id(&mut self.reader().await?, id).await
+    }
+
+    async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
+        releases::approval(&mut self.reader().await?, id).await
+    }
+
+    async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        callbacks::callback(&mut self.reader().await?, callback_id).await
+    }
+
+    async fn claim_job(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Option<Job>, StoreError> {
+        queue::claim(&mut self.write_conn().await?, now, lease_until).await
+    }
+
+    async fn extend_lease(
+        &self,
+        job_id: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queue::extend_lease(&mut self.write_conn().await?, job_id, lease_until).await
+    }
+
+    async fn complete_job(&self, job_id: i64) -> Result<(), StoreError> {
+        queue::complete(&mut self.write_conn().await?, job_id).await
+    }
+
+    async fn fail_job(
+        &self,
+        job_id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        queue::fail(&mut self.write_conn().await?, job_id, error, retry_at, now).await
+    }
+
+    async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        queue::due_count(&mut self.reader().await?, now).await
+    }
+
+    async fn outstanding_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        queue::outstanding_count(&mut self.reader().await?, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{secret::Secret, settings::DatabaseConfig};
+
+    fn config(url: String) -> DatabaseConfig {
+        DatabaseConfig {
+            url: Secret::new(url),
+            max_connections: 4,
+            statement_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Database {
+        let path = dir.path().join("store.db");
+        let config = config(format!("sqlite://{}", path.display()));
+        let store = Database::Sqlite(Sqlite::connect(&config).await.unwrap());
+        store.migrate().await.unwrap();
+        store
+    }
+
+    fn setting(id: &str) -> Sql {
+        Sql::new("SELECT value FROM setting WHERE setting_id = $1").bind(id)
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_before_its_commit_leaves_nothing_and_frees_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite_store(&dir).await;
+        let insert = |id: &str| {
+            Sql::new("INSERT INTO setting (setting_id, value, created_at) VALUES ($1, 'v', $2)")
+                .bind(id)
+                .bind(Utc::now())
+        };
+        {
+            let mut tx = store.write_tx().await.unwrap();
+            tx.0.execute(insert("dropped")).await.unwrap();
+            // Dropped here, as when a statement after it fails.
+        }
+        let mut tx = store.write_tx().await.unwrap();
+        tx.0.execute(insert("kept")).await.unwrap();
+        Box::new(tx).commit().await.unwrap();
+        let mut reader = store.reader().await.unwrap();
+        assert!(
+            reader
+                .fetch_optional(setting("dropped"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            reader
+                .fetch_optional(setting("kept"))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_a_file_removed_with_the_store() {
+        let sqlite = Sqlite::connect(&config("sqlite::memory:".into()))
+            .await
+            .unwrap();
+        let dir = sqlite.file().parent().unwrap().to_owned();
+        assert!(sqlite.file().is_file());
+        let store = Database::Sqlite(sqlite);
+        store.migrate().await.unwrap();
+        let secret = store.token_secret("first", Utc::now()).await.unwrap();
+        assert_eq!(
+            store.token_secret("second", Utc::now()).await.unwrap(),
+            secret
+        );
+        assert!(store.data_version().is_some(), "its WAL index is read");
+        drop(store);
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
+}

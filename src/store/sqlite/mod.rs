@@ -1,0 +1,270 @@
+//! The embedded SQLite database: one file in WAL mode, times as epoch
+//! milliseconds and ids as text.
+//!
+//! Its statements run on rusqlite connections, on the calling thread
+//! (`connection`): four for reads, one that writers take turns on. sqlx, whose
+//! SQLite driver runs each connection on a thread of its own, only applies the
+//! migrations. `checkpoints` copies the WAL into the file in the background and
+//! `version` tells from the WAL index whether anything was committed.
+
+mod checkpoints;
+mod connection;
+mod version;
+
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use sqlx::{
+    migrate::Migrator,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions},
+};
+use tempfile::TempDir;
+use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
+use tokio_util::sync::DropGuard;
+
+use connection::Connection;
+pub use connection::Row;
+use version::WalIndex;
+
+use super::{
+    DataVersion, StoreError,
+    sql::{Dialect, Sql},
+};
+use crate::settings::DatabaseConfig;
+
+/// The statements whose text is SQLite's own.
+pub const DIALECT: Dialect = Dialect {
+    // The write lock taken by BEGIN IMMEDIATE already covers the release.
+    lock_release: "SELECT release_id FROM release WHERE release_id = $1",
+    claim_job: "UPDATE job SET locked_until = $1
+         WHERE job_id = (
+             SELECT job_id FROM job
+             WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
+             ORDER BY run_at, job_id LIMIT 1)
+         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
+};
+
+/// The embedded migrations.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Connections kept for reads.
+const READERS: usize = 4;
+
+/// How long a statement waits for another connection's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An SQLite database file and the connections kept on it.
+pub struct Sqlite {
+    file: PathBuf,
+    /// The connection writers take turns on, first come first served. Left to
+    /// SQLite's lock they would sleep and retry, and a busy moment would
+    /// stretch single writes to seconds.
+    writer: Arc<Mutex<Connection>>,
+    /// Connections for reads; in WAL mode a read never waits for the writer.
+    readers: Vec<Mutex<Connection>>,
+    /// One permit per reader: readers wait here in turn, first come first served.
+    free_readers: Semaphore,
+    next_reader: AtomicUsize,
+    /// Stops the background checkpoints when the store drops.
+    _checkpoints: DropGuard,
+    wal_index: WalIndex,
+    /// The directory of an in-memory database's file, removed with the store.
+    _temporary: Option<TempDir>,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file named by the configured
+    /// URL. An in-memory URL (`sqlite::memory:`) gets a file in a temporary
+    /// directory that is removed when the store drops: like memory, it keeps
+    /// nothing, and the store has one way to reach its data.
+    pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
+        let url = config.url.expose();
+        let options = SqliteConnectOptions::from_str(url)?;
+        let (file, temporary) = if names_memory(url) {
+            let dir = tempfile::Builder::new()
+                .prefix("deploy-gate-memory-")
+                .tempdir()
+                .map_err(|err| StoreError::Sqlite(err.to_string()))?;
+            (dir.path().join("memory.db"), Some(dir))
+        } else {
+            (options.get_filename().to_owned(), None)
+        };
+        let writer = Arc::new(Mutex::new(Connection::writer(&file, BUSY_TIMEOUT)?));
+        let readers = (0..READERS)
+            .map(|_| Connection::reader(&file, BUSY_TIMEOUT).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let checkpoints = checkpoints::start(&file, BUSY_TIMEOUT, writer.clone())?;
+        Ok(Self {
+            wal_index: WalIndex::of(&file),
+            file,
+            writer,
+            free_readers: Semaphore::new(readers.len()),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            _checkpoints: checkpoints,
+            _temporary: temporary,
+        })
+    }
+
+    /// The database file.
+    #[cfg(test)]
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The database's version, read from the WAL index.
+    pub fn data_version(&self) -> Option<DataVersion> {
+        self.wal_index.version()
+    }
+
+    /// Applies pending migrations, on a connection of sqlx's of its own.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(migration_options(&self.file))
+            .await?;
+        let applied = MIGRATOR.run(&pool).await;
+        pool.close().await;
+        Ok(applied?)
+    }
+
+    /// A connection for a read, as soon as one is free (in the order asked).
+    pub async fn reader(&self) -> Result<Taken<'_>, StoreError> {
+        let permit = self
+            .free_readers
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Corrupt("the readers were closed".into()))?;
+        // A permit means a reader is free or about to be (its guard drops before its permit).
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let count = self.readers.len();
+        loop {
+            for offset in 0..count {
+                if let Ok(conn) = self.readers[(start + offset) % count].try_lock() {
+                    return Ok(Taken {
+                        conn,
+                        _permit: Some(permit),
+                        in_transaction: false,
+                    });
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// The writer, for a write outside a transaction, in the writers' turn.
+    pub async fn writer(&self) -> Taken<'_> {
+        Taken {
+            conn: self.writer.lock().await,
+            _permit: None,
+            in_transaction: false,
+        }
+    }
+
+    /// A write transaction on the writer, in the writers' turn. It takes the
+    /// database's only write lock up front (`BEGIN IMMEDIATE`), so that a read
+    /// followed by a write never fails to upgrade.
+    pub async fn begin(&self) -> Result<Taken<'_>, StoreError> {
+        let mut taken = self.writer().await;
+        taken.conn.execute(Sql::new("BEGIN IMMEDIATE")).await?;
+        taken.in_transaction = true;
+        Ok(taken)
+    }
+}
+
+/// Whether an SQLite URL names an in-memory database, as sqlx reads it:
+/// `:memory:` for the file, or `mode=memory`.
+fn names_memory(url: &str) -> bool {
+    let url = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = url.split_once('?').unwrap_or((url, ""));
+    database == ":memory:"
+        || url::form_urlencoded::parse(params.as_bytes())
+            .any(|(key, value)| key == "mode" && value == "memory")
+}
+
+/// The options of sqlx's connection for migrations: the file, in WAL mode,
+/// waiting for the store's writer rather than failing on its lock.
+fn migration_options(file: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(file)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .pragma("wal_autocheckpoint", "0")
+}
+
+/// One of the kept connections, taken for a read, a write or a transaction;
+/// a transaction not committed when it drops is rolled back.
+pub struct Taken<'a> {
+    conn: MutexGuard<'a, Connection>,
+    _permit: Option<SemaphorePermit<'a>>,
+    in_transaction: bool,
+}
+
+impl Taken<'_> {
+    /// Runs a statement; returns the number of rows it changed.
+    pub async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+        self.conn.execute(sql).await
+    }
+
+    /// Runs a query returning at most one row.
+    pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, StoreError> {
+        self.conn.fetch_optional(sql).await
+    }
+
+    /// Runs a query returning any number of rows.
+    pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, StoreError> {
+        self.conn.fetch_all(sql).await
+    }
+
+    /// Commits the open transaction, if there is one.
+    pub async fn commit(&mut self) -> Result<(), StoreError> {
+        if self.in_transaction {
+            self.conn.execute(Sql::new("COMMIT")).await?;
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if self.in_transaction {
+            self.conn.roll_back();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_urls_are_told_from_files_as_sqlx_reads_them() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+            "sqlite://gate.db?mode=memory&cache=shared",
+        ] {
+            assert!(names_memory(url), "{url}");
+            assert!(SqliteConnectOptions::from_str(url).is_ok(), "{url}");
+        }
+        for url in [
+            "sqlite://gate.db",
+            "sqlite:memory.db",
+            "sqlite:///tmp/x.db?mode=rwc",
+        ] {
+            assert!(!names_memory(url), "{url}");
+        }
+    }
+}
