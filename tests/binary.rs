@@ -366,7 +366,7 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         ("wrong-key-ffff6666", 401),
     ] {
         let answer = client
-            .post(format!("{}/release", served.address))
+            .post(format!("{}/release?mode=callback", served.address))
             .bearer_auth(key)
             .header("PlanUrl", "http://127.0.0.1:9/")
             .header("ProjectId", "p")
@@ -463,7 +463,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         let first = round * 100;
         for id in first..first + RELEASES_PER_ROUND {
             let answer = client
-                .post(format!("{}/release", served.address))
+                .post(format!("{}/release?mode=callback", served.address))
                 .header("PlanUrl", format!("{}/", azure.uri()))
                 .header("ProjectId", "p")
                 .header("HubName", "checks")

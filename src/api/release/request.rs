@@ -13,7 +13,7 @@ use super::values::{ApproversValue, ReleaseIdValue};
 use crate::{
     api::http::{
         problem::Problem,
-        text::{CallbackRule, EmailRule, NameRule, StageRule, Text},
+        text::{CallbackRule, EmailRule, ModeRule, NameRule, StageRule, Text},
     },
     domain::{
         approver::ApproverEmail,
@@ -44,28 +44,32 @@ pub struct ReleaseRequest {
     /// does not count unless the project's policy allows it. Empty is the same as absent.
     #[oai(rename = "RequestedFor", nullable)]
     pub requested_for: Option<Text<EmailRule>>,
-    /// Callback mode: `$(system.CollectionUri)`. Also accepted as a header.
+    /// `callback` asks for callback mode, as `?mode=callback` does; `poll` (the default)
+    /// ignores the callback fields. If both are given they must agree.
+    #[oai(rename = "Mode", nullable)]
+    pub mode: Option<Text<ModeRule>>,
+    /// Read in callback mode only: `$(system.CollectionUri)`. Also accepted as a header.
     #[oai(rename = "PlanUrl", nullable)]
     pub plan_url: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.TeamProjectId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.TeamProjectId)`. Also accepted as a header.
     #[oai(rename = "ProjectId", nullable)]
     pub project_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.HostType)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.HostType)`. Also accepted as a header.
     #[oai(rename = "HubName", nullable)]
     pub hub_name: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.PlanId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.PlanId)`. Also accepted as a header.
     #[oai(rename = "PlanId", nullable)]
     pub plan_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.JobId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.JobId)`. Also accepted as a header.
     #[oai(rename = "JobId", nullable)]
     pub job_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.TimelineId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.TimelineId)`. Also accepted as a header.
     #[oai(rename = "TimelineId", nullable)]
     pub timeline_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.TaskInstanceId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.TaskInstanceId)`. Also accepted as a header.
     #[oai(rename = "TaskInstanceId", nullable)]
     pub task_instance_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.AccessToken)`; used once for the callback, never returned or logged.
+    /// Read in callback mode only: `$(system.AccessToken)`; used once for the callback, never returned or logged.
     #[oai(rename = "AuthToken", write_only, nullable)]
     pub auth_token: Option<Text<CallbackRule>>,
 }
@@ -113,9 +117,10 @@ impl ParseFromJSON for ReleaseRequestBody {
 }
 
 /// Optional text fields of [`ReleaseRequest`].
-const OPTIONAL_TEXT_FIELDS: [&str; 10] = [
+const OPTIONAL_TEXT_FIELDS: [&str; 11] = [
     "Stage",
     "RequestedFor",
+    "Mode",
     "PlanUrl",
     "ProjectId",
     "HubName",
@@ -173,6 +178,7 @@ impl poem_openapi::types::Example for ReleaseRequest {
                 "bo@example.com".into(),
             ])),
             requested_for: Some(Text::new("cy@example.com")),
+            mode: Some(Text::new("poll")),
             plan_url: None,
             project_id: None,
             hub_name: None,

@@ -1,0 +1,136 @@
+// Callback mode only when asked (`?mode=callback` or body `Mode`). Azure's
+// Invoke REST API task and check send the callback headers by default in every
+// mode (azure-devops.md §1.6), so the polls here carry them exactly as Azure
+// does; a recording fake stands in for Azure DevOps on 127.0.0.1.
+
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+use crate::{
+    fakes::{
+        EVENTS_PATH, JOB_TOKEN, callback_headers, post_callback_mode, post_with_headers, settle,
+        task_completed, wait_for_requests,
+    },
+    helpers::{TestApp, assert_problem, spawn_app},
+};
+
+fn release(id: &str) -> Value {
+    json!({"ReleaseName": "Desafio-CD", "ReleaseId": id, "TeamProject": "Devx",
+           "Approvers": "ana@example.com"})
+}
+
+/// A fake Azure DevOps answering every request `204` and recording it.
+async fn recording_azure() -> MockServer {
+    let azure = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&azure)
+        .await;
+    azure
+}
+
+/// Approves release `Devx/{id}` through ana's email and waits for the queue to empty.
+async fn approve(app: &TestApp) {
+    let mail = app.smtp.wait_for(1).await.swap_remove(0);
+    let decided = app.decide(&mail.token(), "approve", None).await;
+    assert_eq!(decided.status(), 200);
+    settle(app).await;
+}
+
+#[tokio::test]
+async fn polls_carrying_only_the_default_task_headers_never_get_a_task_completed() {
+    let azure = recording_azure().await;
+    let app = spawn_app().await;
+    let headers = callback_headers(&azure);
+    let created = post_with_headers(&app, &release("1"), &headers).await;
+    assert_eq!(created.status(), 202);
+    app.smtp.wait_for(1).await;
+    settle(&app).await;
+
+    // Nothing is written for a poll, so the poll cache answers the next ones.
+    let version = app.store.data_version();
+    for _ in 0..3 {
+        let polled = post_with_headers(&app, &release("1"), &headers).await;
+        assert_eq!(polled.status(), 200);
+    }
+    assert_eq!(app.store.data_version(), version, "polls wrote nothing");
+    assert!(
+        app.store.callback(1).await.unwrap().is_none(),
+        "no callback registered, no job token stored"
+    );
+
+    approve(&app).await;
+    let after = post_with_headers(&app, &release("1"), &headers).await;
+    assert_eq!(after.status(), 200);
+    settle(&app).await;
+    assert!(
+        azure.received_requests().await.unwrap().is_empty(),
+        "no TaskCompleted for a poll"
+    );
+}
+
+#[tokio::test]
+async fn mode_callback_registers_once_and_yields_exactly_one_task_completed() {
+    let azure = recording_azure().await;
+    let app = spawn_app().await;
+    let headers = callback_headers(&azure);
+    let created = post_callback_mode(&app, &release("2"), &headers).await;
+    assert_eq!(created.status(), 202);
+    assert!(!created.text().await.unwrap().contains(JOB_TOKEN));
+    // The check evaluates again: the same registration, not a second one.
+    let again = post_callback_mode(&app, &release("2"), &headers).await;
+    assert_eq!(again.status(), 200);
+
+    approve(&app).await;
+    let requests = wait_for_requests(&azure, 1).await;
+    assert_eq!(requests[0].url.path(), EVENTS_PATH);
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body, task_completed("succeeded"));
+
+    let late = post_callback_mode(&app, &release("2"), &headers).await;
+    assert_eq!(late.status(), 200);
+    settle(&app).await;
+    assert_eq!(
+        azure.received_requests().await.unwrap().len(),
+        1,
+        "exactly one TaskCompleted for the registration"
+    );
+}
+
+#[tokio::test]
+async fn body_field_mode_asks_for_callback_mode_and_a_query_that_differs_is_refused() {
+    let azure = recording_azure().await;
+    let app = spawn_app().await;
+    let mut body = release("3");
+    body["Mode"] = "callback".into();
+    let headers = callback_headers(&azure);
+
+    let differing = app
+        .client
+        .post(format!("{}/release?mode=poll", app.address))
+        .json(&body);
+    let refused = headers
+        .iter()
+        .fold(differing, |r, (name, value)| r.header(*name, value));
+    let problem = assert_problem(refused.send().await.unwrap(), 400, "invalid-field").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("mode") && detail.contains("Mode"),
+        "{detail}"
+    );
+
+    body["Mode"] = "sideways".into();
+    let problem = assert_problem(
+        post_with_headers(&app, &body, &headers).await,
+        400,
+        "invalid-field",
+    )
+    .await;
+    assert!(problem["detail"].as_str().unwrap().contains("Mode"));
+    assert_problem(app.get_release("Devx", "3").await, 404, "not-found").await;
+
+    body["Mode"] = "callback".into();
+    assert_eq!(post_with_headers(&app, &body, &headers).await.status(), 202);
+    approve(&app).await;
+    wait_for_requests(&azure, 1).await;
+}
