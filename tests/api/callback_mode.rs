@@ -1,7 +1,8 @@
-// Callback mode only when asked (`?mode=callback` or body `Mode`). Azure's
-// Invoke REST API task and check send the callback headers by default in every
-// mode (azure-devops.md §1.6), so the polls here carry them exactly as Azure
-// does; a recording fake stands in for Azure DevOps on 127.0.0.1.
+// Callback mode only when asked (`?mode=callback` or body `Mode`), and
+// unresolved pipeline macros refused. Azure's Invoke REST API task and check
+// send the callback headers by default in every mode (azure-devops.md §1.6),
+// so the polls here carry them exactly as Azure does; a recording fake stands
+// in for Azure DevOps on 127.0.0.1.
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
@@ -27,6 +28,17 @@ async fn recording_azure() -> MockServer {
         .mount(&azure)
         .await;
     azure
+}
+
+/// The headers of [`callback_headers`] with `name` set to `value`.
+fn headers_with(azure: &MockServer, name: &str, value: &str) -> Vec<(&'static str, String)> {
+    let mut headers = callback_headers(azure);
+    for header in &mut headers {
+        if header.0 == name {
+            header.1 = value.to_owned();
+        }
+    }
+    headers
 }
 
 /// Approves release `Devx/{id}` through ana's email and waits for the queue to empty.
@@ -133,4 +145,80 @@ async fn body_field_mode_asks_for_callback_mode_and_a_query_that_differs_is_refu
     assert_eq!(post_with_headers(&app, &body, &headers).await.status(), 202);
     approve(&app).await;
     wait_for_requests(&azure, 1).await;
+}
+
+#[tokio::test]
+async fn an_unresolved_macro_in_a_body_field_is_refused_naming_field_variable_and_yaml_equivalent()
+{
+    let app = spawn_app().await;
+    let mut body = release("4");
+    body["ReleaseName"] = "$(Release.ReleaseName)".into();
+    let problem = assert_problem(app.post_release(&body).await, 400, "unresolved-macro").await;
+    let detail = problem["detail"].as_str().unwrap();
+    for part in [
+        "ReleaseName",
+        "$(Release.ReleaseName)",
+        "$(Build.BuildNumber)",
+    ] {
+        assert!(detail.contains(part), "{part} in {detail}");
+    }
+    assert_problem(app.get_release("Devx", "4").await, 404, "not-found").await;
+
+    for (field, value, named) in [
+        (
+            "ReleaseId",
+            json!("$(Release.ReleaseId)"),
+            "$(Build.BuildId)",
+        ),
+        (
+            "Stage",
+            json!("$(Release.EnvironmentName)"),
+            "$(System.StageName)",
+        ),
+        (
+            "TeamProject",
+            json!("$(Custom.Project)"),
+            "$(Custom.Project)",
+        ),
+        (
+            "Approvers",
+            json!(["$(Approvers.Lead)"]),
+            "$(Approvers.Lead)",
+        ),
+        ("Mode", json!("$(deploy.mode)"), "$(deploy.mode)"),
+    ] {
+        let mut body = release("4");
+        body[field] = value;
+        let answer = app.post_release(&body).await;
+        let problem = assert_problem(answer, 400, "unresolved-macro").await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with(field) && detail.contains(named),
+            "{field}: {detail}"
+        );
+    }
+    assert_problem(app.get_release("Devx", "4").await, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn a_macro_in_a_callback_header_is_refused_in_callback_mode_only() {
+    let azure = recording_azure().await;
+    let app = spawn_app().await;
+    let headers = headers_with(&azure, "AuthToken", "$(system.AccessToken)");
+
+    let refused = post_callback_mode(&app, &release("5"), &headers).await;
+    let problem = assert_problem(refused, 400, "unresolved-macro").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("AuthToken") && detail.contains("$(system.AccessToken)"),
+        "{detail}"
+    );
+    assert_problem(app.get_release("Devx", "5").await, 404, "not-found").await;
+
+    let polled = post_with_headers(&app, &release("5"), &headers).await;
+    assert_eq!(
+        polled.status(),
+        202,
+        "ignored headers are no reason to refuse"
+    );
 }

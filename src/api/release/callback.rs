@@ -9,7 +9,7 @@ use crate::{
         problem::Problem,
         text::{CallbackRule, Text, TextRule},
     },
-    domain::callback::PlanCallback,
+    domain::{callback::PlanCallback, macros::unresolved_macro},
     secret::Secret,
 };
 
@@ -36,9 +36,10 @@ pub struct CallbackHeaders {
     pub auth_token: CallbackHeader,
 }
 
-/// A callback field as received: its name and its value.
+/// A callback field as received: its name, where it came from, and its value.
 struct Sent {
     name: &'static str,
+    origin: &'static str,
     value: Option<String>,
 }
 
@@ -53,12 +54,16 @@ fn pick(
     if let Some(value) = &header.0 {
         check_length(name, value)?;
     }
-    let value = body
-        .clone()
-        .or(header.0)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty());
-    Ok(Sent { name, value })
+    let (origin, value) = match (body, header.0) {
+        (Some(value), _) => ("body field", Some(value.clone())),
+        (None, value) => ("header", value),
+    };
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    Ok(Sent {
+        name,
+        origin,
+        value,
+    })
 }
 
 /// Refuses a callback field longer than its published limit.
@@ -95,8 +100,8 @@ impl ReleaseRequest {
     }
 
     /// The callback registration of a request in callback mode, from body fields or else
-    /// headers. Fails when a field is missing or too long, or when `PlanUrl` is not an
-    /// http(s) URL.
+    /// headers. Fails when a field is missing, too long or holds a pipeline macro, or when
+    /// `PlanUrl` is not an http(s) URL.
     pub fn plan_callback(&self, headers: CallbackHeaders) -> Result<PlanCallback, Problem> {
         let sent = [
             pick("PlanUrl", &self.plan_url, headers.plan_url)?,
@@ -122,6 +127,12 @@ impl ReleaseRequest {
                 "callback mode needs PlanUrl, ProjectId, HubName, PlanId, JobId, TaskInstanceId and AuthToken (as headers or body fields); missing: {}",
                 missing.join(", ")
             )));
+        }
+        for s in &sent {
+            if let Some(found) = s.value.as_deref().and_then(unresolved_macro) {
+                let field = format!("{} ({})", s.name, s.origin);
+                return Err(Problem::unresolved_macro(&field, found));
+            }
         }
         let [
             plan_url,

@@ -83,7 +83,7 @@ impl ErrorStatuses for CreateReleaseErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, `mode`/`Mode`), or in callback mode a callback field missing or a `PlanUrl` that is not http(s); nothing was stored.",
+            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, `mode`/`Mode`), a field holding an unresolved pipeline macro `$(…)` (`unresolved-macro`), or in callback mode a callback field missing or a `PlanUrl` that is not http(s); nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
@@ -130,6 +130,9 @@ impl ReleaseApi {
     /// the release is decided (at once if it already is). Without it (poll mode, the default)
     /// those headers, which Azure sends in every mode, are ignored.
     ///
+    /// A field still holding a pipeline macro `$(…)` that Azure left unresolved is refused
+    /// (`unresolved-macro`), naming the variable and its YAML equivalent.
+    ///
     /// **Fail-safe form** (`?failsafe=true`): only an approved release answers `200`; pending
     /// answers `423`, rejected `403`, expired `410`, so a gate without success criteria cannot pass
     /// by accident.
@@ -175,6 +178,7 @@ impl ReleaseApi {
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
         credentials.check(&state.api_keys)?;
         let Json(ReleaseRequestBody(body)) = body;
+        body.refuse_unresolved_macros()?;
         let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
         let new = body.parse()?;
         body.check_callback_lengths()?;

@@ -2,7 +2,7 @@
 //! the callback headers by default in every mode, so only `?mode=callback` or the body's
 //! `Mode` asks for callback mode.
 
-use crate::api::http::problem::Problem;
+use crate::{api::http::problem::Problem, domain::macros::unresolved_macro};
 
 /// How `POST /release` serves its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +30,9 @@ fn parse(name: &str, value: Option<&str>) -> Result<Option<Mode>, Problem> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
+    if let Some(found) = unresolved_macro(value) {
+        return Err(Problem::unresolved_macro(name, found));
+    }
     match value {
         "poll" => Ok(Some(Mode::Poll)),
         "callback" => Ok(Some(Mode::Callback)),
@@ -61,5 +64,7 @@ mod tests {
         assert!(requested_mode(Some("Callback"), None).is_err());
         assert!(requested_mode(None, Some("wait")).is_err());
         assert!(requested_mode(Some("poll"), Some("callback")).is_err());
+        let problem = requested_mode(None, Some("$(Mode)")).unwrap_err();
+        assert!(problem.kind.ends_with("unresolved-macro"), "{problem}");
     }
 }

@@ -17,6 +17,7 @@ use crate::{
     },
     domain::{
         approver::ApproverEmail,
+        macros::unresolved_macro,
         release::{NewRelease, ReleaseKey},
     },
 };
@@ -192,6 +193,34 @@ impl poem_openapi::types::Example for ReleaseRequest {
 }
 
 impl ReleaseRequest {
+    /// Refuses a release field (any but the callback fields, which only callback mode
+    /// reads) that still holds a pipeline macro `$(…)`.
+    pub fn refuse_unresolved_macros(&self) -> Result<(), Problem> {
+        let release_id = self.release_id.to_text();
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("ReleaseName", &self.release_name),
+            ("ReleaseId", &release_id),
+            ("TeamProject", &self.team_project),
+        ];
+        fields.extend(self.stage.as_deref().map(|v| ("Stage", v)));
+        fields.extend(self.requested_for.as_deref().map(|v| ("RequestedFor", v)));
+        fields.extend(self.mode.as_deref().map(|v| ("Mode", v)));
+        match &self.approvers {
+            Some(ApproversValue::Text(text)) => fields.push(("Approvers", text)),
+            Some(ApproversValue::List(items)) => {
+                fields.extend(items.iter().map(|item| ("Approvers", item.as_str())));
+            }
+            None => {}
+        }
+        match fields
+            .into_iter()
+            .find_map(|(name, value)| Some((name, unresolved_macro(value)?)))
+        {
+            Some((name, found)) => Err(Problem::unresolved_macro(name, found)),
+            None => Ok(()),
+        }
+    }
+
     /// Validates the release fields.
     pub fn parse(&self) -> Result<NewRelease, Problem> {
         let key = ReleaseKey::parse(
