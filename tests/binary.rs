@@ -353,6 +353,7 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         ),
         ("DEPLOY_GATE_AZURE_DEVOPS_URL", "http://127.0.0.1:9/org"),
         ("DEPLOY_GATE_AZURE_DEVOPS_PAT", "azure-pat-eeee5555"),
+        ("DEPLOY_GATE_CALLBACK_HOSTS", "127.0.0.1"),
         ("DEPLOY_GATE_RETRY_BASE", "50ms"),
         ("RUST_LOG", "debug"),
     ];
@@ -454,6 +455,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         ("DEPLOY_GATE_RETRY_BASE", "50ms"),
         ("DEPLOY_GATE_RETRY_CAP", "500ms"),
         ("DEPLOY_GATE_POLL_INTERVAL", "100ms"),
+        ("DEPLOY_GATE_CALLBACK_HOSTS", "127.0.0.1"),
     ];
     let client = reqwest::Client::new();
     let mut decided = Vec::new();

@@ -105,6 +105,7 @@ impl App {
             tokens: tokens.clone(),
             api_keys: config.api_keys.clone(),
             hook_secret: config.hook_secret.clone(),
+            callback_hosts: config.callback_hosts.clone(),
             metrics: metrics.clone(),
             flow: flow.clone(),
             clock: clock.clone(),

@@ -1,8 +1,8 @@
-// Callback mode only when asked (`?mode=callback` or body `Mode`), and
-// unresolved pipeline macros refused. Azure's Invoke REST API task and check
-// send the callback headers by default in every mode (azure-devops.md §1.6),
-// so the polls here carry them exactly as Azure does; a recording fake stands
-// in for Azure DevOps on 127.0.0.1.
+// Callback mode only when asked (`?mode=callback` or body `Mode`), unresolved
+// pipeline macros refused, and PlanUrl bounded by DEPLOY_GATE_CALLBACK_HOSTS. Azure's Invoke REST API task and check send the
+// callback headers by default in every mode (azure-devops.md §1.6), so the
+// polls here carry them exactly as Azure does; a recording fake stands in for
+// Azure DevOps on 127.0.0.1, which the test settings allow.
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
@@ -220,5 +220,34 @@ async fn a_macro_in_a_callback_header_is_refused_in_callback_mode_only() {
         polled.status(),
         202,
         "ignored headers are no reason to refuse"
+    );
+}
+
+#[tokio::test]
+async fn a_plan_url_outside_the_callback_hosts_is_refused_and_nothing_is_stored() {
+    let azure = recording_azure().await;
+    let app = spawn_app().await;
+    for plan_url in [
+        "https://attacker.example.com/",
+        "https://dev.azure.com.attacker.example.com/contoso/",
+        "http://contoso.visualstudio.com/",
+    ] {
+        let headers = headers_with(&azure, "PlanUrl", plan_url);
+        let refused = post_callback_mode(&app, &release("6"), &headers).await;
+        let problem = assert_problem(refused, 400, "invalid-field").await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("PlanUrl") && detail.contains("DEPLOY_GATE_CALLBACK_HOSTS"),
+            "{plan_url}: {detail}"
+        );
+        assert!(!problem.to_string().contains(JOB_TOKEN));
+        assert_problem(app.get_release("Devx", "6").await, 404, "not-found").await;
+    }
+    let headers = headers_with(&azure, "PlanUrl", "https://attacker.example.com/");
+    let polled = post_with_headers(&app, &release("6"), &headers).await;
+    assert_eq!(
+        polled.status(),
+        202,
+        "outside callback mode PlanUrl is ignored"
     );
 }

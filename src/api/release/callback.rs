@@ -9,7 +9,10 @@ use crate::{
         problem::Problem,
         text::{CallbackRule, Text, TextRule},
     },
-    domain::{callback::PlanCallback, macros::unresolved_macro},
+    domain::{
+        callback::{CallbackHosts, PlanCallback},
+        macros::unresolved_macro,
+    },
     secret::Secret,
 };
 
@@ -101,8 +104,12 @@ impl ReleaseRequest {
 
     /// The callback registration of a request in callback mode, from body fields or else
     /// headers. Fails when a field is missing, too long or holds a pipeline macro, or when
-    /// `PlanUrl` is not an http(s) URL.
-    pub fn plan_callback(&self, headers: CallbackHeaders) -> Result<PlanCallback, Problem> {
+    /// `PlanUrl` is not an http(s) URL on one of `hosts`.
+    pub fn plan_callback(
+        &self,
+        headers: CallbackHeaders,
+        hosts: &CallbackHosts,
+    ) -> Result<PlanCallback, Problem> {
         let sent = [
             pick("PlanUrl", &self.plan_url, headers.plan_url)?,
             pick("ProjectId", &self.project_id, headers.project_id)?,
@@ -145,7 +152,7 @@ impl ReleaseRequest {
             auth_token,
         ] = sent.map(|s| s.value);
         let plan_url = plan_url.unwrap_or_default();
-        check_plan_url(&plan_url)?;
+        check_plan_url(&plan_url, hosts)?;
         Ok(PlanCallback {
             plan_url,
             project_id: project_id.unwrap_or_default(),
@@ -159,10 +166,19 @@ impl ReleaseRequest {
     }
 }
 
-/// `PlanUrl` must be an http(s) URL.
-fn check_plan_url(plan_url: &str) -> Result<(), Problem> {
+/// `PlanUrl` must be an http(s) URL on a host the job token may go to.
+fn check_plan_url(plan_url: &str, hosts: &CallbackHosts) -> Result<(), Problem> {
     match url::Url::parse(plan_url) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            if hosts.allow(&url) {
+                Ok(())
+            } else {
+                Err(Problem::invalid_field(format!(
+                    "PlanUrl: {} is not an Azure DevOps host this service sends job tokens to (DEPLOY_GATE_CALLBACK_HOSTS; subdomain patterns need https)",
+                    url.host_str().unwrap_or_default()
+                )))
+            }
+        }
         _ => Err(Problem::invalid_field(
             "PlanUrl: must be an http:// or https:// URL",
         )),

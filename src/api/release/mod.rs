@@ -83,7 +83,7 @@ impl ErrorStatuses for CreateReleaseErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, `mode`/`Mode`), a field holding an unresolved pipeline macro `$(…)` (`unresolved-macro`), or in callback mode a callback field missing or a `PlanUrl` that is not http(s); nothing was stored.",
+            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, `mode`/`Mode`), a field holding an unresolved pipeline macro `$(…)` (`unresolved-macro`), or in callback mode a callback field missing or a `PlanUrl` not on `DEPLOY_GATE_CALLBACK_HOSTS`; nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
@@ -125,10 +125,11 @@ impl ReleaseApi {
     ///
     /// **Callback mode** (`?mode=callback`, or the body field `Mode: "callback"`): `PlanUrl`,
     /// `ProjectId`, `HubName`, `PlanId`, `JobId`, `TaskInstanceId` and `AuthToken` (as
-    /// headers, as Azure DevOps sends them, or as body fields) are required; the registration
-    /// is stored with the release and one `TaskCompleted` event is posted to Azure DevOps once
-    /// the release is decided (at once if it already is). Without it (poll mode, the default)
-    /// those headers, which Azure sends in every mode, are ignored.
+    /// headers, as Azure DevOps sends them, or as body fields) are required, `PlanUrl` on a
+    /// host of `DEPLOY_GATE_CALLBACK_HOSTS`; the registration is stored with the release and
+    /// one `TaskCompleted` event is posted to Azure DevOps once the release is decided (at
+    /// once if it already is). Without it (poll mode, the default) those headers, which
+    /// Azure sends in every mode, are ignored.
     ///
     /// A field still holding a pipeline macro `$(…)` that Azure left unresolved is refused
     /// (`unresolved-macro`), naming the variable and its YAML equivalent.
@@ -193,7 +194,7 @@ impl ReleaseApi {
             auth_token,
         };
         let callback = match mode {
-            Mode::Callback => Some(body.plan_callback(headers)?),
+            Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
             Mode::Poll => None,
         };
         let failsafe = failsafe.unwrap_or(false);
