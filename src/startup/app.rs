@@ -124,7 +124,7 @@ impl App {
             tokens,
             public_url,
             jobs: config.jobs.clone(),
-            azure: AzureClient::new(reqwest::Client::builder().timeout(AZURE_TIMEOUT).build()?),
+            azure: AzureClient::new(AZURE_TIMEOUT)?,
             azure_devops: config.azure_devops.clone(),
             metrics,
             policies,

@@ -1,16 +1,20 @@
 // Callback mode only when asked (`?mode=callback` or body `Mode`), unresolved
-// pipeline macros refused, and PlanUrl bounded by DEPLOY_GATE_CALLBACK_HOSTS. Azure's Invoke REST API task and check send the
+// pipeline macros refused, and the job token kept to the hosts of
+// DEPLOY_GATE_CALLBACK_HOSTS. Azure's Invoke REST API task and check send the
 // callback headers by default in every mode (azure-devops.md §1.6), so the
 // polls here carry them exactly as Azure does; a recording fake stands in for
 // Azure DevOps on 127.0.0.1, which the test settings allow.
 
 use serde_json::{Value, json};
-use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{method, path},
+};
 
 use crate::{
     fakes::{
         EVENTS_PATH, JOB_TOKEN, callback_headers, post_callback_mode, post_with_headers, settle,
-        task_completed, wait_for_requests,
+        task_completed, wait_for_problem, wait_for_requests,
     },
     helpers::{TestApp, assert_problem, spawn_app},
 };
@@ -250,4 +254,57 @@ async fn a_plan_url_outside_the_callback_hosts_is_refused_and_nothing_is_stored(
         202,
         "outside callback mode PlanUrl is ignored"
     );
+}
+
+#[tokio::test]
+async fn a_redirect_from_azure_is_not_followed_with_the_job_token() {
+    let elsewhere = recording_azure().await;
+    let azure = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EVENTS_PATH))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", format!("{}/collect", elsewhere.uri()).as_str()),
+        )
+        .mount(&azure)
+        .await;
+    let app = spawn_app().await;
+    let created = post_callback_mode(&app, &release("7"), &callback_headers(&azure)).await;
+    assert_eq!(created.status(), 202);
+    let mail = app.smtp.wait_for(1).await.swap_remove(0);
+    app.decide(&mail.token(), "approve", None).await;
+
+    let problem = wait_for_problem(&app, "Devx", "7", "", "callback_failing").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("307"), "{detail}");
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "the redirect was not followed"
+    );
+}
+
+#[tokio::test]
+async fn the_text_azure_answers_never_appears_in_the_status_body() {
+    const AZURE_TEXT: &str = "TF400813: The user is not authorized; internals at 10.0.0.7";
+    let azure = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EVENTS_PATH))
+        .respond_with(ResponseTemplate::new(404).set_body_string(AZURE_TEXT))
+        .mount(&azure)
+        .await;
+    let app = spawn_app().await;
+    post_callback_mode(&app, &release("8"), &callback_headers(&azure)).await;
+    let mail = app.smtp.wait_for(1).await.swap_remove(0);
+    app.decide(&mail.token(), "approve", None).await;
+
+    let problem = wait_for_problem(&app, "Devx", "8", "", "callback_failing").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("Azure DevOps answered HTTP 404 Not Found"),
+        "{detail}"
+    );
+    let status = app.release_status("Devx", "8").await.to_string();
+    for part in ["TF400813", "10.0.0.7", JOB_TOKEN] {
+        assert!(!status.contains(part), "{part} in {status}");
+    }
 }
