@@ -353,6 +353,7 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         ),
         ("DEPLOY_GATE_AZURE_DEVOPS_URL", "http://127.0.0.1:9/org"),
         ("DEPLOY_GATE_AZURE_DEVOPS_PAT", "azure-pat-eeee5555"),
+        ("DEPLOY_GATE_CALLBACK_HOSTS", "127.0.0.1"),
         ("DEPLOY_GATE_RETRY_BASE", "50ms"),
         ("RUST_LOG", "debug"),
     ];
@@ -366,7 +367,7 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         ("wrong-key-ffff6666", 401),
     ] {
         let answer = client
-            .post(format!("{}/release", served.address))
+            .post(format!("{}/release?mode=callback", served.address))
             .bearer_auth(key)
             .header("PlanUrl", "http://127.0.0.1:9/")
             .header("ProjectId", "p")
@@ -454,6 +455,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         ("DEPLOY_GATE_RETRY_BASE", "50ms"),
         ("DEPLOY_GATE_RETRY_CAP", "500ms"),
         ("DEPLOY_GATE_POLL_INTERVAL", "100ms"),
+        ("DEPLOY_GATE_CALLBACK_HOSTS", "127.0.0.1"),
     ];
     let client = reqwest::Client::new();
     let mut decided = Vec::new();
@@ -463,7 +465,7 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         let first = round * 100;
         for id in first..first + RELEASES_PER_ROUND {
             let answer = client
-                .post(format!("{}/release", served.address))
+                .post(format!("{}/release?mode=callback", served.address))
                 .header("PlanUrl", format!("{}/", azure.uri()))
                 .header("ProjectId", "p")
                 .header("HubName", "checks")

@@ -35,8 +35,13 @@ fn retry_options() -> RetryOptions {
 }
 
 impl AzureClient {
-    /// A client sending through `http`.
-    pub fn new(http: reqwest::Client) -> Self {
+    /// A client whose requests time out after `timeout` and never follow a redirect:
+    /// the job token and the PAT go only to the URL they were meant for.
+    pub fn new(timeout: std::time::Duration) -> reqwest::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
         let options = ClientOptions {
             retry: retry_options(),
             transport: Some(Transport::new(Arc::new(http))),
@@ -50,7 +55,7 @@ impl AzureClient {
             Vec::new(),
             None,
         );
-        Self { pipeline }
+        Ok(Self { pipeline })
     }
 
     /// Sends `body` as JSON; fails unless Azure DevOps answers 2xx (after retries).
@@ -78,19 +83,34 @@ impl AzureClient {
             .send(&Context::new(), &mut request, Some(options))
             .await
             .with_context(|| format!("Azure DevOps unreachable at {}", redact(&url)))?;
-        let status = u16::from(response.status());
-        if !(200..300).contains(&status) {
-            let body = String::from_utf8_lossy(response.body().as_ref())
+        let status = response.status();
+        if !status.is_success() {
+            // Azure's own words go to the log only, trimmed: the error becomes a
+            // release's problem, which callers and approvers read.
+            let answer = String::from_utf8_lossy(response.body().as_ref())
                 .chars()
-                .take(200)
+                .take(ANSWER_LOGGED_CHARS)
+                .map(|c| if c.is_control() { ' ' } else { c })
                 .collect::<String>();
-            bail!(
-                "Azure DevOps answered HTTP {status} for {}: {body}",
-                redact(&url)
-            );
+            tracing::warn!(status = u16::from(status), url = %redact(&url), answer, "Azure DevOps refused a request");
+            bail!("{}", refusal(u16::from(status)));
         }
         Ok(())
     }
+}
+
+/// Most characters of an Azure DevOps answer written to the log.
+const ANSWER_LOGGED_CHARS: usize = 200;
+
+/// A fixed description of a refusal, e.g. `Azure DevOps answered HTTP 404 Not Found`.
+fn refusal(status: u16) -> String {
+    let reason = reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("Azure DevOps answered HTTP {status} {reason}")
+        .trim_end()
+        .to_owned()
 }
 
 fn authorization(auth: &Auth<'_>) -> String {

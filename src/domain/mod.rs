@@ -5,6 +5,7 @@ pub mod approver;
 pub mod callback;
 pub mod channel;
 pub mod job;
+pub mod macros;
 pub mod policy;
 pub mod release;
 pub mod snapshot;

@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 
 use super::{Effective, LogFormat, Settings};
 use super::{policies_from_settings, policies_to_masked_toml};
-use crate::domain::policy::Policies;
+use crate::domain::{callback::CallbackHosts, policy::Policies};
 use crate::secret::Secret;
 
 /// Where approval emails go.
@@ -150,6 +150,8 @@ pub struct Config {
     pub api_keys: Vec<Secret>,
     /// Secret header value service hooks must send, if set.
     pub hook_secret: Option<Secret>,
+    /// Hosts a callback-mode `PlanUrl` may name.
+    pub callback_hosts: CallbackHosts,
     /// Write-back of decisions to Azure DevOps approvals, if configured.
     pub azure_devops: Option<AzureDevOps>,
     /// Approvals a release needs; `None` means all.
@@ -197,6 +199,9 @@ impl Config {
             token_secret: token_secret(&e)?,
             api_keys: api_keys(&e)?,
             hook_secret: hook_secret(&e)?,
+            callback_hosts: e
+                .callback_hosts
+                .convert(|list| CallbackHosts::parse(list))?,
             azure_devops: azure_devops(&e)?,
             required_approvals: Some(*e.required_approvals.value()).filter(|n| *n > 0),
             approval_deadline: *e.approval_deadline.value(),

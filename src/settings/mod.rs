@@ -83,6 +83,12 @@ define::define_settings! {
         shown each_key_redacted;
     /// If set, service hooks must also send it in the `X-Deploy-Gate-Hook-Secret` header.
     hook_secret: Secret, env "DEPLOY_GATE_HOOK_SECRET", unset "no hook secret";
+    /// Hosts a callback-mode `PlanUrl` may name, comma separated: the job token goes
+    /// only there. `*.` and a domain allows its subdomains (over `https` only); plain
+    /// `http` is allowed only for a host listed by name (an on-premises server, a
+    /// test double on `127.0.0.1`). Any port.
+    callback_hosts: String, env "DEPLOY_GATE_CALLBACK_HOSTS",
+        default "dev.azure.com,*.visualstudio.com";
     /// Release-management URL of the organization, e.g.
     /// `https://vsrm.dev.azure.com/contoso`, for write-back of decisions to Azure approvals.
     azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back";

@@ -13,7 +13,7 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        EVENTS_PATH, JOB_TOKEN, callback_headers, post_with_headers, task_completed,
+        EVENTS_PATH, JOB_TOKEN, callback_headers, post_callback_mode, task_completed,
         wait_for_requests,
     },
     helpers::{TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with},
@@ -47,7 +47,7 @@ async fn in_callback_mode_an_approval_is_reported_to_azure_devops_as_task_comple
     let app = spawn_app().await;
 
     let answer =
-        post_with_headers(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
+        post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     assert_eq!(answer.status(), 202);
     assert!(
         !answer.text().await.unwrap().contains(JOB_TOKEN),
@@ -86,6 +86,7 @@ async fn callback_fields_in_the_body_work_too_and_a_rejection_reports_failed() {
     let azure = azure_expecting("failed").await;
     let app = spawn_app().await;
     let mut body = release("ana@example.com");
+    body["Mode"] = "callback".into();
     for (name, value) in callback_headers(&azure) {
         body[name] = value.into();
     }
@@ -102,7 +103,7 @@ async fn an_expired_release_reports_failed_at_its_deadline() {
         s.approval_deadline = Some(Duration::from_secs(1))
     })
     .await;
-    post_with_headers(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
+    post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     wait_for_requests(&azure, 1).await;
     assert_eq!(app.release_status("Devx", "7").await["status"], "expired");
 }
@@ -116,7 +117,7 @@ async fn a_check_that_registers_after_the_decision_is_told_at_once() {
     app.decide(&mail.token(), "approve", None).await;
 
     let answer =
-        post_with_headers(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
+        post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     assert_eq!(answer.status(), 200);
     wait_for_requests(&azure, 1).await;
 }
@@ -146,7 +147,7 @@ async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
         .mount(&azure)
         .await;
     let app = spawn_app().await;
-    post_with_headers(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
+    post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     let mail = &app.smtp.wait_for(1).await[0];
     let decided = Instant::now();
     assert_eq!(
@@ -173,7 +174,7 @@ async fn incomplete_callback_fields_are_refused_and_nothing_is_stored() {
     let app = spawn_app().await;
     let answer = app
         .client
-        .post(format!("{}/release", app.address))
+        .post(format!("{}/release?mode=callback", app.address))
         .header("PlanUrl", "https://dev.azure.com/contoso/")
         .header("AuthToken", JOB_TOKEN)
         .json(&release("ana@example.com"))
@@ -386,7 +387,7 @@ async fn an_oversized_callback_header_is_refused_even_when_body_fields_take_prec
     body["PlanUrl"] = "".into();
     let answer = app
         .client
-        .post(format!("{}/release", app.address))
+        .post(format!("{}/release?mode=callback", app.address))
         .header("PlanUrl", "x".repeat(9000))
         .json(&body)
         .send()
@@ -412,7 +413,7 @@ async fn a_final_decision_reaches_azure_devops_without_waiting_for_the_workers_n
     })
     .await;
     let answer =
-        post_with_headers(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
+        post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     assert_eq!(answer.status(), 202);
     let mail = &app.smtp.wait_for(1).await[0];
 

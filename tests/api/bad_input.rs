@@ -685,13 +685,13 @@ async fn odd_input_never_yields_a_server_error() {
         ),
         (
             Some("application/json"),
-            br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "PlanUrl": "ftp://x"}"#
+            br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "Mode": "callback", "PlanUrl": "ftp://x"}"#
                 .to_vec(),
             BAD_FIELD,
         ),
         (
             Some("application/json"),
-            br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "AuthToken": "t"}"#
+            br#"{"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx", "Mode": "callback", "AuthToken": "t"}"#
                 .to_vec(),
             BAD_FIELD,
         ),
@@ -719,7 +719,7 @@ async fn odd_input_never_yields_a_server_error() {
     }
     let header = app
         .client
-        .post(format!("{}/release", app.address))
+        .post(format!("{}/release?mode=callback", app.address))
         .header("PlanUrl", "https://dev.azure.com/contoso/")
         .json(&valid())
         .send()

@@ -292,7 +292,7 @@ async fn the_timeline_shows_creation_emails_each_decision_the_outcome_and_the_ca
     let app = spawn_app().await;
     let mut request = app
         .client
-        .post(format!("{}/release", app.address))
+        .post(format!("{}/release?mode=callback", app.address))
         .json(&json!({
         "ReleaseName": "Desafio-CD", "ReleaseId": "386", "TeamProject": "Devx", "Stage": "prod",
         "Approvers": ["ana@example.com", "bo@example.com"]}));

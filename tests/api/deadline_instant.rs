@@ -18,7 +18,7 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{EVENTS_PATH, callback_headers, post_with_headers},
+    fakes::{EVENTS_PATH, callback_headers, post_callback_mode},
     helpers::{TestApp, board_ids, get_json, spawn_app_stopped_at},
 };
 
@@ -47,8 +47,11 @@ async fn azure() -> MockServer {
 async fn create(app: &TestApp, azure: Option<&MockServer>) -> String {
     let body = json!({"ReleaseName": "R7", "ReleaseId": "7", "TeamProject": "Devx",
                       "Approvers": ["ana@example.com"]});
-    let headers = azure.map(callback_headers).unwrap_or_default();
-    assert_eq!(post_with_headers(app, &body, &headers).await.status(), 202);
+    let answer = match azure {
+        Some(azure) => post_callback_mode(app, &body, &callback_headers(azure)).await,
+        None => app.post_release(&body).await,
+    };
+    assert_eq!(answer.status(), 202);
     let token = app.smtp.wait_for(1).await[0].token();
     app.drain_jobs().await;
     token

@@ -204,11 +204,27 @@ pub async fn post_with_headers(
     request.send().await.unwrap()
 }
 
+/// `POST /release?mode=callback` with `body` and `headers` (such as [`callback_headers`]).
+pub async fn post_callback_mode(
+    app: &TestApp,
+    body: &Value,
+    headers: &[(&'static str, String)],
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(format!("{}/release?mode=callback", app.address))
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap()
+}
+
 /// `POST /release` of release `Devx/{id}` for `approver`, in callback mode to `azure`.
 pub async fn post_in_callback_mode(app: &TestApp, azure: &MockServer, id: &str, approver: &str) {
     let body =
         json!({"ReleaseName": "R", "ReleaseId": id, "TeamProject": "Devx", "Approvers": approver});
-    let answer = post_with_headers(app, &body, &callback_headers(azure)).await;
+    let answer = post_callback_mode(app, &body, &callback_headers(azure)).await;
     assert_eq!(answer.status(), 202);
 }
 

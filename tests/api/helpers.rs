@@ -238,6 +238,8 @@ pub fn test_settings(database_url: &str, smtp_port: u16) -> Settings {
         database_max_connections: Some(5),
         smtp_url: Some(Secret::new(format!("smtp://127.0.0.1:{smtp_port}"))),
         token_secret: Some(Secret::new(TEST_SECRET)),
+        // The recording fakes of Azure DevOps listen on plain http on loopback.
+        callback_hosts: Some("dev.azure.com,*.visualstudio.com,127.0.0.1".into()),
         retry_base: Some(Duration::from_millis(50)),
         retry_cap: Some(Duration::from_millis(400)),
         job_lease: Some(Duration::from_secs(2)),

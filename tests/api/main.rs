@@ -10,6 +10,7 @@ mod bad_input;
 mod board;
 mod board_batches;
 mod browser;
+mod callback_mode;
 mod contract;
 mod deadline_instant;
 mod email;

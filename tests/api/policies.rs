@@ -106,14 +106,19 @@ async fn a_policy_may_let_the_requester_approve_and_a_bad_requested_for_is_refus
         "approved"
     );
 
-    let refused = app
-        .post_release(&json!({
-            "ReleaseName": "R2", "ReleaseId": "2", "TeamProject": "Devx",
-            "RequestedFor": "$(Release.RequestedForEmail)"
-        }))
-        .await;
-    let problem = assert_problem(refused, 400, "invalid-field").await;
-    assert!(problem["detail"].as_str().unwrap().contains("RequestedFor"));
+    for (requested_for, kind) in [
+        ("$(Release.RequestedForEmail)", "unresolved-macro"),
+        ("Ana Silva", "invalid-field"),
+    ] {
+        let refused = app
+            .post_release(&json!({
+                "ReleaseName": "R2", "ReleaseId": "2", "TeamProject": "Devx",
+                "RequestedFor": requested_for
+            }))
+            .await;
+        let problem = assert_problem(refused, 400, kind).await;
+        assert!(problem["detail"].as_str().unwrap().contains("RequestedFor"));
+    }
     assert_eq!(
         app.get_release("Devx", "2").await.status(),
         404,

@@ -16,7 +16,7 @@ use poem_openapi::{
 use serde::Serialize;
 
 pub use super::problem_code::ProblemCode;
-use crate::store::StoreError;
+use crate::{domain::macros, store::StoreError};
 
 /// Content type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -65,6 +65,11 @@ impl Problem {
     /// 400: the body or a parameter could not be parsed.
     pub fn invalid_request(detail: impl Into<String>) -> Self {
         Self::new(ProblemCode::InvalidRequest, detail)
+    }
+
+    /// 400: `field` holds `found`, a pipeline macro Azure DevOps left unresolved.
+    pub fn unresolved_macro(field: &str, found: &str) -> Self {
+        Self::new(ProblemCode::UnresolvedMacro, macros::describe(field, found))
     }
 
     /// 401: credentials missing or wrong.

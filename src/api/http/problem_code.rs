@@ -61,6 +61,11 @@ problem_codes! {
     /// The body or a parameter could not be parsed: malformed JSON, a wrong type, a
     /// required field or parameter missing. Nothing was stored.
     InvalidRequest = ("invalid-request", BAD_REQUEST, "The request is malformed"),
+    /// A body field, the `mode` parameter or, in callback mode, a callback field still
+    /// holds an Azure Pipelines macro `$(…)` that Azure DevOps left unresolved (usually a
+    /// classic-release variable in a YAML pipeline); the detail names the field, the
+    /// variable and the YAML equivalent where there is one. Nothing was stored.
+    UnresolvedMacro = ("unresolved-macro", BAD_REQUEST, "A pipeline variable was not resolved"),
     /// The API key (a Bearer token, or the password of Basic credentials) is missing or
     /// wrong, or the service hook's secret header is. The answer names the accepted schemes
     /// in `WWW-Authenticate`.

@@ -39,6 +39,8 @@ pub trait TextRule: Send + Sync + 'static {
     const PATTERN: Option<&'static str>;
     /// Whether the text must hold something other than spaces.
     const NOT_BLANK: bool;
+    /// The only values allowed, if the text is one of a few words.
+    const CHOICES: &'static [&'static str] = &[];
 }
 
 /// `TeamProject`, `ReleaseName`: required, no control characters, at most 256 characters.
@@ -113,6 +115,16 @@ impl TextRule for CallbackRule {
     const NOT_BLANK: bool = false;
 }
 
+/// `mode` and `Mode` of `POST /release`: `poll` (the default) or `callback`.
+pub struct ModeRule;
+
+impl TextRule for ModeRule {
+    const MAX_CHARS: Option<usize> = None;
+    const PATTERN: Option<&'static str> = None;
+    const NOT_BLANK: bool = true;
+    const CHOICES: &'static [&'static str] = &["poll", "callback"];
+}
+
 /// Any string (but a string: not a number or a boolean, which poem-openapi would turn into one).
 pub struct AnyRule;
 impl TextRule for AnyRule {
@@ -134,11 +146,6 @@ impl<R> Text<R> {
             text: text.into(),
             rule: PhantomData,
         }
-    }
-
-    /// The text as sent.
-    pub fn into_string(self) -> String {
-        self.text
     }
 }
 
@@ -188,6 +195,7 @@ impl<R: TextRule> Type for Text<R> {
             max_length: R::MAX_CHARS,
             min_length: R::NOT_BLANK.then_some(1),
             pattern: R::PATTERN.map(str::to_owned),
+            enum_items: R::CHOICES.iter().map(|&c| Value::from(c)).collect(),
             ..MetaSchema::new("string")
         }))
     }

@@ -9,7 +9,10 @@ use crate::{
         problem::Problem,
         text::{CallbackRule, Text, TextRule},
     },
-    domain::callback::PlanCallback,
+    domain::{
+        callback::{CallbackHosts, PlanCallback},
+        macros::unresolved_macro,
+    },
     secret::Secret,
 };
 
@@ -36,27 +39,77 @@ pub struct CallbackHeaders {
     pub auth_token: CallbackHeader,
 }
 
-/// The body field as sent, or else the header; both must keep to the length limit, even
-/// the one not used, so an oversized header is refused rather than silently ignored.
+/// A callback field as received: its name, where it came from, and its value.
+struct Sent {
+    name: &'static str,
+    origin: &'static str,
+    value: Option<String>,
+}
+
+/// The body field as sent, or else the header; the header must keep to the length limit
+/// even when the body field is used, so an oversized header is refused rather than
+/// silently ignored (body fields are checked in every mode by `check_callback_lengths`).
 fn pick(
     name: &'static str,
     body: &Option<Text<CallbackRule>>,
     header: CallbackHeader,
-) -> Result<(&'static str, Option<String>), Problem> {
+) -> Result<Sent, Problem> {
+    if let Some(value) = &header.0 {
+        check_length(name, value)?;
+    }
+    let (origin, value) = match (body, header.0) {
+        (Some(value), _) => ("body field", Some(value.clone())),
+        (None, value) => ("header", value),
+    };
+    let value = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    Ok(Sent {
+        name,
+        origin,
+        value,
+    })
+}
+
+/// Refuses a callback field longer than its published limit.
+fn check_length(name: &str, value: &str) -> Result<(), Problem> {
     let max = CallbackRule::MAX_CHARS.unwrap_or(usize::MAX);
-    let sent = [body.as_ref(), header.0.as_ref()];
-    if sent.iter().flatten().any(|v| v.chars().count() > max) {
+    if value.chars().count() > max {
         return Err(Problem::invalid_field(format!(
             "{name}: must be at most {max} characters"
         )));
     }
-    Ok((name, body.clone().or(header.0).map(Text::into_string)))
+    Ok(())
 }
 
 impl ReleaseRequest {
-    /// The callback registration, from body fields or else headers; `None` when the
-    /// request is not in callback mode, an error when it is only partly or a field is too long.
-    pub fn plan_callback(&self, headers: CallbackHeaders) -> Result<Option<PlanCallback>, Problem> {
+    /// Refuses callback body fields longer than the published limit, in every mode: a
+    /// body is written by the pipeline's author, unlike the headers Azure adds.
+    pub fn check_callback_lengths(&self) -> Result<(), Problem> {
+        let fields = [
+            ("PlanUrl", &self.plan_url),
+            ("ProjectId", &self.project_id),
+            ("HubName", &self.hub_name),
+            ("PlanId", &self.plan_id),
+            ("JobId", &self.job_id),
+            ("TimelineId", &self.timeline_id),
+            ("TaskInstanceId", &self.task_instance_id),
+            ("AuthToken", &self.auth_token),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                check_length(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The callback registration of a request in callback mode, from body fields or else
+    /// headers. Fails when a field is missing, too long or holds a pipeline macro, or when
+    /// `PlanUrl` is not an http(s) URL on one of `hosts`.
+    pub fn plan_callback(
+        &self,
+        headers: CallbackHeaders,
+        hosts: &CallbackHosts,
+    ) -> Result<PlanCallback, Problem> {
         let sent = [
             pick("PlanUrl", &self.plan_url, headers.plan_url)?,
             pick("ProjectId", &self.project_id, headers.project_id)?,
@@ -73,19 +126,20 @@ impl ReleaseRequest {
         ];
         let missing: Vec<&str> = sent
             .iter()
-            .filter(|(name, v)| {
-                *name != "TimelineId" && v.as_ref().is_none_or(|v| v.trim().is_empty())
-            })
-            .map(|(name, _)| *name)
+            .filter(|s| s.name != "TimelineId" && s.value.is_none())
+            .map(|s| s.name)
             .collect();
-        if missing.len() == sent.len() - 1 {
-            return Ok(None);
-        }
         if !missing.is_empty() {
             return Err(Problem::invalid_field(format!(
-                "callback mode needs PlanUrl, ProjectId, HubName, PlanId, JobId, TaskInstanceId and AuthToken; missing: {}",
+                "callback mode needs PlanUrl, ProjectId, HubName, PlanId, JobId, TaskInstanceId and AuthToken (as headers or body fields); missing: {}",
                 missing.join(", ")
             )));
+        }
+        for s in &sent {
+            if let Some(found) = s.value.as_deref().and_then(unresolved_macro) {
+                let field = format!("{} ({})", s.name, s.origin);
+                return Err(Problem::unresolved_macro(&field, found));
+            }
         }
         let [
             plan_url,
@@ -96,17 +150,10 @@ impl ReleaseRequest {
             timeline_id,
             task_instance_id,
             auth_token,
-        ] = sent.map(|(_, v)| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
+        ] = sent.map(|s| s.value);
         let plan_url = plan_url.unwrap_or_default();
-        match url::Url::parse(&plan_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(Problem::invalid_field(
-                    "PlanUrl: must be an http:// or https:// URL",
-                ));
-            }
-        }
-        Ok(Some(PlanCallback {
+        check_plan_url(&plan_url, hosts)?;
+        Ok(PlanCallback {
             plan_url,
             project_id: project_id.unwrap_or_default(),
             hub_name: hub_name.unwrap_or_default(),
@@ -115,6 +162,25 @@ impl ReleaseRequest {
             timeline_id,
             task_instance_id: task_instance_id.unwrap_or_default(),
             auth_token: Secret::new(auth_token.unwrap_or_default()),
-        }))
+        })
+    }
+}
+
+/// `PlanUrl` must be an http(s) URL on a host the job token may go to.
+fn check_plan_url(plan_url: &str, hosts: &CallbackHosts) -> Result<(), Problem> {
+    match url::Url::parse(plan_url) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => {
+            if hosts.allow(&url) {
+                Ok(())
+            } else {
+                Err(Problem::invalid_field(format!(
+                    "PlanUrl: {} is not an Azure DevOps host this service sends job tokens to (DEPLOY_GATE_CALLBACK_HOSTS; subdomain patterns need https)",
+                    url.host_str().unwrap_or_default()
+                )))
+            }
+        }
+        _ => Err(Problem::invalid_field(
+            "PlanUrl: must be an http:// or https:// URL",
+        )),
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /release` (create or poll) and `GET /release/{TeamProject}/{ReleaseId}`.
 
 mod callback;
+mod mode;
 mod request;
 mod values;
 
@@ -15,6 +16,7 @@ use poem_openapi::{
 
 use self::{
     callback::{CallbackHeader, CallbackHeaders},
+    mode::{Mode, requested_mode},
     request::ReleaseRequestBody,
 };
 use crate::{
@@ -22,7 +24,7 @@ use crate::{
         http::{
             auth::Credentials,
             problem::{ErrorStatuses, ProblemResponse},
-            text::{NameRule, ReleaseIdRule, StageRule, Text},
+            text::{ModeRule, NameRule, ReleaseIdRule, StageRule, Text},
         },
         shared::{
             lookup::{find, path_key},
@@ -81,7 +83,7 @@ impl ErrorStatuses for CreateReleaseErrors {
     const STATUSES: &'static [(u16, &'static str)] = &[
         (
             400,
-            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, an http(s) `PlanUrl`), or incomplete callback fields; nothing was stored.",
+            "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, `mode`/`Mode`), a field holding an unresolved pipeline macro `$(…)` (`unresolved-macro`), or in callback mode a callback field missing or a `PlanUrl` not on `DEPLOY_GATE_CALLBACK_HOSTS`; nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
         (413, "The body is larger than the configured limit."),
@@ -121,10 +123,16 @@ impl ReleaseApi {
     /// A known release (same `TeamProject`, `ReleaseId` and `Stage`) answers `200` with its
     /// current status, so a gate can call this again and again until it is decided.
     ///
-    /// **Callback mode**: with `PlanUrl`, `ProjectId`, `HubName`, `PlanId`, `JobId`,
-    /// `TaskInstanceId` and `AuthToken` (as headers, as Azure DevOps sends them, or as body
-    /// fields), the registration is stored with the release and the `TaskCompleted` event is
-    /// posted to Azure DevOps once the release is decided.
+    /// **Callback mode** (`?mode=callback`, or the body field `Mode: "callback"`): `PlanUrl`,
+    /// `ProjectId`, `HubName`, `PlanId`, `JobId`, `TaskInstanceId` and `AuthToken` (as
+    /// headers, as Azure DevOps sends them, or as body fields) are required, `PlanUrl` on a
+    /// host of `DEPLOY_GATE_CALLBACK_HOSTS`; the registration is stored with the release and
+    /// one `TaskCompleted` event is posted to Azure DevOps once the release is decided (at
+    /// once if it already is). Without it (poll mode, the default) those headers, which
+    /// Azure sends in every mode, are ignored.
+    ///
+    /// A field still holding a pipeline macro `$(…)` that Azure left unresolved is refused
+    /// (`unresolved-macro`), naming the variable and its YAML equivalent.
     ///
     /// **Fail-safe form** (`?failsafe=true`): only an approved release answers `200`; pending
     /// answers `423`, rejected `403`, expired `410`, so a gate without success criteria cannot pass
@@ -141,34 +149,40 @@ impl ReleaseApi {
         body: Json<ReleaseRequestBody>,
         /// Answer `200` only for an approved release (see above).
         failsafe: Query<Option<bool>>,
-        /// Callback mode: `$(system.CollectionUri)`.
+        /// `callback` for callback mode; `poll` (the default) ignores the callback headers.
+        #[oai(example = "mode_example")]
+        mode: Query<Option<Text<ModeRule>>>,
+        /// Read in callback mode only: `$(system.CollectionUri)`.
         #[oai(name = "PlanUrl")]
         plan_url: CallbackHeader,
-        /// Callback mode: `$(system.TeamProjectId)`.
+        /// Read in callback mode only: `$(system.TeamProjectId)`.
         #[oai(name = "ProjectId")]
         project_id: CallbackHeader,
-        /// Callback mode: `$(system.HostType)`.
+        /// Read in callback mode only: `$(system.HostType)`.
         #[oai(name = "HubName")]
         hub_name: CallbackHeader,
-        /// Callback mode: `$(system.PlanId)`.
+        /// Read in callback mode only: `$(system.PlanId)`.
         #[oai(name = "PlanId")]
         plan_id: CallbackHeader,
-        /// Callback mode: `$(system.JobId)`.
+        /// Read in callback mode only: `$(system.JobId)`.
         #[oai(name = "JobId")]
         job_id: CallbackHeader,
-        /// Callback mode: `$(system.TimelineId)`.
+        /// Read in callback mode only: `$(system.TimelineId)`.
         #[oai(name = "TimelineId")]
         timeline_id: CallbackHeader,
-        /// Callback mode: `$(system.TaskInstanceId)`.
+        /// Read in callback mode only: `$(system.TaskInstanceId)`.
         #[oai(name = "TaskInstanceId")]
         task_instance_id: CallbackHeader,
-        /// Callback mode: `$(system.AccessToken)`; used once, never returned or logged.
+        /// Read in callback mode only: `$(system.AccessToken)`; used once, never returned or logged.
         #[oai(name = "AuthToken")]
         auth_token: CallbackHeader,
     ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
         credentials.check(&state.api_keys)?;
         let Json(ReleaseRequestBody(body)) = body;
+        body.refuse_unresolved_macros()?;
+        let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
         let new = body.parse()?;
+        body.check_callback_lengths()?;
         let headers = CallbackHeaders {
             plan_url,
             project_id,
@@ -179,7 +193,10 @@ impl ReleaseApi {
             task_instance_id,
             auth_token,
         };
-        let callback = body.plan_callback(headers)?;
+        let callback = match mode {
+            Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
+            Mode::Poll => None,
+        };
         let failsafe = failsafe.unwrap_or(false);
         // A poll (no callback to register) of a release known and unchanged
         // since the last poll is answered from the poll cache.
@@ -254,6 +271,11 @@ impl ReleaseApi {
             (true, StatusValue::Expired) => GetReleaseResponse::Expired(json),
         })
     }
+}
+
+/// The example of the `mode` parameter.
+fn mode_example() -> Option<Text<ModeRule>> {
+    Some(Text::new("callback"))
 }
 
 /// `POST /release`'s answer but `202`: `200` with the release's status, or with

@@ -13,10 +13,11 @@ use super::values::{ApproversValue, ReleaseIdValue};
 use crate::{
     api::http::{
         problem::Problem,
-        text::{CallbackRule, EmailRule, NameRule, StageRule, Text},
+        text::{CallbackRule, EmailRule, ModeRule, NameRule, StageRule, Text},
     },
     domain::{
         approver::ApproverEmail,
+        macros::unresolved_macro,
         release::{NewRelease, ReleaseKey},
     },
 };
@@ -44,28 +45,32 @@ pub struct ReleaseRequest {
     /// does not count unless the project's policy allows it. Empty is the same as absent.
     #[oai(rename = "RequestedFor", nullable)]
     pub requested_for: Option<Text<EmailRule>>,
-    /// Callback mode: `$(system.CollectionUri)`. Also accepted as a header.
+    /// `callback` asks for callback mode, as `?mode=callback` does; `poll` (the default)
+    /// ignores the callback fields. If both are given they must agree.
+    #[oai(rename = "Mode", nullable)]
+    pub mode: Option<Text<ModeRule>>,
+    /// Read in callback mode only: `$(system.CollectionUri)`. Also accepted as a header.
     #[oai(rename = "PlanUrl", nullable)]
     pub plan_url: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.TeamProjectId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.TeamProjectId)`. Also accepted as a header.
     #[oai(rename = "ProjectId", nullable)]
     pub project_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.HostType)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.HostType)`. Also accepted as a header.
     #[oai(rename = "HubName", nullable)]
     pub hub_name: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.PlanId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.PlanId)`. Also accepted as a header.
     #[oai(rename = "PlanId", nullable)]
     pub plan_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.JobId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.JobId)`. Also accepted as a header.
     #[oai(rename = "JobId", nullable)]
     pub job_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.TimelineId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.TimelineId)`. Also accepted as a header.
     #[oai(rename = "TimelineId", nullable)]
     pub timeline_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.TaskInstanceId)`. Also accepted as a header.
+    /// Read in callback mode only: `$(system.TaskInstanceId)`. Also accepted as a header.
     #[oai(rename = "TaskInstanceId", nullable)]
     pub task_instance_id: Option<Text<CallbackRule>>,
-    /// Callback mode: `$(system.AccessToken)`; used once for the callback, never returned or logged.
+    /// Read in callback mode only: `$(system.AccessToken)`; used once for the callback, never returned or logged.
     #[oai(rename = "AuthToken", write_only, nullable)]
     pub auth_token: Option<Text<CallbackRule>>,
 }
@@ -113,9 +118,10 @@ impl ParseFromJSON for ReleaseRequestBody {
 }
 
 /// Optional text fields of [`ReleaseRequest`].
-const OPTIONAL_TEXT_FIELDS: [&str; 10] = [
+const OPTIONAL_TEXT_FIELDS: [&str; 11] = [
     "Stage",
     "RequestedFor",
+    "Mode",
     "PlanUrl",
     "ProjectId",
     "HubName",
@@ -173,6 +179,7 @@ impl poem_openapi::types::Example for ReleaseRequest {
                 "bo@example.com".into(),
             ])),
             requested_for: Some(Text::new("cy@example.com")),
+            mode: Some(Text::new("poll")),
             plan_url: None,
             project_id: None,
             hub_name: None,
@@ -186,6 +193,34 @@ impl poem_openapi::types::Example for ReleaseRequest {
 }
 
 impl ReleaseRequest {
+    /// Refuses a release field (any but the callback fields, which only callback mode
+    /// reads) that still holds a pipeline macro `$(…)`.
+    pub fn refuse_unresolved_macros(&self) -> Result<(), Problem> {
+        let release_id = self.release_id.to_text();
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("ReleaseName", &self.release_name),
+            ("ReleaseId", &release_id),
+            ("TeamProject", &self.team_project),
+        ];
+        fields.extend(self.stage.as_deref().map(|v| ("Stage", v)));
+        fields.extend(self.requested_for.as_deref().map(|v| ("RequestedFor", v)));
+        fields.extend(self.mode.as_deref().map(|v| ("Mode", v)));
+        match &self.approvers {
+            Some(ApproversValue::Text(text)) => fields.push(("Approvers", text)),
+            Some(ApproversValue::List(items)) => {
+                fields.extend(items.iter().map(|item| ("Approvers", item.as_str())));
+            }
+            None => {}
+        }
+        match fields
+            .into_iter()
+            .find_map(|(name, value)| Some((name, unresolved_macro(value)?)))
+        {
+            Some((name, found)) => Err(Problem::unresolved_macro(name, found)),
+            None => Ok(()),
+        }
+    }
+
     /// Validates the release fields.
     pub fn parse(&self) -> Result<NewRelease, Problem> {
         let key = ReleaseKey::parse(

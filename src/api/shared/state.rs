@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::poll_cache::PollCache;
 use crate::{
-    clock::Clock, flow::Flow, metrics::Metrics, secret::Secret, store::Store, token::TokenKeys,
+    clock::Clock, domain::callback::CallbackHosts, flow::Flow, metrics::Metrics, secret::Secret,
+    store::Store, token::TokenKeys,
 };
 
 /// Operation groups in the OpenAPI document.
@@ -32,6 +33,8 @@ pub struct AppState {
     pub api_keys: Vec<Secret>,
     /// Header secret service hooks must send, if set.
     pub hook_secret: Option<Secret>,
+    /// Hosts a callback-mode `PlanUrl` may name (`DEPLOY_GATE_CALLBACK_HOSTS`).
+    pub callback_hosts: CallbackHosts,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The release lifecycle: every state change goes through it.
