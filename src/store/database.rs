@@ -24,7 +24,8 @@ use crate::domain::{
 /// Setting that holds the generated token secret.
 const TOKEN_SECRET_SETTING: &str = "token_secret";
 
-/// The database the store runs its statements on; each method is one transaction.
+/// The database the store runs its statements on; each method is one
+/// transaction. PostgreSQL's futures are boxed, as in `connection`.
 pub enum Database {
     /// The embedded SQLite file.
     Sqlite(Sqlite),
@@ -37,7 +38,7 @@ impl Database {
     async fn reader(&self) -> Result<Conn<'_>, StoreError> {
         Ok(match self {
             Self::Sqlite(db) => Conn::Sqlite(db.reader().await?),
-            Self::Postgres(db) => Conn::Postgres(db.conn().await?),
+            Self::Postgres(db) => Conn::Postgres(Box::pin(db.conn()).await?),
         })
     }
 
@@ -45,7 +46,7 @@ impl Database {
     async fn write_conn(&self) -> Result<Conn<'_>, StoreError> {
         Ok(match self {
             Self::Sqlite(db) => Conn::Sqlite(db.writer().await),
-            Self::Postgres(db) => Conn::Postgres(db.conn().await?),
+            Self::Postgres(db) => Conn::Postgres(Box::pin(db.conn()).await?),
         })
     }
 
@@ -53,7 +54,7 @@ impl Database {
     async fn write_tx(&self) -> Result<WriteTx<'_>, StoreError> {
         Ok(WriteTx(match self {
             Self::Sqlite(db) => Conn::Sqlite(db.begin().await?),
-            Self::Postgres(db) => Conn::PostgresTx(Some(db.begin().await?)),
+            Self::Postgres(db) => Conn::PostgresTx(Some(Box::pin(db.begin()).await?)),
         }))
     }
 }
