@@ -75,11 +75,19 @@ pub struct RateLimitSettings {
     pub auth_failures: u32,
     /// Header naming the client, set by a trusted proxy.
     pub client_ip_header: Option<poem::http::HeaderName>,
+    /// Trusted proxies appending to that header: the address this many from its
+    /// right end names the client (at least 1).
+    pub trusted_proxy_hops: usize,
 }
 
 impl RateLimitSettings {
     fn from_effective(e: &Effective) -> anyhow::Result<Self> {
+        let hops = *e.trusted_proxy_hops.value();
+        if hops == 0 {
+            return Err(e.trusted_proxy_hops.error("must be at least 1"));
+        }
         Ok(Self {
+            trusted_proxy_hops: usize::try_from(hops).unwrap_or(usize::MAX),
             approval: *e.rate_limit_approval.value(),
             auth_failures: *e.rate_limit_auth_failures.value(),
             client_ip_header: e

@@ -99,10 +99,15 @@ define::define_settings! {
     /// and `/hooks/*` answer that client `429` for a while, right key or not; `0`
     /// turns the limit off.
     rate_limit_auth_failures: u32, env "DEPLOY_GATE_RATE_LIMIT_AUTH_FAILURES", default "20";
-    /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`;
-    /// the leftmost address counts) for the rate limits.
+    /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`)
+    /// for the rate limits. Addresses count from its right end, which the proxies
+    /// write; the caller writes everything left of them.
     client_ip_header: String, env "DEPLOY_GATE_CLIENT_IP_HEADER",
         unset "the connection's address";
+    /// With `client_ip_header`: how many trusted proxies append to it, so that the
+    /// address this many from its right end is the client as the outermost proxy saw
+    /// it (1: the rightmost address).
+    trusted_proxy_hops: u32, env "DEPLOY_GATE_TRUSTED_PROXY_HOPS", default "1";
     /// Largest accepted request body in bytes.
     max_body_bytes: usize, env "DEPLOY_GATE_MAX_BODY_BYTES", default "65536";
     /// Jobs run at once by this process; each email job holds one SMTP connection, so

@@ -227,3 +227,15 @@ fn a_value_of_the_wrong_kind_in_the_file_names_its_key() {
         assert!(err.contains(key), "{text}: {err}");
     }
 }
+
+#[test]
+fn trusted_proxy_hops_default_to_one_and_zero_is_refused() {
+    let config = Config::from_settings(Settings::default()).unwrap();
+    assert_eq!(config.rate_limits.trusted_proxy_hops, 1);
+    let zero = Settings {
+        trusted_proxy_hops: Some(0),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(zero).unwrap_err());
+    assert!(err.contains("DEPLOY_GATE_TRUSTED_PROXY_HOPS"), "{err}");
+}

@@ -133,8 +133,8 @@ async fn the_approval_limit_counts_each_client_apart() {
     let retry_after = assert_rate_limited(limited, "the guesser").await;
     assert!((1..=60).contains(&retry_after), "{retry_after}");
 
-    // The leftmost address of the proxy header names the client.
-    let other = guess_token(&app, "198.51.100.9, 203.0.113.7").await;
+    // The rightmost address of the proxy header (the one the proxy saw) names the client.
+    let other = guess_token(&app, "203.0.113.7, 198.51.100.9").await;
     assert_eq!(other.status(), 401, "another client is not limited");
     let limited = guess_token(&app, "203.0.113.7").await;
     assert_rate_limited(limited, "the guesser, still").await;
@@ -202,4 +202,49 @@ async fn a_client_locked_out_after_failed_authentications_gets_in_once_retry_aft
 
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     assert_eq!(board(&app, guesser, KEY).await.status(), 200);
+}
+
+#[tokio::test]
+async fn rotating_the_leftmost_forwarded_address_does_not_escape_the_approval_limit() {
+    let app = app_behind_proxy(|s| s.rate_limit_approval = Some(2)).await;
+    // The proxy appends the address it saw; everything left of it is the caller's own.
+    for spoofed in ["10.0.0.1", "10.0.0.2"] {
+        let answer = guess_token(&app, &format!("{spoofed}, 203.0.113.7")).await;
+        assert_eq!(answer.status(), 401, "{spoofed}");
+    }
+    let limited = guess_token(&app, "10.0.0.3, 203.0.113.7").await;
+    assert_rate_limited(limited, "a third spoofed address, same client").await;
+}
+
+#[tokio::test]
+async fn naming_a_victims_address_in_the_forwarded_header_does_not_lock_the_victim_out() {
+    let app = app_behind_proxy(|s| s.rate_limit_auth_failures = Some(2)).await;
+    let victim = "198.51.100.9";
+    let framing = format!("{victim}, 203.0.113.66");
+    for _ in 0..2 {
+        assert_unauthorized(board(&app, &framing, "wrong-key").await, "attacker").await;
+    }
+    assert_rate_limited(board(&app, &framing, "wrong-key").await, "attacker").await;
+    let answer = board(&app, victim, KEY).await;
+    assert_eq!(answer.status(), 200, "the victim is not locked out");
+}
+
+#[tokio::test]
+async fn with_two_trusted_proxies_the_second_address_from_the_right_names_the_client() {
+    let app = app_behind_proxy(|s| {
+        s.rate_limit_approval = Some(1);
+        s.trusted_proxy_hops = Some(2);
+    })
+    .await;
+    // client -> proxy 192.0.2.10 -> proxy -> deploy-gate: "…, client, 192.0.2.10".
+    let first = guess_token(&app, "10.0.0.1, 203.0.113.7, 192.0.2.10").await;
+    assert_eq!(first.status(), 401);
+    let again = guess_token(&app, "10.0.0.2, 203.0.113.7, 192.0.2.10").await;
+    assert_rate_limited(again, "the same client behind two proxies").await;
+    let other = guess_token(&app, "203.0.113.8, 192.0.2.10").await;
+    assert_eq!(
+        other.status(),
+        401,
+        "another client behind the same proxies"
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -97,24 +97,42 @@ pub struct RateLimits {
     pub approval: Option<RateLimiter>,
     /// Failed authentications to `/release*` (the board too) and `/hooks/*` per client and minute.
     pub auth_failures: Option<RateLimiter>,
-    /// A header naming the client (leftmost address), set by a trusted proxy.
+    /// A header naming the client, appended to by trusted proxies.
     pub client_ip_header: Option<HeaderName>,
+    /// How many trusted proxies append to that header (at least 1).
+    pub trusted_proxy_hops: usize,
 }
 
 impl RateLimits {
+    /// The client: from the proxy header when one is configured and names an address,
+    /// else the connection's peer.
     fn client(&self, req: &Request) -> Option<IpAddr> {
-        if let Some(name) = &self.client_ip_header
-            && let Some(ip) = req
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|first| first.trim().parse().ok())
-        {
-            return Some(ip);
-        }
-        req.remote_addr().as_socket_addr().map(|addr| addr.ip())
+        self.client_ip_header
+            .as_ref()
+            .and_then(|name| forwarded_client(req, name, self.trusted_proxy_hops))
+            .or_else(|| req.remote_addr().as_socket_addr().map(|addr| addr.ip()))
     }
+}
+
+/// The address `hops` entries from the right end of the header `name` (every copy of
+/// it, in order): each trusted proxy appends the address it saw, so the entries left
+/// of those are whatever the caller wrote. With fewer entries than `hops`, the
+/// leftmost, as only trusted proxies wrote them.
+fn forwarded_client(req: &Request, name: &HeaderName, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let entry = entries.get(entries.len().checked_sub(1)?.saturating_sub(hops - 1))?;
+    entry.parse().ok().or_else(|| {
+        // Some proxies add the port: `203.0.113.7:5100`, `[2001:db8::1]:5100`.
+        entry.parse::<SocketAddr>().ok().map(|addr| addr.ip())
+    })
 }
 
 fn guarded_by_api_key(path: &str) -> bool {
