@@ -91,12 +91,58 @@ fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
     );
 }
 
+/// Starts the service with `env` and expects it to refuse: returns its stderr once it
+/// has exited unsuccessfully; fails if it serves (is still running after [`HANG_GUARD`]).
+fn refused_start(dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut command = deploy_gate(dir);
+    command
+        .env("DEPLOY_GATE_BIND", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the binary starts");
+    let deadline = Instant::now() + HANG_GUARD;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("started with {env:?} and kept serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success(), "{env:?}");
+    assert!(
+        !dir.join("deploy-gate.db").exists(),
+        "nothing started with {env:?}"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_api_key_shorter_than_24_characters_stops_the_start_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for keys in [
+        "short-key-0123456789",
+        "long-enough-key-0123456789,short-one",
+    ] {
+        let stderr = refused_start(dir.path(), &[("DEPLOY_GATE_API_KEY", keys)]);
+        assert!(
+            stderr.contains("DEPLOY_GATE_API_KEY") && stderr.contains("24 characters"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("short-"), "the key is not shown: {stderr}");
+    }
+}
+
 #[test]
 fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_secrets_masked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("gate.toml"),
-        "workers = 2\nmail_from = \"gate@example.com\"\napi_key = \"file-key-123\"\n",
+        "workers = 2\nmail_from = \"gate@example.com\"\napi_key = \"file-key-0123456789abcdefgh\"\n",
     )
     .unwrap();
     let output = run(deploy_gate(dir.path())
@@ -115,7 +161,7 @@ fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_s
         "{printed}"
     );
     assert!(printed.contains("api_key = \"[redacted]\""), "{printed}");
-    assert!(!printed.contains("file-key-123") && !printed.contains("smtp-pass-456"));
+    assert!(!printed.contains("file-key-0123456789abcdefgh") && !printed.contains("smtp-pass-456"));
 
     let unknown = run(deploy_gate(dir.path())
         .args(["--config", "gate.toml", "config"])
@@ -344,7 +390,10 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
 async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = [
-        ("DEPLOY_GATE_API_KEY", "old-key-aaaa1111,new-key-bbbb2222"),
+        (
+            "DEPLOY_GATE_API_KEY",
+            "old-key-aaaa1111aaaa1111aaaa,new-key-bbbb2222bbbb2222bbbb",
+        ),
         ("DEPLOY_GATE_TOKEN_SECRET", "token-secret-cccc3333"),
         // A closed port: sending fails and is retried, with its error logged.
         (
@@ -361,8 +410,8 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
     let release = json!({"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx"});
     let mut answers = String::new();
     for (key, expected) in [
-        ("old-key-aaaa1111", 202),
-        ("new-key-bbbb2222", 200),
+        ("old-key-aaaa1111aaaa1111aaaa", 202),
+        ("new-key-bbbb2222bbbb2222bbbb", 200),
         ("wrong-key-ffff6666", 401),
     ] {
         let answer = client
@@ -407,7 +456,11 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         assert!(!logs.contains(leak), "{leak} appears in the logs");
         assert!(!answers.contains(leak), "{leak} appears in an answer");
     }
-    for key in ["old-key-aaaa1111", "new-key-bbbb2222", "wrong-key-ffff6666"] {
+    for key in [
+        "old-key-aaaa1111aaaa1111aaaa",
+        "new-key-bbbb2222bbbb2222bbbb",
+        "wrong-key-ffff6666",
+    ] {
         let fingerprint = deploy_gate::secret::Secret::new(key).fingerprint();
         assert!(
             logs.contains(&fingerprint),

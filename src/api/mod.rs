@@ -67,6 +67,7 @@ pub fn routes(
         auth_failures: rate_limit::RateLimiter::per_minute(rate_limits.auth_failures),
         client_ip_header: rate_limits.client_ip_header,
         trusted_proxy_hops: rate_limits.trusted_proxy_hops,
+        api_keys: state.api_keys.clone(),
     });
     let api = openapi_service();
     let docs = api.swagger_ui();

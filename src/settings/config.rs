@@ -256,6 +256,9 @@ fn token_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
     Ok(secret.clone())
 }
 
+/// Shortest API key accepted.
+const MIN_API_KEY_CHARS: usize = 24;
+
 fn api_keys(e: &Effective) -> anyhow::Result<Vec<Secret>> {
     let keys: Vec<Secret> = match e.api_key.value() {
         Some(keys) => keys
@@ -269,6 +272,19 @@ fn api_keys(e: &Effective) -> anyhow::Result<Vec<Secret>> {
         return Err(e
             .api_key
             .error("must not be empty, nor contain an empty key between commas"));
+    }
+    // A valid key is never locked out by the failure limit, so keys must be long enough
+    // that guessing one is hopeless.
+    if let Some(at) = keys
+        .iter()
+        .position(|k| k.expose().chars().count() < MIN_API_KEY_CHARS)
+    {
+        return Err(e.api_key.error(format_args!(
+            "must hold keys of at least {MIN_API_KEY_CHARS} characters each; key {} of {} \
+             is shorter (e.g. `openssl rand -hex 24` makes one)",
+            at + 1,
+            keys.len()
+        )));
     }
     Ok(keys)
 }

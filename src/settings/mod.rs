@@ -76,9 +76,10 @@ define::define_settings! {
     token_secret: Secret, env "DEPLOY_GATE_TOKEN_SECRET",
         unset "generated on first start and kept in the database";
     /// If set, `/release`, `/releases` and `/hooks/*` require it: `Authorization:
-    /// Bearer <key>`, or Basic with the key as password. Several keys separated by
-    /// commas are all accepted: add the new key, move clients over, remove the old
-    /// one (the log names refused keys by fingerprint).
+    /// Bearer <key>`, or Basic with the key as password. Each key is at least 24
+    /// characters (e.g. `openssl rand -hex 24`); a shorter one stops the start.
+    /// Several keys separated by commas are all accepted: add the new key, move
+    /// clients over, remove the old one (the log names refused keys by fingerprint).
     api_key: Secret, env "DEPLOY_GATE_API_KEY", unset "open, with a warning in the log",
         shown each_key_redacted;
     /// If set, service hooks must also send it in the `X-Deploy-Gate-Hook-Secret` header.
@@ -96,8 +97,8 @@ define::define_settings! {
     /// `Retry-After`); `0` turns the limit off.
     rate_limit_approval: u32, env "DEPLOY_GATE_RATE_LIMIT_APPROVAL", default "60";
     /// Failed authentications per client and minute before `/release`, `/releases`
-    /// and `/hooks/*` answer that client `429` for a while, right key or not; `0`
-    /// turns the limit off.
+    /// and `/hooks/*` answer that client's requests without a valid key `429` for a
+    /// while (a request with a valid key is always served); `0` turns the limit off.
     rate_limit_auth_failures: u32, env "DEPLOY_GATE_RATE_LIMIT_AUTH_FAILURES", default "20";
     /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`)
     /// for the rate limits. Addresses count from its right end, which the proxies

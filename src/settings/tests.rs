@@ -59,7 +59,7 @@ fn the_printed_configuration_masks_every_secret_and_reads_back() {
         database_url: Some(Secret::new("postgres://gate:pg-pass-123@db/gate")),
         smtp_url: Some(Secret::new("smtp://mailer:smtp-pass-456@mail:587")),
         token_secret: Some(Secret::new("token-secret-0123456789")),
-        api_key: Some(Secret::new("api-key-789")),
+        api_key: Some(Secret::new("api-key-789-0123456789abcdef")),
         azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
         azure_devops_pat: Some(Secret::new("pat-000")),
         ..Settings::default()
@@ -69,7 +69,7 @@ fn the_printed_configuration_masks_every_secret_and_reads_back() {
         "pg-pass-123",
         "smtp-pass-456",
         "token-secret-0123456789",
-        "api-key-789",
+        "api-key-789-0123456789abcdef",
         "pat-000",
     ] {
         assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
@@ -123,12 +123,17 @@ fn policies_and_groups_come_from_the_file_and_print_with_webhooks_masked() {
 #[test]
 fn several_api_keys_separated_by_commas_are_all_kept() {
     let settings = Settings {
-        api_key: Some(Secret::new("old-key-1, new-key-2")),
+        api_key: Some(Secret::new(
+            "old-key-1-0123456789abcdef, new-key-2-0123456789abcdef",
+        )),
         ..Settings::default()
     };
     let keys = Config::from_settings(settings).unwrap().api_keys;
     let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
-    assert_eq!(keys, ["old-key-1", "new-key-2"]);
+    assert_eq!(
+        keys,
+        ["old-key-1-0123456789abcdef", "new-key-2-0123456789abcdef"]
+    );
     let hole = Settings {
         api_key: Some(Secret::new("a,,b")),
         ..Settings::default()
@@ -238,4 +243,22 @@ fn trusted_proxy_hops_default_to_one_and_zero_is_refused() {
     };
     let err = format!("{:#}", Config::from_settings(zero).unwrap_err());
     assert!(err.contains("DEPLOY_GATE_TRUSTED_PROXY_HOPS"), "{err}");
+}
+
+#[test]
+fn an_api_key_shorter_than_24_characters_is_refused_naming_the_variable() {
+    for keys in ["k".repeat(23), format!("{},tiny", "k".repeat(24))] {
+        let settings = Settings {
+            api_key: Some(Secret::new(keys.clone())),
+            ..Settings::default()
+        };
+        let err = format!("{:#}", Config::from_settings(settings).unwrap_err());
+        assert!(err.contains("DEPLOY_GATE_API_KEY"), "{err}");
+        assert!(!err.contains("tiny") && !err.contains("kkkk"), "{err}");
+    }
+    let settings = Settings {
+        api_key: Some(Secret::new("k".repeat(24))),
+        ..Settings::default()
+    };
+    assert_eq!(Config::from_settings(settings).unwrap().api_keys.len(), 1);
 }

@@ -15,7 +15,11 @@ use poem::{
     http::{HeaderName, HeaderValue, StatusCode, header},
 };
 
-use super::problem::{Problem, ProblemCode};
+use super::{
+    auth::carries_valid_key,
+    problem::{Problem, ProblemCode},
+};
+use crate::secret::Secret;
 
 /// Buckets kept before full (idle) ones are dropped.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -101,6 +105,8 @@ pub struct RateLimits {
     pub client_ip_header: Option<HeaderName>,
     /// How many trusted proxies append to that header (at least 1).
     pub trusted_proxy_hops: usize,
+    /// The API keys: a request carrying one is never refused by the failure limit.
+    pub api_keys: Vec<Secret>,
 }
 
 impl RateLimits {
@@ -175,8 +181,11 @@ pub async fn limit<E: Endpoint>(
         .auth_failures
         .as_ref()
         .filter(|_| guarded_by_api_key(&path));
+    // Callers sharing an address (Azure DevOps calls from shared ranges) must not be
+    // locked out by someone guessing from it: only requests without a valid key wait.
     if let (Some(client), Some(failures)) = (client, failures)
         && let Some(wait) = failures.exhausted(client, now)
+        && !carries_valid_key(req.headers(), &limits.api_keys)
     {
         tracing::warn!(%client, "rate limit: too many failed authentications");
         return Ok(too_many(
