@@ -170,6 +170,70 @@ fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_s
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("DEPLOY_GATE_MAIL_REPLY_TO"));
 }
 
+#[test]
+fn config_masks_the_user_info_and_secret_query_parameters_of_every_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path())
+        .arg("config")
+        .env(
+            "DEPLOY_GATE_APPROVERS_URL",
+            "https://approvers-user-0:approvers-pass-1@approvers.example.com/list?team=x&apikey=approvers-key-2",
+        )
+        .env(
+            "DEPLOY_GATE_DATABASE_URL",
+            "postgres://db.example.com/gate?user=gate&password=pg-pass-3&sslmode=require",
+        )
+        .env(
+            "DEPLOY_GATE_SMTP_URL",
+            "smtps://smtp-user-4:smtp-pass-5@mail.example.com:465?Auth_Token=smtp-token-6",
+        )
+        .env(
+            "DEPLOY_GATE_AZURE_DEVOPS_URL",
+            "https://azure-user-7:azure-pass-8@vsrm.dev.azure.com/contoso",
+        )
+        .env("DEPLOY_GATE_AZURE_DEVOPS_PAT", "azure-pat-9")
+        .env(
+            "DEPLOY_GATE_PUBLIC_URL",
+            "https://gate.example.com/?client_secret=public-secret-10&x-sig=public-sig-11",
+        ));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    for credential in [
+        "approvers-user-0",
+        "approvers-pass-1",
+        "approvers-key-2",
+        "pg-pass-3",
+        "smtp-user-4",
+        "smtp-pass-5",
+        "smtp-token-6",
+        "azure-user-7",
+        "azure-pass-8",
+        "azure-pat-9",
+        "public-secret-10",
+        "public-sig-11",
+    ] {
+        assert!(
+            !printed.contains(credential),
+            "{credential} shown:\n{printed}"
+        );
+    }
+    // What is not a credential is still shown, so the output says where things are.
+    for shown in [
+        "approvers.example.com/list?team=x&apikey=",
+        "sslmode=require",
+        "user=gate",
+        "mail.example.com:465",
+        "vsrm.dev.azure.com/contoso",
+        "gate.example.com",
+    ] {
+        assert!(printed.contains(shown), "{shown} missing:\n{printed}");
+    }
+}
+
 /// A running `deploy-gate` process with its JSON log lines.
 struct Served {
     child: Child,

@@ -31,18 +31,19 @@ pub use policies::{
 pub use reference::reference_markdown;
 pub use value::LogFormat;
 pub(crate) use value::humantime_serde_opt;
-use value::{each_key_redacted, url_password_masked};
+use value::{each_key_redacted, secret_url_masked, url_masked};
 
 define::define_settings! {
     /// Listen address; port 0 picks a free port.
     bind: SocketAddr, env "DEPLOY_GATE_BIND", default "127.0.0.1:8000";
     /// Base of the links in emails.
-    public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address";
+    public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address",
+        shown url_masked;
     /// `sqlite://…` (`sqlite::memory:` keeps the data in a temporary file removed
     /// at exit), or `postgres://…` / `postgresql://…` (see the README's
     /// PostgreSQL section).
     database_url: Secret, env "DEPLOY_GATE_DATABASE_URL", default "sqlite://deploy-gate.db",
-        shown url_password_masked;
+        shown secret_url_masked;
     /// PostgreSQL only: most connections in this process's pool (on SQLite the
     /// store keeps five: four for reads, one that writers take turns on).
     database_max_connections: u32, env "DEPLOY_GATE_DATABASE_MAX_CONNECTIONS", default "10";
@@ -53,13 +54,14 @@ define::define_settings! {
     /// busy pool); past it a request fails and `/readyz` answers `503`.
     database_connect_timeout: Duration, env "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", default "5s";
     /// URL answering `GET` with the approvers as JSON (see the README's Approvers section).
-    approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API";
+    approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API",
+        shown url_masked;
     /// Static approvers, comma separated; used when neither the request nor the
     /// approvers API name any.
     approvers: String, env "DEPLOY_GATE_APPROVERS", unset "no static approvers";
     /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for implicit TLS.
     smtp_url: Secret, env "DEPLOY_GATE_SMTP_URL",
-        unset "`.eml` files in `mail_dir` and logged links", shown url_password_masked;
+        unset "`.eml` files in `mail_dir` and logged links", shown secret_url_masked;
     /// Folder for `.eml` files when no SMTP server is configured.
     mail_dir: PathBuf, env "DEPLOY_GATE_MAIL_DIR", default "mail";
     /// Sender address of approval emails (`Name <addr>` allowed); its domain names
@@ -86,7 +88,8 @@ define::define_settings! {
     hook_secret: Secret, env "DEPLOY_GATE_HOOK_SECRET", unset "no hook secret";
     /// Release-management URL of the organization, e.g.
     /// `https://vsrm.dev.azure.com/contoso`, for write-back of decisions to Azure approvals.
-    azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back";
+    azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back",
+        shown url_masked;
     /// Personal access token for write-back (Release: read, write & manage).
     azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT", unset "no write-back";
     /// Approvals a release needs; `0` means every approver.

@@ -74,7 +74,7 @@ fn the_printed_configuration_masks_every_secret_and_reads_back() {
     ] {
         assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
     }
-    assert!(printed.contains("database_url = \"postgres://gate:****@db/gate\""));
+    assert!(printed.contains("database_url = \"postgres://****:****@db/gate\""));
     assert!(printed.contains("# hook_secret is not set"));
     // Apart from the masked values, the output is a valid settings file.
     let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
