@@ -138,6 +138,52 @@ fn an_api_key_shorter_than_24_characters_stops_the_start_with_a_message_naming_i
 }
 
 #[test]
+fn smtp_credentials_without_tls_to_another_host_stop_the_start_unless_plaintext_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plaintext = "smtp://mailer:smtp-pass-1@mail.example.com:587";
+    for url in [
+        plaintext,
+        "smtp://mailer:smtp-pass-1@mail.example.com?tls=opportunistic",
+    ] {
+        let stderr = refused_start(dir.path(), &[("DEPLOY_GATE_SMTP_URL", url)]);
+        for named in [
+            "DEPLOY_GATE_SMTP_URL",
+            "smtps://",
+            "tls=required",
+            "DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT",
+        ] {
+            assert!(stderr.contains(named), "{named} missing: {stderr}");
+        }
+        assert!(!stderr.contains("smtp-pass-1"), "{stderr}");
+    }
+    // TLS, no credentials, a loopback host, or plaintext allowed explicitly: accepted.
+    for env in [
+        vec![(
+            "DEPLOY_GATE_SMTP_URL",
+            "smtp://mailer:pw@mail.example.com:587?tls=required",
+        )],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtps://mailer:pw@mail.example.com")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mail.example.com:25")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mailer:pw@127.0.0.1:2525")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mailer:pw@[::1]:2525")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mailer:pw@localhost:2525")],
+        vec![
+            ("DEPLOY_GATE_SMTP_URL", plaintext),
+            ("DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT", "true"),
+        ],
+    ] {
+        let mut command = deploy_gate(dir.path());
+        command.arg("config").envs(env.iter().copied());
+        let output = run(&mut command);
+        assert!(
+            output.status.success(),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
 fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_secrets_masked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -148,7 +194,10 @@ fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_s
     let output = run(deploy_gate(dir.path())
         .args(["--config", "gate.toml", "config"])
         .env("DEPLOY_GATE_WORKERS", "7")
-        .env("DEPLOY_GATE_SMTP_URL", "smtp://user:smtp-pass-456@mail:587"));
+        .env(
+            "DEPLOY_GATE_SMTP_URL",
+            "smtp://user:smtp-pass-456@mail:587?tls=required",
+        ));
     assert!(
         output.status.success(),
         "{}",

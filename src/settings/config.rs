@@ -237,9 +237,12 @@ pub struct Sender {
 
 /// Where approval emails go, and their sender.
 fn mail(e: &Effective) -> anyhow::Result<(MailTarget, Sender)> {
+    let allow_plaintext = *e.smtp_allow_plaintext.value();
     let target = e
         .smtp_url
-        .convert_some(|url| check_smtp_url(url.expose()).map(|()| MailTarget::Smtp(url.clone())))?
+        .convert_some(|url| {
+            check_smtp_url(url.expose(), allow_plaintext).map(|()| MailTarget::Smtp(url.clone()))
+        })?
         .unwrap_or_else(|| MailTarget::Directory(e.mail_dir.value().clone()));
     let sender = Sender {
         from: e.mail_from.convert(|from| from.parse())?,
@@ -337,10 +340,37 @@ fn parse_public_url(text: &str) -> anyhow::Result<String> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
-fn check_smtp_url(text: &str) -> anyhow::Result<()> {
+/// Checks the scheme, and that a password only travels encrypted: over `smtps://` or
+/// `smtp://…?tls=required` (read as lettre reads it: the first `tls` parameter), to a
+/// loopback host, or where plaintext is allowed explicitly.
+fn check_smtp_url(text: &str, allow_plaintext: bool) -> anyhow::Result<()> {
     let url = url::Url::parse(text).context("not a valid URL")?;
     if !matches!(url.scheme(), "smtp" | "smtps") {
         bail!("must be an smtp:// or smtps:// URL");
+    }
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .find(|(name, _)| name == "tls")
+            .is_some_and(|(_, value)| value == "required");
+    let loopback = match url.host() {
+        // An smtp:// URL's host is opaque to the URL parser, an IPv4 address included.
+        Some(url::Host::Domain(name)) => {
+            name.trim_end_matches('.').eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.password().is_some() && !tls_required && !loopback && !allow_plaintext {
+        bail!(
+            "holds a password but no TLS, so the password would cross the network in clear: \
+             use smtps:// (implicit TLS) or add ?tls=required (STARTTLS), or set \
+             DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT=true to accept that"
+        );
     }
     Ok(())
 }

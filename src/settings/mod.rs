@@ -59,9 +59,14 @@ define::define_settings! {
     /// Static approvers, comma separated; used when neither the request nor the
     /// approvers API name any.
     approvers: String, env "DEPLOY_GATE_APPROVERS", unset "no static approvers";
-    /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for implicit TLS.
+    /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for
+    /// implicit TLS. A password needs one of the two, unless the host is loopback.
     smtp_url: Secret, env "DEPLOY_GATE_SMTP_URL",
         unset "`.eml` files in `mail_dir` and logged links", shown secret_url_masked;
+    /// Lets an SMTP URL with a password reach a host other than loopback without TLS
+    /// (neither `smtps://` nor `tls=required`), sending the password in clear; without
+    /// it such a URL stops the start.
+    smtp_allow_plaintext: bool, env "DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT", default "false";
     /// Folder for `.eml` files when no SMTP server is configured.
     mail_dir: PathBuf, env "DEPLOY_GATE_MAIL_DIR", default "mail";
     /// Sender address of approval emails (`Name <addr>` allowed); its domain names

@@ -57,7 +57,9 @@ fn database_pool_settings_come_from_the_file_and_are_checked() {
 fn the_printed_configuration_masks_every_secret_and_reads_back() {
     let settings = Settings {
         database_url: Some(Secret::new("postgres://gate:pg-pass-123@db/gate")),
-        smtp_url: Some(Secret::new("smtp://mailer:smtp-pass-456@mail:587")),
+        smtp_url: Some(Secret::new(
+            "smtp://mailer:smtp-pass-456@mail:587?tls=required",
+        )),
         token_secret: Some(Secret::new("token-secret-0123456789")),
         api_key: Some(Secret::new("api-key-789-0123456789abcdef")),
         azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
@@ -261,4 +263,37 @@ fn an_api_key_shorter_than_24_characters_is_refused_naming_the_variable() {
         ..Settings::default()
     };
     assert_eq!(Config::from_settings(settings).unwrap().api_keys.len(), 1);
+}
+
+#[test]
+fn an_smtp_password_needs_tls_unless_the_host_is_loopback_or_plaintext_is_allowed() {
+    let accepted = |url: &str, allow: bool| {
+        Config::from_settings(Settings {
+            smtp_url: Some(Secret::new(url)),
+            smtp_allow_plaintext: Some(allow),
+            ..Settings::default()
+        })
+        .is_ok()
+    };
+    for url in [
+        "smtp://u:p@mail.example.com?tls=required",
+        "smtps://u:p@mail.example.com",
+        "smtp://mail.example.com",
+        "smtp://u@mail.example.com",
+        "smtp://u:p@127.0.0.2:25",
+        "smtp://u:p@LOCALHOST",
+        "smtp://u:p@[::1]:25",
+    ] {
+        assert!(accepted(url, false), "{url}");
+    }
+    for url in [
+        "smtp://u:p@mail.example.com",
+        "smtp://u:p@mail.example.com?tls=opportunistic",
+        "smtp://u:p@mail.example.com?tls=none&tls=required",
+        "smtp://u:p@127.0.0.1.example.com",
+        "smtp://u:p@localhost.example.com",
+    ] {
+        assert!(!accepted(url, false), "{url}");
+        assert!(accepted(url, true), "{url} with plaintext allowed");
+    }
 }

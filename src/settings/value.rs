@@ -127,6 +127,26 @@ impl SettingValue for usize {
     }
 }
 
+impl SettingValue for bool {
+    const KIND: &'static str = "`true` or `false`";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("expected true or false, found {other:?}")),
+        }
+    }
+
+    fn from_toml(value: toml::Value) -> Result<Self, String> {
+        from_serde(value)
+    }
+
+    fn to_toml(&self) -> toml::Value {
+        (*self).into()
+    }
+}
+
 impl SettingValue for Duration {
     const KIND: &'static str = "duration (`90s`, `48h`, `7d`)";
 
