@@ -15,7 +15,8 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// Labels of an HTTP request: the operation (not the raw path, to bound cardinality).
+/// Labels of an HTTP request, each from a bounded set: the operation (not the raw path),
+/// a standard method or `other`, and the status code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -142,12 +143,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request.
+    /// Counts one answered request. `route` must come from a fixed set (an operation id,
+    /// never the raw path); a method outside the standard ones counts as `other`, as any
+    /// caller may send a method of its own making.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
                 status: status.to_string(),
             })
             .inc();
@@ -218,6 +221,17 @@ impl Metrics {
     }
 }
 
+/// `method` when it is one of HTTP's standard methods, else `other`.
+fn method_label(method: &str) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|standard| *standard == method)
+        .unwrap_or("other")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +259,19 @@ mod tests {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn a_method_outside_the_standard_ones_counts_as_other() {
+        let metrics = Metrics::new();
+        for method in ["BREW", "get", &"X".repeat(5_000)] {
+            metrics.observe_request("unmatched", method, 405, Duration::ZERO);
+        }
+        let text = metrics.render(0);
+        assert!(
+            text.contains(r#"{route="unmatched",method="other",status="405"} 3"#),
+            "{text}"
+        );
+        assert!(!text.contains("BREW") && !text.contains("XXXX"), "{text}");
     }
 }

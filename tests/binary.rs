@@ -91,18 +91,113 @@ fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
     );
 }
 
+/// Starts the service with `env` and expects it to refuse: returns its stderr once it
+/// has exited unsuccessfully; fails if it serves (is still running after [`HANG_GUARD`]).
+fn refused_start(dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut command = deploy_gate(dir);
+    command
+        .env("DEPLOY_GATE_BIND", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the binary starts");
+    let deadline = Instant::now() + HANG_GUARD;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("started with {env:?} and kept serving");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success(), "{env:?}");
+    assert!(
+        !dir.join("deploy-gate.db").exists(),
+        "nothing started with {env:?}"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_api_key_shorter_than_24_characters_stops_the_start_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for keys in [
+        "short-key-0123456789",
+        "long-enough-key-0123456789,short-one",
+    ] {
+        let stderr = refused_start(dir.path(), &[("DEPLOY_GATE_API_KEY", keys)]);
+        assert!(
+            stderr.contains("DEPLOY_GATE_API_KEY") && stderr.contains("24 characters"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("short-"), "the key is not shown: {stderr}");
+    }
+}
+
+#[test]
+fn smtp_credentials_without_tls_to_another_host_stop_the_start_unless_plaintext_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plaintext = "smtp://mailer:smtp-pass-1@mail.example.com:587";
+    for url in [
+        plaintext,
+        "smtp://mailer:smtp-pass-1@mail.example.com?tls=opportunistic",
+    ] {
+        let stderr = refused_start(dir.path(), &[("DEPLOY_GATE_SMTP_URL", url)]);
+        for named in [
+            "DEPLOY_GATE_SMTP_URL",
+            "smtps://",
+            "tls=required",
+            "DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT",
+        ] {
+            assert!(stderr.contains(named), "{named} missing: {stderr}");
+        }
+        assert!(!stderr.contains("smtp-pass-1"), "{stderr}");
+    }
+    // TLS, no credentials, a loopback host, or plaintext allowed explicitly: accepted.
+    for env in [
+        vec![(
+            "DEPLOY_GATE_SMTP_URL",
+            "smtp://mailer:pw@mail.example.com:587?tls=required",
+        )],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtps://mailer:pw@mail.example.com")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mail.example.com:25")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mailer:pw@127.0.0.1:2525")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mailer:pw@[::1]:2525")],
+        vec![("DEPLOY_GATE_SMTP_URL", "smtp://mailer:pw@localhost:2525")],
+        vec![
+            ("DEPLOY_GATE_SMTP_URL", plaintext),
+            ("DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT", "true"),
+        ],
+    ] {
+        let mut command = deploy_gate(dir.path());
+        command.arg("config").envs(env.iter().copied());
+        let output = run(&mut command);
+        assert!(
+            output.status.success(),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 #[test]
 fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_secrets_masked() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("gate.toml"),
-        "workers = 2\nmail_from = \"gate@example.com\"\napi_key = \"file-key-123\"\n",
+        "workers = 2\nmail_from = \"gate@example.com\"\napi_key = \"file-key-0123456789abcdefgh\"\n",
     )
     .unwrap();
     let output = run(deploy_gate(dir.path())
         .args(["--config", "gate.toml", "config"])
         .env("DEPLOY_GATE_WORKERS", "7")
-        .env("DEPLOY_GATE_SMTP_URL", "smtp://user:smtp-pass-456@mail:587"));
+        .env(
+            "DEPLOY_GATE_SMTP_URL",
+            "smtp://user:smtp-pass-456@mail:587?tls=required",
+        ));
     assert!(
         output.status.success(),
         "{}",
@@ -115,13 +210,77 @@ fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_s
         "{printed}"
     );
     assert!(printed.contains("api_key = \"[redacted]\""), "{printed}");
-    assert!(!printed.contains("file-key-123") && !printed.contains("smtp-pass-456"));
+    assert!(!printed.contains("file-key-0123456789abcdefgh") && !printed.contains("smtp-pass-456"));
 
     let unknown = run(deploy_gate(dir.path())
         .args(["--config", "gate.toml", "config"])
         .env("DEPLOY_GATE_MAIL_REPLY_TO", "not an address"));
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("DEPLOY_GATE_MAIL_REPLY_TO"));
+}
+
+#[test]
+fn config_masks_the_user_info_and_secret_query_parameters_of_every_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path())
+        .arg("config")
+        .env(
+            "DEPLOY_GATE_APPROVERS_URL",
+            "https://approvers-user-0:approvers-pass-1@approvers.example.com/list?team=x&apikey=approvers-key-2",
+        )
+        .env(
+            "DEPLOY_GATE_DATABASE_URL",
+            "postgres://db.example.com/gate?user=gate&password=pg-pass-3&sslmode=require",
+        )
+        .env(
+            "DEPLOY_GATE_SMTP_URL",
+            "smtps://smtp-user-4:smtp-pass-5@mail.example.com:465?Auth_Token=smtp-token-6",
+        )
+        .env(
+            "DEPLOY_GATE_AZURE_DEVOPS_URL",
+            "https://azure-user-7:azure-pass-8@vsrm.dev.azure.com/contoso",
+        )
+        .env("DEPLOY_GATE_AZURE_DEVOPS_PAT", "azure-pat-9")
+        .env(
+            "DEPLOY_GATE_PUBLIC_URL",
+            "https://gate.example.com/?client_secret=public-secret-10&x-sig=public-sig-11",
+        ));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    for credential in [
+        "approvers-user-0",
+        "approvers-pass-1",
+        "approvers-key-2",
+        "pg-pass-3",
+        "smtp-user-4",
+        "smtp-pass-5",
+        "smtp-token-6",
+        "azure-user-7",
+        "azure-pass-8",
+        "azure-pat-9",
+        "public-secret-10",
+        "public-sig-11",
+    ] {
+        assert!(
+            !printed.contains(credential),
+            "{credential} shown:\n{printed}"
+        );
+    }
+    // What is not a credential is still shown, so the output says where things are.
+    for shown in [
+        "approvers.example.com/list?team=x&apikey=",
+        "sslmode=require",
+        "user=gate",
+        "mail.example.com:465",
+        "vsrm.dev.azure.com/contoso",
+        "gate.example.com",
+    ] {
+        assert!(printed.contains(shown), "{shown} missing:\n{printed}");
+    }
 }
 
 /// A running `deploy-gate` process with its JSON log lines.
@@ -344,7 +503,10 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
 async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = [
-        ("DEPLOY_GATE_API_KEY", "old-key-aaaa1111,new-key-bbbb2222"),
+        (
+            "DEPLOY_GATE_API_KEY",
+            "old-key-aaaa1111aaaa1111aaaa,new-key-bbbb2222bbbb2222bbbb",
+        ),
         ("DEPLOY_GATE_TOKEN_SECRET", "token-secret-cccc3333"),
         // A closed port: sending fails and is retried, with its error logged.
         (
@@ -362,8 +524,8 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
     let release = json!({"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx"});
     let mut answers = String::new();
     for (key, expected) in [
-        ("old-key-aaaa1111", 202),
-        ("new-key-bbbb2222", 200),
+        ("old-key-aaaa1111aaaa1111aaaa", 202),
+        ("new-key-bbbb2222bbbb2222bbbb", 200),
         ("wrong-key-ffff6666", 401),
     ] {
         let answer = client
@@ -408,7 +570,11 @@ async fn secrets_never_reach_logs_or_answers_and_rotated_keys_all_work() {
         assert!(!logs.contains(leak), "{leak} appears in the logs");
         assert!(!answers.contains(leak), "{leak} appears in an answer");
     }
-    for key in ["old-key-aaaa1111", "new-key-bbbb2222", "wrong-key-ffff6666"] {
+    for key in [
+        "old-key-aaaa1111aaaa1111aaaa",
+        "new-key-bbbb2222bbbb2222bbbb",
+        "wrong-key-ffff6666",
+    ] {
         let fingerprint = deploy_gate::secret::Secret::new(key).fingerprint();
         assert!(
             logs.contains(&fingerprint),

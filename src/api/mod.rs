@@ -66,6 +66,8 @@ pub fn routes(
         approval: rate_limit::RateLimiter::per_minute(rate_limits.approval),
         auth_failures: rate_limit::RateLimiter::per_minute(rate_limits.auth_failures),
         client_ip_header: rate_limits.client_ip_header,
+        trusted_proxy_hops: rate_limits.trusted_proxy_hops,
+        api_keys: state.api_keys.clone(),
     });
     let api = openapi_service();
     let docs = api.swagger_ui();

@@ -75,11 +75,19 @@ pub struct RateLimitSettings {
     pub auth_failures: u32,
     /// Header naming the client, set by a trusted proxy.
     pub client_ip_header: Option<poem::http::HeaderName>,
+    /// Trusted proxies appending to that header: the address this many from its
+    /// right end names the client (at least 1).
+    pub trusted_proxy_hops: usize,
 }
 
 impl RateLimitSettings {
     fn from_effective(e: &Effective) -> anyhow::Result<Self> {
+        let hops = *e.trusted_proxy_hops.value();
+        if hops == 0 {
+            return Err(e.trusted_proxy_hops.error("must be at least 1"));
+        }
         Ok(Self {
+            trusted_proxy_hops: usize::try_from(hops).unwrap_or(usize::MAX),
             approval: *e.rate_limit_approval.value(),
             auth_failures: *e.rate_limit_auth_failures.value(),
             client_ip_header: e
@@ -234,9 +242,12 @@ pub struct Sender {
 
 /// Where approval emails go, and their sender.
 fn mail(e: &Effective) -> anyhow::Result<(MailTarget, Sender)> {
+    let allow_plaintext = *e.smtp_allow_plaintext.value();
     let target = e
         .smtp_url
-        .convert_some(|url| check_smtp_url(url.expose()).map(|()| MailTarget::Smtp(url.clone())))?
+        .convert_some(|url| {
+            check_smtp_url(url.expose(), allow_plaintext).map(|()| MailTarget::Smtp(url.clone()))
+        })?
         .unwrap_or_else(|| MailTarget::Directory(e.mail_dir.value().clone()));
     let sender = Sender {
         from: e.mail_from.convert(|from| from.parse())?,
@@ -253,6 +264,9 @@ fn token_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
     Ok(secret.clone())
 }
 
+/// Shortest API key accepted.
+const MIN_API_KEY_CHARS: usize = 24;
+
 fn api_keys(e: &Effective) -> anyhow::Result<Vec<Secret>> {
     let keys: Vec<Secret> = match e.api_key.value() {
         Some(keys) => keys
@@ -266,6 +280,19 @@ fn api_keys(e: &Effective) -> anyhow::Result<Vec<Secret>> {
         return Err(e
             .api_key
             .error("must not be empty, nor contain an empty key between commas"));
+    }
+    // A valid key is never locked out by the failure limit, so keys must be long enough
+    // that guessing one is hopeless.
+    if let Some(at) = keys
+        .iter()
+        .position(|k| k.expose().chars().count() < MIN_API_KEY_CHARS)
+    {
+        return Err(e.api_key.error(format_args!(
+            "must hold keys of at least {MIN_API_KEY_CHARS} characters each; key {} of {} \
+             is shorter (e.g. `openssl rand -hex 24` makes one)",
+            at + 1,
+            keys.len()
+        )));
     }
     Ok(keys)
 }
@@ -318,10 +345,37 @@ fn parse_public_url(text: &str) -> anyhow::Result<String> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
-fn check_smtp_url(text: &str) -> anyhow::Result<()> {
+/// Checks the scheme, and that a password only travels encrypted: over `smtps://` or
+/// `smtp://…?tls=required` (read as lettre reads it: the first `tls` parameter), to a
+/// loopback host, or where plaintext is allowed explicitly.
+fn check_smtp_url(text: &str, allow_plaintext: bool) -> anyhow::Result<()> {
     let url = url::Url::parse(text).context("not a valid URL")?;
     if !matches!(url.scheme(), "smtp" | "smtps") {
         bail!("must be an smtp:// or smtps:// URL");
+    }
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .find(|(name, _)| name == "tls")
+            .is_some_and(|(_, value)| value == "required");
+    let loopback = match url.host() {
+        // An smtp:// URL's host is opaque to the URL parser, an IPv4 address included.
+        Some(url::Host::Domain(name)) => {
+            name.trim_end_matches('.').eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.password().is_some() && !tls_required && !loopback && !allow_plaintext {
+        bail!(
+            "holds a password but no TLS, so the password would cross the network in clear: \
+             use smtps:// (implicit TLS) or add ?tls=required (STARTTLS), or set \
+             DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT=true to accept that"
+        );
     }
     Ok(())
 }

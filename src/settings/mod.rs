@@ -31,18 +31,19 @@ pub use policies::{
 pub use reference::reference_markdown;
 pub use value::LogFormat;
 pub(crate) use value::humantime_serde_opt;
-use value::{each_key_redacted, url_password_masked};
+use value::{each_key_redacted, secret_url_masked, url_masked};
 
 define::define_settings! {
     /// Listen address; port 0 picks a free port.
     bind: SocketAddr, env "DEPLOY_GATE_BIND", default "127.0.0.1:8000";
     /// Base of the links in emails.
-    public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address";
+    public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address",
+        shown url_masked;
     /// `sqlite://…` (`sqlite::memory:` keeps the data in a temporary file removed
     /// at exit), or `postgres://…` / `postgresql://…` (see the README's
     /// PostgreSQL section).
     database_url: Secret, env "DEPLOY_GATE_DATABASE_URL", default "sqlite://deploy-gate.db",
-        shown url_password_masked;
+        shown secret_url_masked;
     /// PostgreSQL only: most connections in this process's pool (on SQLite the
     /// store keeps five: four for reads, one that writers take turns on).
     database_max_connections: u32, env "DEPLOY_GATE_DATABASE_MAX_CONNECTIONS", default "10";
@@ -53,13 +54,19 @@ define::define_settings! {
     /// busy pool); past it a request fails and `/readyz` answers `503`.
     database_connect_timeout: Duration, env "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", default "5s";
     /// URL answering `GET` with the approvers as JSON (see the README's Approvers section).
-    approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API";
+    approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API",
+        shown url_masked;
     /// Static approvers, comma separated; used when neither the request nor the
     /// approvers API name any.
     approvers: String, env "DEPLOY_GATE_APPROVERS", unset "no static approvers";
-    /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for implicit TLS.
+    /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for
+    /// implicit TLS. A password needs one of the two, unless the host is loopback.
     smtp_url: Secret, env "DEPLOY_GATE_SMTP_URL",
-        unset "`.eml` files in `mail_dir` and logged links", shown url_password_masked;
+        unset "`.eml` files in `mail_dir` and logged links", shown secret_url_masked;
+    /// Lets an SMTP URL with a password reach a host other than loopback without TLS
+    /// (neither `smtps://` nor `tls=required`), sending the password in clear; without
+    /// it such a URL stops the start.
+    smtp_allow_plaintext: bool, env "DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT", default "false";
     /// Folder for `.eml` files when no SMTP server is configured.
     mail_dir: PathBuf, env "DEPLOY_GATE_MAIL_DIR", default "mail";
     /// Sender address of approval emails (`Name <addr>` allowed); its domain names
@@ -76,9 +83,10 @@ define::define_settings! {
     token_secret: Secret, env "DEPLOY_GATE_TOKEN_SECRET",
         unset "generated on first start and kept in the database";
     /// If set, `/release`, `/releases` and `/hooks/*` require it: `Authorization:
-    /// Bearer <key>`, or Basic with the key as password. Several keys separated by
-    /// commas are all accepted: add the new key, move clients over, remove the old
-    /// one (the log names refused keys by fingerprint).
+    /// Bearer <key>`, or Basic with the key as password. Each key is at least 24
+    /// characters (e.g. `openssl rand -hex 24`); a shorter one stops the start.
+    /// Several keys separated by commas are all accepted: add the new key, move
+    /// clients over, remove the old one (the log names refused keys by fingerprint).
     api_key: Secret, env "DEPLOY_GATE_API_KEY", unset "open, with a warning in the log",
         shown each_key_redacted;
     /// If set, service hooks must also send it in the `X-Deploy-Gate-Hook-Secret` header.
@@ -91,7 +99,8 @@ define::define_settings! {
         default "dev.azure.com,*.visualstudio.com";
     /// Release-management URL of the organization, e.g.
     /// `https://vsrm.dev.azure.com/contoso`, for write-back of decisions to Azure approvals.
-    azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back";
+    azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back",
+        shown url_masked;
     /// Personal access token for write-back (Release: read, write & manage).
     azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT", unset "no write-back";
     /// Approvals a release needs; `0` means every approver.
@@ -102,13 +111,18 @@ define::define_settings! {
     /// `Retry-After`); `0` turns the limit off.
     rate_limit_approval: u32, env "DEPLOY_GATE_RATE_LIMIT_APPROVAL", default "60";
     /// Failed authentications per client and minute before `/release`, `/releases`
-    /// and `/hooks/*` answer that client `429` for a while, right key or not; `0`
-    /// turns the limit off.
+    /// and `/hooks/*` answer that client's requests without a valid key `429` for a
+    /// while (a request with a valid key is always served); `0` turns the limit off.
     rate_limit_auth_failures: u32, env "DEPLOY_GATE_RATE_LIMIT_AUTH_FAILURES", default "20";
-    /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`;
-    /// the leftmost address counts) for the rate limits.
+    /// Header a trusted proxy sets to the client's address (e.g. `X-Forwarded-For`)
+    /// for the rate limits. Addresses count from its right end, which the proxies
+    /// write; the caller writes everything left of them.
     client_ip_header: String, env "DEPLOY_GATE_CLIENT_IP_HEADER",
         unset "the connection's address";
+    /// With `client_ip_header`: how many trusted proxies append to it, so that the
+    /// address this many from its right end is the client as the outermost proxy saw
+    /// it (1: the rightmost address).
+    trusted_proxy_hops: u32, env "DEPLOY_GATE_TRUSTED_PROXY_HOPS", default "1";
     /// Largest accepted request body in bytes.
     max_body_bytes: usize, env "DEPLOY_GATE_MAX_BODY_BYTES", default "65536";
     /// Jobs run at once by this process; each email job holds one SMTP connection, so

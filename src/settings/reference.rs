@@ -16,7 +16,9 @@ key with dashes (`--approval-deadline 72h`), which wins like the environment.
 An invalid value stops the start with a message naming the variable.
 
 `deploy-gate config` prints the effective settings as such a file, with every
-secret masked. `RUST_LOG` sets the log filter (`info` by default).
+secret masked, and in every URL the user name, the password and each query
+parameter whose name looks like a credential (`password`, `apikey`, `token`,
+`sig`, …) shown as `****`. `RUST_LOG` sets the log filter (`info` by default).
 
 | variable | file key | value | default | meaning |
 |---|---|---|---|---|

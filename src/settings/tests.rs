@@ -57,9 +57,11 @@ fn database_pool_settings_come_from_the_file_and_are_checked() {
 fn the_printed_configuration_masks_every_secret_and_reads_back() {
     let settings = Settings {
         database_url: Some(Secret::new("postgres://gate:pg-pass-123@db/gate")),
-        smtp_url: Some(Secret::new("smtp://mailer:smtp-pass-456@mail:587")),
+        smtp_url: Some(Secret::new(
+            "smtp://mailer:smtp-pass-456@mail:587?tls=required",
+        )),
         token_secret: Some(Secret::new("token-secret-0123456789")),
-        api_key: Some(Secret::new("api-key-789")),
+        api_key: Some(Secret::new("api-key-789-0123456789abcdef")),
         azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
         azure_devops_pat: Some(Secret::new("pat-000")),
         ..Settings::default()
@@ -69,12 +71,12 @@ fn the_printed_configuration_masks_every_secret_and_reads_back() {
         "pg-pass-123",
         "smtp-pass-456",
         "token-secret-0123456789",
-        "api-key-789",
+        "api-key-789-0123456789abcdef",
         "pat-000",
     ] {
         assert!(!printed.contains(secret), "{secret} leaked:\n{printed}");
     }
-    assert!(printed.contains("database_url = \"postgres://gate:****@db/gate\""));
+    assert!(printed.contains("database_url = \"postgres://****:****@db/gate\""));
     assert!(printed.contains("# hook_secret is not set"));
     // Apart from the masked values, the output is a valid settings file.
     let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
@@ -123,12 +125,17 @@ fn policies_and_groups_come_from_the_file_and_print_with_webhooks_masked() {
 #[test]
 fn several_api_keys_separated_by_commas_are_all_kept() {
     let settings = Settings {
-        api_key: Some(Secret::new("old-key-1, new-key-2")),
+        api_key: Some(Secret::new(
+            "old-key-1-0123456789abcdef, new-key-2-0123456789abcdef",
+        )),
         ..Settings::default()
     };
     let keys = Config::from_settings(settings).unwrap().api_keys;
     let keys: Vec<&str> = keys.iter().map(Secret::expose).collect();
-    assert_eq!(keys, ["old-key-1", "new-key-2"]);
+    assert_eq!(
+        keys,
+        ["old-key-1-0123456789abcdef", "new-key-2-0123456789abcdef"]
+    );
     let hole = Settings {
         api_key: Some(Secret::new("a,,b")),
         ..Settings::default()
@@ -225,5 +232,68 @@ fn a_value_of_the_wrong_kind_in_the_file_names_its_key() {
     ] {
         let err = toml::from_str::<Settings>(text).unwrap_err().to_string();
         assert!(err.contains(key), "{text}: {err}");
+    }
+}
+
+#[test]
+fn trusted_proxy_hops_default_to_one_and_zero_is_refused() {
+    let config = Config::from_settings(Settings::default()).unwrap();
+    assert_eq!(config.rate_limits.trusted_proxy_hops, 1);
+    let zero = Settings {
+        trusted_proxy_hops: Some(0),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(zero).unwrap_err());
+    assert!(err.contains("DEPLOY_GATE_TRUSTED_PROXY_HOPS"), "{err}");
+}
+
+#[test]
+fn an_api_key_shorter_than_24_characters_is_refused_naming_the_variable() {
+    for keys in ["k".repeat(23), format!("{},tiny", "k".repeat(24))] {
+        let settings = Settings {
+            api_key: Some(Secret::new(keys.clone())),
+            ..Settings::default()
+        };
+        let err = format!("{:#}", Config::from_settings(settings).unwrap_err());
+        assert!(err.contains("DEPLOY_GATE_API_KEY"), "{err}");
+        assert!(!err.contains("tiny") && !err.contains("kkkk"), "{err}");
+    }
+    let settings = Settings {
+        api_key: Some(Secret::new("k".repeat(24))),
+        ..Settings::default()
+    };
+    assert_eq!(Config::from_settings(settings).unwrap().api_keys.len(), 1);
+}
+
+#[test]
+fn an_smtp_password_needs_tls_unless_the_host_is_loopback_or_plaintext_is_allowed() {
+    let accepted = |url: &str, allow: bool| {
+        Config::from_settings(Settings {
+            smtp_url: Some(Secret::new(url)),
+            smtp_allow_plaintext: Some(allow),
+            ..Settings::default()
+        })
+        .is_ok()
+    };
+    for url in [
+        "smtp://u:p@mail.example.com?tls=required",
+        "smtps://u:p@mail.example.com",
+        "smtp://mail.example.com",
+        "smtp://u@mail.example.com",
+        "smtp://u:p@127.0.0.2:25",
+        "smtp://u:p@LOCALHOST",
+        "smtp://u:p@[::1]:25",
+    ] {
+        assert!(accepted(url, false), "{url}");
+    }
+    for url in [
+        "smtp://u:p@mail.example.com",
+        "smtp://u:p@mail.example.com?tls=opportunistic",
+        "smtp://u:p@mail.example.com?tls=none&tls=required",
+        "smtp://u:p@127.0.0.1.example.com",
+        "smtp://u:p@localhost.example.com",
+    ] {
+        assert!(!accepted(url, false), "{url}");
+        assert!(accepted(url, true), "{url} with plaintext allowed");
     }
 }

@@ -127,6 +127,26 @@ impl SettingValue for usize {
     }
 }
 
+impl SettingValue for bool {
+    const KIND: &'static str = "`true` or `false`";
+
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("expected true or false, found {other:?}")),
+        }
+    }
+
+    fn from_toml(value: toml::Value) -> Result<Self, String> {
+        from_serde(value)
+    }
+
+    fn to_toml(&self) -> toml::Value {
+        (*self).into()
+    }
+}
+
 impl SettingValue for Duration {
     const KIND: &'static str = "duration (`90s`, `48h`, `7d`)";
 
@@ -211,16 +231,51 @@ pub(crate) mod humantime_serde_opt {
     }
 }
 
-/// How `deploy-gate config` shows a URL holding a password: with `****` for it.
-pub(crate) fn url_password_masked(url: &Secret) -> toml::Value {
-    match url::Url::parse(url.expose()) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
-            parsed.to_string().into()
-        }
-        Ok(parsed) => parsed.to_string().into(),
-        Err(_) => "[redacted]".into(),
+/// How `deploy-gate config` shows a secret URL: as [`url_masked`] does.
+pub(crate) fn secret_url_masked(url: &Secret) -> toml::Value {
+    url_masked(&url.expose())
+}
+
+/// How `deploy-gate config` shows a URL: with `****` for the user name, the password
+/// and the value of every query parameter whose name looks like a credential, so that
+/// the output still says where things are but holds nothing to sign in with. A value
+/// that is not a URL at all is `[redacted]`.
+pub(crate) fn url_masked<T: std::ops::Deref<Target = str>>(url: &T) -> toml::Value {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "[redacted]".into();
+    };
+    if !parsed.username().is_empty() {
+        let _ = parsed.set_username(MASK);
     }
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(MASK));
+    }
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    if pairs.iter().any(|(name, _)| looks_secret(name)) {
+        parsed.query_pairs_mut().clear().extend_pairs(
+            pairs
+                .iter()
+                .map(|(name, value)| (name, if looks_secret(name) { MASK } else { value })),
+        );
+    }
+    parsed.to_string().into()
+}
+
+const MASK: &str = "****";
+
+/// Whether a query parameter's name looks like it carries a credential (`password`,
+/// `apikey`, `api_key`, `X-Amz-Signature`, `sig`, `auth_token`, `client_secret`, …).
+fn looks_secret(name: &str) -> bool {
+    const SECRET_WORDS: [&str; 13] = [
+        "pass", "pwd", "secret", "token", "key", "auth", "sig", "cred", "session", "cookie",
+        "private", "jwt", "bearer",
+    ];
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    SECRET_WORDS.iter().any(|word| name.contains(word))
 }
 
 /// How `deploy-gate config` shows a comma-separated list of keys: one
@@ -228,4 +283,67 @@ pub(crate) fn url_password_masked(url: &Secret) -> toml::Value {
 pub(crate) fn each_key_redacted(keys: &Secret) -> toml::Value {
     let masked = vec!["[redacted]"; keys.expose().split(',').count()];
     masked.join(",").into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_user_info_or_secret_query_parameters() {
+        for (given, shown) in [
+            (
+                "postgres://gate:pw@db:5432/gate?sslmode=require&Password=pw2",
+                "postgres://****:****@db:5432/gate?sslmode=require&Password=****",
+            ),
+            (
+                "https://ana@approvers.example.com/list?team=x&api_key=k&X-Amz-Signature=s",
+                "https://****@approvers.example.com/list?team=x&api_key=****&X-Amz-Signature=****",
+            ),
+            ("smtp://mail.example.com:25", "smtp://mail.example.com:25"),
+            ("sqlite://deploy-gate.db", "sqlite://deploy-gate.db"),
+            ("not a url", "[redacted]"),
+        ] {
+            assert_eq!(
+                url_masked(&given.to_owned()),
+                toml::Value::from(shown),
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_look_like_credentials_are_recognised() {
+        for name in [
+            "password",
+            "pass",
+            "passwd",
+            "pwd",
+            "secret",
+            "client_secret",
+            "token",
+            "access-token",
+            "key",
+            "apikey",
+            "api_key",
+            "auth",
+            "AuthSource",
+            "sig",
+            "signature",
+            "credential",
+            "sessionid",
+        ] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in [
+            "sslmode",
+            "team",
+            "user",
+            "tls",
+            "application_name",
+            "timeout",
+        ] {
+            assert!(!looks_secret(name), "{name}");
+        }
+    }
 }

@@ -307,7 +307,7 @@ async fn unknown_event_types_are_acknowledged_as_ignored_and_malformed_known_one
 #[tokio::test]
 async fn service_hooks_need_the_api_key_as_basic_password_and_the_header_secret_when_configured() {
     let app = spawn_app_with(TestSmtp::running(), |s| {
-        s.api_key = Some(Secret::new("hook-key-0123456789"));
+        s.api_key = Some(Secret::new("hook-key-0123456789abcdef"));
         s.hook_secret = Some(Secret::new("header-secret"));
     })
     .await;
@@ -325,7 +325,12 @@ async fn service_hooks_need_the_api_key_as_basic_password_and_the_header_secret_
     .await;
     // The header secret is missing.
     assert_problem(
-        post_hook(&app, &release_created_event(), Some("hook-key-0123456789")).await,
+        post_hook(
+            &app,
+            &release_created_event(),
+            Some("hook-key-0123456789abcdef"),
+        )
+        .await,
         401,
         "unauthorized",
     )
@@ -333,7 +338,7 @@ async fn service_hooks_need_the_api_key_as_basic_password_and_the_header_secret_
     let accepted = app
         .client
         .post(format!("{}/hooks/azure-devops", app.address))
-        .basic_auth("azure-devops", Some("hook-key-0123456789"))
+        .basic_auth("azure-devops", Some("hook-key-0123456789abcdef"))
         .header("X-Deploy-Gate-Hook-Secret", "header-secret")
         .json(&release_created_event())
         .send()

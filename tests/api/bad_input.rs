@@ -505,7 +505,7 @@ async fn unknown_releases_and_paths_are_404_problems() {
 
 #[tokio::test]
 async fn with_an_api_key_release_endpoints_require_it_as_bearer_or_basic_password() {
-    const KEY: &str = "k3y-0123456789";
+    const KEY: &str = "k3y-0123456789abcdefghijk";
     let app = spawn_app_with(TestSmtp::running(), |s| s.api_key = Some(Secret::new(KEY))).await;
     let url = format!("{}/release", app.address);
     let status_url = format!("{}/release/Devx/1", app.address);

@@ -214,7 +214,7 @@ async fn bad_board_parameters_are_refused_with_400_and_an_unknown_release_with_4
 
 #[tokio::test]
 async fn with_an_api_key_the_board_and_timelines_require_it_and_browsers_are_asked_to_sign_in() {
-    const KEY: &str = "board-key-0123456789";
+    const KEY: &str = "board-key-0123456789abcd";
     let app = spawn_app_with(TestSmtp::running(), |s| s.api_key = Some(Secret::new(KEY))).await;
     let created = app
         .client

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::helpers::{HANG_GUARD, TestApp, TestSmtp, spawn_app, spawn_app_with};
 
 /// The API key of the app whose board the browser opens.
-const API_KEY: &str = "operator-key-0123456789";
+const API_KEY: &str = "operator-key-0123456789abc";
 
 /// A chromedriver process and a headless Chromium session driven through it.
 struct Browser {

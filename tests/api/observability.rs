@@ -148,3 +148,31 @@ async fn request_ids_are_taken_from_the_caller_or_made_up_and_always_answered() 
     assert_eq!(problem.status(), 404);
     assert_eq!(problem.headers()["x-request-id"], "trace-me");
 }
+
+#[tokio::test]
+async fn requests_with_many_made_up_methods_leave_metrics_small_and_count_as_other() {
+    let app = spawn_app().await;
+    let before = scrape(&app).await.len();
+    for i in 0..200 {
+        // Each a distinct, 1,000-character extension method.
+        let method = format!("X{i:04}{}", "M".repeat(995));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        for path in ["/release/Devx/1", &format!("/made/up/path/{i}")] {
+            let answer = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.address))
+                .send()
+                .await
+                .unwrap();
+            assert!(answer.status().is_client_error(), "{}", answer.status());
+        }
+    }
+    let after = scrape(&app).await;
+    assert!(
+        after.len() < before + 4_000,
+        "/metrics grew from {before} to {} bytes",
+        after.len()
+    );
+    assert!(after.contains(r#"method="other""#), "{after}");
+    assert!(!after.contains("/made/up/path"), "{after}");
+}

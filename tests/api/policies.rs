@@ -409,13 +409,13 @@ async fn a_channel_that_fails_is_retried_and_shown_on_the_release() {
 #[tokio::test]
 async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     let app = spawn_app_with(TestSmtp::running(), |s| {
-        s.api_key = Some(Secret::new("ops-key-0123456789"));
+        s.api_key = Some(Secret::new("ops-key-0123456789abcdef"));
     })
     .await;
     let created = app
         .client
         .post(format!("{}/release", app.address))
-        .bearer_auth("ops-key-0123456789")
+        .bearer_auth("ops-key-0123456789abcdef")
         .json(
             &json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx",
                       "Approvers": ["ana@example.com", "bo@example.com"]}),
@@ -435,7 +435,7 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     let cancelled = app
         .client
         .post(&cancel_url)
-        .bearer_auth("ops-key-0123456789")
+        .bearer_auth("ops-key-0123456789abcdef")
         .query(&[("reason", "wrong build")])
         .send()
         .await
@@ -476,7 +476,7 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     let board: Value = app
         .client
         .get(format!("{}/releases?status=rejected", app.address))
-        .bearer_auth("ops-key-0123456789")
+        .bearer_auth("ops-key-0123456789abcdef")
         .send()
         .await
         .unwrap()
@@ -487,7 +487,7 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     let timeline: Value = app
         .client
         .get(format!("{}/releases/Devx/1", app.address))
-        .bearer_auth("ops-key-0123456789")
+        .bearer_auth("ops-key-0123456789abcdef")
         .send()
         .await
         .unwrap()
@@ -507,7 +507,7 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     let again = app
         .client
         .post(&cancel_url)
-        .bearer_auth("ops-key-0123456789")
+        .bearer_auth("ops-key-0123456789abcdef")
         .send()
         .await
         .unwrap();
@@ -516,7 +516,7 @@ async fn an_operator_can_cancel_a_release_and_its_links_stop_working() {
     let unknown = app
         .client
         .post(format!("{}/release/Devx/404/cancel", app.address))
-        .bearer_auth("ops-key-0123456789")
+        .bearer_auth("ops-key-0123456789abcdef")
         .send()
         .await
         .unwrap();

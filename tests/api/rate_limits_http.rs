@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestSmtp, spawn_app_with};
 
-const KEY: &str = "the-right-key";
+const KEY: &str = "the-right-key-0123456789ab";
 const PROXY_HEADER: &str = "x-forwarded-for";
 
 /// A test app behind a trusted proxy, with the API key and limits set by `adjust`.
@@ -133,8 +133,8 @@ async fn the_approval_limit_counts_each_client_apart() {
     let retry_after = assert_rate_limited(limited, "the guesser").await;
     assert!((1..=60).contains(&retry_after), "{retry_after}");
 
-    // The leftmost address of the proxy header names the client.
-    let other = guess_token(&app, "198.51.100.9, 203.0.113.7").await;
+    // The rightmost address of the proxy header (the one the proxy saw) names the client.
+    let other = guess_token(&app, "203.0.113.7, 198.51.100.9").await;
     assert_eq!(other.status(), 401, "another client is not limited");
     let limited = guess_token(&app, "203.0.113.7").await;
     assert_rate_limited(limited, "the guesser, still").await;
@@ -147,20 +147,25 @@ async fn failed_hook_authentications_lock_the_client_out_of_hooks_board_and_rele
     for _ in 0..2 {
         assert_unauthorized(hook(&app, guesser, "wrong-key").await, "wrong hook key").await;
     }
-    let locked = hook(&app, guesser, KEY).await;
-    let retry_after = assert_rate_limited(locked, "hook with the right key").await;
+    let locked = hook(&app, guesser, "wrong-key").await;
+    let retry_after = assert_rate_limited(locked, "hook with a wrong key").await;
     assert!((1..=30).contains(&retry_after), "{retry_after}");
-    assert_rate_limited(board(&app, guesser, KEY).await, "board").await;
-    let release = app
-        .client
-        .post(format!("{}/release", app.address))
-        .bearer_auth(KEY)
-        .header(PROXY_HEADER, guesser)
-        .json(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx"}))
-        .send()
-        .await
-        .unwrap();
-    assert_rate_limited(release, "release").await;
+    assert_rate_limited(board(&app, guesser, "wrong-key").await, "board").await;
+    let release = |key: &'static str| {
+        app.client
+            .post(format!("{}/release", app.address))
+            .bearer_auth(key)
+            .header(PROXY_HEADER, guesser)
+            .json(&json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx"}))
+            .send()
+    };
+    assert_rate_limited(release("wrong-key").await.unwrap(), "release").await;
+
+    // The right key from the same address is never refused by the failure limit.
+    let delivered = hook(&app, guesser, KEY).await;
+    assert_eq!(delivered.status(), 200, "the right key's hook is delivered");
+    assert_eq!(board(&app, guesser, KEY).await.status(), 200);
+    assert_eq!(release(KEY).await.unwrap().status(), 202);
 
     let other = hook(&app, "198.51.100.9", KEY).await;
     assert_eq!(other.status(), 200, "another client's hook is delivered");
@@ -182,10 +187,11 @@ async fn failed_board_authentications_lock_the_client_out_of_the_board_and_the_h
     for _ in 0..2 {
         assert_unauthorized(board(&app, guesser, "wrong-key").await, "wrong board key").await;
     }
-    let locked = board(&app, guesser, KEY).await;
-    let retry_after = assert_rate_limited(locked, "board with the right key").await;
+    let locked = board(&app, guesser, "wrong-key").await;
+    let retry_after = assert_rate_limited(locked, "board with a wrong key").await;
     assert!((1..=30).contains(&retry_after), "{retry_after}");
-    assert_rate_limited(hook(&app, guesser, KEY).await, "hook").await;
+    assert_rate_limited(hook(&app, guesser, "wrong-key").await, "hook").await;
+    assert_eq!(board(&app, guesser, KEY).await.status(), 200, "right key");
 
     let other = board(&app, "198.51.100.9", KEY).await;
     assert_eq!(other.status(), 200, "another client sees the board");
@@ -201,5 +207,51 @@ async fn a_client_locked_out_after_failed_authentications_gets_in_once_retry_aft
     assert_eq!(retry_after, 1);
 
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    assert_eq!(board(&app, guesser, KEY).await.status(), 200);
+    let again = board(&app, guesser, "wrong-key").await;
+    assert_unauthorized(again, "served again (and the wrong key refused)").await;
+}
+
+#[tokio::test]
+async fn rotating_the_leftmost_forwarded_address_does_not_escape_the_approval_limit() {
+    let app = app_behind_proxy(|s| s.rate_limit_approval = Some(2)).await;
+    // The proxy appends the address it saw; everything left of it is the caller's own.
+    for spoofed in ["10.0.0.1", "10.0.0.2"] {
+        let answer = guess_token(&app, &format!("{spoofed}, 203.0.113.7")).await;
+        assert_eq!(answer.status(), 401, "{spoofed}");
+    }
+    let limited = guess_token(&app, "10.0.0.3, 203.0.113.7").await;
+    assert_rate_limited(limited, "a third spoofed address, same client").await;
+}
+
+#[tokio::test]
+async fn naming_a_victims_address_in_the_forwarded_header_does_not_lock_the_victim_out() {
+    let app = app_behind_proxy(|s| s.rate_limit_auth_failures = Some(2)).await;
+    let victim = "198.51.100.9";
+    let framing = format!("{victim}, 203.0.113.66");
+    for _ in 0..2 {
+        assert_unauthorized(board(&app, &framing, "wrong-key").await, "attacker").await;
+    }
+    assert_rate_limited(board(&app, &framing, "wrong-key").await, "attacker").await;
+    let answer = board(&app, victim, KEY).await;
+    assert_eq!(answer.status(), 200, "the victim is not locked out");
+}
+
+#[tokio::test]
+async fn with_two_trusted_proxies_the_second_address_from_the_right_names_the_client() {
+    let app = app_behind_proxy(|s| {
+        s.rate_limit_approval = Some(1);
+        s.trusted_proxy_hops = Some(2);
+    })
+    .await;
+    // client -> proxy 192.0.2.10 -> proxy -> deploy-gate: "…, client, 192.0.2.10".
+    let first = guess_token(&app, "10.0.0.1, 203.0.113.7, 192.0.2.10").await;
+    assert_eq!(first.status(), 401);
+    let again = guess_token(&app, "10.0.0.2, 203.0.113.7, 192.0.2.10").await;
+    assert_rate_limited(again, "the same client behind two proxies").await;
+    let other = guess_token(&app, "203.0.113.8, 192.0.2.10").await;
+    assert_eq!(
+        other.status(),
+        401,
+        "another client behind the same proxies"
+    );
 }

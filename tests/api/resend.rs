@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with};
 
-const KEY: &str = "operator-key";
+const KEY: &str = "operator-key-0123456789ab";
 
 /// Creates release `R{id}` of project Devx with `approvers` and waits for their emails.
 async fn created(app: &TestApp, id: &str, approvers: &[&str]) -> Vec<crate::helpers::ReceivedMail> {

@@ -1,5 +1,9 @@
 //! The API key guarding `/release`, `/releases` and `/hooks/*`: Bearer, or Basic with the key as password.
 
+use poem::{
+    http::HeaderMap,
+    web::headers::{self, Authorization, HeaderMapExt},
+};
 use poem_openapi::{
     SecurityScheme,
     auth::{Basic, Bearer},
@@ -48,13 +52,7 @@ impl Credentials {
                 ));
             }
         };
-        // Compare digests, so neither the keys' contents nor their lengths shape the timing,
-        // and compare with every key, so the position of the matching one does not either.
-        let digest = Sha256::digest(presented.as_bytes());
-        let matched = api_keys.iter().fold(Choice::from(0), |found, key| {
-            found | Sha256::digest(key.expose().as_bytes()).ct_eq(&digest)
-        });
-        if bool::from(matched) {
+        if is_one_of(presented, api_keys) {
             Ok(())
         } else {
             tracing::warn!(
@@ -64,4 +62,32 @@ impl Credentials {
             Err(Problem::unauthorized("the API key is not valid"))
         }
     }
+}
+
+/// Whether the request's `Authorization` carries one of `api_keys` (as a Bearer token or
+/// the password of Basic credentials); never when no key is configured.
+pub fn carries_valid_key(headers: &HeaderMap, api_keys: &[Secret]) -> bool {
+    let presented = if let Some(Authorization(bearer)) =
+        headers.typed_get::<Authorization<headers::authorization::Bearer>>()
+    {
+        bearer.token().to_owned()
+    } else if let Some(Authorization(basic)) =
+        headers.typed_get::<Authorization<headers::authorization::Basic>>()
+    {
+        basic.password().to_owned()
+    } else {
+        return false;
+    };
+    !api_keys.is_empty() && is_one_of(&presented, api_keys)
+}
+
+/// Whether `presented` is one of `api_keys`.
+fn is_one_of(presented: &str, api_keys: &[Secret]) -> bool {
+    // Compare digests, so neither the keys' contents nor their lengths shape the timing,
+    // and compare with every key, so the position of the matching one does not either.
+    let digest = Sha256::digest(presented.as_bytes());
+    let matched = api_keys.iter().fold(Choice::from(0), |found, key| {
+        found | Sha256::digest(key.expose().as_bytes()).ct_eq(&digest)
+    });
+    bool::from(matched)
 }

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -15,7 +15,11 @@ use poem::{
     http::{HeaderName, HeaderValue, StatusCode, header},
 };
 
-use super::problem::{Problem, ProblemCode};
+use super::{
+    auth::carries_valid_key,
+    problem::{Problem, ProblemCode},
+};
+use crate::secret::Secret;
 
 /// Buckets kept before full (idle) ones are dropped.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -97,24 +101,44 @@ pub struct RateLimits {
     pub approval: Option<RateLimiter>,
     /// Failed authentications to `/release*` (the board too) and `/hooks/*` per client and minute.
     pub auth_failures: Option<RateLimiter>,
-    /// A header naming the client (leftmost address), set by a trusted proxy.
+    /// A header naming the client, appended to by trusted proxies.
     pub client_ip_header: Option<HeaderName>,
+    /// How many trusted proxies append to that header (at least 1).
+    pub trusted_proxy_hops: usize,
+    /// The API keys: a request carrying one is never refused by the failure limit.
+    pub api_keys: Vec<Secret>,
 }
 
 impl RateLimits {
+    /// The client: from the proxy header when one is configured and names an address,
+    /// else the connection's peer.
     fn client(&self, req: &Request) -> Option<IpAddr> {
-        if let Some(name) = &self.client_ip_header
-            && let Some(ip) = req
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|first| first.trim().parse().ok())
-        {
-            return Some(ip);
-        }
-        req.remote_addr().as_socket_addr().map(|addr| addr.ip())
+        self.client_ip_header
+            .as_ref()
+            .and_then(|name| forwarded_client(req, name, self.trusted_proxy_hops))
+            .or_else(|| req.remote_addr().as_socket_addr().map(|addr| addr.ip()))
     }
+}
+
+/// The address `hops` entries from the right end of the header `name` (every copy of
+/// it, in order): each trusted proxy appends the address it saw, so the entries left
+/// of those are whatever the caller wrote. With fewer entries than `hops`, the
+/// leftmost, as only trusted proxies wrote them.
+fn forwarded_client(req: &Request, name: &HeaderName, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all(name)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let entry = entries.get(entries.len().checked_sub(1)?.saturating_sub(hops - 1))?;
+    entry.parse().ok().or_else(|| {
+        // Some proxies add the port: `203.0.113.7:5100`, `[2001:db8::1]:5100`.
+        entry.parse::<SocketAddr>().ok().map(|addr| addr.ip())
+    })
 }
 
 fn guarded_by_api_key(path: &str) -> bool {
@@ -157,8 +181,11 @@ pub async fn limit<E: Endpoint>(
         .auth_failures
         .as_ref()
         .filter(|_| guarded_by_api_key(&path));
+    // Callers sharing an address (Azure DevOps calls from shared ranges) must not be
+    // locked out by someone guessing from it: only requests without a valid key wait.
     if let (Some(client), Some(failures)) = (client, failures)
         && let Some(wait) = failures.exhausted(client, now)
+        && !carries_valid_key(req.headers(), &limits.api_keys)
     {
         tracing::warn!(%client, "rate limit: too many failed authentications");
         return Ok(too_many(
