@@ -308,3 +308,21 @@ async fn the_text_azure_answers_never_appears_in_the_status_body() {
         assert!(!status.contains(part), "{part} in {status}");
     }
 }
+
+#[tokio::test]
+async fn a_callback_header_over_its_published_length_is_refused_in_every_mode() {
+    // The OpenAPI document gives each callback header a maximum length, so a
+    // longer one is refused whether or not the mode reads it; Azure's own
+    // headers are far shorter.
+    let azure = recording_azure().await;
+    let app = spawn_app().await;
+    let headers = headers_with(&azure, "TimelineId", &"0".repeat(8193));
+
+    let polled = post_with_headers(&app, &release("6"), &headers).await;
+    let problem = assert_problem(polled, 400, "invalid-field").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("TimelineId"),
+        "{problem}"
+    );
+    assert_problem(app.get_release("Devx", "6").await, 404, "not-found").await;
+}

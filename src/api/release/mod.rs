@@ -193,6 +193,7 @@ impl ReleaseApi {
             task_instance_id,
             auth_token,
         };
+        headers.check_lengths()?;
         let callback = match mode {
             Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
             Mode::Poll => None,
