@@ -6,13 +6,15 @@ requests that its schema allows and the service rightly refuses:
 - POST /release: callback mode takes PlanUrl, ProjectId, HubName, PlanId,
   JobId, TaskInstanceId and AuthToken together, each from a header or a body
   field, with PlanUrl an http(s) URL (a dependency between parameters in
-  different places);
+  different places); and the query parameter `mode` and the body field `Mode`
+  must agree when both are sent;
 - POST /hooks/azure-devops: `resource` is Azure DevOps' free-form payload, and
   which of its fields a handled event type needs depends on `eventType`.
 
 `map_case` makes the callback fields of the valid requests it sends coherent
 (most would have some but not all): a partial set is left out, a complete one
-gets a usable PlanUrl, so these requests test the rest of the operation. It
+gets a usable PlanUrl, and a body `Mode` follows the query's `mode`, so these
+requests test the rest of the operation. It
 also gives valid requests to /approval the real approval token that
 .ci/schemathesis obtains, so they reach an approval instead of a 401.
 `filter_failure` drops only the refusals of these two rules ("Schema-valid
@@ -47,6 +49,9 @@ def map_case(context, case):
 def _coherent_callback_fields(case):
     headers = case.headers if isinstance(case.headers, MutableMapping) else {}
     body = case.body if isinstance(case.body, MutableMapping) else {}
+    query = case.query if isinstance(case.query, MutableMapping) else {}
+    if query.get("mode") and body.get("Mode"):
+        body["Mode"] = query["mode"]
     # The service takes a body field that is not null, else the header.
     source = {name: body if body.get(name) is not None else headers for name in CALLBACK_FIELDS}
 
@@ -83,7 +88,9 @@ def _problem(response):
 def _unstatable_rule(operation, problem):
     detail = str(problem.get("detail", ""))
     if operation == "POST /release":
-        return detail.startswith("callback mode needs ") or detail.startswith("PlanUrl: ")
+        return detail.startswith(
+            ("callback mode needs ", "PlanUrl: ", "the query parameter mode and the body field Mode differ")
+        )
     if operation == "POST /hooks/azure-devops":
         return detail.startswith("resource/") or detail.split(":")[0] in {
             "ReleaseName",

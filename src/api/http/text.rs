@@ -39,8 +39,6 @@ pub trait TextRule: Send + Sync + 'static {
     const PATTERN: Option<&'static str>;
     /// Whether the text must hold something other than spaces.
     const NOT_BLANK: bool;
-    /// The only values allowed, if the text is one of a few words.
-    const CHOICES: &'static [&'static str] = &[];
 }
 
 /// `TeamProject`, `ReleaseName`: required, no control characters, at most 256 characters.
@@ -120,9 +118,10 @@ pub struct ModeRule;
 
 impl TextRule for ModeRule {
     const MAX_CHARS: Option<usize> = None;
-    const PATTERN: Option<&'static str> = None;
+    // A pattern, not an enum: OpenAPI 3.0 checks a nullable field's null
+    // against its enum, so the body's `"Mode": null` would read as invalid.
+    const PATTERN: Option<&'static str> = Some("^(poll|callback)$");
     const NOT_BLANK: bool = true;
-    const CHOICES: &'static [&'static str] = &["poll", "callback"];
 }
 
 /// Any string (but a string: not a number or a boolean, which poem-openapi would turn into one).
@@ -195,7 +194,6 @@ impl<R: TextRule> Type for Text<R> {
             max_length: R::MAX_CHARS,
             min_length: R::NOT_BLANK.then_some(1),
             pattern: R::PATTERN.map(str::to_owned),
-            enum_items: R::CHOICES.iter().map(|&c| Value::from(c)).collect(),
             ..MetaSchema::new("string")
         }))
     }

@@ -13,8 +13,9 @@ pub enum Mode {
     Callback,
 }
 
-/// The mode asked for by the query parameter `mode` and the body field `Mode`; absent or
-/// empty means poll. Fails on another value or when the two differ.
+/// The mode asked for by the query parameter `mode` and the body field `Mode`; absent
+/// means poll. Fails on another value (an empty one too, as the OpenAPI document says)
+/// or when the two differ.
 pub fn requested_mode(query: Option<&str>, body: Option<&str>) -> Result<Mode, Problem> {
     let query = parse("mode", query)?;
     let body = parse("Mode", body)?;
@@ -27,7 +28,7 @@ pub fn requested_mode(query: Option<&str>, body: Option<&str>) -> Result<Mode, P
 }
 
 fn parse(name: &str, value: Option<&str>) -> Result<Option<Mode>, Problem> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+    let Some(value) = value.map(str::trim) else {
         return Ok(None);
     };
     if let Some(found) = unresolved_macro(value) {
@@ -49,7 +50,6 @@ mod tests {
     #[test]
     fn poll_unless_callback_is_asked_for_one_way_or_both_alike() {
         assert_eq!(requested_mode(None, None), Ok(Mode::Poll));
-        assert_eq!(requested_mode(None, Some("")), Ok(Mode::Poll));
         assert_eq!(requested_mode(Some("callback"), None), Ok(Mode::Callback));
         assert_eq!(requested_mode(None, Some("callback")), Ok(Mode::Callback));
         assert_eq!(
@@ -63,6 +63,8 @@ mod tests {
     fn other_values_and_a_disagreement_are_refused() {
         assert!(requested_mode(Some("Callback"), None).is_err());
         assert!(requested_mode(None, Some("wait")).is_err());
+        assert!(requested_mode(Some(""), None).is_err());
+        assert!(requested_mode(None, Some(" ")).is_err());
         assert!(requested_mode(Some("poll"), Some("callback")).is_err());
         let problem = requested_mode(None, Some("$(Mode)")).unwrap_err();
         assert!(problem.kind.ends_with("unresolved-macro"), "{problem}");
