@@ -1,4 +1,4 @@
-//! Where approvers come from: request, approvers API (both shapes), static list, none.
+//! Where approvers come from: request (only when allowed), approvers API (both shapes), static list, none.
 
 use serde_json::json;
 use wiremock::{
@@ -6,7 +6,7 @@ use wiremock::{
     matchers::{method, path, query_param},
 };
 
-use crate::helpers::{TestSmtp, spawn_app_with};
+use crate::helpers::{TestSmtp, assert_problem, spawn_app_with};
 
 async fn approvers_api(body: serde_json::Value, expected_calls: u64) -> MockServer {
     let server = MockServer::start().await;
@@ -85,6 +85,7 @@ async fn approvers_in_the_request_win_over_the_api_and_the_static_list() {
     let api = approvers_api(json!({"approvers": ["api@example.com"]}), 0).await;
     let url = format!("{}/approvers", api.uri());
     let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.request_approvers = Some(true);
         s.approvers_url = Some(url);
         s.approvers = Some("static@example.com".into());
     })
@@ -96,6 +97,38 @@ async fn approvers_in_the_request_win_over_the_api_and_the_static_list() {
     app.wait_until_idle().await;
     assert_eq!(recipients(&mails), ["req@example.com"]);
     assert_eq!(app.smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn by_default_a_request_naming_approvers_is_refused_and_stores_nothing() {
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.request_approvers = None;
+        s.approvers = Some("static@example.com".into());
+    })
+    .await;
+    for approvers in [json!("me@example.com"), json!(["me@example.com"])] {
+        let refused = app
+            .post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx", "Approvers": approvers}))
+            .await;
+        let problem = assert_problem(refused, 400, "request-approvers-disabled").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("DEPLOY_GATE_REQUEST_APPROVERS=true"),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.get_release("Devx", "386").await.status(), 404);
+    // Without `Approvers` the same pipeline gets the configured approvers.
+    let created = app
+        .post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(created.status(), 202);
+    assert_eq!(
+        recipients(&app.smtp.wait_for(1).await),
+        ["static@example.com"]
+    );
 }
 
 #[tokio::test]
