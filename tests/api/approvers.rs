@@ -1,12 +1,12 @@
 //! Where approvers come from: request (only when allowed), approvers API (both shapes), static list, none.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path, query_param},
 };
 
-use crate::helpers::{TestSmtp, assert_problem, spawn_app_with};
+use crate::helpers::{TestSmtp, assert_problem, spawn_app, spawn_app_with};
 
 async fn approvers_api(body: serde_json::Value, expected_calls: u64) -> MockServer {
     let server = MockServer::start().await;
@@ -179,4 +179,62 @@ async fn a_release_without_any_approver_says_so_plainly() {
             .contains("no approvers found")
     );
     assert!(app.smtp.received().is_empty());
+}
+
+/// Approves with the token of `mail`, answering the decision's JSON.
+async fn approve(app: &crate::helpers::TestApp, mail: &crate::helpers::ReceivedMail) -> Value {
+    let answer = app.decide(&mail.token(), "approve", None).await;
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn one_mailbox_under_several_spellings_is_one_approver_and_one_vote() {
+    let app = spawn_app_with(TestSmtp::running(), |s| s.required_approvals = Some(2)).await;
+    let created = app
+        .post_release(&json!({
+            "ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx",
+            "Approvers": [
+                "ana@example.com", "\"ana\"@example.com", "Ana+deploy@EXAMPLE.com",
+                "bo@example.com"
+            ]
+        }))
+        .await;
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["approvals"]["required"], 2, "{created}");
+    let mails = app.smtp.wait_for(2).await;
+    app.wait_until_idle().await;
+    assert_eq!(
+        recipients(&app.smtp.received()),
+        ["ana@example.com", "bo@example.com"],
+        "each mailbox is written to once"
+    );
+    let ana = mails.iter().find(|m| m.to == ["ana@example.com"]).unwrap();
+    let after = approve(&app, ana).await;
+    assert_eq!(after["release"]["status"], "pending", "{after}");
+    assert_eq!(after["release"]["approvals"]["approved"], 1);
+}
+
+#[tokio::test]
+async fn the_requester_is_recognised_under_any_spelling_of_their_mailbox() {
+    let app = spawn_app().await;
+    for (id, requested_for) in [("1", "\"ana\"@example.com"), ("2", "ANA+ci@Example.COM")] {
+        let name = format!("R{id}");
+        let created = app
+            .post_release(&json!({
+                "ReleaseName": name, "ReleaseId": id, "TeamProject": "Devx",
+                "Approvers": ["ana@example.com", "bo@example.com"],
+                "RequestedFor": requested_for
+            }))
+            .await;
+        assert_eq!(created.status(), 202, "{requested_for}");
+        app.smtp.wait_for(2 * id.parse::<usize>().unwrap()).await;
+        let ana = app.email_about("ana@example.com", &name);
+        let after = approve(&app, &ana).await;
+        let release = &after["release"];
+        assert_eq!(release["requested_for"], "ana@example.com", "{release}");
+        assert_eq!(release["approvers"][0]["counts"], false, "{release}");
+        assert_eq!(release["status"], "pending", "{release}");
+    }
 }
