@@ -21,7 +21,7 @@ pub use http::problem::{PROBLEM_JSON, Problem};
 pub use shared::{poll_cache::PollCache, state::AppState};
 
 use crate::settings::RateLimitSettings;
-use http::{allow, json_keys, observe, problem, rate_limit};
+use http::{allow, docs_headers, json_keys, observe, problem, rate_limit};
 
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
 pub fn openapi_service() -> OpenApiService<
@@ -70,7 +70,10 @@ pub fn routes(
         api_keys: state.api_keys.clone(),
     });
     let api = openapi_service();
-    let docs = api.swagger_ui();
+    let docs_policies = docs_headers::DocsPolicies::default();
+    let docs = api
+        .swagger_ui()
+        .around(move |next, req| docs_headers::with_docs_headers(next, req, docs_policies.clone()));
     let spec = api.spec_endpoint();
     let allowed = Arc::new(allow::AllowedMethods::from_spec(&api.spec()));
     let metrics = state.metrics.clone();
