@@ -346,6 +346,8 @@ class Bench:
             "DEPLOY_GATE_MAIL_DIR": str(self.out / "mail"),
             # Every request comes from 127.0.0.1, standing in for many approvers.
             "DEPLOY_GATE_RATE_LIMIT_APPROVAL": "0",
+            # The seeds name their approvers in the request (release_body).
+            "DEPLOY_GATE_REQUEST_APPROVERS": "true",
         })
         for setting in self.args.set:
             key, _, value = setting.partition("=")

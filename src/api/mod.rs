@@ -21,7 +21,7 @@ pub use http::problem::{PROBLEM_JSON, Problem};
 pub use shared::{poll_cache::PollCache, state::AppState};
 
 use crate::settings::RateLimitSettings;
-use http::{allow, observe, problem, rate_limit};
+use http::{allow, docs_headers, json_keys, observe, problem, rate_limit};
 
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
 pub fn openapi_service() -> OpenApiService<
@@ -70,7 +70,10 @@ pub fn routes(
         api_keys: state.api_keys.clone(),
     });
     let api = openapi_service();
-    let docs = api.swagger_ui();
+    let docs_policies = docs_headers::DocsPolicies::default();
+    let docs = api
+        .swagger_ui()
+        .around(move |next, req| docs_headers::with_docs_headers(next, req, docs_policies.clone()));
     let spec = api.spec_endpoint();
     let allowed = Arc::new(allow::AllowedMethods::from_spec(&api.spec()));
     let metrics = state.metrics.clone();
@@ -88,7 +91,8 @@ pub fn routes(
         .into_endpoint()
 }
 
-/// Refuses bodies over `limit` bytes with 413, whether or not Content-Length is sent.
+/// Refuses bodies over `limit` bytes with 413, whether or not Content-Length is sent,
+/// and JSON bodies in which one object repeats a key with 400.
 async fn limit_body<E: Endpoint>(
     next: Arc<E>,
     mut req: Request,
@@ -107,11 +111,36 @@ async fn limit_body<E: Endpoint>(
         .into_bytes_limit(limit)
         .await
         .map_err(|_| Problem::too_large(limit))?;
+    if is_json(&req)
+        && let Some(key) = json_keys::repeated_key(&bytes)
+    {
+        let key: String = key.chars().take(64).collect();
+        return Err(Problem::invalid_request(format!(
+            "the JSON body repeats the key `{}` in one object; send each field once",
+            key.escape_debug()
+        ))
+        .into());
+    }
     req.set_body(bytes);
     Ok(next.call(req).await.map_or_else(
         observe::problem_keeping_operation,
         IntoResponse::into_response,
     ))
+}
+
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
 }
 
 fn with_security_headers(result: poem::Result<Response>) -> Response {

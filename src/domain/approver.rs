@@ -5,7 +5,8 @@ use std::fmt;
 /// Longest accepted email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// A validated, lower-cased approver address.
+/// A validated approver address in its canonical form: the mailbox mail reaches,
+/// so that two spellings of one mailbox are one approver (see [`ApproverEmail::parse`]).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApproverEmail(String);
 
@@ -18,23 +19,37 @@ pub struct InvalidEmail {
 }
 
 impl ApproverEmail {
-    /// Validates an address: one `@`, a dotted domain, no quoted local part, no
-    /// spaces, control or header-breaking characters, at most 254 bytes.
+    /// Validates an address and reduces it to the mailbox it reaches: one `@`, a
+    /// dotted domain, no spaces, control or header-breaking characters, at most 254
+    /// bytes. `"ana"@x.com`, `Ana@X.com` and `ana+deploy@x.com` are all `ana@x.com`:
+    /// the address is lower-cased, a quoted local part unquoted (one that needs its
+    /// quotes, holding spaces, `@`, `,` or the like, is refused), a `+tag`
+    /// sub-address dropped and the domain written in ASCII (IDNA). Comments
+    /// (`ana(x)@x.com`) and IP-literal or numeric domains (`a@[1.2.3.4]`) are refused.
     pub fn parse(text: &str) -> Result<Self, InvalidEmail> {
         let trimmed = text.trim();
         let invalid = || InvalidEmail {
             address: trimmed.chars().take(80).collect(),
         };
-        // A quoted local part (`"a b"@x.com`) is valid mail syntax, but it may hold
-        // spaces, `@`, `,`, `;` or `<` that lists, headers and logs take apart.
-        if trimmed.is_empty() || trimmed.len() > MAX_EMAIL_LEN || trimmed.contains('"') {
+        if trimmed.is_empty() || trimmed.len() > MAX_EMAIL_LEN || trimmed.contains(['(', ')']) {
             return Err(invalid());
         }
-        let address: lettre::Address = trimmed.parse().map_err(|_| invalid())?;
-        if !address.domain().contains('.') && address.domain() != "localhost" {
+        let unquoted = unquote(trimmed).ok_or_else(invalid)?;
+        let address: lettre::Address = unquoted.parse().map_err(|_| invalid())?;
+        let domain = address.domain();
+        if domain.starts_with('[') || (!domain.contains('.') && domain != "localhost") {
             return Err(invalid());
         }
-        Ok(Self(trimmed.to_lowercase()))
+        let Ok(url::Host::Domain(domain)) = url::Host::parse(domain) else {
+            return Err(invalid());
+        };
+        let user = address.user().to_lowercase();
+        let mailbox = user.split('+').next().unwrap_or_default();
+        let canonical = format!("{mailbox}@{domain}");
+        if mailbox.is_empty() || canonical.len() > MAX_EMAIL_LEN {
+            return Err(invalid());
+        }
+        Ok(Self(canonical))
     }
 
     /// The address as text.
@@ -52,6 +67,21 @@ impl fmt::Display for ApproverEmail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// `"ana"@x.com` → `ana@x.com`; an unquoted address as it is. `None` for a stray
+/// quote or a quoted local part that needs its quotes (anything but a dot-atom).
+fn unquote(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let Some(rest) = text.strip_prefix('"') else {
+        return (!text.contains('"')).then_some(std::borrow::Cow::Borrowed(text));
+    };
+    let (local, domain) = rest.split_once('"')?;
+    let domain = domain.strip_prefix('@')?;
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let dot_atom = local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(atext));
+    (dot_atom && !domain.contains('"')).then(|| format!("{local}@{domain}").into())
 }
 
 /// `ana@example.com` → `a***@example.com`, for logs.
@@ -112,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn a_quoted_local_part_is_refused_whatever_it_holds() {
+    fn a_quoted_local_part_that_needs_its_quotes_is_refused() {
         for quoted in [
             "\"a b\"@example.com",
             "\"a,b\"@example.com",
@@ -120,12 +150,53 @@ mod tests {
             "\"a<b>\"@example.com",
             "\"a@b\"@example.com",
             "\"a\tb\"@example.com",
-            "\"ab\"@example.com",
+            "\"a\\\"b\"@example.com",
+            "\"a..b\"@example.com",
+            "\"\"@example.com",
+            "\"ab@example.com",
+            "a\"b@example.com",
         ] {
             assert!(
                 ApproverEmail::parse(quoted).is_err(),
                 "{quoted:?} was accepted"
             );
+        }
+    }
+
+    #[test]
+    fn spellings_of_one_mailbox_are_one_address() {
+        for spelling in [
+            "ana@example.com",
+            " Ana@EXAMPLE.com",
+            "\"ana\"@example.com",
+            "\"Ana+x\"@example.com",
+            "ana+deploy@example.com",
+            "ana+@example.com",
+            "ana@Example.COM",
+        ] {
+            assert_eq!(
+                ApproverEmail::parse(spelling).map(|a| a.to_string()),
+                Ok("ana@example.com".to_owned()),
+                "{spelling:?}"
+            );
+        }
+        let idn = ApproverEmail::parse("ana@Bücher.example").unwrap();
+        assert_eq!(idn.as_str(), "ana@xn--bcher-kva.example");
+        assert_eq!(ApproverEmail::parse("ana@xn--bcher-kva.example"), Ok(idn));
+    }
+
+    #[test]
+    fn comments_ip_literals_and_empty_mailboxes_are_refused() {
+        for bad in [
+            "ana(comment)@example.com",
+            "ana@example.com(comment)",
+            "(c)ana@example.com",
+            "a@[1.2.3.4]",
+            "a@[IPv6:::1]",
+            "a@1.2.3.4",
+            "+tag@example.com",
+        ] {
+            assert!(ApproverEmail::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -2,6 +2,7 @@
 //! decision rule, callback registrations, channels and the kinds of jobs.
 
 pub mod approver;
+pub mod bidi;
 pub mod callback;
 pub mod channel;
 pub mod job;

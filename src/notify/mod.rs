@@ -10,7 +10,7 @@ mod teams;
 mod webhook;
 
 pub use mailer::Mailer;
-pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice};
+pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice, neutralising_formatter};
 
 use crate::{domain::channel::ChannelKind, secret::Secret};
 

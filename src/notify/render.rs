@@ -59,7 +59,29 @@ impl EmailTemplates {
             env.add_template_owned(name, source)
                 .with_context(|| format!("email template {name}"))?;
         }
+        env.set_formatter(neutralising_formatter);
         Ok(Self { env })
+    }
+}
+
+/// Prints every value as minijinja does (escaped in `.html` templates), with bidi
+/// controls written out (`[U+202E]`) so that no name shows as something else. The
+/// pages use it too.
+pub fn neutralising_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str().map(crate::domain::bidi::neutralise) {
+        Some(std::borrow::Cow::Owned(text)) => {
+            let text = if value.is_safe() {
+                minijinja::Value::from_safe_string(text)
+            } else {
+                minijinja::Value::from(text)
+            };
+            minijinja::escape_formatter(out, state, &text)
+        }
+        _ => minijinja::escape_formatter(out, state, value),
     }
 }
 

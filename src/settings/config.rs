@@ -146,6 +146,8 @@ pub struct Config {
     pub approvers_url: Option<url::Url>,
     /// Static approvers.
     pub approvers: Vec<crate::domain::approver::ApproverEmail>,
+    /// Whether `POST /release` may name its approvers.
+    pub request_approvers: bool,
     /// Mail delivery.
     pub mail: MailTarget,
     /// `From` and `Reply-To` of approval emails.
@@ -201,6 +203,7 @@ impl Config {
                 .approvers
                 .convert_some(|list| crate::domain::approver::parse_approver_list(list))?
                 .unwrap_or_default(),
+            request_approvers: *e.request_approvers.value(),
             mail,
             mail_sender,
             mail_template_dir,

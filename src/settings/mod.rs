@@ -59,6 +59,10 @@ define::define_settings! {
     /// Static approvers, comma separated; used when neither the request nor the
     /// approvers API name any.
     approvers: String, env "DEPLOY_GATE_APPROVERS", unset "no static approvers";
+    /// `true` lets `POST /release` name its own approvers (`Approvers`), overriding
+    /// the approvers API and the static list; otherwise such a request is refused
+    /// (`400`), as whoever can edit a pipeline could name themselves.
+    request_approvers: bool, env "DEPLOY_GATE_REQUEST_APPROVERS", default "false";
     /// SMTP server, e.g. `smtp://user:pass@host:587?tls=required`; `smtps://` for
     /// implicit TLS. A password needs one of the two, unless the host is loopback.
     smtp_url: Secret, env "DEPLOY_GATE_SMTP_URL",

@@ -106,6 +106,7 @@ impl App {
             api_keys: config.api_keys.clone(),
             hook_secret: config.hook_secret.clone(),
             callback_hosts: config.callback_hosts.clone(),
+            request_approvers: config.request_approvers,
             metrics: metrics.clone(),
             flow: flow.clone(),
             clock: clock.clone(),

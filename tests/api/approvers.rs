@@ -1,12 +1,12 @@
-//! Where approvers come from: request, approvers API (both shapes), static list, none.
+//! Where approvers come from: request (only when allowed), approvers API (both shapes), static list, none.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path, query_param},
 };
 
-use crate::helpers::{TestSmtp, spawn_app_with};
+use crate::helpers::{TestSmtp, assert_problem, spawn_app, spawn_app_with};
 
 async fn approvers_api(body: serde_json::Value, expected_calls: u64) -> MockServer {
     let server = MockServer::start().await;
@@ -85,6 +85,7 @@ async fn approvers_in_the_request_win_over_the_api_and_the_static_list() {
     let api = approvers_api(json!({"approvers": ["api@example.com"]}), 0).await;
     let url = format!("{}/approvers", api.uri());
     let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.request_approvers = Some(true);
         s.approvers_url = Some(url);
         s.approvers = Some("static@example.com".into());
     })
@@ -96,6 +97,38 @@ async fn approvers_in_the_request_win_over_the_api_and_the_static_list() {
     app.wait_until_idle().await;
     assert_eq!(recipients(&mails), ["req@example.com"]);
     assert_eq!(app.smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn by_default_a_request_naming_approvers_is_refused_and_stores_nothing() {
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.request_approvers = None;
+        s.approvers = Some("static@example.com".into());
+    })
+    .await;
+    for approvers in [json!("me@example.com"), json!(["me@example.com"])] {
+        let refused = app
+            .post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx", "Approvers": approvers}))
+            .await;
+        let problem = assert_problem(refused, 400, "request-approvers-disabled").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("DEPLOY_GATE_REQUEST_APPROVERS=true"),
+            "{problem}"
+        );
+    }
+    assert_eq!(app.get_release("Devx", "386").await.status(), 404);
+    // Without `Approvers` the same pipeline gets the configured approvers.
+    let created = app
+        .post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(created.status(), 202);
+    assert_eq!(
+        recipients(&app.smtp.wait_for(1).await),
+        ["static@example.com"]
+    );
 }
 
 #[tokio::test]
@@ -146,4 +179,62 @@ async fn a_release_without_any_approver_says_so_plainly() {
             .contains("no approvers found")
     );
     assert!(app.smtp.received().is_empty());
+}
+
+/// Approves with the token of `mail`, answering the decision's JSON.
+async fn approve(app: &crate::helpers::TestApp, mail: &crate::helpers::ReceivedMail) -> Value {
+    let answer = app.decide(&mail.token(), "approve", None).await;
+    assert_eq!(answer.status(), 200);
+    answer.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn one_mailbox_under_several_spellings_is_one_approver_and_one_vote() {
+    let app = spawn_app_with(TestSmtp::running(), |s| s.required_approvals = Some(2)).await;
+    let created = app
+        .post_release(&json!({
+            "ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx",
+            "Approvers": [
+                "ana@example.com", "\"ana\"@example.com", "Ana+deploy@EXAMPLE.com",
+                "bo@example.com"
+            ]
+        }))
+        .await;
+    assert_eq!(created.status(), 202);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["approvals"]["required"], 2, "{created}");
+    let mails = app.smtp.wait_for(2).await;
+    app.wait_until_idle().await;
+    assert_eq!(
+        recipients(&app.smtp.received()),
+        ["ana@example.com", "bo@example.com"],
+        "each mailbox is written to once"
+    );
+    let ana = mails.iter().find(|m| m.to == ["ana@example.com"]).unwrap();
+    let after = approve(&app, ana).await;
+    assert_eq!(after["release"]["status"], "pending", "{after}");
+    assert_eq!(after["release"]["approvals"]["approved"], 1);
+}
+
+#[tokio::test]
+async fn the_requester_is_recognised_under_any_spelling_of_their_mailbox() {
+    let app = spawn_app().await;
+    for (id, requested_for) in [("1", "\"ana\"@example.com"), ("2", "ANA+ci@Example.COM")] {
+        let name = format!("R{id}");
+        let created = app
+            .post_release(&json!({
+                "ReleaseName": name, "ReleaseId": id, "TeamProject": "Devx",
+                "Approvers": ["ana@example.com", "bo@example.com"],
+                "RequestedFor": requested_for
+            }))
+            .await;
+        assert_eq!(created.status(), 202, "{requested_for}");
+        app.smtp.wait_for(2 * id.parse::<usize>().unwrap()).await;
+        let ana = app.email_about("ana@example.com", &name);
+        let after = approve(&app, &ana).await;
+        let release = &after["release"];
+        assert_eq!(release["requested_for"], "ana@example.com", "{release}");
+        assert_eq!(release["approvers"][0]["counts"], false, "{release}");
+        assert_eq!(release["status"], "pending", "{release}");
+    }
 }

@@ -159,6 +159,64 @@ async fn malformed_json_is_a_400_problem_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_json_body_with_a_repeated_key_is_refused_rather_than_read_last_wins() {
+    let app = spawn_app().await;
+    let bodies: [(&str, &str, &str); 4] = [
+        (
+            "TeamProject twice",
+            r#"{"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Other", "TeamProject": "Devx"}"#,
+            "TeamProject",
+        ),
+        (
+            "escaped spelling of the same key",
+            r#"{"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Team\u0050roject": "Devx"}"#,
+            "TeamProject",
+        ),
+        (
+            "Approvers twice",
+            r#"{"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "Approvers": [], "Approvers": ["me@example.com"]}"#,
+            "Approvers",
+        ),
+        (
+            "a repeat in a nested object",
+            r#"{"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "x": [{"a": 1, "a": 2}]}"#,
+            "`a`",
+        ),
+    ];
+    for (label, body, key) in bodies {
+        let response = post_raw(&app, Some("application/json"), body.to_owned()).await;
+        let problem = bad_request(response, key, label).await;
+        assert_eq!(
+            problem["type"], "urn:deploy-gate:problem:invalid-request",
+            "{label}"
+        );
+    }
+    assert_unknown(&app, "Devx", "1").await;
+    // The same key in two different objects is no repeat.
+    let response = post_raw(
+        &app,
+        Some("application/json"),
+        r#"{"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx", "x": [{"a": 1}, {"a": 2}], "a": 3}"#,
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+
+    // The approval form's JSON body too: a repeated decision is no decision.
+    let token = "x";
+    let response = app
+        .client
+        .post(format!("{}/approval", app.address))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"token": "{token}", "decision": "reject", "decision": "approve"}}"#
+        ))
+        .send()
+        .await
+        .unwrap();
+    bad_request(response, "decision", "POST /approval").await;
+}
+
+#[tokio::test]
 async fn a_missing_field_is_named_in_the_problem() {
     let app = spawn_app().await;
     for field in ["ReleaseName", "ReleaseId", "TeamProject"] {

@@ -259,3 +259,75 @@ async fn a_broken_link_shows_a_helpful_page() {
     );
     browser.close().await;
 }
+
+/// The headers of `/docs` pages: the same framing and sniffing refusals as every page,
+/// and a CSP that lets only Swagger UI's own inline script run.
+#[tokio::test]
+async fn the_api_docs_carry_the_security_headers_of_every_page() {
+    let app = spawn_app().await;
+    for path in ["/docs", "/docs/oauth-receiver.html"] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let csp = headers
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("{path} has no CSP"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        for part in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        let script_src = csp
+            .split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with("script-src "))
+            .unwrap_or_else(|| panic!("{path}: no script-src in {csp}"));
+        assert!(
+            !script_src.contains("unsafe"),
+            "{path}: scripts by hash only: {script_src}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn swagger_ui_runs_under_its_content_security_policy() {
+    let Some(browser) = Browser::start("browser swagger ui").await else {
+        return;
+    };
+    let app = spawn_app().await;
+    browser
+        .client
+        .goto(&format!("{}/docs", app.address))
+        .await
+        .unwrap();
+    // Swagger UI draws the operations only when its bundle and the inline start-up
+    // script both ran; a CSP that blocked either leaves an empty page.
+    browser
+        .client
+        .wait()
+        .at_most(HANG_GUARD)
+        .for_element(Locator::Css(".opblock-summary-path"))
+        .await
+        .expect("Swagger UI lists the operations");
+    browser.screenshot("swagger-ui").await;
+    assert!(
+        browser
+            .text_of(".info .title")
+            .await
+            .contains("deploy-gate")
+    );
+    browser.close().await;
+}

@@ -87,3 +87,49 @@ async fn templates_from_the_configured_folder_replace_the_built_in_ones() {
     let view = app.client.get(mail.link()).send().await.unwrap();
     assert_eq!(view.status(), 200);
 }
+
+/// Right-to-left overrides and other bidi controls (`invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`) turn up in emails and pages as a visible `[U+202E]`.
+#[tokio::test]
+async fn bidi_controls_in_names_are_shown_neutralised_in_emails_and_pages() {
+    let has_bidi = |text: &str| {
+        text.chars().any(|c| {
+            matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+    };
+    let app = spawn_app_with(TestSmtp::running(), |_| {}).await;
+    let created = app
+        .post_release(&json!({
+            "ReleaseName": "invoice\u{202E}fdp.exe", "ReleaseId": "1", "TeamProject": "Devx",
+            "Approvers": ["ana@example.com"]
+        }))
+        .await;
+    assert_eq!(created.status(), 202);
+    let mail = &app.smtp.wait_for(1).await[0];
+    for (part, text) in [
+        ("subject", mail.subject()),
+        ("text", mail.text()),
+        ("html", mail.html()),
+    ] {
+        assert!(!has_bidi(&text), "{part}: {text:?}");
+        assert!(text.contains("invoice[U+202E]fdp.exe"), "{part}: {text:?}");
+    }
+    let page = |path: String| {
+        let request = app.client.get(path).header("Accept", "text/html");
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let approval_page = page(mail.link()).await;
+    assert!(!has_bidi(&approval_page) && approval_page.contains("invoice[U+202E]fdp.exe"));
+
+    let decided = app
+        .decide(&mail.token(), "approve", Some("fine\u{2067}by me"))
+        .await;
+    assert_eq!(decided.status(), 200);
+    for path in ["/releases", "/releases/Devx/1"] {
+        let shown = page(format!("{}{path}", app.address)).await;
+        assert!(!has_bidi(&shown), "{path}: {shown}");
+        assert!(shown.contains("invoice[U+202E]fdp.exe"), "{path}: {shown}");
+    }
+    let timeline = page(format!("{}/releases/Devx/1", app.address)).await;
+    assert!(timeline.contains("fine[U+2067]by me"), "{timeline}");
+}

@@ -248,6 +248,9 @@ pub fn test_settings(database_url: &str, smtp_port: u16) -> Settings {
         // tests/api/rate_limits.rs turns the limits on.
         rate_limit_approval: Some(0),
         rate_limit_auth_failures: Some(0),
+        // Most tests name their approvers in the request, as a pipeline may where
+        // DEPLOY_GATE_REQUEST_APPROVERS=true; tests/api/approvers.rs checks the default.
+        request_approvers: Some(true),
         ..Settings::default()
     }
 }

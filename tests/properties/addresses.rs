@@ -1,7 +1,9 @@
 //! Approver addresses: built from a local part, `@` and domain labels, then
-//! twisted (upper case, padding, a missing or second `@`, empty labels, a
-//! trailing dot, spaces, quotes, Unicode, control, bidi and header-breaking
-//! characters), so that both accepted and refused addresses are common.
+//! twisted (upper case, padding, a `+tag`, a missing or second `@`, empty
+//! labels, a trailing dot, spaces, quotes, comments, IP literals, Unicode,
+//! control, bidi and header-breaking characters), so that both accepted and
+//! refused addresses are common. An accepted address is its mailbox: lower case,
+//! unquoted, without its `+tag`.
 
 use deploy_gate::domain::approver::{ApproverEmail, MAX_EMAIL_LEN, parse_approver_list};
 use proptest::{prelude::*, sample::Index, strategy::ValueTree, test_runner::TestRunner};
@@ -13,6 +15,12 @@ pub enum Twist {
     Plain,
     /// Some letters upper-cased: accepted, canonically lower-cased.
     UpperCase,
+    /// A `+tag` sub-address after the local part: accepted, canonically dropped.
+    SubAddress,
+    /// A comment `(…)` before or after the local part: refused.
+    Comment,
+    /// An IP literal for a domain, `[1.2.3.4]`: refused.
+    IpLiteral,
     /// Surrounding spaces and tabs: accepted, dropped.
     Padded,
     /// A letter such as `é` in the local part: accepted.
@@ -27,7 +35,8 @@ pub enum Twist {
     TrailingDot,
     /// A space inside.
     InnerSpace,
-    /// The local part quoted, with this character inside the quotes.
+    /// The local part quoted, with this character inside the quotes: accepted
+    /// (unquoted) when the quotes were not needed, refused otherwise.
     Quoted(char),
     /// A control (Unicode Cc) or bidi formatting character inside.
     Hidden(char),
@@ -40,8 +49,8 @@ impl Twist {
     pub fn keeps_it_valid(self) -> bool {
         matches!(
             self,
-            Self::Plain | Self::UpperCase | Self::Padded | Self::Unicode(_)
-        )
+            Self::Plain | Self::UpperCase | Self::Padded | Self::Unicode(_) | Self::SubAddress
+        ) || self == Self::Quoted('x')
     }
 }
 
@@ -72,6 +81,9 @@ fn twist() -> impl Strategy<Value = Twist> {
     prop_oneof![
         4 => Just(Twist::Plain),
         3 => Just(Twist::UpperCase),
+        2 => Just(Twist::SubAddress),
+        2 => Just(Twist::Comment),
+        2 => Just(Twist::IpLiteral),
         2 => Just(Twist::Padded),
         2 => prop::sample::select(vec!['é', 'Ä', 'ß', 'ø', 'Ω']).prop_map(Twist::Unicode),
         1 => Just(Twist::MissingAt),
@@ -81,6 +93,8 @@ fn twist() -> impl Strategy<Value = Twist> {
         1 => Just(Twist::InnerSpace),
         2 => prop::sample::select(vec![' ', ',', ';', '<', '@', '\t', 'x'])
             .prop_map(Twist::Quoted),
+        // Quotes that change nothing, so that needless quoting is common too.
+        2 => Just(Twist::Quoted('x')),
         2 => hidden_char().prop_map(Twist::Hidden),
         1 => prop::sample::select(vec!['<', '>', ',', ';', '"', '(', ')', ':', '\\', '[', '\r', '\n'])
             .prop_map(Twist::HeaderBreak),
@@ -124,6 +138,10 @@ pub fn typed() -> impl Strategy<Value = Typed> {
                     .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
                     .collect(),
                 Twist::Padded => format!(" \t{plain}  "),
+                Twist::SubAddress => format!("{local}+tag{}@{domain}", at.index(100)),
+                Twist::Comment if at.index(2) == 0 => format!("(c){plain}"),
+                Twist::Comment => format!("{local}(comment)@{domain}"),
+                Twist::IpLiteral => format!("{local}@[192.0.2.{}]", at.index(255)),
                 Twist::Unicode(c) => {
                     let at = at.index(local.len() + 1);
                     format!("{}{c}{}@{domain}", &local[..at], &local[at..])
@@ -137,7 +155,7 @@ pub fn typed() -> impl Strategy<Value = Typed> {
                 Twist::Quoted(c) => format!("\"{}\"@{domain}", insert_inside(&local, at, c)),
                 Twist::Hidden(c) | Twist::HeaderBreak(c) => insert_inside(&plain, at, c),
             };
-            let canonical = twist.keeps_it_valid().then(|| text.trim().to_lowercase());
+            let canonical = twist.keeps_it_valid().then(|| mailbox(&text));
             Typed {
                 text,
                 canonical,
@@ -145,6 +163,16 @@ pub fn typed() -> impl Strategy<Value = Typed> {
             }
         },
     )
+}
+
+/// The mailbox a valid address reaches: trimmed, lower-cased, unquoted, without
+/// its `+tag` (the generated domains are ASCII, so IDNA leaves them as they are).
+fn mailbox(text: &str) -> String {
+    let text = text.trim().to_lowercase();
+    let (local, domain) = text.rsplit_once('@').expect("a valid address has an @");
+    let local = local.trim_matches('"');
+    let local = local.split('+').next().unwrap_or_default();
+    format!("{local}@{domain}")
 }
 
 /// A well-formed address of exactly `len` bytes (at least 8): a local part of
@@ -214,6 +242,9 @@ proptest! {
             prop_assert!(!address.chars().any(|c| c.is_control() || c.is_whitespace()));
             prop_assert!(!address.contains(['<', '>', ',', ';', '"', '\\']), "{}", address);
             prop_assert_eq!(address.to_lowercase(), address);
+            prop_assert!(!address.contains(['+', '(', ')', '[']), "{}", address);
+            // The canonical form is its own canonical form.
+            prop_assert_eq!(ApproverEmail::parse(address).map(|a| a.to_string()), Ok(address.to_owned()));
         }
     }
 
@@ -295,6 +326,10 @@ fn the_address_generator_reaches_accepted_and_each_kind_of_refused_address() {
         ("empty label", |t| *t == Twist::EmptyLabel),
         ("trailing dot", |t| *t == Twist::TrailingDot),
         ("quoted", |t| matches!(t, Twist::Quoted(_))),
+        ("quoted needlessly", |t| *t == Twist::Quoted('x')),
+        ("sub-address", |t| *t == Twist::SubAddress),
+        ("comment", |t| *t == Twist::Comment),
+        ("ip literal", |t| *t == Twist::IpLiteral),
         ("control or bidi", |t| matches!(t, Twist::Hidden(_))),
         ("unicode", |t| matches!(t, Twist::Unicode(_))),
     ] {

@@ -3,6 +3,8 @@
 
 pub mod allow;
 pub mod auth;
+pub mod docs_headers;
+pub mod json_keys;
 pub mod negotiate;
 pub mod observe;
 pub mod problem;

@@ -66,6 +66,14 @@ problem_codes! {
     /// classic-release variable in a YAML pipeline); the detail names the field, the
     /// variable and the YAML equivalent where there is one. Nothing was stored.
     UnresolvedMacro = ("unresolved-macro", BAD_REQUEST, "A pipeline variable was not resolved"),
+    /// The body names `Approvers`, but this service takes approvers only from its
+    /// policies, approvers API or static list (`DEPLOY_GATE_REQUEST_APPROVERS` is not
+    /// `true`). Nothing was stored.
+    RequestApproversDisabled = (
+        "request-approvers-disabled",
+        BAD_REQUEST,
+        "Approvers may not be named in the request"
+    ),
     /// The API key (a Bearer token, or the password of Basic credentials) is missing or
     /// wrong, or the service hook's secret header is. The answer names the accepted schemes
     /// in `WWW-Authenticate`.

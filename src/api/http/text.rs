@@ -21,10 +21,13 @@ const NOT_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u0020\u007f-\
 /// No control characters but tabs and line breaks.
 const NO_CONTROLS_BUT_LINES: &str = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$";
 
-/// A plain ASCII address, within the length limits of local part, labels and address.
+/// A plain ASCII address, within the length limits of local part, labels and address:
+/// a mailbox before any `+tag`, a top-level domain that is not a number (so not an IP
+/// address), and a local part that may be quoted when it needs no quotes (`"ana"@x.com`
+/// is `ana@x.com`).
 macro_rules! address_pattern {
     () => {
-        r"(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}\.){0,3}[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?){1,3}"
+        r##"(?:"[A-Za-z0-9!#$%&'*/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{0,14}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){0,3}"|[A-Za-z0-9!#$%&'*/=?^_`{|}~-][A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{0,14}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,15}){0,3})@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?\.){1,3}[A-Za-z](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?"##
     };
 }
 
@@ -254,6 +257,30 @@ mod tests {
         for text in ["1\n", "\t1", "1\u{85}", "\u{0}", "a\u{7f}b", "\u{9f}"] {
             assert!(!matches(NOT_BLANK, text) && !id_ok(text), "{text:?}");
             assert!(!matches(NO_CONTROLS, text) && !stage_ok(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_address_pattern_accepts_only_what_is_a_mailbox() {
+        let pattern = concat!("^", address_pattern!(), "$");
+        let parses = |text: &str| crate::domain::approver::ApproverEmail::parse(text).is_ok();
+        for text in [
+            "ana@example.com",
+            "\"ana\"@example.com",
+            "a.b+c@x.co",
+            "A@0.x1",
+        ] {
+            assert!(matches(pattern, text) && parses(text), "{text:?}");
+        }
+        for text in [
+            "+c@x.co",
+            "a@1.2.3.4",
+            "a@x.0",
+            "\"a b\"@x.co",
+            "\"a\"b@x.co",
+            "a@[1.2.3.4]",
+        ] {
+            assert!(!matches(pattern, text) && !parses(text), "{text:?}");
         }
     }
 

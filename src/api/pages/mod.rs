@@ -27,6 +27,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         env.add_template(name, source)
             .expect("built-in page templates are valid");
     }
+    env.set_formatter(crate::notify::neutralising_formatter);
     env
 });
 

@@ -180,6 +180,7 @@ impl ReleaseApi {
         credentials.check(&state.api_keys)?;
         let Json(ReleaseRequestBody(body)) = body;
         body.refuse_unresolved_macros()?;
+        body.refuse_approvers_unless(state.request_approvers)?;
         let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
         let new = body.parse()?;
         body.check_callback_lengths()?;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::values::{ApproversValue, ReleaseIdValue};
 use crate::{
     api::http::{
-        problem::Problem,
+        problem::{Problem, ProblemCode},
         text::{CallbackRule, EmailRule, ModeRule, NameRule, StageRule, Text},
     },
     domain::{
@@ -38,7 +38,9 @@ pub struct ReleaseRequest {
     /// Stage or environment being gated; part of the release's identity. Default empty.
     #[oai(rename = "Stage", nullable)]
     pub stage: Option<Text<StageRule>>,
-    /// Approvers for this release; overrides the approvers API and the static list.
+    /// Approvers for this release; overrides the approvers API and the static list. Taken
+    /// only where the service sets `DEPLOY_GATE_REQUEST_APPROVERS=true`; elsewhere a request
+    /// naming approvers is refused (`400`, `request-approvers-disabled`).
     #[oai(rename = "Approvers", nullable)]
     pub approvers: Option<ApproversValue>,
     /// Email of who requested the release, e.g. `$(Release.RequestedForEmail)`: their own approval
@@ -219,6 +221,26 @@ impl ReleaseRequest {
             Some((name, found)) => Err(Problem::unresolved_macro(name, found)),
             None => Ok(()),
         }
+    }
+
+    /// Refuses a request naming approvers unless `DEPLOY_GATE_REQUEST_APPROVERS`
+    /// allows it: otherwise whoever can edit a pipeline could name themselves.
+    /// An empty `Approvers` names nobody and is let through.
+    pub fn refuse_approvers_unless(&self, allowed: bool) -> Result<(), Problem> {
+        let names_some = match &self.approvers {
+            Some(ApproversValue::Text(text)) => !text.trim().is_empty(),
+            Some(ApproversValue::List(items)) => !items.is_empty(),
+            None => false,
+        };
+        if names_some && !allowed {
+            return Err(Problem::new(
+                ProblemCode::RequestApproversDisabled,
+                "Approvers: this service does not take approvers from the request; they come \
+                 from its approval policies, approvers API or static list (an operator can \
+                 set DEPLOY_GATE_REQUEST_APPROVERS=true to let requests name them)",
+            ));
+        }
+        Ok(())
     }
 
     /// Validates the release fields.

@@ -35,6 +35,8 @@ pub struct AppState {
     pub hook_secret: Option<Secret>,
     /// Hosts a callback-mode `PlanUrl` may name (`DEPLOY_GATE_CALLBACK_HOSTS`).
     pub callback_hosts: CallbackHosts,
+    /// Whether `POST /release` may name its approvers (`DEPLOY_GATE_REQUEST_APPROVERS`).
+    pub request_approvers: bool,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The release lifecycle: every state change goes through it.
