@@ -194,14 +194,7 @@ pub async fn post_with_headers(
     body: &Value,
     headers: &[(&'static str, String)],
 ) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(format!("{}/release", app.address))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    request.send().await.unwrap()
+    post_release(app, "/release", body, headers).await
 }
 
 /// `POST /release?mode=callback` with `body` and `headers` (such as [`callback_headers`]).
@@ -210,10 +203,16 @@ pub async fn post_callback_mode(
     body: &Value,
     headers: &[(&'static str, String)],
 ) -> reqwest::Response {
-    let mut request = app
-        .client
-        .post(format!("{}/release?mode=callback", app.address))
-        .json(body);
+    post_release(app, "/release?mode=callback", body, headers).await
+}
+
+async fn post_release(
+    app: &TestApp,
+    path: &str,
+    body: &Value,
+    headers: &[(&'static str, String)],
+) -> reqwest::Response {
+    let mut request = app.client.post(format!("{}{path}", app.address)).json(body);
     for (name, value) in headers {
         request = request.header(*name, value);
     }

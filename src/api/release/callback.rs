@@ -39,29 +39,6 @@ pub struct CallbackHeaders {
     pub auth_token: CallbackHeader,
 }
 
-impl CallbackHeaders {
-    /// Refuses a header longer than the published limit, in every mode: the
-    /// OpenAPI document states the limit whether or not the mode reads it.
-    pub fn check_lengths(&self) -> Result<(), Problem> {
-        let headers = [
-            ("PlanUrl", &self.plan_url),
-            ("ProjectId", &self.project_id),
-            ("HubName", &self.hub_name),
-            ("PlanId", &self.plan_id),
-            ("JobId", &self.job_id),
-            ("TimelineId", &self.timeline_id),
-            ("TaskInstanceId", &self.task_instance_id),
-            ("AuthToken", &self.auth_token),
-        ];
-        for (name, header) in headers {
-            if let Some(value) = &header.0 {
-                check_length(name, value)?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A callback field as received: its name, where it came from, and its value.
 struct Sent {
     name: &'static str,
@@ -70,7 +47,7 @@ struct Sent {
 }
 
 /// The body field as sent, or else the header (both kept to the length limit in
-/// every mode by `check_callback_lengths` and `CallbackHeaders::check_lengths`).
+/// every mode by `check_callback_lengths`).
 fn pick(name: &'static str, body: &Option<Text<CallbackRule>>, header: CallbackHeader) -> Sent {
     let (origin, value) = match (body, header.0) {
         (Some(value), _) => ("body field", Some(value.clone())),
@@ -96,21 +73,26 @@ fn check_length(name: &str, value: &str) -> Result<(), Problem> {
 }
 
 impl ReleaseRequest {
-    /// Refuses callback body fields longer than the published limit, in every mode: a
-    /// body is written by the pipeline's author, unlike the headers Azure adds.
-    pub fn check_callback_lengths(&self) -> Result<(), Problem> {
+    /// Refuses a callback field, body field or header, longer than the published
+    /// limit, in every mode: the OpenAPI document states the limit whether or not
+    /// the mode reads the field.
+    pub fn check_callback_lengths(&self, headers: &CallbackHeaders) -> Result<(), Problem> {
         let fields = [
-            ("PlanUrl", &self.plan_url),
-            ("ProjectId", &self.project_id),
-            ("HubName", &self.hub_name),
-            ("PlanId", &self.plan_id),
-            ("JobId", &self.job_id),
-            ("TimelineId", &self.timeline_id),
-            ("TaskInstanceId", &self.task_instance_id),
-            ("AuthToken", &self.auth_token),
+            ("PlanUrl", &self.plan_url, &headers.plan_url),
+            ("ProjectId", &self.project_id, &headers.project_id),
+            ("HubName", &self.hub_name, &headers.hub_name),
+            ("PlanId", &self.plan_id, &headers.plan_id),
+            ("JobId", &self.job_id, &headers.job_id),
+            ("TimelineId", &self.timeline_id, &headers.timeline_id),
+            (
+                "TaskInstanceId",
+                &self.task_instance_id,
+                &headers.task_instance_id,
+            ),
+            ("AuthToken", &self.auth_token, &headers.auth_token),
         ];
-        for (name, value) in fields {
-            if let Some(value) = value {
+        for (name, body, header) in fields {
+            for value in [body.as_ref(), header.0.as_ref()].into_iter().flatten() {
                 check_length(name, value)?;
             }
         }

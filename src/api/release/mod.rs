@@ -183,7 +183,6 @@ impl ReleaseApi {
         body.refuse_approvers_unless(state.request_approvers)?;
         let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
         let new = body.parse()?;
-        body.check_callback_lengths()?;
         let headers = CallbackHeaders {
             plan_url,
             project_id,
@@ -194,7 +193,7 @@ impl ReleaseApi {
             task_instance_id,
             auth_token,
         };
-        headers.check_lengths()?;
+        body.check_callback_lengths(&headers)?;
         let callback = match mode {
             Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
             Mode::Poll => None,
