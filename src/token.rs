@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::release::ReleaseKey;
+use crate::domain::release::{Phase, ReleaseKey};
 
 /// The `aud` of approval tokens; a JWT made for anything else is refused.
 pub const AUDIENCE: &str = "deploy-gate:approval";
@@ -35,6 +35,12 @@ pub struct ApprovalClaims {
     pub stage: String,
     /// `ReleaseName`, for display.
     pub name: String,
+    /// The round's deployment attempt; left out for the first.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+    /// The round's phase, `post` after a deployment; left out before one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
     /// The approval's link generation when minted; a re-sent email raises it, retiring older links.
     #[serde(default)]
     pub generation: i64,
@@ -62,6 +68,8 @@ impl ApprovalClaims {
             release: key.release_id.clone(),
             stage: key.stage.clone(),
             name: name.to_owned(),
+            attempt: key.attempt,
+            phase: (key.phase != Phase::Pre).then(|| key.phase.as_str().to_owned()),
             generation,
         }
     }
@@ -72,8 +80,23 @@ impl ApprovalClaims {
             team_project: self.project.clone(),
             release_id: self.release.clone(),
             stage: self.stage.clone(),
+            attempt: self.attempt,
+            // Signed claims hold only what `new` wrote.
+            phase: self
+                .phase
+                .as_deref()
+                .and_then(Phase::parse)
+                .unwrap_or_default(),
         }
     }
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
 }
 
 /// Why a token was refused.

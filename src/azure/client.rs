@@ -8,7 +8,7 @@ use azure_core::http::{
     ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineSendOptions,
     Request, RetryOptions, Transport, Url,
 };
-use serde::Serialize;
+use serde::{Serialize, de::DeserializeOwned};
 
 /// How a request to Azure DevOps authenticates.
 pub enum Auth<'a> {
@@ -66,14 +66,40 @@ impl AzureClient {
         auth: Auth<'_>,
         body: &impl Serialize,
     ) -> anyhow::Result<()> {
+        self.call(method, url, auth, Some(serde_json::to_vec(body)?))
+            .await
+            .map(drop)
+    }
+
+    /// Reads the JSON answer of a `GET`; fails unless Azure DevOps answers 2xx
+    /// (after retries) with JSON of that shape.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        auth: Auth<'_>,
+    ) -> anyhow::Result<T> {
+        let body = self.call(Method::Get, url, auth, None).await?;
+        serde_json::from_slice(&body).context("Azure DevOps answered with unexpected JSON")
+    }
+
+    /// One call; the answer's body when it is 2xx.
+    async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Vec<u8>> {
         let url: Url = url
             .parse()
             .with_context(|| format!("invalid Azure DevOps URL {url}"))?;
         let mut request = Request::new(url.clone(), method);
-        request.insert_header("content-type", "application/json");
         request.insert_header("accept", "application/json");
         request.insert_header("authorization", authorization(&auth));
-        request.set_body(serde_json::to_vec(body)?);
+        if let Some(body) = body {
+            request.insert_header("content-type", "application/json");
+            request.set_body(body);
+        }
         let options = PipelineSendOptions {
             skip_checks: true,
             ..Default::default()
@@ -84,10 +110,11 @@ impl AzureClient {
             .await
             .with_context(|| format!("Azure DevOps unreachable at {}", redact(&url)))?;
         let status = response.status();
+        let body = response.body().as_ref().to_vec();
         if !status.is_success() {
             // Azure's own words go to the log only, trimmed: the error becomes a
             // release's problem, which callers and approvers read.
-            let answer = String::from_utf8_lossy(response.body().as_ref())
+            let answer = String::from_utf8_lossy(&body)
                 .chars()
                 .take(ANSWER_LOGGED_CHARS)
                 .map(|c| if c.is_control() { ' ' } else { c })
@@ -95,7 +122,7 @@ impl AzureClient {
             tracing::warn!(status = u16::from(status), url = %redact(&url), answer, "Azure DevOps refused a request");
             bail!("{}", refusal(u16::from(status)));
         }
-        Ok(())
+        Ok(body)
     }
 }
 

@@ -3,6 +3,8 @@
 
 use serde_json::Value;
 
+use crate::domain::release::{AzureApprovalKind, AzureApprovalRef, Phase};
+
 /// Classic release created (publisher `rm`).
 pub const RELEASE_CREATED: &str = "ms.vss-release.release-created-event";
 /// Classic release deployment approval pending (publisher `rm`).
@@ -21,8 +23,16 @@ pub struct HookRelease {
     pub release_name: String,
     /// Environment (stage) name; empty for a release as a whole.
     pub stage: String,
-    /// The classic release approval to write the decision back to.
-    pub azure_approval_id: Option<String>,
+    /// Deployment attempt, from 1; `None` where the event does not say (YAML).
+    pub attempt: Option<u32>,
+    /// Before or after the deployment.
+    pub phase: Phase,
+    /// The Azure DevOps approval to write the decision back to.
+    pub azure_approval: Option<AzureApprovalRef>,
+    /// Whom the event names as the approval's approver (display name, else id).
+    pub approver: Option<String>,
+    /// For YAML approvals: the identity of each step's assigned approver.
+    pub step_approvers: Option<Vec<String>>,
     /// Who created the release (`createdBy.uniqueName`, when it is an email address).
     pub requested_for: Option<String>,
 }
@@ -31,7 +41,7 @@ pub struct HookRelease {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HookEvent {
     /// Start (or continue) the approval flow of this release.
-    Release(HookRelease),
+    Release(Box<HookRelease>),
     /// An event type deploy-gate does not act on.
     Ignored,
 }
@@ -39,33 +49,89 @@ pub enum HookEvent {
 /// Reads an event; fails with the missing field's path when a handled event lacks one.
 pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String> {
     match event_type {
-        RELEASE_CREATED => Ok(HookEvent::Release(HookRelease {
+        RELEASE_CREATED => Ok(HookEvent::Release(Box::new(HookRelease {
             team_project: project(resource)?,
             release_id: text(resource, "/release/id")?,
             release_name: text(resource, "/release/name")?,
             stage: String::new(),
-            azure_approval_id: None,
+            attempt: Some(1),
+            phase: Phase::Pre,
+            azure_approval: None,
+            approver: None,
+            step_approvers: None,
             requested_for: creator(resource),
-        })),
-        APPROVAL_PENDING => Ok(HookEvent::Release(HookRelease {
+        }))),
+        APPROVAL_PENDING => Ok(HookEvent::Release(Box::new(HookRelease {
             team_project: project(resource)?,
             release_id: first(resource, &["/approval/release/id", "/release/id"])?,
             release_name: first(resource, &["/approval/release/name", "/release/name"])?,
             stage: first(resource, &["/approval/releaseEnvironment/name"])?,
-            azure_approval_id: Some(text(resource, "/approval/id")?),
+            // Azure counts attempts from 0 in some payloads and from 1 in others.
+            attempt: Some(
+                resource
+                    .pointer("/approval/attempt")
+                    .and_then(Value::as_u64)
+                    .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX).max(1)),
+            ),
+            phase: match resource
+                .pointer("/approval/approvalType")
+                .and_then(Value::as_str)
+            {
+                Some("postDeploy") => Phase::Post,
+                _ => Phase::Pre,
+            },
+            azure_approval: Some(AzureApprovalRef {
+                kind: AzureApprovalKind::Classic,
+                id: text(resource, "/approval/id")?,
+            }),
+            approver: first(
+                resource,
+                &[
+                    "/approval/approver/displayName",
+                    "/approval/approver/uniqueName",
+                    "/approval/approver/id",
+                ],
+            )
+            .ok(),
+            step_approvers: None,
             requested_for: creator(resource),
-        })),
+        }))),
         YAML_APPROVAL_PENDING => {
             let approval_id = text(resource, "/approval/id")?;
-            Ok(HookEvent::Release(HookRelease {
+            let steps = resource
+                .pointer("/approval/steps")
+                .and_then(Value::as_array);
+            let step_approvers = steps.map(|steps| {
+                steps
+                    .iter()
+                    .filter_map(|step| text(step, "/assignedApprover/id").ok())
+                    .collect::<Vec<_>>()
+            });
+            let approver = steps.and_then(|steps| {
+                steps.iter().find_map(|step| {
+                    first(
+                        step,
+                        &["/assignedApprover/displayName", "/assignedApprover/id"],
+                    )
+                    .ok()
+                })
+            });
+            Ok(HookEvent::Release(Box::new(HookRelease {
                 team_project: first(resource, &["/project/name", "/projectId"])?,
                 release_id: first(resource, &["/run/id", "/approval/id"])?,
                 release_name: first(resource, &["/run/name", "/pipeline/name"])
                     .unwrap_or_else(|_| format!("YAML approval {approval_id}")),
                 stage: first(resource, &["/stage/name"]).unwrap_or_default(),
-                azure_approval_id: None,
+                attempt: None,
+                phase: Phase::Pre,
+                azure_approval: Some(AzureApprovalRef {
+                    kind: AzureApprovalKind::Yaml,
+                    id: approval_id,
+                }),
+                approver,
+                step_approvers,
                 requested_for: None,
-            }))
+            })))
         }
         _ => Ok(HookEvent::Ignored),
     }
@@ -121,14 +187,21 @@ mod tests {
         });
         assert_eq!(
             interpret(APPROVAL_PENDING, &resource).unwrap(),
-            HookEvent::Release(HookRelease {
+            HookEvent::Release(Box::new(HookRelease {
                 team_project: "Devx".into(),
                 release_id: "386".into(),
                 release_name: "Release-386".into(),
                 stage: "Production".into(),
-                azure_approval_id: Some("17".into()),
+                attempt: Some(1),
+                phase: Phase::Pre,
+                azure_approval: Some(AzureApprovalRef {
+                    kind: AzureApprovalKind::Classic,
+                    id: "17".into()
+                }),
+                approver: None,
+                step_approvers: None,
                 requested_for: None,
-            })
+            }))
         );
     }
 

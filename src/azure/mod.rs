@@ -1,7 +1,8 @@
 //! Azure DevOps: callbacks to checks and agentless jobs, service-hook payloads,
-//! and write-back of decisions to release approvals (contracts in `shared/azure-devops.md`).
+//! whose approvals are deploy-gate's, and write-back of decisions to approvals (contracts in `shared/azure-devops.md`).
 
 pub mod approvals;
+pub mod assignment;
 pub mod callback;
 pub mod client;
 pub mod hooks;

@@ -9,7 +9,41 @@ pub const MAX_RELEASE_ID_CHARS: usize = 128;
 /// Most approvers one release may name.
 pub const MAX_APPROVERS: usize = 100;
 
-/// What identifies a release: (`TeamProject`, `ReleaseId`, `Stage`).
+/// Highest accepted deployment `Attempt`.
+pub const MAX_ATTEMPT: u32 = 10_000;
+
+/// Whether a round approves a deployment before it runs or after.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Before the deployment (Azure's `preDeploy`); the default.
+    #[default]
+    Pre,
+    /// After the deployment (Azure's `postDeploy`).
+    Post,
+}
+
+impl Phase {
+    /// `pre` or `post`, as stored and as in `?Phase=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pre => "pre",
+            Self::Post => "post",
+        }
+    }
+
+    /// Reads `pre` or `post`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pre" => Some(Self::Pre),
+            "post" => Some(Self::Post),
+            _ => None,
+        }
+    }
+}
+
+/// What identifies a release's round of approval: (`TeamProject`, `ReleaseId`,
+/// `Stage`) plus the deployment `Attempt` and the `Phase`. A stage is approved
+/// once per attempt before its deployment, and again after it where Azure asks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReleaseKey {
     /// Azure DevOps project name.
@@ -18,16 +52,44 @@ pub struct ReleaseKey {
     pub release_id: String,
     /// Gated stage or environment; empty when not given.
     pub stage: String,
+    /// Deployment attempt of the stage, from 1.
+    pub attempt: u32,
+    /// Before or after the deployment.
+    pub phase: Phase,
 }
 
 impl ReleaseKey {
-    /// Validates the three parts; `stage` may be empty, the others may not.
+    /// Validates the three named parts of the first attempt's pre-deployment
+    /// round; `stage` may be empty, the others may not.
     pub fn parse(team_project: &str, release_id: &str, stage: &str) -> Result<Self, FieldError> {
         Ok(Self {
             team_project: Self::parse_team_project(team_project)?,
             release_id: required_text("ReleaseId", release_id, MAX_RELEASE_ID_CHARS)?,
             stage: optional_text("Stage", stage, MAX_TEXT_CHARS)?,
+            attempt: 1,
+            phase: Phase::Pre,
         })
+    }
+
+    /// The same release and stage, in the round of `attempt` and `phase`.
+    pub fn in_round(self, attempt: u32, phase: Phase) -> Result<Self, FieldError> {
+        if !(1..=MAX_ATTEMPT).contains(&attempt) {
+            return Err(FieldError::new(
+                "Attempt",
+                format!("must be between 1 and {MAX_ATTEMPT}"),
+            ));
+        }
+        Ok(Self {
+            attempt,
+            phase,
+            ..self
+        })
+    }
+
+    /// Whether this is the first attempt's pre-deployment round, the one a
+    /// path without `Attempt` and `Phase` names when it is the only one.
+    pub fn is_first_round(&self) -> bool {
+        self.attempt == 1 && self.phase == Phase::Pre
     }
 
     /// Path of the release's status, `/release/{TeamProject}/{ReleaseId}`, with
@@ -36,7 +98,8 @@ impl ReleaseKey {
         self.path_under("/release")
     }
 
-    /// `{base}/{TeamProject}/{ReleaseId}`, percent-encoded, with `?Stage=` when it has one.
+    /// `{base}/{TeamProject}/{ReleaseId}`, percent-encoded, with `?Stage=` when
+    /// it has one and `Attempt`/`Phase` when they are not the first round's.
     pub fn path_under(&self, base: &str) -> String {
         let enc = |s: &str| {
             url::form_urlencoded::byte_serialize(s.as_bytes())
@@ -48,8 +111,17 @@ impl ReleaseKey {
             enc(&self.team_project),
             enc(&self.release_id)
         );
+        let mut query = Vec::new();
         if !self.stage.is_empty() {
-            path.push_str(&format!("?Stage={}", enc(&self.stage)));
+            query.push(format!("Stage={}", enc(&self.stage)));
+        }
+        if !self.is_first_round() {
+            query.push(format!("Attempt={}", self.attempt));
+            query.push(format!("Phase={}", self.phase.as_str()));
+        }
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
         }
         path
     }
@@ -59,13 +131,21 @@ impl ReleaseKey {
         required_text("TeamProject", team_project, MAX_TEXT_CHARS)
     }
 
-    /// `project/release-id[/stage]`, for logs.
+    /// `project/release-id[/stage][ (attempt 2, post)]`, for logs.
     pub fn display(&self) -> String {
-        if self.stage.is_empty() {
+        let mut shown = if self.stage.is_empty() {
             format!("{}/{}", self.team_project, self.release_id)
         } else {
             format!("{}/{}/{}", self.team_project, self.release_id, self.stage)
+        };
+        if !self.is_first_round() {
+            shown.push_str(&format!(
+                " (attempt {}, {})",
+                self.attempt,
+                self.phase.as_str()
+            ));
         }
+        shown
     }
 }
 
@@ -78,8 +158,8 @@ pub struct NewRelease {
     pub name: String,
     /// Approvers named in the request; `None` leaves them to the approvers API or static list.
     pub approvers: Option<Vec<ApproverEmail>>,
-    /// The Azure DevOps release approval this release decides (from a service hook), for write-back.
-    pub azure_approval_id: Option<String>,
+    /// The Azure DevOps approval this round decides (from a service hook), for write-back.
+    pub azure_approval: Option<AzureApprovalRef>,
     /// Who requested the release (`RequestedFor`); their own approval does not count by default.
     pub requested_for: Option<ApproverEmail>,
 }
@@ -103,10 +183,47 @@ impl NewRelease {
             key,
             name,
             approvers,
-            azure_approval_id: None,
+            azure_approval: None,
             requested_for: None,
         })
     }
+}
+
+/// Which Azure DevOps approvals API an approval belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AzureApprovalKind {
+    /// A classic release approval (`…/_apis/release/approvals/{id}`), id a number.
+    Classic,
+    /// A YAML pipeline approval (`…/_apis/pipelines/approvals`), id a GUID.
+    Yaml,
+}
+
+impl AzureApprovalKind {
+    /// `classic` or `yaml`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Yaml => "yaml",
+        }
+    }
+
+    /// Reads `classic` or `yaml`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "classic" => Some(Self::Classic),
+            "yaml" => Some(Self::Yaml),
+            _ => None,
+        }
+    }
+}
+
+/// One approval Azure DevOps raised, which deploy-gate decides for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AzureApprovalRef {
+    /// Which API it belongs to.
+    pub kind: AzureApprovalKind,
+    /// Azure's id of the approval.
+    pub id: String,
 }
 
 /// A request field that failed validation.
@@ -187,6 +304,27 @@ mod tests {
         assert_eq!(unstaged.status_path(), "/release/Devx/386");
         assert_eq!(unstaged.display(), "Devx/386");
         assert_eq!(ReleaseKey::parse_team_project(" Devx ").unwrap(), "Devx");
+    }
+
+    #[test]
+    fn a_later_round_names_its_attempt_and_phase_and_the_first_round_does_not() {
+        let key = ReleaseKey::parse("Devx", "386", "prod").unwrap();
+        let post = key.clone().in_round(2, Phase::Post).unwrap();
+        assert_eq!(
+            post.status_path(),
+            "/release/Devx/386?Stage=prod&Attempt=2&Phase=post"
+        );
+        assert_eq!(post.display(), "Devx/386/prod (attempt 2, post)");
+        let unstaged = ReleaseKey::parse("Devx", "386", "").unwrap();
+        assert_eq!(
+            unstaged.in_round(1, Phase::Post).unwrap().status_path(),
+            "/release/Devx/386?Attempt=1&Phase=post"
+        );
+        assert_eq!(
+            key.clone().in_round(0, Phase::Pre).unwrap_err().field,
+            "Attempt"
+        );
+        assert!(key.in_round(1, Phase::Pre).unwrap().is_first_round());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     job::JobKind,
     policy::{Decided, Outcome, Rule, Vote, decide},
-    release::ReleaseKey,
+    release::{AzureApprovalRef, ReleaseKey},
 };
 
 /// A stored release.
@@ -37,12 +37,19 @@ pub struct ReleaseRecord {
     pub approvers_resolved_at: Option<DateTime<Utc>>,
     /// A plain-language note when approvers were missing or invalid.
     pub approver_problem: Option<String>,
-    /// The Azure DevOps release approval to write the decision back to.
-    pub azure_approval_id: Option<String>,
-    /// When the decision was written back to Azure DevOps.
-    pub azure_written_back_at: Option<DateTime<Utc>>,
     /// When the release was first seen.
     pub created_at: DateTime<Utc>,
+}
+
+/// An Azure DevOps approval that a round decides.
+#[derive(Clone, Debug)]
+pub struct AzureApprovalRecord {
+    /// Which approval.
+    pub approval: AzureApprovalRef,
+    /// The round deciding it.
+    pub release_id: i64,
+    /// When the round's decision was written back to it.
+    pub written_back_at: Option<DateTime<Utc>>,
 }
 
 /// An operator's cancellation of a release's approval.
@@ -143,4 +150,6 @@ pub struct ReleaseHistory {
     pub snapshot: ReleaseSnapshot,
     /// Its callback registrations, oldest first.
     pub callbacks: Vec<CallbackEntry>,
+    /// The Azure DevOps approvals it decides, in the order they arrived.
+    pub azure_approvals: Vec<AzureApprovalRecord>,
 }

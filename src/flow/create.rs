@@ -20,14 +20,18 @@ use crate::{
 pub enum Creation {
     /// The release was new and its first jobs are queued.
     Created(ReleaseSnapshot),
+    /// The release was known, and the Azure DevOps approval of the request
+    /// joined it: the round's decision will be written back to it too.
+    Joined(ReleaseSnapshot),
     /// The release was already known.
     Existing(ReleaseSnapshot),
 }
 
 impl Flow {
-    /// Stores a new release with its first jobs, or finds the known one; stores
-    /// `callback` either way. Concurrent calls for one release (two replicas, or
-    /// one pipeline polling twice) store it once.
+    /// Stores a new release with its first jobs, or finds the known one; ties
+    /// the request's Azure DevOps approval to it and stores `callback` either
+    /// way. Concurrent calls for one release (two replicas, or one pipeline
+    /// polling twice) store it once.
     pub async fn create_or_find(
         &self,
         new: &NewRelease,
@@ -36,6 +40,7 @@ impl Flow {
         // Gates poll a known release again and again: answer those from a read,
         // without taking SQLite's only write lock (or a row lock on PostgreSQL).
         if callback.is_none()
+            && new.azure_approval.is_none()
             && let Some(known) = self.store.find_release(&new.key).await?
         {
             return Ok(Creation::Existing(known));
@@ -58,24 +63,53 @@ impl Flow {
             })?,
         };
         // A poll only reads, so polls never queue on the lock; registering a
-        // callback writes, so it takes the lock.
-        let snapshot = match (inserted, callback) {
-            (None, None) => change.tx.read_release(release_id).await?,
-            _ => change.tx.lock_release(release_id).await?,
+        // callback or an Azure approval writes, so it takes the lock.
+        let writes = inserted.is_some() || callback.is_some() || new.azure_approval.is_some();
+        let snapshot = match writes {
+            false => change.tx.read_release(release_id).await?,
+            true => change.tx.lock_release(release_id).await?,
         };
         if let Some(callback) = callback {
             register_callback(&mut change, &snapshot, callback, now).await?;
         }
-        if inserted.is_some() && new.azure_approval_id.is_some() {
-            change.watch_deadline(&snapshot).await?;
-        }
+        let joined = match &new.azure_approval {
+            Some(approval) => {
+                let attached = change
+                    .tx
+                    .attach_azure_approval(release_id, approval, now)
+                    .await?;
+                if attached {
+                    follow_azure_approval(&mut change, &snapshot, now).await?;
+                }
+                attached && inserted.is_none()
+            }
+            None => false,
+        };
         self.commit(change).await?;
         if inserted.is_some() {
             self.metrics.release_created();
             tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
             return Ok(Creation::Created(snapshot));
         }
+        if joined {
+            tracing::info!(release.key = %new.key.display(), "Azure DevOps approval joined its round");
+            return Ok(Creation::Joined(snapshot));
+        }
         Ok(Creation::Existing(snapshot))
+    }
+}
+
+/// A round that gained an Azure DevOps approval writes its decision back to it
+/// at once if it is decided, else at its decision or deadline.
+async fn follow_azure_approval(
+    change: &mut Change<'_>,
+    snapshot: &ReleaseSnapshot,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if snapshot.outcome(now).status.is_final() {
+        change.queue_decision_notices(snapshot, now).await
+    } else {
+        change.watch_deadline(snapshot).await
     }
 }
 

@@ -60,7 +60,8 @@ impl Change<'_> {
     }
 
     /// Queues the TaskCompleted callbacks and the Azure write-back of a decided
-    /// release, skipping what is done or already queued.
+    /// round (one job for all its Azure approvals), skipping what is done or
+    /// already queued.
     pub(super) async fn queue_decision_notices(
         &mut self,
         snapshot: &ReleaseSnapshot,
@@ -73,8 +74,8 @@ impl Change<'_> {
                 .await?;
         }
         let kind = JobKind::WriteBackApproval;
-        if release.azure_approval_id.is_some()
-            && release.azure_written_back_at.is_none()
+        let azure_approvals = self.tx.azure_approvals(release.id).await?;
+        if azure_approvals.iter().any(|a| a.written_back_at.is_none())
             && !self.tx.has_job(release.id, kind).await?
         {
             self.enqueue(kind, release.id, Subject::Release, now)

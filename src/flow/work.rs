@@ -9,6 +9,7 @@ use crate::{
         approver::ApproverEmail,
         job::{JobKind, Subject},
         policy::{Found, ReleaseStatus, under_policy},
+        release::AzureApprovalRef,
         snapshot::ReleaseRecord,
     },
     store::StoreError,
@@ -31,11 +32,6 @@ pub enum Finished<'a> {
         callback_id: i64,
         /// `succeeded` or `failed`.
         result: &'a str,
-    },
-    /// The decision was written back to the release's Azure DevOps approval.
-    WrittenBack {
-        /// The release.
-        release_id: i64,
     },
     /// The escalation contact was told.
     Escalated {
@@ -122,6 +118,15 @@ impl Flow {
         self.commit(change).await
     }
 
+    /// Records a round's decision as written back to one of its Azure DevOps
+    /// approvals (the write-back job goes on with the others).
+    pub async fn written_back(&self, approval: &AzureApprovalRef) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut change = self.begin().await?;
+        change.tx.record_write_back(approval, now).await?;
+        self.commit(change).await
+    }
+
     /// Records what job `job_id` did outside and completes it, in one transaction.
     pub async fn finished(&self, job_id: i64, done: Finished<'_>) -> Result<(), StoreError> {
         let now = self.clock.now();
@@ -142,9 +147,6 @@ impl Flow {
                 let tx = &mut change.tx;
                 tx.record_callback_delivered(callback_id, result, now)
                     .await?;
-            }
-            Finished::WrittenBack { release_id } => {
-                change.tx.record_write_back(release_id, now).await?;
             }
             Finished::Escalated { release_id } => {
                 change.tx.record_escalation(release_id, now).await?;

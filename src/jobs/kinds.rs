@@ -9,7 +9,10 @@ use crate::{
     approvers::ApproverSource,
     azure::{
         AzureClient,
-        approvals::{approval_update, approval_url},
+        approvals::{
+            ApprovalUpdate, PipelineApprovalUpdate, approval_update, approval_url,
+            pipeline_approvals_url,
+        },
         callback::{events_url, task_completed, task_result},
         client::Auth,
     },
@@ -18,6 +21,7 @@ use crate::{
         approver::mask_email,
         job::{Job, JobKind},
         policy::Policies,
+        release::{AzureApprovalKind, AzureApprovalRef},
         snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
     },
     flow::{Finished, Flow},
@@ -119,29 +123,60 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         return Ok(ctx.store.complete_job(job.id).await?);
     };
     let release = &snapshot.release;
-    let update = approval_update(&snapshot, snapshot.outcome(ctx.clock.now()).status);
-    let (Some(approval_id), Some(update), None) = (
-        &release.azure_approval_id,
-        update,
-        release.azure_written_back_at,
-    ) else {
+    let Some(update) = approval_update(&snapshot, snapshot.outcome(ctx.clock.now()).status) else {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
-    let url = approval_url(azure.url.as_str(), &release.key.team_project, approval_id);
-    ctx.azure
-        .send_json(
-            azure_core::http::Method::Patch,
-            &url,
-            Auth::BasicPat(azure.pat.expose()),
-            &update,
-        )
-        .await
-        .context("updating the Azure DevOps release approval")?;
-    tracing::info!(azure.approval_id = %approval_id, status = update.status, "decision written back to Azure DevOps");
-    let done = Finished::WrittenBack {
-        release_id: release.id,
-    };
-    Ok(ctx.flow.finished(job.id, done).await?)
+    // One approval after the other, each recorded as it lands: a retry goes on
+    // with the ones left.
+    for azure_approval in ctx.store.azure_approvals(release.id).await? {
+        if azure_approval.written_back_at.is_some() {
+            continue;
+        }
+        let approval = &azure_approval.approval;
+        write_back_one(ctx, azure, &release.key.team_project, approval, &update).await?;
+        tracing::info!(azure.approval_id = %approval.id, kind = approval.kind.as_str(), status = update.status, "decision written back to Azure DevOps");
+        ctx.flow.written_back(approval).await?;
+    }
+    Ok(ctx.store.complete_job(job.id).await?)
+}
+
+/// Approves or rejects one Azure DevOps approval: a classic one through the
+/// release approvals API, a YAML one through the pipelines approvals API.
+async fn write_back_one(
+    ctx: &JobContext,
+    azure: &AzureDevOps,
+    project: &str,
+    approval: &AzureApprovalRef,
+    update: &ApprovalUpdate,
+) -> anyhow::Result<()> {
+    let auth = Auth::BasicPat(azure.pat.expose());
+    let method = azure_core::http::Method::Patch;
+    match approval.kind {
+        AzureApprovalKind::Classic => {
+            let url = approval_url(
+                azure.url.as_str(),
+                project,
+                &approval.id,
+                &azure.api_version,
+            );
+            ctx.azure
+                .send_json(method, &url, auth, update)
+                .await
+                .context("updating the Azure DevOps release approval")
+        }
+        AzureApprovalKind::Yaml => {
+            let url = pipeline_approvals_url(azure.org_url.as_str(), project, &azure.api_version);
+            let body = [PipelineApprovalUpdate {
+                approval_id: &approval.id,
+                status: update.status,
+                comment: &update.comments,
+            }];
+            ctx.azure
+                .send_json(method, &url, auth, &body)
+                .await
+                .context("updating the Azure DevOps pipeline approval")
+        }
+    }
 }
 
 async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {

@@ -248,8 +248,6 @@ pub(super) mod tests {
             approvers_source: None,
             approvers_resolved_at: None,
             approver_problem: None,
-            azure_approval_id: None,
-            azure_written_back_at: None,
             created_at: Utc::now(),
         }
     }

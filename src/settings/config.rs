@@ -25,8 +25,12 @@ pub enum MailTarget {
 pub struct AzureDevOps {
     /// Release-management base URL of the organization.
     pub url: url::Url,
+    /// The organization's own URL (YAML approvals, `connectionData`).
+    pub org_url: url::Url,
     /// Personal access token.
     pub pat: Secret,
+    /// `api-version` of the approvals APIs.
+    pub api_version: String,
 }
 
 /// The database and its connection pool.
@@ -311,14 +315,55 @@ fn hook_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
 fn azure_devops(e: &Effective) -> anyhow::Result<Option<AzureDevOps>> {
     let (url, pat) = (&e.azure_devops_url, &e.azure_devops_pat);
     match (url.value(), pat.value()) {
-        (Some(text), Some(secret)) => Ok(Some(AzureDevOps {
-            url: url.convert(|_| parse_http_url(text))?,
-            pat: secret.clone(),
-        })),
+        (Some(text), Some(secret)) => {
+            let url = url.convert(|_| parse_http_url(text))?;
+            let org_url = match e.azure_devops_org_url.value() {
+                Some(org) => e.azure_devops_org_url.convert(|_| parse_http_url(org))?,
+                None => organization_url(&url),
+            };
+            let api_version = e.azure_devops_api_version.value().trim().to_owned();
+            if api_version.is_empty()
+                || !api_version
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                return Err(e
+                    .azure_devops_api_version
+                    .error("must be a version such as 7.1 or 6.0-preview.1"));
+            }
+            Ok(Some(AzureDevOps {
+                url,
+                org_url,
+                pat: secret.clone(),
+                api_version,
+            }))
+        }
         (None, None) => Ok(None),
         (Some(_), None) => Err(pat.error(format_args!("must be set with {}", url.env()))),
         (None, Some(_)) => Err(url.error(format_args!("must be set with {}", pat.env()))),
     }
+}
+
+/// The organization URL behind a release-management URL:
+/// `vsrm.dev.azure.com/org` → `dev.azure.com/org`, `org.vsrm.visualstudio.com`
+/// → `org.visualstudio.com`; any other URL (a server, a test double) is its own.
+pub fn organization_url(release_url: &url::Url) -> url::Url {
+    let mut org = release_url.clone();
+    let host = release_url
+        .host_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let derived = if host == "vsrm.dev.azure.com" {
+        Some("dev.azure.com".to_owned())
+    } else {
+        host.strip_suffix(".vsrm.visualstudio.com")
+            .map(|account| format!("{account}.visualstudio.com"))
+    };
+    if let Some(host) = derived {
+        // Both are valid host names, so setting one cannot fail.
+        let _ = org.set_host(Some(&host));
+    }
+    org
 }
 
 fn positive(value: &super::define::Named<usize>) -> anyhow::Result<usize> {

@@ -105,8 +105,16 @@ define::define_settings! {
     /// `https://vsrm.dev.azure.com/contoso`, for write-back of decisions to Azure approvals.
     azure_devops_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_URL", unset "no write-back",
         shown url_masked;
-    /// Personal access token for write-back (Release: read, write & manage).
+    /// Personal access token for write-back: Release (read, write & manage) for
+    /// classic approvals; Build (read & execute) and Pipeline Resources (use) for YAML.
     azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT", unset "no write-back";
+    /// Organization URL, for YAML approvals and for who deploy-gate is in Azure
+    /// DevOps (`_apis/connectionData`).
+    azure_devops_org_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_ORG_URL",
+        unset "derived from DEPLOY_GATE_AZURE_DEVOPS_URL (`vsrm.dev.azure.com/org` → `dev.azure.com/org`, `org.vsrm.visualstudio.com` → `org.visualstudio.com`, else the same URL)",
+        shown url_masked;
+    /// `api-version` of the calls to the approvals APIs (older for Azure DevOps Server).
+    azure_devops_api_version: String, env "DEPLOY_GATE_AZURE_DEVOPS_API_VERSION", default "7.1";
     /// Approvals a release needs; `0` means every approver.
     required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
     /// How long a release may stay undecided before it is `expired`.

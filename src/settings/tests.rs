@@ -297,3 +297,45 @@ fn an_smtp_password_needs_tls_unless_the_host_is_loopback_or_plaintext_is_allowe
         assert!(accepted(url, true), "{url} with plaintext allowed");
     }
 }
+
+#[test]
+fn the_organization_url_is_derived_from_the_release_management_url_unless_set() {
+    let derived = |release: &str| {
+        let settings = Settings {
+            azure_devops_url: Some(release.into()),
+            azure_devops_pat: Some(Secret::new("pat-000")),
+            ..Settings::default()
+        };
+        let azure = Config::from_settings(settings)
+            .unwrap()
+            .azure_devops
+            .unwrap();
+        assert_eq!(azure.api_version, "7.1");
+        azure.org_url.to_string()
+    };
+    assert_eq!(
+        derived("https://vsrm.dev.azure.com/contoso"),
+        "https://dev.azure.com/contoso"
+    );
+    assert_eq!(
+        derived("https://contoso.vsrm.visualstudio.com/"),
+        "https://contoso.visualstudio.com/"
+    );
+    assert_eq!(
+        derived("https://tfs.example.com/tfs/Coll"),
+        "https://tfs.example.com/tfs/Coll"
+    );
+    let settings = Settings {
+        azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
+        azure_devops_pat: Some(Secret::new("pat-000")),
+        azure_devops_org_url: Some("http://127.0.0.1:9/org".into()),
+        azure_devops_api_version: Some("6.0".into()),
+        ..Settings::default()
+    };
+    let azure = Config::from_settings(settings)
+        .unwrap()
+        .azure_devops
+        .unwrap();
+    assert_eq!(azure.org_url.as_str(), "http://127.0.0.1:9/org");
+    assert_eq!(azure.api_version, "6.0");
+}

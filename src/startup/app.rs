@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     api::{self, AppState, PollCache},
     approvers::ApproverSource,
-    azure::AzureClient,
+    azure::{AzureClient, assignment::Assignments},
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,
@@ -111,6 +111,10 @@ impl App {
             flow: flow.clone(),
             clock: clock.clone(),
             poll_cache: PollCache::default(),
+            assignments: Assignments::new(
+                AzureClient::new(AZURE_TIMEOUT)?,
+                config.azure_devops.clone(),
+            ),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),

@@ -17,8 +17,8 @@ use super::{
 use crate::domain::{
     callback::CallbackRecord,
     job::Job,
-    release::ReleaseKey,
-    snapshot::{ApprovalRecord, ReleaseHistory, ReleaseSnapshot},
+    release::{Phase, ReleaseKey},
+    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
 };
 
 /// Setting that holds the generated token secret.
@@ -118,10 +118,28 @@ impl Store for Database {
             return Ok(None);
         };
         let callbacks = callbacks::callbacks_of(&mut conn, snapshot.release.id).await?;
+        let azure_approvals = releases::azure_approvals(&mut conn, snapshot.release.id).await?;
         Ok(Some(ReleaseHistory {
             snapshot,
             callbacks,
+            azure_approvals,
         }))
+    }
+
+    async fn latest_round(
+        &self,
+        key: &ReleaseKey,
+        attempt: Option<u32>,
+        phase: Option<Phase>,
+    ) -> Result<Option<ReleaseKey>, StoreError> {
+        releases::latest_round(&mut self.reader().await?, key, attempt, phase).await
+    }
+
+    async fn azure_approvals(
+        &self,
+        release_id: i64,
+    ) -> Result<Vec<AzureApprovalRecord>, StoreError> {
+        releases::azure_approvals(&mut self.reader().await?, release_id).await
     }
 
     async fn list_releases(

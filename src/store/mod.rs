@@ -30,8 +30,8 @@ use crate::{
     domain::{
         callback::CallbackRecord,
         job::Job,
-        release::ReleaseKey,
-        snapshot::{ApprovalRecord, ReleaseHistory, ReleaseSnapshot},
+        release::{Phase, ReleaseKey},
+        snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
     },
     settings::DatabaseConfig,
 };
@@ -89,6 +89,19 @@ pub trait Store: Send + Sync {
     /// A release with its callback registrations, for its timeline.
     async fn release_history(&self, key: &ReleaseKey)
     -> Result<Option<ReleaseHistory>, StoreError>;
+    /// The key of the latest round of `key`'s release and stage, of `attempt`
+    /// and `phase` where given; `None` when there is none.
+    async fn latest_round(
+        &self,
+        key: &ReleaseKey,
+        attempt: Option<u32>,
+        phase: Option<Phase>,
+    ) -> Result<Option<ReleaseKey>, StoreError>;
+    /// The Azure DevOps approvals a round decides.
+    async fn azure_approvals(
+        &self,
+        release_id: i64,
+    ) -> Result<Vec<AzureApprovalRecord>, StoreError>;
     /// A page of releases, newest first, matching `query` with their statuses at `now`.
     async fn list_releases(
         &self,

@@ -17,8 +17,8 @@ use super::{
 use crate::domain::{
     approver::ApproverEmail,
     policy::{Decision, ResolvedApprovers},
-    release::{NewRelease, ReleaseKey},
-    snapshot::{ApprovalRecord, JobTrouble, ReleaseSnapshot},
+    release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
+    snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot},
 };
 
 /// A release's row joined with each of its approvals, in creation order, and the
@@ -47,12 +47,10 @@ pub(super) async fn find(
     key: &ReleaseKey,
 ) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let sql = Sql::new(snapshot_query!(
-        "release.team_project = $1 AND release.external_id = $2 AND release.stage = $3"
-    ))
-    .bind(key.team_project.as_str())
-    .bind(key.release_id.as_str())
-    .bind(key.stage.as_str());
-    snapshot_of(db, sql).await
+        "release.team_project = $1 AND release.external_id = $2 AND release.stage = $3
+         AND release.attempt = $4 AND release.phase = $5"
+    ));
+    snapshot_of(db, bind_key(sql, key)).await
 }
 
 /// The release with this internal id.
@@ -103,13 +101,50 @@ async fn troubles_of(db: &mut Conn<'_>, release_id: i64) -> Result<Vec<JobTroubl
 /// The internal id of the release with this public identity.
 pub(super) async fn id_of(db: &mut Conn<'_>, key: &ReleaseKey) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
-        "SELECT release_id FROM release WHERE team_project = $1 AND external_id = $2 AND stage = $3",
+        "SELECT release_id FROM release WHERE team_project = $1 AND external_id = $2 AND stage = $3
+         AND attempt = $4 AND phase = $5",
+    );
+    let found = db.fetch_optional(bind_key(sql, key)).await?;
+    found.map(|row| row.int("release_id")).transpose()
+}
+
+/// Binds the five parts of a round's identity as `$1` to `$5`.
+fn bind_key(sql: Sql, key: &ReleaseKey) -> Sql {
+    sql.bind(key.team_project.as_str())
+        .bind(key.release_id.as_str())
+        .bind(key.stage.as_str())
+        .bind(i64::from(key.attempt))
+        .bind(key.phase.as_str())
+}
+
+/// The key of the latest round of `key`'s release and stage, of `attempt`
+/// and `phase` where they are given (the parts of `key` they replace are not read).
+pub(super) async fn latest_round(
+    db: &mut Conn<'_>,
+    key: &ReleaseKey,
+    attempt: Option<u32>,
+    phase: Option<Phase>,
+) -> Result<Option<ReleaseKey>, StoreError> {
+    let sql = Sql::new(
+        "SELECT attempt, phase FROM release
+         WHERE team_project = $1 AND external_id = $2 AND stage = $3
+           AND ($4 IS NULL OR attempt = $4) AND ($5 IS NULL OR phase = $5)
+         ORDER BY created_at DESC, release_id DESC LIMIT 1",
     )
     .bind(key.team_project.as_str())
     .bind(key.release_id.as_str())
-    .bind(key.stage.as_str());
-    let found = db.fetch_optional(sql).await?;
-    found.map(|row| row.int("release_id")).transpose()
+    .bind(key.stage.as_str())
+    .bind(attempt.map(i64::from))
+    .bind(phase.map(Phase::as_str));
+    let Some(row) = db.fetch_optional(sql).await? else {
+        return Ok(None);
+    };
+    let (attempt, phase) = rows::round(&row)?;
+    Ok(Some(ReleaseKey {
+        attempt,
+        phase,
+        ..key.clone()
+    }))
 }
 
 /// Locks the release for the rest of the transaction and reads it.
@@ -154,21 +189,18 @@ pub(super) async fn insert(
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
-        "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals,
-                              deadline, azure_approval_id, requested_for, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (team_project, external_id, stage) DO NOTHING
+        "INSERT INTO release (team_project, external_id, stage, attempt, phase, release_name,
+                              required_approvals, deadline, requested_for, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (team_project, external_id, stage, attempt, phase) DO NOTHING
          RETURNING release_id",
-    )
-    .bind(new.key.team_project.as_str())
-    .bind(new.key.release_id.as_str())
-    .bind(new.key.stage.as_str())
-    .bind(new.name.as_str())
-    .bind(required_approvals.map(i64::from))
-    .bind(deadline)
-    .bind(new.azure_approval_id.as_deref())
-    .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
-    .bind(now);
+    );
+    let sql = bind_key(sql, &new.key)
+        .bind(new.name.as_str())
+        .bind(required_approvals.map(i64::from))
+        .bind(deadline)
+        .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
+        .bind(now);
     let inserted = db.fetch_optional(sql).await?;
     inserted.map(|row| row.int("release_id")).transpose()
 }
@@ -266,9 +298,47 @@ pub(super) fn email_sent(approval_id: Uuid, link_generation: i64, now: DateTime<
     .bind(link_generation)
 }
 
-/// Records the decision as written back to Azure DevOps.
-pub(super) fn written_back(release_id: i64, now: DateTime<Utc>) -> Sql {
-    Sql::new("UPDATE release SET azure_written_back_at = $1 WHERE release_id = $2")
-        .bind(now)
-        .bind(release_id)
+/// Ties an Azure DevOps approval to the round that decides it, unless it is
+/// tied already; whether it was new.
+pub(super) async fn attach_azure_approval(
+    db: &mut Conn<'_>,
+    release_id: i64,
+    approval: &AzureApprovalRef,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let sql = Sql::new(
+        "INSERT INTO azure_approval (azure_approval_id, kind, release_id, created_at)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, azure_approval_id) DO NOTHING",
+    )
+    .bind(approval.id.as_str())
+    .bind(approval.kind.as_str())
+    .bind(release_id)
+    .bind(now);
+    Ok(db.execute(sql).await? == 1)
+}
+
+/// The Azure DevOps approvals a round decides, in the order they arrived.
+pub(super) async fn azure_approvals(
+    db: &mut Conn<'_>,
+    release_id: i64,
+) -> Result<Vec<AzureApprovalRecord>, StoreError> {
+    let sql = Sql::new(
+        "SELECT * FROM azure_approval WHERE release_id = $1 ORDER BY created_at, azure_approval_id",
+    )
+    .bind(release_id);
+    db.fetch_all(sql)
+        .await?
+        .iter()
+        .map(rows::azure_approval)
+        .collect()
+}
+
+/// Records the round's decision as written back to this Azure DevOps approval.
+pub(super) fn written_back(approval: &AzureApprovalRef, now: DateTime<Utc>) -> Sql {
+    Sql::new(
+        "UPDATE azure_approval SET written_back_at = $1 WHERE kind = $2 AND azure_approval_id = $3",
+    )
+    .bind(now)
+    .bind(approval.kind.as_str())
+    .bind(approval.id.as_str())
 }

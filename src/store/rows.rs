@@ -9,8 +9,11 @@ use crate::{
         channel::ChannelKind,
         job::{Job, JobKind},
         policy::{Decided, Decision, Rule},
-        release::ReleaseKey,
-        snapshot::{ApprovalRecord, CallbackEntry, Cancellation, JobTrouble, ReleaseRecord},
+        release::{AzureApprovalKind, AzureApprovalRef, Phase, ReleaseKey},
+        snapshot::{
+            ApprovalRecord, AzureApprovalRecord, CallbackEntry, Cancellation, JobTrouble,
+            ReleaseRecord,
+        },
     },
     secret::Secret,
 };
@@ -19,10 +22,15 @@ use crate::{
 pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
     Ok(ReleaseRecord {
         id: row.int("release_id")?,
-        key: ReleaseKey {
-            team_project: row.text("team_project")?,
-            release_id: row.text("external_id")?,
-            stage: row.text("stage")?,
+        key: {
+            let (attempt, phase) = round(row)?;
+            ReleaseKey {
+                team_project: row.text("team_project")?,
+                release_id: row.text("external_id")?,
+                stage: row.text("stage")?,
+                attempt,
+                phase,
+            }
         },
         name: row.text("release_name")?,
         required_approvals: row
@@ -45,9 +53,30 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
         approvers_source: row.opt_text("approvers_source")?,
         approvers_resolved_at: row.opt_time("approvers_resolved_at")?,
         approver_problem: row.opt_text("approver_problem")?,
-        azure_approval_id: row.opt_text("azure_approval_id")?,
-        azure_written_back_at: row.opt_time("azure_written_back_at")?,
         created_at: row.time("created_at")?,
+    })
+}
+
+/// The `attempt` and `phase` of a `release` row.
+pub(super) fn round(row: &impl Columns) -> Result<(u32, Phase), StoreError> {
+    let attempt = count(row.int("attempt")?, "attempt")?;
+    let phase = row.text("phase")?;
+    let phase =
+        Phase::parse(&phase).ok_or_else(|| StoreError::Corrupt(format!("phase {phase}")))?;
+    Ok((attempt, phase))
+}
+
+/// An `azure_approval` row.
+pub(super) fn azure_approval(row: &impl Columns) -> Result<AzureApprovalRecord, StoreError> {
+    let kind = row.text("kind")?;
+    Ok(AzureApprovalRecord {
+        approval: AzureApprovalRef {
+            kind: AzureApprovalKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("azure approval kind {kind}")))?,
+            id: row.text("azure_approval_id")?,
+        },
+        release_id: row.int("release_id")?,
+        written_back_at: row.opt_time("written_back_at")?,
     })
 }
 

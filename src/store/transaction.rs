@@ -10,8 +10,8 @@ use crate::domain::{
     callback::PlanCallback,
     job::{JobKind, NewJob},
     policy::{Decision, ResolvedApprovers},
-    release::{NewRelease, ReleaseKey},
-    snapshot::{ApprovalRecord, ReleaseSnapshot},
+    release::{AzureApprovalRef, NewRelease, ReleaseKey},
+    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseSnapshot},
 };
 
 /// One write transaction, in the writers' turn: statements only, no decisions.
@@ -71,10 +71,23 @@ pub trait Transaction: Send {
         release_id: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Records the decision as written back to Azure DevOps.
-    async fn record_write_back(
+    /// Ties an Azure DevOps approval to the round deciding it, unless it is
+    /// tied already; whether it was new.
+    async fn attach_azure_approval(
         &mut self,
         release_id: i64,
+        approval: &AzureApprovalRef,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The Azure DevOps approvals a round decides.
+    async fn azure_approvals(
+        &mut self,
+        release_id: i64,
+    ) -> Result<Vec<AzureApprovalRecord>, StoreError>;
+    /// Records the round's decision as written back to this Azure DevOps approval.
+    async fn record_write_back(
+        &mut self,
+        approval: &AzureApprovalRef,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Records an approval's email (with the link of `link_generation`) as
@@ -206,12 +219,28 @@ impl Transaction for WriteTx<'_> {
         self.0.execute(sql).await.map(drop)
     }
 
-    async fn record_write_back(
+    async fn attach_azure_approval(
         &mut self,
         release_id: i64,
+        approval: &AzureApprovalRef,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        releases::attach_azure_approval(&mut self.0, release_id, approval, now).await
+    }
+
+    async fn azure_approvals(
+        &mut self,
+        release_id: i64,
+    ) -> Result<Vec<AzureApprovalRecord>, StoreError> {
+        releases::azure_approvals(&mut self.0, release_id).await
+    }
+
+    async fn record_write_back(
+        &mut self,
+        approval: &AzureApprovalRef,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let sql = releases::written_back(release_id, now);
+        let sql = releases::written_back(approval, now);
         self.0.execute(sql).await.map(drop)
     }
 

@@ -13,8 +13,8 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        EVENTS_PATH, JOB_TOKEN, callback_headers, post_callback_mode, task_completed,
-        wait_for_requests,
+        EVENTS_PATH, JOB_TOKEN, azure_assigning, callback_headers, post_callback_mode,
+        task_completed, wait_for_requests,
     },
     helpers::{TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with},
 };
@@ -350,6 +350,7 @@ async fn service_hooks_need_the_api_key_as_basic_password_and_the_header_secret_
 #[tokio::test]
 async fn a_decision_on_a_service_hook_release_is_written_back_to_its_azure_approval() {
     let azure = MockServer::start().await;
+    azure_assigning(&azure, &[17]).await;
     let basic = base64::engine::general_purpose::STANDARD.encode(":pat-secret");
     Mock::given(method("PATCH"))
         .and(path("/contoso/Devx/_apis/release/approvals/17"))

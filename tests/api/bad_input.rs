@@ -461,14 +461,14 @@ async fn unknown_fields_are_ignored() {
     let created = app
         .post_release(&json!({
             "ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx",
-            "ReleaseUri": "vstfs:///ReleaseManagement/Release/1", "Attempt": 2,
+            "ReleaseUri": "vstfs:///ReleaseManagement/Release/1", "Reason": "manual",
             "nested": {"a": [1, null, {"b": true}]}, "releaseid": "999"
         }))
         .await;
     assert_eq!(created.status(), 202);
     let body: Value = created.json().await.unwrap();
     assert_eq!(body["ReleaseId"], "1");
-    assert!(body.get("nested").is_none() && body.get("Attempt").is_none());
+    assert!(body.get("nested").is_none() && body.get("Reason").is_none());
     assert_unknown(&app, "Devx", "999").await;
 }
 

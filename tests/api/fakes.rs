@@ -10,7 +10,7 @@ use std::sync::{
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{method, path, path_regex, query_param},
 };
 
 use crate::helpers::{TestApp, wait_until};
@@ -66,13 +66,57 @@ pub async fn wait_for_no_problem(app: &TestApp, project: &str, id: &str, stage: 
     .await;
 }
 
-/// Waits until `server` has received `count` requests, and returns them all.
+/// The requests `server` received that change something: all but the `GET`s
+/// (deploy-gate's questions to Azure DevOps before it acts on an approval).
+pub async fn writes(server: &MockServer) -> Vec<Request> {
+    let received = server.received_requests().await.unwrap();
+    received
+        .into_iter()
+        .filter(|r| r.method.as_str() != "GET")
+        .collect()
+}
+
+/// Waits until `server` has received `count` requests other than `GET`s, and
+/// returns those.
 pub async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request> {
     wait_until(&format!("{count} request(s) at the fake"), || async {
-        let received = server.received_requests().await.unwrap();
+        let received = writes(server).await;
         (received.len() >= count).then_some(received)
     })
     .await
+}
+
+/// deploy-gate's identity in the fake Azure DevOps: the owner of the PAT.
+pub const GATE_IDENTITY: &str = "5f1c2d3e-7a8b-4c9d-8e0f-0a1b2c3d4e5f";
+
+/// Mounts on `azure`, under `/contoso`, the answers to deploy-gate's two
+/// questions before it acts on a classic approval: who the PAT belongs to
+/// (`connectionData`), and which pending approvals that identity may decide,
+/// directly or through a group (Approvals - List): `ours`.
+pub async fn azure_assigning(azure: &MockServer, ours: &[u64]) {
+    Mock::given(method("GET"))
+        .and(path("/contoso/_apis/connectionData"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "authenticatedUser": {"id": GATE_IDENTITY, "descriptor": "Microsoft.IdentityModel.Claims.ClaimsIdentity;deploy-gate", "providerDisplayName": "deploy-gate bot"},
+            "authorizedUser": {"id": GATE_IDENTITY, "providerDisplayName": "deploy-gate bot"},
+            "instanceId": "c12d0eb8-e382-443b-9f9c-c52cba5014c2"
+        })))
+        .mount(azure)
+        .await;
+    let value: Vec<Value> = ours
+        .iter()
+        .map(|id| json!({"id": id, "status": "pending", "approvalType": "preDeploy"}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/contoso/[^/]+/_apis/release/approvals$"))
+        .and(query_param("assignedToFilter", GATE_IDENTITY))
+        .and(query_param("includeMyGroupApprovals", "true"))
+        .and(query_param("statusFilter", "pending"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"count": value.len(), "value": value})),
+        )
+        .mount(azure)
+        .await;
 }
 
 /// The text of `GET /metrics`; panics unless it is a 200 in the OpenMetrics format.

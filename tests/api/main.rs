@@ -28,6 +28,7 @@ mod rate_limits_http;
 mod replicas;
 mod resend;
 mod resilience;
+mod rounds;
 mod success_criteria;
 mod tokens;
 mod write_back;

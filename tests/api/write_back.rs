@@ -15,8 +15,9 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        Flaky, JOB_TOKEN, azure_events_answering, post_in_callback_mode, problems, sample, scrape,
-        settle, task_completed, wait_for_no_problem, wait_for_problem, wait_for_requests,
+        Flaky, JOB_TOKEN, azure_assigning, azure_events_answering, post_in_callback_mode, problems,
+        sample, scrape, settle, task_completed, wait_for_no_problem, wait_for_problem,
+        wait_for_requests, writes,
     },
     helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
@@ -57,9 +58,11 @@ fn approval_pending_event(base: &str) -> Value {
     })
 }
 
-/// Azure DevOps answering every PATCH of approval 17 with `responder`.
+/// Azure DevOps answering every PATCH of approval 17 with `responder`; the
+/// approval is assigned to deploy-gate's identity.
 async fn approvals_api(responder: impl Respond + 'static) -> MockServer {
     let azure = MockServer::start().await;
+    azure_assigning(&azure, &[17]).await;
     Mock::given(method("PATCH"))
         .and(path(APPROVAL_PATH))
         .respond_with(responder)
@@ -128,7 +131,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     app.smtp.wait_for(1).await;
     settle(&app).await;
     assert!(
-        azure.received_requests().await.unwrap().is_empty(),
+        writes(&azure).await.is_empty(),
         "nothing is posted while pending"
     );
 
@@ -157,11 +160,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     let problem: Value = again.json().await.unwrap();
     assert_eq!(problem["type"], "urn:deploy-gate:problem:release-final");
     settle(&app).await;
-    assert_eq!(
-        azure.received_requests().await.unwrap().len(),
-        1,
-        "told once"
-    );
+    assert_eq!(writes(&azure).await.len(), 1, "told once");
 }
 
 #[tokio::test]
@@ -189,7 +188,7 @@ async fn cancelling_a_service_hook_release_writes_the_rejection_and_the_reason_b
         "the approval's history says why: {comments}"
     );
     settle(&app).await;
-    assert_eq!(azure.received_requests().await.unwrap().len(), 1);
+    assert_eq!(writes(&azure).await.len(), 1);
     assert_eq!(
         problems(&app, "Devx", "386", "Production").await,
         Vec::<Value>::new()
@@ -216,7 +215,7 @@ async fn a_rejection_is_written_back_as_rejected_naming_who_rejected_and_why() {
         "{comments}"
     );
     settle(&app).await;
-    assert_eq!(azure.received_requests().await.unwrap().len(), 1);
+    assert_eq!(writes(&azure).await.len(), 1);
 }
 
 #[tokio::test]
@@ -229,7 +228,7 @@ async fn an_undecided_release_is_written_back_as_rejected_at_its_deadline() {
     start_round(&app, &azure.uri()).await;
     settle(&app).await;
     assert!(
-        azure.received_requests().await.unwrap().is_empty(),
+        writes(&azure).await.is_empty(),
         "nothing before the deadline"
     );
 
@@ -243,7 +242,7 @@ async fn an_undecided_release_is_written_back_as_rejected_at_its_deadline() {
         "{update}"
     );
     settle(&app).await;
-    assert_eq!(azure.received_requests().await.unwrap().len(), 1);
+    assert_eq!(writes(&azure).await.len(), 1);
     let status = app
         .client
         .get(format!("{}/release/Devx/386?Stage=Production", app.address))
@@ -271,7 +270,7 @@ async fn a_write_back_that_azure_devops_fails_once_is_retried_and_lands_once() {
 
     let requests = wait_for_requests(&azure, 2).await;
     settle(&app).await;
-    let requests_after = azure.received_requests().await.unwrap();
+    let requests_after = writes(&azure).await;
     assert_eq!(
         requests_after.len(),
         2,
@@ -306,7 +305,7 @@ async fn without_write_back_configured_a_decision_sends_nothing_to_azure_devops_
     assert_eq!(decided.status(), 200);
     settle(&app).await;
 
-    assert!(azure.received_requests().await.unwrap().is_empty());
+    assert!(writes(&azure).await.is_empty());
     assert_eq!(
         problems(&app, "Devx", "386", "Production").await,
         Vec::<Value>::new()
@@ -347,7 +346,7 @@ async fn a_write_back_azure_devops_keeps_failing_shows_write_back_failing_until_
     wait_for_no_problem(&app, "Devx", "386", "Production").await;
     settle(&app).await;
     assert_eq!(flaky.successes(), 1, "written back once");
-    let requests = azure.received_requests().await.unwrap();
+    let requests = writes(&azure).await;
     assert_eq!(
         approval_update(requests.last().unwrap())["status"],
         "approved"

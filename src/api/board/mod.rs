@@ -24,11 +24,13 @@ use crate::{
             auth::Credentials,
             negotiate::{Negotiated, wants_html},
             problem::{ErrorStatuses, Problem},
-            text::{CursorRule, NameRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text},
+            text::{
+                CursorRule, NameRule, PhaseRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text,
+            },
         },
         pages::{Audience, ProblemPage},
         shared::{
-            lookup::{path_key, unknown_release},
+            lookup::{RoundParams, round_key, unknown_release},
             state::{ApiTags, AppState},
         },
     },
@@ -136,6 +138,10 @@ impl BoardApi {
         method = "get",
         operation_id = "getReleaseTimeline"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each path and query parameter is its own documented parameter"
+    )]
     async fn release_timeline(
         &self,
         state: Data<&Arc<AppState>>,
@@ -150,11 +156,30 @@ impl BoardApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
+        /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
+        #[oai(
+            name = "Attempt",
+            validator(minimum(value = "1"), maximum(value = "10000"))
+        )]
+        attempt: Query<Option<u32>>,
+        /// `pre` (before the deployment) or `post`; without it, the latest round.
+        #[oai(name = "Phase")]
+        phase: Query<Option<Text<PhaseRule>>>,
     ) -> Result<Negotiated<ReleaseTimeline>, ProblemPage<TimelineErrors>> {
         let html = wants_html(req);
         let timeline = async {
             credentials.check(&state.api_keys)?;
-            let key = path_key(&team_project, &release_id, stage.as_deref())?;
+            let key = round_key(
+                &state,
+                &team_project,
+                &release_id,
+                stage.as_deref(),
+                RoundParams {
+                    attempt: attempt.0,
+                    phase: phase.as_deref(),
+                },
+            )
+            .await?;
             let history = state
                 .store
                 .release_history(&key)

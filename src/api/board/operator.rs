@@ -15,10 +15,12 @@ use crate::{
         http::{
             auth::Credentials,
             problem::{ErrorStatuses, Problem, ProblemCode, ProblemResponse},
-            text::{ApproverRule, CommentRule, NameRule, ReleaseIdRule, StageRule, Text},
+            text::{
+                ApproverRule, CommentRule, NameRule, PhaseRule, ReleaseIdRule, StageRule, Text,
+            },
         },
         shared::{
-            lookup::find_by_path,
+            lookup::{RoundParams, find_by_path},
             state::{ApiTags, AppState},
             status::ReleaseStatusBody,
         },
@@ -99,12 +101,31 @@ impl OperatorApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
+        /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
+        #[oai(
+            name = "Attempt",
+            validator(minimum(value = "1"), maximum(value = "10000"))
+        )]
+        attempt: Query<Option<u32>>,
+        /// `pre` (before the deployment) or `post`; without it, the latest round.
+        #[oai(name = "Phase")]
+        phase: Query<Option<Text<PhaseRule>>>,
         /// Why; shown on the release and to approvers who open their link. At most 2000 characters.
         reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
         refuse_cross_site(req)?;
         credentials.check(&state.api_keys)?;
-        let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
+        let snapshot = find_by_path(
+            &state,
+            &team_project,
+            &release_id,
+            stage.as_deref(),
+            RoundParams {
+                attempt: attempt.0,
+                phase: phase.as_deref(),
+            },
+        )
+        .await?;
         let reason = reason
             .0
             .map(|r| r.trim().to_owned())
@@ -151,13 +172,32 @@ impl OperatorApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
+        /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
+        #[oai(
+            name = "Attempt",
+            validator(minimum(value = "1"), maximum(value = "10000"))
+        )]
+        attempt: Query<Option<u32>>,
+        /// `pre` (before the deployment) or `post`; without it, the latest round.
+        #[oai(name = "Phase")]
+        phase: Query<Option<Text<PhaseRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
         refuse_cross_site(req)?;
         credentials.check(&state.api_keys)?;
         // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
             .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;
-        let snapshot = find_by_path(&state, &team_project, &release_id, stage.as_deref()).await?;
+        let snapshot = find_by_path(
+            &state,
+            &team_project,
+            &release_id,
+            stage.as_deref(),
+            RoundParams {
+                attempt: attempt.0,
+                phase: phase.as_deref(),
+            },
+        )
+        .await?;
         let outcome = state
             .flow
             .resend(snapshot.release.id, approver.as_str())

@@ -152,12 +152,17 @@ impl ReleaseTimeline {
         for callback in &history.callbacks {
             events.extend(callback_events(callback));
         }
-        if let Some(at) = release.azure_written_back_at {
-            events.push(TimelineEvent::new(
-                at,
-                EventKind::WrittenBack,
-                "Decision written back to the Azure DevOps approval".into(),
-            ));
+        for azure_approval in &history.azure_approvals {
+            if let Some(at) = azure_approval.written_back_at {
+                events.push(TimelineEvent::new(
+                    at,
+                    EventKind::WrittenBack,
+                    format!(
+                        "Decision written back to Azure DevOps approval {}",
+                        azure_approval.approval.id
+                    ),
+                ));
+            }
         }
         // Stable: events at the same moment keep the order in which they follow each other.
         events.sort_by_key(|e| e.at);

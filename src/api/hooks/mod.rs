@@ -20,10 +20,13 @@ use crate::{
             status::ReleaseStatusBody,
         },
     },
-    azure::hooks::{HookEvent, HookRelease, interpret},
+    azure::{
+        assignment::{Assignment, RaisedApproval},
+        hooks::{HookEvent, HookRelease, interpret},
+    },
     domain::{
         approver::ApproverEmail,
-        release::{NewRelease, ReleaseKey},
+        release::{AzureApprovalKind, AzureApprovalRef, NewRelease, ReleaseKey},
     },
     flow::Creation,
 };
@@ -51,9 +54,12 @@ pub struct ServiceHookEvent {
 pub enum HookOutcome {
     /// A new release: its approval flow started.
     Accepted,
+    /// Another Azure approval of a round already under way (a stage with
+    /// several approvers): the round's decision will be written back to it too.
+    Joined,
     /// The release was already known (a redelivery or a repeated event): nothing changed.
     Known,
-    /// Not an event deploy-gate acts on.
+    /// Not an event deploy-gate acts on, or an approval assigned to someone else (see `reason`).
     Ignored,
 }
 
@@ -61,10 +67,12 @@ pub enum HookOutcome {
 #[derive(Object, Clone, Debug)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct HookAnswer {
-    /// `accepted`, `known` or `ignored`.
+    /// `accepted`, `joined`, `known` or `ignored`.
     pub outcome: HookOutcome,
     /// The event type received.
     pub event_type: String,
+    /// Why an event was ignored, e.g. whose approval it is.
+    pub reason: Option<String>,
     /// The release; absent when the event was ignored.
     pub release: Option<ReleaseStatusBody>,
 }
@@ -94,6 +102,7 @@ impl Example for HookAnswer {
         Self {
             outcome: HookOutcome::Accepted,
             event_type: "ms.vss-release.deployment-approval-pending-event".into(),
+            reason: None,
             release: Some(ReleaseStatusBody::example()),
         }
     }
@@ -105,7 +114,7 @@ pub enum HookResponse {
     /// The event started the approval flow of a new release.
     #[oai(status = 202)]
     Accepted(Json<HookAnswer>),
-    /// A known release, or an ignored event type (2xx so Azure DevOps does not retry it).
+    /// A known release or round, or an ignored event (2xx so Azure DevOps does not retry it).
     #[oai(status = 200)]
     Done(Json<HookAnswer>),
 }
@@ -128,7 +137,10 @@ impl ErrorStatuses for HookErrors {
             429,
             "Too many failed authentications from this client; retry after `Retry-After` seconds.",
         ),
-        (503, "The database is unavailable; Azure DevOps will retry."),
+        (
+            503,
+            "The database, or Azure DevOps (asked whose approval it is), is unavailable; Azure DevOps will retry.",
+        ),
     ];
 }
 
@@ -162,29 +174,40 @@ impl HooksApi {
         credentials.check(&state.api_keys)?;
         check_hook_secret(&state, hook_secret.as_deref())?;
         let resource = event.resource.clone().unwrap_or_default();
+        let event_type = event.event_type.to_string();
+        let ignored = |reason: Option<String>| {
+            HookResponse::Done(Json(HookAnswer {
+                outcome: HookOutcome::Ignored,
+                event_type: event_type.clone(),
+                reason,
+                release: None,
+            }))
+        };
         let release = match interpret(&event.event_type, &resource)
             .map_err(Problem::invalid_field)?
         {
             HookEvent::Ignored => {
                 tracing::info!(event_type = %event.event_type, "service hook ignored: event type not handled");
-                return Ok(HookResponse::Done(Json(HookAnswer {
-                    outcome: HookOutcome::Ignored,
-                    event_type: event.event_type.to_string(),
-                    release: None,
-                })));
+                return Ok(ignored(None));
             }
-            HookEvent::Release(release) => release,
+            HookEvent::Release(release) => *release,
         };
-        let new = new_release(release)?;
+        if let Assignment::Theirs(whose) = assignment(&state, &release).await? {
+            tracing::info!(event_type = %event.event_type, reason = %whose, "service hook ignored: not deploy-gate's approval");
+            return Ok(ignored(Some(whose)));
+        }
+        let new = new_release(&state, release).await?;
         let creation = state.flow.create_or_find(&new, None).await?;
         let (outcome, snapshot) = match creation {
             Creation::Created(s) => (HookOutcome::Accepted, s),
+            Creation::Joined(s) => (HookOutcome::Joined, s),
             Creation::Existing(s) => (HookOutcome::Known, s),
         };
         tracing::info!(event_type = %event.event_type, release.key = %new.key.display(), ?outcome, "service hook received");
         let answer = Json(HookAnswer {
             outcome,
-            event_type: event.event_type.to_string(),
+            event_type,
+            reason: None,
             release: Some(ReleaseStatusBody::from_snapshot(
                 &snapshot,
                 state.clock.now(),
@@ -195,6 +218,32 @@ impl HooksApi {
             _ => HookResponse::Done(answer),
         })
     }
+}
+
+/// Whether the event's approval is deploy-gate's to decide; `503` when Azure
+/// DevOps cannot say (it retries the event).
+async fn assignment(state: &AppState, release: &HookRelease) -> Result<Assignment, Problem> {
+    let Some(approval) = &release.azure_approval else {
+        return Ok(Assignment::Ours);
+    };
+    let raised = RaisedApproval {
+        project: &release.team_project,
+        release_id: &release.release_id,
+        approval_id: &approval.id,
+        approver: release.approver.as_deref(),
+        step_approvers: release.step_approvers.as_deref(),
+    };
+    let asked = match approval.kind {
+        AzureApprovalKind::Classic => state.assignments.classic(&raised).await,
+        AzureApprovalKind::Yaml => state.assignments.yaml(&raised).await,
+    };
+    asked.map_err(|e| {
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "could not ask Azure DevOps whose approval this is"
+        );
+        Problem::unavailable("Azure DevOps could not say whose approval this is; retry later")
+    })
 }
 
 fn check_hook_secret(state: &AppState, presented: Option<&str>) -> Result<(), Problem> {
@@ -209,15 +258,46 @@ fn check_hook_secret(state: &AppState, presented: Option<&str>) -> Result<(), Pr
     }
 }
 
-fn new_release(release: HookRelease) -> Result<NewRelease, Problem> {
+/// The round the event's approval belongs to. A YAML event does not name its
+/// attempt: an approval arriving for a decided round it is not part of starts
+/// the next attempt (a stage run again).
+async fn new_release(state: &AppState, release: HookRelease) -> Result<NewRelease, Problem> {
     let invalid = |e: crate::domain::release::FieldError| Problem::invalid_field(e.to_string());
     let key = ReleaseKey::parse(&release.team_project, &release.release_id, &release.stage)
         .map_err(invalid)?;
+    let attempt = match release.attempt {
+        Some(attempt) => attempt,
+        None => next_yaml_attempt(state, &key, release.azure_approval.as_ref()).await?,
+    };
+    let key = key.in_round(attempt, release.phase).map_err(invalid)?;
     let mut new = NewRelease::parse(key, &release.release_name, None).map_err(invalid)?;
-    new.azure_approval_id = release.azure_approval_id;
+    new.azure_approval = release.azure_approval;
     // A creator that is not an email address names nobody who could approve.
     new.requested_for = release
         .requested_for
         .and_then(|r| ApproverEmail::parse(&r).ok());
     Ok(new)
+}
+
+/// The attempt of the latest round of `key`'s stage, or the one after it when
+/// that round is decided and `approval` is not one of its own.
+async fn next_yaml_attempt(
+    state: &AppState,
+    key: &ReleaseKey,
+    approval: Option<&AzureApprovalRef>,
+) -> Result<u32, Problem> {
+    let Some(latest) = state.store.latest_round(key, None, Some(key.phase)).await? else {
+        return Ok(1);
+    };
+    let Some(snapshot) = state.store.find_release(&latest).await? else {
+        return Ok(latest.attempt);
+    };
+    if !snapshot.outcome(state.clock.now()).status.is_final() {
+        return Ok(latest.attempt);
+    }
+    let own = state.store.azure_approvals(snapshot.release.id).await?;
+    if own.iter().any(|a| Some(&a.approval) == approval) {
+        return Ok(latest.attempt);
+    }
+    Ok(latest.attempt.saturating_add(1))
 }

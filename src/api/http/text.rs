@@ -127,6 +127,16 @@ impl TextRule for ModeRule {
     const NOT_BLANK: bool = true;
 }
 
+/// `Phase` of a release's round: `pre` (before the deployment) or `post`.
+pub struct PhaseRule;
+
+impl TextRule for PhaseRule {
+    const MAX_CHARS: Option<usize> = None;
+    // A pattern, like `ModeRule`, so that every parameter reads the same way.
+    const PATTERN: Option<&'static str> = Some("^(pre|post)$");
+    const NOT_BLANK: bool = true;
+}
+
 /// Any string (but a string: not a number or a boolean, which poem-openapi would turn into one).
 pub struct AnyRule;
 impl TextRule for AnyRule {

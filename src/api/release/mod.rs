@@ -24,10 +24,10 @@ use crate::{
         http::{
             auth::Credentials,
             problem::{ErrorStatuses, ProblemResponse},
-            text::{ModeRule, NameRule, ReleaseIdRule, StageRule, Text},
+            text::{ModeRule, NameRule, PhaseRule, ReleaseIdRule, StageRule, Text},
         },
         shared::{
-            lookup::{find, path_key},
+            lookup::{RoundParams, find, round_key},
             state::{ApiTags, AppState},
             status::{StatusJson, StatusValue},
         },
@@ -221,10 +221,10 @@ impl ReleaseApi {
             (Creation::Created(snapshot), _) => {
                 known_release_response(StatusJson::of(&snapshot, now), failsafe)
             }
-            (Creation::Existing(snapshot), Some(read_at)) => {
+            (Creation::Existing(snapshot) | Creation::Joined(snapshot), Some(read_at)) => {
                 known_release_response(state.poll_cache.keep(read_at, &snapshot, now), failsafe)
             }
-            (Creation::Existing(snapshot), None) => {
+            (Creation::Existing(snapshot) | Creation::Joined(snapshot), None) => {
                 known_release_response(StatusJson::of(&snapshot, now), failsafe)
             }
         })
@@ -239,6 +239,10 @@ impl ReleaseApi {
         method = "get",
         operation_id = "getRelease"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each path and query parameter is its own documented parameter"
+    )]
     async fn get_release(
         &self,
         state: Data<&Arc<AppState>>,
@@ -252,11 +256,30 @@ impl ReleaseApi {
         /// The gated stage, if the release was created with one.
         #[oai(name = "Stage")]
         stage: Query<Option<Text<StageRule>>>,
+        /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
+        #[oai(
+            name = "Attempt",
+            validator(minimum(value = "1"), maximum(value = "10000"))
+        )]
+        attempt: Query<Option<u32>>,
+        /// `pre` (before the deployment) or `post`; without it, the latest round.
+        #[oai(name = "Phase")]
+        phase: Query<Option<Text<PhaseRule>>>,
         /// Answer `200` only for an approved release.
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
         credentials.check(&state.api_keys)?;
-        let key = path_key(&team_project, &release_id, stage.as_deref())?;
+        let key = round_key(
+            &state,
+            &team_project,
+            &release_id,
+            stage.as_deref(),
+            RoundParams {
+                attempt: attempt.0,
+                phase: phase.as_deref(),
+            },
+        )
+        .await?;
         let now = state.clock.now();
         let json = match state.poll_cache.answer(&*state.store, &key, now) {
             Ok(kept) => kept,

@@ -9,7 +9,7 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use super::values::{ApproversValue, ReleaseIdValue};
+use super::values::{ApproversValue, AttemptValue, ReleaseIdValue};
 use crate::{
     api::http::{
         problem::{Problem, ProblemCode},
@@ -18,7 +18,7 @@ use crate::{
     domain::{
         approver::ApproverEmail,
         macros::unresolved_macro,
-        release::{NewRelease, ReleaseKey},
+        release::{NewRelease, Phase, ReleaseKey},
     },
 };
 
@@ -38,6 +38,11 @@ pub struct ReleaseRequest {
     /// Stage or environment being gated; part of the release's identity. Default empty.
     #[oai(rename = "Stage", nullable)]
     pub stage: Option<Text<StageRule>>,
+    /// Deployment attempt of the stage, from 1 (default): `$(Release.AttemptNumber)`
+    /// in classic pipelines, `$(System.StageAttempt)` in YAML. A redeploy is a new
+    /// round of approval; part of the release's identity.
+    #[oai(rename = "Attempt", nullable)]
+    pub attempt: Option<AttemptValue>,
     /// Approvers for this release; overrides the approvers API and the static list. Taken
     /// only where the service sets `DEPLOY_GATE_REQUEST_APPROVERS=true`; elsewhere a request
     /// naming approvers is refused (`400`, `request-approvers-disabled`).
@@ -176,6 +181,7 @@ impl poem_openapi::types::Example for ReleaseRequest {
             release_id: ReleaseIdValue::Text(Text::new("386")),
             team_project: Text::new("Devx"),
             stage: Some(Text::new("production")),
+            attempt: Some(AttemptValue::Text("1".into())),
             approvers: Some(ApproversValue::List(vec![
                 "ana@example.com".into(),
                 "bo@example.com".into(),
@@ -205,6 +211,8 @@ impl ReleaseRequest {
             ("TeamProject", &self.team_project),
         ];
         fields.extend(self.stage.as_deref().map(|v| ("Stage", v)));
+        let attempt = self.attempt.as_ref().map(AttemptValue::to_text);
+        fields.extend(attempt.as_deref().map(|v| ("Attempt", v)));
         fields.extend(self.requested_for.as_deref().map(|v| ("RequestedFor", v)));
         fields.extend(self.mode.as_deref().map(|v| ("Mode", v)));
         match &self.approvers {
@@ -251,6 +259,10 @@ impl ReleaseRequest {
             self.stage.as_deref().unwrap_or_default(),
         )
         .map_err(|e| Problem::invalid_field(e.to_string()))?;
+        let attempt = self.attempt.as_ref().map(AttemptValue::parse).transpose()?;
+        let key = key
+            .in_round(attempt.unwrap_or(1), Phase::Pre)
+            .map_err(|e| Problem::invalid_field(e.to_string()))?;
         let approvers = self
             .approvers
             .as_ref()

@@ -18,7 +18,7 @@ use crate::{
     },
     domain::{
         approver::{ApproverEmail, MAX_EMAIL_LEN, dedup, parse_approver_list},
-        release::MAX_APPROVERS,
+        release::{MAX_APPROVERS, MAX_ATTEMPT},
     },
 };
 
@@ -38,6 +38,43 @@ impl ReleaseIdValue {
             Self::Text(text) => text.to_string(),
             Self::Number(n) => n.to_string(),
         }
+    }
+}
+
+/// `Attempt` as sent: Azure substitutes `$(Release.AttemptNumber)` as text
+/// inside quotes, or as a number without them.
+#[derive(Clone, Debug)]
+pub enum AttemptValue {
+    /// As text, e.g. `"2"`.
+    Text(String),
+    /// As a whole number, e.g. `2`.
+    Number(i64),
+}
+
+impl AttemptValue {
+    /// The value as sent, for the macro check.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Text(text) => text.clone(),
+            Self::Number(n) => n.to_string(),
+        }
+    }
+
+    /// The attempt, from 1 to [`MAX_ATTEMPT`].
+    pub fn parse(&self) -> Result<u32, Problem> {
+        let refused = || {
+            Problem::invalid_field(format!(
+                "Attempt: must be a whole number from 1 to {MAX_ATTEMPT}, e.g. $(Release.AttemptNumber) or $(System.StageAttempt)"
+            ))
+        };
+        let number = match self {
+            Self::Text(text) => text.trim().parse::<i64>().map_err(|_| refused())?,
+            Self::Number(n) => *n,
+        };
+        u32::try_from(number)
+            .ok()
+            .filter(|n| (1..=MAX_ATTEMPT).contains(n))
+            .ok_or_else(refused)
     }
 }
 
@@ -116,6 +153,23 @@ choice_type!(
 );
 
 choice_type!(
+    AttemptValue,
+    "AttemptValue",
+    "`Attempt` as sent: text (`\"$(Release.AttemptNumber)\"`) or a whole number, from 1.",
+    vec![
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some("^(10000|[1-9][0-9]{0,3})$".to_owned()),
+            ..MetaSchema::new("string")
+        })),
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            minimum: Some(1.0),
+            maximum: Some(f64::from(MAX_ATTEMPT)),
+            ..MetaSchema::new("integer")
+        })),
+    ]
+);
+
+choice_type!(
     ApproversValue,
     "ApproversValue",
     "Approvers as sent: a list of addresses, or one string of them separated by `;` or `,`.",
@@ -154,6 +208,30 @@ impl ToJSON for ReleaseIdValue {
     fn to_json(&self) -> Option<Value> {
         Some(match self {
             Self::Text(text) => Value::String(text.to_string()),
+            Self::Number(n) => Value::from(*n),
+        })
+    }
+}
+
+impl ParseFromJSON for AttemptValue {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value {
+            Some(Value::String(text)) => Ok(Self::Text(text)),
+            Some(Value::Number(n)) if n.is_i64() => n
+                .as_i64()
+                .map(Self::Number)
+                .ok_or_else(|| ParseError::custom("Attempt: must be a whole number")),
+            _ => Err(ParseError::custom(
+                "Attempt: must be a whole number, as a number or as text",
+            )),
+        }
+    }
+}
+
+impl ToJSON for AttemptValue {
+    fn to_json(&self) -> Option<Value> {
+        Some(match self {
+            Self::Text(text) => Value::String(text.clone()),
             Self::Number(n) => Value::from(*n),
         })
     }

@@ -2,7 +2,11 @@
 
 use super::state::AppState;
 use crate::{
-    api::http::problem::Problem, domain::release::ReleaseKey, domain::snapshot::ReleaseSnapshot,
+    api::http::problem::Problem,
+    domain::{
+        release::{Phase, ReleaseKey},
+        snapshot::ReleaseSnapshot,
+    },
 };
 
 /// The key named by a release's path parameters and `Stage`; `400` if invalid.
@@ -15,14 +19,59 @@ pub fn path_key(
         .map_err(|e| Problem::invalid_field(e.to_string()))
 }
 
-/// The release named by its path parameters and `Stage`; `404` if unknown.
+/// Which round of a release and stage a path names: `Attempt` and `Phase`
+/// where given, else the latest round.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RoundParams<'a> {
+    /// `?Attempt=`.
+    pub attempt: Option<u32>,
+    /// `?Phase=` (`pre` or `post`).
+    pub phase: Option<&'a str>,
+}
+
+/// The key of the round named by a release's path parameters, `Stage`,
+/// `Attempt` and `Phase`; `400` if invalid, `404` if the release and stage
+/// have no such round.
+pub async fn round_key(
+    state: &AppState,
+    team_project: &str,
+    release_id: &str,
+    stage: Option<&str>,
+    round: RoundParams<'_>,
+) -> Result<ReleaseKey, Problem> {
+    let key = path_key(team_project, release_id, stage)?;
+    let phase = match round.phase.map(str::trim) {
+        None => None,
+        Some(text) => Some(Phase::parse(text).ok_or_else(|| {
+            Problem::invalid_field("Phase: must be `pre` (before the deployment) or `post`")
+        })?),
+    };
+    if let (Some(attempt), Some(phase)) = (round.attempt, phase) {
+        return key
+            .in_round(attempt, phase)
+            .map_err(|e| Problem::invalid_field(e.to_string()));
+    }
+    state
+        .store
+        .latest_round(&key, round.attempt, phase)
+        .await?
+        .ok_or_else(|| unknown_release(&key))
+}
+
+/// The round named by a release's path parameters, `Stage`, `Attempt` and
+/// `Phase`; `404` if unknown.
 pub async fn find_by_path(
     state: &AppState,
     team_project: &str,
     release_id: &str,
     stage: Option<&str>,
+    round: RoundParams<'_>,
 ) -> Result<ReleaseSnapshot, Problem> {
-    find(state, &path_key(team_project, release_id, stage)?).await
+    find(
+        state,
+        &round_key(state, team_project, release_id, stage, round).await?,
+    )
+    .await
 }
 
 /// The release with this key; `404` if unknown.

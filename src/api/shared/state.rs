@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::poll_cache::PollCache;
 use crate::{
-    clock::Clock, domain::callback::CallbackHosts, flow::Flow, metrics::Metrics, secret::Secret,
-    store::Store, token::TokenKeys,
+    azure::assignment::Assignments, clock::Clock, domain::callback::CallbackHosts, flow::Flow,
+    metrics::Metrics, secret::Secret, store::Store, token::TokenKeys,
 };
 
 /// Operation groups in the OpenAPI document.
@@ -45,4 +45,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Answers to gate polls, kept while the database is unchanged.
     pub poll_cache: PollCache,
+    /// Which Azure DevOps approvals are deploy-gate's to decide.
+    pub assignments: Assignments,
 }

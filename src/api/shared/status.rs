@@ -36,6 +36,12 @@ pub struct ReleaseStatusBody {
     /// The gated stage; empty when not given.
     #[oai(rename = "Stage")]
     pub stage: String,
+    /// The stage's deployment attempt this round approves, from 1.
+    #[oai(rename = "Attempt")]
+    pub attempt: u32,
+    /// `pre` for the round before the deployment, `post` for the one after it.
+    #[oai(rename = "Phase")]
+    pub phase: String,
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: StatusValue,
     /// True exactly when `status` is `approved`.
@@ -107,6 +113,8 @@ impl ReleaseStatusBody {
             release_name: release.name.clone(),
             team_project: release.key.team_project.clone(),
             stage: release.key.stage.clone(),
+            attempt: release.key.attempt,
+            phase: release.key.phase.as_str().to_owned(),
             status: outcome.status.into(),
             approved: outcome.status == ReleaseStatus::Approved,
             approvals: ApprovalCounts::from(&outcome),
@@ -194,6 +202,8 @@ impl Example for ReleaseStatusBody {
             release_name: "Desafio-CD".into(),
             team_project: "Devx".into(),
             stage: String::new(),
+            attempt: 1,
+            phase: "pre".into(),
             status: StatusValue::Pending,
             approved: false,
             approvals: ApprovalCounts {

@@ -192,13 +192,16 @@ fn names_memory(url: &str) -> bool {
 }
 
 /// The options of sqlx's connection for migrations: the file, in WAL mode,
-/// waiting for the store's writer rather than failing on its lock.
+/// waiting for the store's writer rather than failing on its lock. Foreign
+/// keys are off, as SQLite's procedure for rebuilding a table asks (a
+/// migration that changes a table's constraints copies it into a new one);
+/// the store's own connections turn them on.
 fn migration_options(file: &Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(file)
         .journal_mode(SqliteJournalMode::Wal)
         .busy_timeout(BUSY_TIMEOUT)
-        .foreign_keys(true)
+        .foreign_keys(false)
         .pragma("wal_autocheckpoint", "0")
 }
 
