@@ -3,7 +3,11 @@
 
 use serde_json::Value;
 
-use crate::domain::release::{AzureApprovalKind, AzureApprovalRef, Phase};
+use crate::domain::{
+    policy::Decision,
+    release::{AzureApprovalKind, AzureApprovalRef, Phase},
+    settlement::AzureDecision,
+};
 
 /// Classic release created (publisher `rm`).
 pub const RELEASE_CREATED: &str = "ms.vss-release.release-created-event";
@@ -11,6 +15,14 @@ pub const RELEASE_CREATED: &str = "ms.vss-release.release-created-event";
 pub const APPROVAL_PENDING: &str = "ms.vss-release.deployment-approval-pending-event";
 /// YAML pipelines approval pending (publisher `pipelines`).
 pub const YAML_APPROVAL_PENDING: &str = "ms.vss-pipelinechecks-events.approval-pending";
+/// Classic approval approved or rejected, in Azure or by deploy-gate's write-back.
+pub const APPROVAL_COMPLETED: &str = "ms.vss-release.deployment-approval-completed-event";
+/// YAML approval approved or rejected.
+pub const YAML_APPROVAL_COMPLETED: &str = "ms.vss-pipelinechecks-events.approval-completed";
+/// Classic release abandoned.
+pub const RELEASE_ABANDONED: &str = "ms.vss-release.release-abandoned-event";
+/// A classic stage's deployment ended (succeeded, cancelled, rejected…).
+pub const DEPLOYMENT_COMPLETED: &str = "ms.vss-release.deployment-completed-event";
 
 /// A release as described by a service-hook event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +54,8 @@ pub struct HookRelease {
 pub enum HookEvent {
     /// Start (or continue) the approval flow of this release.
     Release(Box<HookRelease>),
+    /// A decision taken in Azure DevOps, which may settle rounds.
+    Settle(AzureDecision),
     /// An event type deploy-gate does not act on.
     Ignored,
 }
@@ -121,8 +135,13 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
                 release_id: first(resource, &["/run/id", "/approval/id"])?,
                 release_name: first(resource, &["/run/name", "/pipeline/name"])
                     .unwrap_or_else(|_| format!("YAML approval {approval_id}")),
-                stage: first(resource, &["/stage/name"]).unwrap_or_default(),
-                attempt: None,
+                stage: first(resource, &["/stage/name", "/stageName"]).unwrap_or_default(),
+                // The sample's `attemptId` is 0: a number from 1 names the attempt.
+                attempt: resource
+                    .pointer("/attemptId")
+                    .and_then(Value::as_u64)
+                    .filter(|n| *n >= 1)
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 phase: Phase::Pre,
                 azure_approval: Some(AzureApprovalRef {
                     kind: AzureApprovalKind::Yaml,
@@ -132,6 +151,66 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
                 step_approvers,
                 requested_for: None,
             })))
+        }
+        APPROVAL_COMPLETED | YAML_APPROVAL_COMPLETED => {
+            let kind = match event_type {
+                APPROVAL_COMPLETED => AzureApprovalKind::Classic,
+                _ => AzureApprovalKind::Yaml,
+            };
+            let decision = match text(resource, "/approval/status")?.as_str() {
+                "approved" => Decision::Approve,
+                "rejected" => Decision::Reject,
+                // Skipped, reassigned, cancelled: nothing decided.
+                _ => return Ok(HookEvent::Ignored),
+            };
+            Ok(HookEvent::Settle(AzureDecision::Approval {
+                approval: AzureApprovalRef {
+                    kind,
+                    id: text(resource, "/approval/id")?,
+                },
+                decision,
+                by: first(
+                    resource,
+                    &[
+                        "/approval/approvedBy/displayName",
+                        "/approval/approvedBy/uniqueName",
+                        "/approval/steps/0/actualApprover/displayName",
+                    ],
+                )
+                .ok(),
+            }))
+        }
+        RELEASE_ABANDONED => Ok(HookEvent::Settle(AzureDecision::Abandoned {
+            team_project: project(resource)?,
+            release_id: text(resource, "/release/id")?,
+        })),
+        DEPLOYMENT_COMPLETED => {
+            let status = first(
+                resource,
+                &["/environment/status", "/deployment/deploymentStatus"],
+            )?;
+            if !matches!(
+                status.to_ascii_lowercase().as_str(),
+                "canceled" | "cancelled" | "rejected"
+            ) {
+                return Ok(HookEvent::Ignored);
+            }
+            Ok(HookEvent::Settle(AzureDecision::DeploymentStopped {
+                team_project: project(resource)?,
+                release_id: first(
+                    resource,
+                    &[
+                        "/environment/release/id",
+                        "/deployment/release/id",
+                        "/release/id",
+                    ],
+                )?,
+                stage: first(
+                    resource,
+                    &["/environment/name", "/deployment/releaseEnvironment/name"],
+                )?,
+                status,
+            }))
         }
         _ => Ok(HookEvent::Ignored),
     }

@@ -9,4 +9,5 @@ pub mod job;
 pub mod macros;
 pub mod policy;
 pub mod release;
+pub mod settlement;
 pub mod snapshot;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     job::JobKind,
-    policy::{Decided, Outcome, Rule, Vote, decide},
+    policy::{Decided, Decision, Ended, Outcome, ReleaseStatus, Rule, Vote, decide},
     release::{AzureApprovalRef, ReleaseKey},
 };
 
@@ -27,6 +27,8 @@ pub struct ReleaseRecord {
     pub rule: Rule,
     /// Set when an operator cancelled the approval.
     pub cancelled: Option<Cancellation>,
+    /// Set when the round was decided in Azure DevOps itself.
+    pub settled: Option<Settlement>,
     /// When the escalation contact was told that the release is still undecided.
     pub escalated_at: Option<DateTime<Utc>>,
     /// When the release expires if undecided.
@@ -41,6 +43,18 @@ pub struct ReleaseRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A round decided in Azure DevOps itself: an approval approved or rejected
+/// there, the release abandoned, its deployment cancelled.
+#[derive(Clone, Debug)]
+pub struct Settlement {
+    /// `approved` or `rejected`.
+    pub status: ReleaseStatus,
+    /// When deploy-gate learned of it.
+    pub at: DateTime<Utc>,
+    /// What happened, e.g. `rejected in Azure DevOps by Chuck Reinhart`.
+    pub reason: String,
+}
+
 /// An Azure DevOps approval that a round decides.
 #[derive(Clone, Debug)]
 pub struct AzureApprovalRecord {
@@ -50,6 +64,8 @@ pub struct AzureApprovalRecord {
     pub release_id: i64,
     /// When the round's decision was written back to it.
     pub written_back_at: Option<DateTime<Utc>>,
+    /// Its decision as taken in Azure DevOps itself, when it was.
+    pub decided_in_azure: Option<Decision>,
 }
 
 /// An operator's cancellation of a release's approval.
@@ -126,8 +142,17 @@ pub fn outcome_of(
             decided: a.decided,
         })
         .collect();
-    let cancelled = release.cancelled.as_ref().map(|c| c.at);
-    decide(&release.rule, &votes, cancelled, release.deadline, now)
+    let cancelled = release.cancelled.as_ref().map(|c| Ended {
+        status: ReleaseStatus::Rejected,
+        at: c.at,
+    });
+    let settled = release.settled.as_ref().map(|s| Ended {
+        status: s.status,
+        at: s.at,
+    });
+    // The earlier end counts; the lifecycle ends a round only while it is open.
+    let ended = cancelled.into_iter().chain(settled).min_by_key(|e| e.at);
+    decide(&release.rule, &votes, ended, release.deadline, now)
 }
 
 /// A callback registration as its release's timeline shows it (without its token).

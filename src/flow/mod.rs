@@ -9,6 +9,7 @@
 mod create;
 mod decide;
 mod notices;
+mod settle;
 mod work;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::{
 
 pub use create::Creation;
 pub use decide::{CancelOutcome, DecisionOutcome, ResendOutcome};
+pub use settle::SettleOutcome;
 pub use work::Finished;
 
 /// The lifecycle's operations, over the store, the clock and the worker's wake-up.

@@ -73,9 +73,11 @@ impl Change<'_> {
             self.enqueue(JobKind::PostCallback, release.id, subject, now)
                 .await?;
         }
+        // A round Azure DevOps decided itself has nothing to write back.
         let kind = JobKind::WriteBackApproval;
         let azure_approvals = self.tx.azure_approvals(release.id).await?;
-        if azure_approvals.iter().any(|a| a.written_back_at.is_none())
+        if release.settled.is_none()
+            && azure_approvals.iter().any(|a| a.written_back_at.is_none())
             && !self.tx.has_job(release.id, kind).await?
         {
             self.enqueue(kind, release.id, Subject::Release, now)

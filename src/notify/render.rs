@@ -243,6 +243,7 @@ pub(super) mod tests {
             requested_for: None,
             rule: crate::domain::policy::Rule::from_required(None),
             cancelled: None,
+            settled: None,
             escalated_at: None,
             deadline: Utc::now(),
             approvers_source: None,

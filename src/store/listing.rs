@@ -52,14 +52,17 @@ macro_rules! candidates {
             $project,
             " AND CASE $3
                      WHEN '' THEN 1 = 1
-                     WHEN 'pending' THEN r.deadline > $4 AND r.cancelled_at IS NULL AND NOT ",
+                     WHEN 'pending' THEN r.deadline > $4 AND r.cancelled_at IS NULL
+                                        AND r.settled_at IS NULL AND NOT ",
             rejected_in_time!(),
-            " WHEN 'expired' THEN r.deadline <= $4 AND r.cancelled_at IS NULL AND NOT ",
+            " WHEN 'expired' THEN r.deadline <= $4 AND r.cancelled_at IS NULL
+                                  AND r.settled_at IS NULL AND NOT ",
             rejected_in_time!(),
-            " WHEN 'rejected' THEN r.cancelled_at IS NOT NULL OR ",
+            " WHEN 'rejected' THEN r.cancelled_at IS NOT NULL OR r.settled_status = 'rejected' OR ",
             rejected_in_time!(),
-            " ELSE r.cancelled_at IS NULL AND ",
+            " ELSE r.cancelled_at IS NULL AND (r.settled_status = 'approved' OR ",
             approved_in_time!(),
+            ")",
             " END
                    ORDER BY r.created_at DESC, r.release_id DESC LIMIT ",
             $limit,

@@ -18,7 +18,7 @@ use crate::domain::{
     approver::ApproverEmail,
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
-    snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot},
+    snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot, Settlement},
 };
 
 /// A release's row joined with each of its approvals, in creation order, and the
@@ -341,4 +341,62 @@ pub(super) fn written_back(approval: &AzureApprovalRef, now: DateTime<Utc>) -> S
     .bind(now)
     .bind(approval.kind.as_str())
     .bind(approval.id.as_str())
+}
+
+/// Records that Azure DevOps itself decided the round.
+pub(super) fn settled(release_id: i64, settlement: &Settlement) -> Sql {
+    Sql::new(
+        "UPDATE release SET settled_status = $1, settled_at = $2, settled_reason = $3
+         WHERE release_id = $4",
+    )
+    .bind(settlement.status.as_str())
+    .bind(settlement.at)
+    .bind(settlement.reason.as_str())
+    .bind(release_id)
+}
+
+/// Records an Azure DevOps approval's decision as taken in Azure itself.
+pub(super) fn decided_in_azure(approval: &AzureApprovalRef, decision: Decision) -> Sql {
+    Sql::new(
+        "UPDATE azure_approval SET decided_in_azure = $1 WHERE kind = $2 AND azure_approval_id = $3",
+    )
+    .bind(decision.as_str())
+    .bind(approval.kind.as_str())
+    .bind(approval.id.as_str())
+}
+
+/// The round that decides this Azure DevOps approval, if deploy-gate follows it.
+pub(super) async fn round_of(
+    db: &mut Conn<'_>,
+    approval: &AzureApprovalRef,
+) -> Result<Option<i64>, StoreError> {
+    let sql = Sql::new(
+        "SELECT release_id FROM azure_approval WHERE kind = $1 AND azure_approval_id = $2",
+    )
+    .bind(approval.kind.as_str())
+    .bind(approval.id.as_str());
+    let found = db.fetch_optional(sql).await?;
+    found.map(|row| row.int("release_id")).transpose()
+}
+
+/// The rounds of a release, of one stage where given, oldest first.
+pub(super) async fn rounds_of(
+    db: &mut Conn<'_>,
+    team_project: &str,
+    release_id: &str,
+    stage: Option<&str>,
+) -> Result<Vec<i64>, StoreError> {
+    let sql = Sql::new(
+        "SELECT release_id FROM release
+         WHERE team_project = $1 AND external_id = $2 AND ($3 IS NULL OR stage = $3)
+         ORDER BY created_at, release_id",
+    )
+    .bind(team_project)
+    .bind(release_id)
+    .bind(stage);
+    db.fetch_all(sql)
+        .await?
+        .iter()
+        .map(|row| row.int("release_id"))
+        .collect()
 }

@@ -8,11 +8,11 @@ use crate::{
         callback::{CallbackRecord, PlanCallback},
         channel::ChannelKind,
         job::{Job, JobKind},
-        policy::{Decided, Decision, Rule},
+        policy::{Decided, Decision, ReleaseStatus, Rule},
         release::{AzureApprovalKind, AzureApprovalRef, Phase, ReleaseKey},
         snapshot::{
             ApprovalRecord, AzureApprovalRecord, CallbackEntry, Cancellation, JobTrouble,
-            ReleaseRecord,
+            ReleaseRecord, Settlement,
         },
     },
     secret::Secret,
@@ -48,6 +48,18 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
                 })
             })
             .transpose()?,
+        settled: match (row.opt_text("settled_status")?, row.opt_time("settled_at")?) {
+            (Some(status), Some(at)) => Some(Settlement {
+                status: match status.as_str() {
+                    "approved" => ReleaseStatus::Approved,
+                    "rejected" => ReleaseStatus::Rejected,
+                    _ => return Err(StoreError::Corrupt(format!("settled_status {status}"))),
+                },
+                at,
+                reason: row.opt_text("settled_reason")?.unwrap_or_default(),
+            }),
+            _ => None,
+        },
         escalated_at: row.opt_time("escalated_at")?,
         deadline: row.time("deadline")?,
         approvers_source: row.opt_text("approvers_source")?,
@@ -77,6 +89,13 @@ pub(super) fn azure_approval(row: &impl Columns) -> Result<AzureApprovalRecord, 
         },
         release_id: row.int("release_id")?,
         written_back_at: row.opt_time("written_back_at")?,
+        decided_in_azure: row
+            .opt_text("decided_in_azure")?
+            .map(|d| {
+                Decision::from_stored(&d)
+                    .ok_or_else(|| StoreError::Corrupt(format!("decided_in_azure {d}")))
+            })
+            .transpose()?,
     })
 }
 

@@ -11,7 +11,7 @@ use crate::domain::{
     job::{JobKind, NewJob},
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, ReleaseKey},
-    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseSnapshot},
+    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseSnapshot, Settlement},
 };
 
 /// One write transaction, in the writers' turn: statements only, no decisions.
@@ -84,6 +84,27 @@ pub trait Transaction: Send {
         &mut self,
         release_id: i64,
     ) -> Result<Vec<AzureApprovalRecord>, StoreError>;
+    /// Records that Azure DevOps itself decided the round.
+    async fn record_settlement(
+        &mut self,
+        release_id: i64,
+        settlement: &Settlement,
+    ) -> Result<(), StoreError>;
+    /// Records an Azure DevOps approval's decision as taken in Azure itself.
+    async fn record_decided_in_azure(
+        &mut self,
+        approval: &AzureApprovalRef,
+        decision: Decision,
+    ) -> Result<(), StoreError>;
+    /// The round deciding this Azure DevOps approval, if deploy-gate follows it.
+    async fn round_of(&mut self, approval: &AzureApprovalRef) -> Result<Option<i64>, StoreError>;
+    /// The rounds of a release, of one stage where given, oldest first.
+    async fn rounds_of(
+        &mut self,
+        team_project: &str,
+        release_id: &str,
+        stage: Option<&str>,
+    ) -> Result<Vec<i64>, StoreError>;
     /// Records the round's decision as written back to this Azure DevOps approval.
     async fn record_write_back(
         &mut self,
@@ -233,6 +254,37 @@ impl Transaction for WriteTx<'_> {
         release_id: i64,
     ) -> Result<Vec<AzureApprovalRecord>, StoreError> {
         releases::azure_approvals(&mut self.0, release_id).await
+    }
+
+    async fn record_settlement(
+        &mut self,
+        release_id: i64,
+        settlement: &Settlement,
+    ) -> Result<(), StoreError> {
+        let sql = releases::settled(release_id, settlement);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn record_decided_in_azure(
+        &mut self,
+        approval: &AzureApprovalRef,
+        decision: Decision,
+    ) -> Result<(), StoreError> {
+        let sql = releases::decided_in_azure(approval, decision);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn round_of(&mut self, approval: &AzureApprovalRef) -> Result<Option<i64>, StoreError> {
+        releases::round_of(&mut self.0, approval).await
+    }
+
+    async fn rounds_of(
+        &mut self,
+        team_project: &str,
+        release_id: &str,
+        stage: Option<&str>,
+    ) -> Result<Vec<i64>, StoreError> {
+        releases::rounds_of(&mut self.0, team_project, release_id, stage).await
     }
 
     async fn record_write_back(

@@ -29,6 +29,7 @@ mod replicas;
 mod resend;
 mod resilience;
 mod rounds;
+mod settlements;
 mod success_criteria;
 mod tokens;
 mod write_back;

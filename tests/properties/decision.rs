@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use deploy_gate::domain::policy::{
-    Decided, Decision, Needed, Outcome, Progress, RELEASE_APPROVERS, ReleaseStatus, Requirement,
-    Rule, Vote, decide,
+    Decided, Decision, Ended, Needed, Outcome, Progress, RELEASE_APPROVERS, ReleaseStatus,
+    Requirement, Rule, Vote, decide,
 };
 use proptest::{prelude::*, sample::Index};
 
@@ -55,7 +55,10 @@ impl Case {
         decide(
             &self.rule,
             &votes,
-            self.cancelled.map(minute),
+            self.cancelled.map(|at| Ended {
+                status: ReleaseStatus::Rejected,
+                at: minute(at),
+            }),
             minute(DEADLINE),
             minute(self.now),
         )

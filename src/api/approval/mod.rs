@@ -43,7 +43,10 @@ impl ErrorStatuses for ViewErrors {
             "The token is malformed, tampered with, expired, replaced by a re-sent one, or not issued by this service.",
         ),
         (403, "The token does not match the approval it names."),
-        (410, "An operator cancelled the release's approval."),
+        (
+            410,
+            "An operator cancelled the release's approval, or it was decided in Azure DevOps.",
+        ),
         (
             429,
             "Too many approval requests from this client; retry after `Retry-After` seconds.",
@@ -69,7 +72,10 @@ impl ErrorStatuses for DecideErrors {
             409,
             "This approver already made the other decision, or the release is already decided or expired.",
         ),
-        (410, "An operator cancelled the release's approval."),
+        (
+            410,
+            "An operator cancelled the release's approval, or it was decided in Azure DevOps.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is neither JSON nor a form."),
         (
@@ -227,6 +233,15 @@ async fn authorize(
         return Err(Problem::new(
             ProblemCode::ApprovalCancelled,
             format!("an operator cancelled the approval of this release{reason}"),
+        ));
+    }
+    if let Some(settlement) = &snapshot.release.settled {
+        return Err(Problem::new(
+            ProblemCode::DecidedInAzure,
+            format!(
+                "this release was decided in Azure DevOps, not here: {}",
+                settlement.reason
+            ),
         ));
     }
     // The token's whole-second `exp` may outlive the deadline by a fraction of a second.

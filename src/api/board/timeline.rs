@@ -23,7 +23,7 @@ pub enum EventKind {
     EmailSent,
     /// An approver approved or rejected.
     Decision,
-    /// The release became final: approved, rejected or expired.
+    /// The release became final: approved, rejected or expired (here or in Azure DevOps).
     Decided,
     /// A check or job in callback mode asked to be told the outcome.
     CallbackRegistered,
@@ -144,7 +144,10 @@ impl ReleaseTimeline {
             let mut event = TimelineEvent::new(
                 at,
                 EventKind::Decided,
-                format!("Release {}", body.status.as_str()),
+                match &release.settled {
+                    Some(settlement) => format!("Release {}", settlement.reason),
+                    None => format!("Release {}", body.status.as_str()),
+                },
             );
             event.status = Some(body.status);
             events.push(event);

@@ -27,8 +27,9 @@ use crate::{
     domain::{
         approver::ApproverEmail,
         release::{AzureApprovalKind, AzureApprovalRef, NewRelease, ReleaseKey},
+        settlement::AzureDecision,
     },
-    flow::Creation,
+    flow::{Creation, SettleOutcome},
 };
 
 /// A service-hook notification (the envelope of azure-devops.md §3.2); other fields are ignored.
@@ -57,7 +58,10 @@ pub enum HookOutcome {
     /// Another Azure approval of a round already under way (a stage with
     /// several approvers): the round's decision will be written back to it too.
     Joined,
-    /// The release was already known (a redelivery or a repeated event): nothing changed.
+    /// A decision taken in Azure DevOps settled the round (`settled_by` `azure`).
+    Settled,
+    /// The release was already known (a redelivery or a repeated event), or a
+    /// decision in Azure was recorded without settling anything yet.
     Known,
     /// Not an event deploy-gate acts on, or an approval assigned to someone else (see `reason`).
     Ignored,
@@ -67,7 +71,7 @@ pub enum HookOutcome {
 #[derive(Object, Clone, Debug)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct HookAnswer {
-    /// `accepted`, `joined`, `known` or `ignored`.
+    /// `accepted`, `joined`, `settled`, `known` or `ignored`.
     pub outcome: HookOutcome,
     /// The event type received.
     pub event_type: String,
@@ -191,6 +195,9 @@ impl HooksApi {
                 return Ok(ignored(None));
             }
             HookEvent::Release(release) => *release,
+            HookEvent::Settle(decision) => {
+                return Ok(settle(&state, event_type, &decision).await?);
+            }
         };
         if let Assignment::Theirs(whose) = assignment(&state, &release).await? {
             tracing::info!(event_type = %event.event_type, reason = %whose, "service hook ignored: not deploy-gate's approval");
@@ -218,6 +225,41 @@ impl HooksApi {
             _ => HookResponse::Done(answer),
         })
     }
+}
+
+/// Settles the rounds a decision taken in Azure DevOps concerns.
+async fn settle(
+    state: &AppState,
+    event_type: String,
+    decision: &AzureDecision,
+) -> Result<HookResponse, Problem> {
+    let now = state.clock.now();
+    let (outcome, reason, release) = match state.flow.settle(decision).await? {
+        SettleOutcome::Settled(rounds) => (
+            HookOutcome::Settled,
+            None,
+            rounds
+                .first()
+                .map(|round| ReleaseStatusBody::from_snapshot(round, now)),
+        ),
+        SettleOutcome::Recorded => (HookOutcome::Known, None, None),
+        SettleOutcome::Unfollowed => (
+            HookOutcome::Ignored,
+            Some("deploy-gate follows no round this event concerns".to_owned()),
+            None,
+        ),
+    };
+    tracing::info!(
+        event_type,
+        ?outcome,
+        "service hook: decision in Azure DevOps"
+    );
+    Ok(HookResponse::Done(Json(HookAnswer {
+        outcome,
+        event_type,
+        reason,
+        release,
+    })))
 }
 
 /// Whether the event's approval is deploy-gate's to decide; `503` when Azure

@@ -102,6 +102,8 @@ problem_codes! {
     ApproverDecided = ("approver-decided", CONFLICT, "The approver already decided"),
     /// An operator cancelled the release's approval; its links no longer work.
     ApprovalCancelled = ("approval-cancelled", GONE, "This approval was cancelled"),
+    /// The round was decided in Azure DevOps itself; its links no longer work.
+    DecidedInAzure = ("decided-in-azure", GONE, "This release was decided in Azure DevOps"),
     /// The body is larger than `DEPLOY_GATE_MAX_BODY_BYTES`.
     BodyTooLarge = ("body-too-large", PAYLOAD_TOO_LARGE, "The request body is too large"),
     /// The body is neither JSON nor, where the operation takes one, a form.

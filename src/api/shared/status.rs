@@ -58,6 +58,11 @@ pub struct ReleaseStatusBody {
     pub deadline: DateTime<Utc>,
     /// When its status became final; absent while pending.
     pub decided_at: Option<DateTime<Utc>>,
+    /// Once final: `deploy-gate` (its approvers, an operator or the deadline) or
+    /// `azure` (decided in Azure DevOps itself, see `settled_reason`).
+    pub settled_by: Option<String>,
+    /// What Azure DevOps decided, when `settled_by` is `azure`.
+    pub settled_reason: Option<String>,
     /// What is keeping it from progressing, if anything.
     pub problems: Vec<ReleaseProblem>,
     /// Every requirement of the approval rule and its progress.
@@ -123,6 +128,14 @@ impl ReleaseStatusBody {
             created_at: release.created_at,
             deadline: release.deadline,
             decided_at: outcome.decided_at,
+            settled_by: outcome.status.is_final().then(|| {
+                match release.settled {
+                    Some(_) => "azure",
+                    None => "deploy-gate",
+                }
+                .to_owned()
+            }),
+            settled_reason: release.settled.as_ref().map(|s| s.reason.clone()),
             problems: problems(snapshot, outcome.status.is_final()),
             requirements,
             waiting_for,
@@ -234,6 +247,8 @@ impl Example for ReleaseStatusBody {
             created_at,
             deadline: created_at + chrono::Duration::hours(48),
             decided_at: None,
+            settled_by: None,
+            settled_reason: None,
             problems: Vec::new(),
             requirements: vec![RequirementEntry {
                 group: RELEASE_APPROVERS.into(),

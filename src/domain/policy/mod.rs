@@ -10,6 +10,6 @@ mod rule;
 pub use configured::{Escalation, Policies, Policy, Resolution};
 pub use plan::{Defaults, Found, ReleasePlan, ResolvedApprovers, plan_release, under_policy};
 pub use rule::{
-    Decided, Decision, Needed, Outcome, Progress, RELEASE_APPROVERS, ReleaseStatus, Requirement,
-    Rule, Vote, decide,
+    Decided, Decision, Ended, Needed, Outcome, Progress, RELEASE_APPROVERS, ReleaseStatus,
+    Requirement, Rule, Vote, decide,
 };

@@ -186,15 +186,26 @@ pub struct Outcome {
     pub requirements: Vec<Progress>,
 }
 
-/// Derives the release status: `rejected` at the first rejection or when it was
-/// `cancelled`, `approved` once every requirement of `rule` is met, `expired` once
-/// `deadline` passes undecided, else `pending`. Decisions count in the order they
-/// were made; none count after the deadline or the cancellation. A requirement
-/// with nobody eligible (no approvers) is never met, so such a release expires.
+/// How a release was ended from outside its approvers' votes: an operator's
+/// cancellation (`rejected`), or a decision taken in Azure DevOps itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// `rejected`, or `approved` when Azure DevOps approved it.
+    pub status: ReleaseStatus,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Derives the release status: `rejected` at the first rejection, `approved` once
+/// every requirement of `rule` is met, the status it `ended` with if that came
+/// first (a cancellation, a decision in Azure DevOps), `expired` once `deadline`
+/// passes undecided, else `pending`. Decisions count in the order they were
+/// made; none count after the deadline or the end. A requirement with nobody
+/// eligible (no approvers) is never met, so such a release expires.
 pub fn decide(
     rule: &Rule,
     votes: &[Vote<'_>],
-    cancelled: Option<DateTime<Utc>>,
+    ended: Option<Ended>,
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Outcome {
@@ -216,7 +227,7 @@ pub fn decide(
             }
         })
         .collect();
-    let cutoff = cancelled.map_or(deadline, |c| c.min(deadline));
+    let cutoff = ended.map_or(deadline, |e| e.at.min(deadline));
     let mut decided: Vec<(&str, Decided)> = votes
         .iter()
         .filter_map(|v| v.decided.map(|d| (v.email, d)))
@@ -248,9 +259,9 @@ pub fn decide(
             }
         }
     }
-    let (status, decided_at) = match (verdict, cancelled) {
+    let (status, decided_at) = match (verdict, ended) {
         (Some((status, at)), _) => (status, Some(at)),
-        (None, Some(at)) if at < deadline => (ReleaseStatus::Rejected, Some(at)),
+        (None, Some(end)) if end.at < deadline => (end.status, Some(end.at)),
         _ if now >= deadline => (ReleaseStatus::Expired, Some(deadline)),
         _ => (ReleaseStatus::Pending, None),
     };
@@ -483,7 +494,7 @@ mod tests {
         let o = decide(
             &rule,
             &votes(&[approve(1), approve(9)]),
-            Some(at(5)),
+            Some(cancelled(5)),
             at(100),
             at(10),
         );
@@ -494,7 +505,7 @@ mod tests {
         let o = decide(
             &rule,
             &votes(&[approve(1), approve(2)]),
-            Some(at(5)),
+            Some(cancelled(5)),
             at(100),
             at(10),
         );
@@ -502,6 +513,33 @@ mod tests {
             o.status,
             ReleaseStatus::Approved,
             "decided before the cancellation"
+        );
+    }
+
+    fn cancelled(t: i64) -> Ended {
+        Ended {
+            status: ReleaseStatus::Rejected,
+            at: at(t),
+        }
+    }
+
+    #[test]
+    fn a_release_approved_in_azure_devops_is_approved_from_then_and_later_votes_do_not_count() {
+        let rule = Rule::from_required(None);
+        let in_azure = Ended {
+            status: ReleaseStatus::Approved,
+            at: at(5),
+        };
+        let o = decide(
+            &rule,
+            &votes(&[None, reject(9)]),
+            Some(in_azure),
+            at(100),
+            at(10),
+        );
+        assert_eq!(
+            (o.status, o.decided_at),
+            (ReleaseStatus::Approved, Some(at(5)))
         );
     }
 
@@ -529,7 +567,13 @@ mod tests {
     #[test]
     fn a_cancellation_at_the_deadline_comes_too_late_and_the_release_expires() {
         let rule = Rule::from_required(None);
-        let o = decide(&rule, &votes(&[None]), Some(at(100)), at(100), at(100));
+        let o = decide(
+            &rule,
+            &votes(&[None]),
+            Some(cancelled(100)),
+            at(100),
+            at(100),
+        );
         assert_eq!(
             (o.status, o.decided_at),
             (ReleaseStatus::Expired, Some(at(100)))
