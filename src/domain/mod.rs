@@ -8,5 +8,6 @@ pub mod channel;
 pub mod job;
 pub mod macros;
 pub mod policy;
+pub mod progress;
 pub mod release;
 pub mod snapshot;

@@ -59,19 +59,15 @@ impl Change<'_> {
             .await
     }
 
-    /// Queues the TaskCompleted callbacks and the Azure write-back of a decided
-    /// release, skipping what is done or already queued.
+    /// Queues the outcome and TaskCompleted of the callbacks and the Azure
+    /// write-back of a decided release, skipping what is done or already queued.
     pub(super) async fn queue_decision_notices(
         &mut self,
         snapshot: &ReleaseSnapshot,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.tell_callbacks_outcome(snapshot, now).await?;
         let release = &snapshot.release;
-        for callback_id in self.tx.callbacks_awaiting_delivery(release.id).await? {
-            let subject = Subject::Callback(callback_id);
-            self.enqueue(JobKind::PostCallback, release.id, subject, now)
-                .await?;
-        }
         let kind = JobKind::WriteBackApproval;
         if release.azure_approval_id.is_some()
             && release.azure_written_back_at.is_none()
