@@ -129,9 +129,16 @@ mod tests {
 
     #[test]
     fn a_comment_stays_on_one_line_and_is_cut_when_long() {
-        let line = decision_line("ana@x.com", Decision::Reject, Some(" not\r\n\ttoday\u{202e} "));
+        let line = decision_line(
+            "ana@x.com",
+            Decision::Reject,
+            Some(" not\r\n\ttoday\u{202e} "),
+        );
         assert_eq!(line, "rejected by ana@…: not today[U+202E]");
-        assert_eq!(decision_line("b@x.com", Decision::Approve, Some(" \n")), "approved by b@…");
+        assert_eq!(
+            decision_line("b@x.com", Decision::Approve, Some(" \n")),
+            "approved by b@…"
+        );
         let long = decision_line("b@x.com", Decision::Approve, Some(&"y".repeat(500)));
         assert!(long.ends_with(&format!("{}…", "y".repeat(MAX_FREE_TEXT))));
     }

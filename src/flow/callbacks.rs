@@ -69,7 +69,11 @@ impl Change<'_> {
     }
 
     /// Queues a delivery job for each undelivered registration that has none.
-    async fn queue_callbacks(&mut self, release_id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn queue_callbacks(
+        &mut self,
+        release_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         for callback_id in self.tx.callbacks_awaiting_delivery(release_id).await? {
             let subject = Subject::Callback(callback_id);
             self.enqueue(JobKind::PostCallback, release_id, subject, now)

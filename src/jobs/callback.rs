@@ -51,7 +51,10 @@ pub(super) async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result
             return complete_task(ctx, job, &callback).await;
         }
         let flow = &ctx.flow;
-        if flow.callback_caught_up(job.id, job.release_id, callback_id).await? {
+        if flow
+            .callback_caught_up(job.id, job.release_id, callback_id)
+            .await?
+        {
             return Ok(());
         }
     }

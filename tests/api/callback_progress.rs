@@ -54,7 +54,10 @@ async fn calls(azure: &MockServer) -> Vec<Call> {
             } else {
                 "2.0-preview.1"
             };
-            assert_eq!(request.url.query(), Some(&*format!("api-version={version}")));
+            assert_eq!(
+                request.url.query(),
+                Some(&*format!("api-version={version}"))
+            );
             Call {
                 path,
                 body: json_body(request),
@@ -108,7 +111,10 @@ async fn azure_shows_the_task_started_what_it_waits_for_each_decision_and_the_ou
     let app = spawn_app().await;
     let headers = callback_headers(&azure);
     let body = release("1", "ana@example.com, bruno@example.com");
-    assert_eq!(post_callback_mode(&app, &body, &headers).await.status(), 202);
+    assert_eq!(
+        post_callback_mode(&app, &body, &headers).await.status(),
+        202
+    );
 
     wait_for_requests(&azure, 2).await;
     settle(&app).await;
@@ -121,16 +127,27 @@ async fn azure_shows_the_task_started_what_it_waits_for_each_decision_and_the_ou
     );
 
     app.smtp.wait_for(2).await;
-    let ana = app.decide(&token_of(&app, "ana@example.com"), "approve", Some("looks\ngood")).await;
+    let ana = app
+        .decide(
+            &token_of(&app, "ana@example.com"),
+            "approve",
+            Some("looks\ngood"),
+        )
+        .await;
     assert_eq!(ana.status(), 200);
     wait_for_requests(&azure, 3).await;
     settle(&app).await;
-    let bruno = app.decide(&token_of(&app, "bruno@example.com"), "approve", None).await;
+    let bruno = app
+        .decide(&token_of(&app, "bruno@example.com"), "approve", None)
+        .await;
     assert_eq!(bruno.status(), 200);
     wait_for_task_completions(&azure, 1).await;
 
     // The check evaluates again after the decision: nothing follows TaskCompleted.
-    assert_eq!(post_callback_mode(&app, &body, &headers).await.status(), 200);
+    assert_eq!(
+        post_callback_mode(&app, &body, &headers).await.status(),
+        200
+    );
     settle(&app).await;
     app.wait_until_idle().await;
     assert_eq!(
@@ -157,7 +174,12 @@ async fn each_registration_on_a_decided_release_is_started_told_the_outcome_and_
     assert_eq!(app.post_release(&body).await.status(), 202);
     app.smtp.wait_for(1).await;
     let token = token_of(&app, "ana@example.com");
-    assert_eq!(app.decide(&token, "reject", Some("not today")).await.status(), 200);
+    assert_eq!(
+        app.decide(&token, "reject", Some("not today"))
+            .await
+            .status(),
+        200
+    );
     settle(&app).await;
 
     let first = callback_headers(&azure);
@@ -178,7 +200,10 @@ async fn each_registration_on_a_decided_release_is_started_told_the_outcome_and_
 
     let calls = unstamped(calls(&azure).await);
     let second_feed = FEED_PATH.replace("job-1", "job-2");
-    for (task, job, feed_path) in [("task-1", "job-1", FEED_PATH), ("task-2", "job-2", &*second_feed)] {
+    for (task, job, feed_path) in [
+        ("task-1", "job-1", FEED_PATH),
+        ("task-2", "job-2", &*second_feed),
+    ] {
         let ids = json!({"taskId": task, "jobId": job});
         let of_task: Vec<&Call> = calls
             .iter()
@@ -195,7 +220,10 @@ async fn each_registration_on_a_decided_release_is_started_told_the_outcome_and_
             of_task,
             [
                 &event(started),
-                &Call { path: feed_path.to_owned(), body: lines },
+                &Call {
+                    path: feed_path.to_owned(),
+                    body: lines
+                },
                 &event(completed),
             ],
             "{task}"
@@ -214,7 +242,12 @@ async fn feed_lines_azure_keeps_refusing_never_hold_back_task_completed() {
     accept_progress(&azure).await;
     let app = spawn_app().await;
     let body = release("3", "ana@example.com");
-    assert_eq!(post_callback_mode(&app, &body, &callback_headers(&azure)).await.status(), 202);
+    assert_eq!(
+        post_callback_mode(&app, &body, &callback_headers(&azure))
+            .await
+            .status(),
+        202
+    );
     app.smtp.wait_for(1).await;
     let token = token_of(&app, "ana@example.com");
     assert_eq!(app.decide(&token, "approve", None).await.status(), 200);

@@ -178,8 +178,7 @@ pub fn callback_headers(azure: &MockServer) -> Vec<(&'static str, String)> {
 }
 
 /// The path of the timeline feed of [`callback_headers`]' job (azure-devops.md §2.2).
-pub const FEED_PATH: &str =
-    "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/timelines/timeline-1/records/job-1/feed";
+pub const FEED_PATH: &str = "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/timelines/timeline-1/records/job-1/feed";
 
 /// Azure DevOps answering every TaskCompleted post of [`callback_headers`]' plan with
 /// `responder`, and the task's progress (TaskStarted, feed lines) with `204`.

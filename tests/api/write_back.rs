@@ -16,7 +16,8 @@ use wiremock::{
 use crate::{
     fakes::{
         Flaky, JOB_TOKEN, azure_events_answering, post_in_callback_mode, problems, sample, scrape,
-        settle, task_completed, wait_for_no_problem, wait_for_problem, wait_for_requests,
+        settle, task_completed, task_completions, wait_for_no_problem, wait_for_problem,
+        wait_for_requests, wait_for_task_completions,
     },
     helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
@@ -128,8 +129,8 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     app.smtp.wait_for(1).await;
     settle(&app).await;
     assert!(
-        azure.received_requests().await.unwrap().is_empty(),
-        "nothing is posted while pending"
+        task_completions(&azure).await.is_empty(),
+        "no TaskCompleted while pending"
     );
 
     let cancelled = cancel(&app, "5", &[("reason", "wrong build")]).await;
@@ -138,7 +139,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     assert_eq!(status["status"], "rejected");
     assert_eq!(status["cancelled"]["reason"], "wrong build");
 
-    let events = wait_for_requests(&azure, 1).await;
+    let events = wait_for_task_completions(&azure, 1).await;
     let event = &events[0];
     assert_eq!(event.url.query(), Some("api-version=2.0-preview.1"));
     assert_eq!(
@@ -157,11 +158,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     let problem: Value = again.json().await.unwrap();
     assert_eq!(problem["type"], "urn:deploy-gate:problem:release-final");
     settle(&app).await;
-    assert_eq!(
-        azure.received_requests().await.unwrap().len(),
-        1,
-        "told once"
-    );
+    assert_eq!(task_completions(&azure).await.len(), 1, "told once");
 }
 
 #[tokio::test]
