@@ -730,7 +730,10 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
         // TaskStarted goes out at registration: only TaskCompleted tells the decision.
         let told: Vec<String> = requests
             .iter()
-            .filter(|r| r.body_json::<Value>().is_ok_and(|b| b["name"] == "TaskCompleted"))
+            .filter(|r| {
+                r.body_json::<Value>()
+                    .is_ok_and(|b| b["name"] == "TaskCompleted")
+            })
             .map(|r| r.url.path().to_owned())
             .collect();
         let missing: Vec<&String> = decided

@@ -5,7 +5,9 @@
 // ServerTaskHelper/HttpRequestSampleWithoutHandler/MyApp.cs); a recording fake
 // stands in for Azure DevOps.
 
-use chrono::DateTime;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat};
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
@@ -15,7 +17,7 @@ use crate::{
         post_callback_mode, settle, task_completed, task_started, wait_for_requests,
         wait_for_task_completions,
     },
-    helpers::{TestApp, spawn_app},
+    helpers::{TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
 
 fn release(id: &str, approvers: &str) -> Value {
@@ -256,4 +258,48 @@ async fn feed_lines_azure_keeps_refusing_never_hold_back_task_completed() {
     assert_eq!(json_body(&completions[0]), task_completed("succeeded"));
     app.wait_until_idle().await;
     assert_eq!(app.release_status("Devx", "3").await["problems"], json!([]));
+}
+
+#[tokio::test]
+async fn a_release_reaching_its_deadline_undecided_shows_it_expired_before_task_completed() {
+    let azure = recording_azure().await;
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.approval_deadline = Some(Duration::from_secs(1));
+    })
+    .await;
+    let body = release("4", "ana@example.com");
+    let headers = callback_headers(&azure);
+    assert_eq!(
+        post_callback_mode(&app, &body, &headers).await.status(),
+        202
+    );
+    wait_for_task_completions(&azure, 1).await;
+    app.wait_until_idle().await;
+
+    let calls = unstamped(calls(&azure).await);
+    let deadline = app.release_status("Devx", "4").await["deadline"].clone();
+    let deadline = DateTime::parse_from_rfc3339(deadline.as_str().unwrap()).unwrap();
+    let expired = format!(
+        "outcome: expired, undecided at its deadline {}",
+        deadline.to_utc().to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    // The deadline may pass before the first lines are posted: then they go together.
+    let (first, last) = (&calls[0], calls.last().unwrap());
+    assert_eq!(
+        (first, last),
+        (&event(task_started()), &event(task_completed("failed")))
+    );
+    let middle = &calls[1..calls.len() - 1];
+    assert!(middle.iter().all(|c| c.path == FEED_PATH), "{middle:?}");
+    let lines: Vec<&Value> = middle
+        .iter()
+        .flat_map(|c| c.body["value"].as_array().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            &json!("waiting for 1 of 1 approvals: ana@…"),
+            &json!(expired)
+        ]
+    );
 }
