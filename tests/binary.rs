@@ -727,7 +727,15 @@ async fn sigkill_mid_fan_out_again_and_again_loses_no_email_decision_or_callback
     let deadline = Instant::now() + HANG_GUARD;
     loop {
         let requests = azure.received_requests().await.unwrap();
-        let told: Vec<String> = requests.iter().map(|r| r.url.path().to_owned()).collect();
+        // TaskStarted goes out at registration: only TaskCompleted tells the decision.
+        let told: Vec<String> = requests
+            .iter()
+            .filter(|r| {
+                r.body_json::<Value>()
+                    .is_ok_and(|b| b["name"] == "TaskCompleted")
+            })
+            .map(|r| r.url.path().to_owned())
+            .collect();
         let missing: Vec<&String> = decided
             .iter()
             .filter(|id| {

@@ -14,7 +14,9 @@ use wiremock::{
     matchers::{body_json, header, method, path},
 };
 
-use fakes::{EVENTS_PATH, Flaky, JOB_TOKEN, task_completed, wait_for_requests};
+use fakes::{
+    EVENTS_PATH, Flaky, JOB_TOKEN, accept_progress, task_completed, wait_for_task_completions,
+};
 use helpers::{
     Backend, POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app_on_filled_database, wait_until,
 };
@@ -92,7 +94,7 @@ async fn upgrade_and_carry_on(fixture: &Fixture) {
     the_queued_job_mails_the_resolved_approver_and_nobody_else(&app).await;
     mailed_links_still_decide(&app, fixture).await;
     // The one TaskCompleted that `azure` expects; it checks the count when dropped.
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
 }
 
 /// Devx/104's resolve job, queued by release 0.1, runs once the approvers API
@@ -180,6 +182,7 @@ async fn azure_at_stored_plan_url(port: u16) -> MockServer {
         .expect(1)
         .mount(&azure)
         .await;
+    accept_progress(&azure).await;
     azure
 }
 

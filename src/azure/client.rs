@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use azure_core::http::{
     ClientOptions, Context, ExponentialRetryOptions, Method, Pipeline, PipelineSendOptions,
     Request, RetryOptions, Transport, Url,
@@ -120,7 +120,10 @@ impl AzureClient {
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect::<String>();
             tracing::warn!(status = u16::from(status), url = %redact(&url), answer, "Azure DevOps refused a request");
-            bail!("{}", refusal(u16::from(status)));
+            return Err(Refused {
+                status: u16::from(status),
+            }
+            .into());
         }
         Ok(body)
     }
@@ -129,15 +132,48 @@ impl AzureClient {
 /// Most characters of an Azure DevOps answer written to the log.
 const ANSWER_LOGGED_CHARS: usize = 200;
 
-/// A fixed description of a refusal, e.g. `Azure DevOps answered HTTP 404 Not Found`.
+/// Azure DevOps answered with an error status (after the in-request retries).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", refusal(*status))]
+pub struct Refused {
+    /// The HTTP status.
+    pub status: u16,
+}
+
+impl Refused {
+    /// Whether asking again cannot help: the request, the token or its rights
+    /// are wrong (400, 401, 403), or the target is gone (404).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self.status, 400 | 401 | 403 | 404)
+    }
+
+    /// Whether `error` (or one of its causes) is such a permanent refusal.
+    pub fn permanent_in(error: &anyhow::Error) -> bool {
+        error
+            .chain()
+            .any(|cause| cause.downcast_ref::<Self>().is_some_and(Self::is_permanent))
+    }
+}
+
+/// A fixed description of a refusal, e.g. `Azure DevOps answered HTTP 404 Not Found`,
+/// with what to check when asking again cannot help.
 fn refusal(status: u16) -> String {
     let reason = reqwest::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
-    format!("Azure DevOps answered HTTP {status} {reason}")
-        .trim_end()
-        .to_owned()
+    let said = format!("Azure DevOps answered HTTP {status} {reason}");
+    let said = said.trim_end();
+    match status {
+        401 => format!("{said}: the token is missing, wrong or expired"),
+        403 => format!(
+            "{said}: the token's identity may not do this (is it an assigned approver, with the scopes the call needs?)"
+        ),
+        400 | 404 => format!(
+            "{said}: Azure will not take this request as sent (was the approval already completed, or is the project or id wrong?)"
+        ),
+        _ => said.to_owned(),
+    }
 }
 
 fn authorization(auth: &Auth<'_>) -> String {

@@ -34,8 +34,43 @@ pub struct CallbackRecord {
     pub release_id: i64,
     /// The target; its token is empty once delivered.
     pub target: PlanCallback,
+    /// Whether the TaskStarted event was delivered (or given up).
+    pub started: bool,
+    /// Whether its outcome line is stored: the release is decided, and
+    /// TaskCompleted follows once every line is posted.
+    pub ended: bool,
     /// Whether the TaskCompleted event was delivered.
     pub delivered: bool,
+}
+
+/// What a line of a task's timeline feed tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineKind {
+    /// What the task waits for, or a decision.
+    Progress,
+    /// How the release was decided: the last line, which TaskCompleted follows.
+    Outcome,
+}
+
+impl LineKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Progress => "progress",
+            Self::Outcome => "outcome",
+        }
+    }
+}
+
+/// A line for a task's timeline feed, stored until it is posted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedLine {
+    /// Row id: lines are posted in this order.
+    pub id: i64,
+    /// The text, without its time stamp.
+    pub text: String,
+    /// When what it tells happened.
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Hosts a `PlanUrl` may name, so that the job token only goes to Azure DevOps:

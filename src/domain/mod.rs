@@ -8,6 +8,7 @@ pub mod channel;
 pub mod job;
 pub mod macros;
 pub mod policy;
+pub mod progress;
 pub mod release;
 pub mod settlement;
 pub mod snapshot;

@@ -70,7 +70,7 @@ impl Flow {
             true => change.tx.lock_release(release_id).await?,
         };
         if let Some(callback) = callback {
-            register_callback(&mut change, &snapshot, callback, now).await?;
+            change.register_callback(&snapshot, callback, now).await?;
         }
         let joined = match &new.azure_approval {
             Some(approval) => {
@@ -143,23 +143,4 @@ async fn queue_first_jobs(
             .await?;
     }
     Ok(())
-}
-
-/// Stores or refreshes a callback registration; queues its delivery at once if
-/// the release is already decided, else makes sure the deadline is watched.
-async fn register_callback(
-    change: &mut Change<'_>,
-    snapshot: &ReleaseSnapshot,
-    callback: &PlanCallback,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    change
-        .tx
-        .save_callback(snapshot.release.id, callback, now)
-        .await?;
-    if snapshot.outcome(now).status.is_final() {
-        change.queue_decision_notices(snapshot, now).await
-    } else {
-        change.watch_deadline(snapshot).await
-    }
 }

@@ -7,6 +7,7 @@ use crate::{
     domain::{
         job::{JobKind, Subject},
         policy::{Decision, ReleaseStatus},
+        progress::{decision_line, waiting_line},
         snapshot::ReleaseSnapshot,
     },
     store::StoreError,
@@ -83,6 +84,11 @@ impl Flow {
             .await?;
         let after = change.tx.read_release(before.release.id).await?;
         let status = after.outcome(now).status;
+        let mut lines = vec![decision_line(&approval.email, decision, comment)];
+        if !status.is_final() {
+            lines.push(waiting_line(&after, now));
+        }
+        change.tell_callbacks(after.release.id, &lines, now).await?;
         if status.is_final() {
             change.queue_decision_notices(&after, now).await?;
         }

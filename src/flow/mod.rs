@@ -6,6 +6,7 @@
 //! follow in one transaction, and once it has committed wakes the worker, in
 //! one place ([`Flow::commit`]).
 
+mod callbacks;
 mod create;
 mod decide;
 mod notices;

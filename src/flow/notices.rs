@@ -59,20 +59,16 @@ impl Change<'_> {
             .await
     }
 
-    /// Queues the TaskCompleted callbacks and the Azure write-back of a decided
-    /// round (one job for all its Azure approvals), skipping what is done or
-    /// already queued.
+    /// Queues the outcome and TaskCompleted of the callbacks and the Azure
+    /// write-back of a decided round (one job for all its Azure approvals),
+    /// skipping what is done or already queued.
     pub(super) async fn queue_decision_notices(
         &mut self,
         snapshot: &ReleaseSnapshot,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.tell_callbacks_outcome(snapshot, now).await?;
         let release = &snapshot.release;
-        for callback_id in self.tx.callbacks_awaiting_delivery(release.id).await? {
-            let subject = Subject::Callback(callback_id);
-            self.enqueue(JobKind::PostCallback, release.id, subject, now)
-                .await?;
-        }
         // A round Azure DevOps decided itself has nothing to write back.
         let kind = JobKind::WriteBackApproval;
         let azure_approvals = self.tx.azure_approvals(release.id).await?;

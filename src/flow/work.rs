@@ -9,6 +9,7 @@ use crate::{
         approver::ApproverEmail,
         job::{JobKind, Subject},
         policy::{Found, ReleaseStatus, under_policy},
+        progress::waiting_line,
         release::AzureApprovalRef,
         snapshot::ReleaseRecord,
     },
@@ -69,6 +70,9 @@ impl Flow {
         let mut change = self.begin().await?;
         change.tx.lock_release(release.id).await?;
         change.add_approvers(release.id, &resolved, now).await?;
+        let after = change.tx.read_release(release.id).await?;
+        let line = waiting_line(&after, now);
+        change.tell_callbacks(release.id, &[line], now).await?;
         change.tx.complete_job(job_id).await?;
         self.commit(change).await
     }

@@ -13,7 +13,6 @@ use crate::{
             ApprovalUpdate, PipelineApprovalUpdate, approval_update, approval_url,
             pipeline_approvals_url,
         },
-        callback::{events_url, task_completed, task_result},
         client::Auth,
     },
     clock::Clock,
@@ -68,7 +67,7 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         JobKind::ResolveApprovers => resolve_approvers(ctx, job).await,
         JobKind::SendApprovalEmail => send_approval_email(ctx, job).await,
         JobKind::ExpireRelease => expire_release(ctx, job).await,
-        JobKind::PostCallback => post_callback(ctx, job).await,
+        JobKind::PostCallback => super::callback::post_callback(ctx, job).await,
         JobKind::WriteBackApproval => write_back_approval(ctx, job).await,
         JobKind::NotifyChannel => notify_channel(ctx, job).await,
         JobKind::RemindApprovers => Ok(ctx.flow.reminders_due(job.id, job.release_id).await?),
@@ -79,37 +78,6 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
 
 async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     Ok(ctx.flow.deadline_reached(job.id, job.release_id).await?)
-}
-
-async fn post_callback(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let callback_id = job.callback_id.context("callback job without a callback")?;
-    let callback = ctx.store.callback(callback_id).await?;
-    let snapshot = ctx.store.release_by_id(job.release_id).await?;
-    let (Some(callback), Some(snapshot)) = (callback, snapshot) else {
-        return Ok(ctx.store.complete_job(job.id).await?);
-    };
-    let result = task_result(snapshot.outcome(ctx.clock.now()).status);
-    let (Some(result), false) = (result, callback.delivered) else {
-        return Ok(ctx.store.complete_job(job.id).await?);
-    };
-    let target = &callback.target;
-    ctx.azure
-        .send_json(
-            azure_core::http::Method::Post,
-            &events_url(target),
-            Auth::Bearer(target.auth_token.expose()),
-            &task_completed(target, result),
-        )
-        .await
-        .inspect_err(|_| ctx.metrics.callback("error"))
-        .context("posting the TaskCompleted event")?;
-    ctx.metrics.callback(result);
-    tracing::info!(callback.id = callback.id, hub = %target.hub_name, result, "Azure DevOps callback delivered");
-    let done = Finished::CallbackDelivered {
-        callback_id: callback.id,
-        result,
-    };
-    Ok(ctx.flow.finished(job.id, done).await?)
 }
 
 async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! Durable background work: jobs live in the database, workers claim and run them.
 
+mod callback;
 mod kinds;
 mod worker;
 

@@ -10,10 +10,13 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
 use super::{JobContext, backoff, kinds};
-use crate::{domain::job::Job, metrics::JobOutcome};
+use crate::{azure::client::Refused, domain::job::Job, metrics::JobOutcome};
 
 /// Longest error text kept on a job.
 const MAX_ERROR_CHARS: usize = 500;
+
+/// Attempts of a job that Azure DevOps refuses outright: the first and one retry.
+const PERMANENT_REFUSAL_ATTEMPTS: u32 = 2;
 
 /// The thread running the worker loops, from [`Worker::start`]. Dropped before
 /// [`JobThread::finished`] completes (the service's task was aborted), it drops
@@ -147,7 +150,13 @@ impl Worker {
         let failures = job.attempts + 1;
         let error: String = format!("{err:#}").chars().take(MAX_ERROR_CHARS).collect();
         let now = self.ctx.clock.now();
-        let retry_at = (failures < self.ctx.jobs.max_attempts).then(|| {
+        // Azure refusing outright (400/401/403/404) gets one more try, not
+        // the whole backoff: it will not change its mind.
+        let last = match Refused::permanent_in(&err) {
+            true => PERMANENT_REFUSAL_ATTEMPTS.min(self.ctx.jobs.max_attempts),
+            false => self.ctx.jobs.max_attempts,
+        };
+        let retry_at = (failures < last).then(|| {
             let delay = backoff(self.ctx.jobs.retry_base, self.ctx.jobs.retry_cap, failures);
             now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
         });

@@ -15,7 +15,7 @@ use super::{
     transaction::WriteTx,
 };
 use crate::domain::{
-    callback::CallbackRecord,
+    callback::{CallbackRecord, FeedLine},
     job::Job,
     release::{Phase, ReleaseKey},
     snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
@@ -160,6 +160,10 @@ impl Store for Database {
 
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {
         callbacks::callback(&mut self.reader().await?, callback_id).await
+    }
+
+    async fn unposted_feed_lines(&self, callback_id: i64) -> Result<Vec<FeedLine>, StoreError> {
+        callbacks::unposted_lines(&mut self.reader().await?, callback_id).await
     }
 
     async fn claim_job(

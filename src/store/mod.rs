@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        callback::CallbackRecord,
+        callback::{CallbackRecord, FeedLine},
         job::Job,
         release::{Phase, ReleaseKey},
         snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
@@ -114,6 +114,8 @@ pub trait Store: Send + Sync {
     async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
     /// A callback registration.
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError>;
+    /// A callback registration's feed lines not yet posted, in order.
+    async fn unposted_feed_lines(&self, callback_id: i64) -> Result<Vec<FeedLine>, StoreError>;
 
     /// Locks the next due job until `lease_until`; `None` when nothing is due.
     async fn claim_job(

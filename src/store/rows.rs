@@ -150,7 +150,7 @@ pub(super) fn trouble(row: &impl Columns) -> Result<JobTrouble, StoreError> {
     })
 }
 
-/// A `callback` row; a delivered callback's token reads as empty.
+/// A `callback` row with its count of `outcome_lines`; a delivered callback's token reads as empty.
 pub(super) fn callback(row: &impl Columns) -> Result<CallbackRecord, StoreError> {
     Ok(CallbackRecord {
         id: row.int("callback_id")?,
@@ -165,6 +165,8 @@ pub(super) fn callback(row: &impl Columns) -> Result<CallbackRecord, StoreError>
             task_instance_id: row.text("task_instance_id")?,
             auth_token: Secret::new(row.opt_text("auth_token")?.unwrap_or_default()),
         },
+        started: row.opt_time("started_at")?.is_some(),
+        ended: row.int("outcome_lines")? > 0,
         delivered: row.opt_time("completed_at")?.is_some(),
     })
 }

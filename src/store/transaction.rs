@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{StoreError, callbacks, connection::Conn, queue, releases};
 use crate::domain::{
     approver::ApproverEmail,
-    callback::PlanCallback,
+    callback::{LineKind, PlanCallback},
     job::{JobKind, NewJob},
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, ReleaseKey},
@@ -119,13 +119,44 @@ pub trait Transaction: Send {
         link_generation: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Stores a callback registration, or refreshes its token while undelivered.
+    /// Stores a callback registration, or refreshes its token while undelivered;
+    /// the registration's id when it is new.
     async fn save_callback(
         &mut self,
         release_id: i64,
         callback: &PlanCallback,
         now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Adds a feed line to each of the release's registrations still open.
+    async fn add_feed_line(
+        &mut self,
+        release_id: i64,
+        kind: LineKind,
+        text: &str,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Adds a progress line to one registration.
+    async fn add_feed_line_to(
+        &mut self,
+        callback_id: i64,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records a registration's TaskStarted event as delivered (or given up).
+    async fn record_callback_started(
+        &mut self,
+        callback_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Records a registration's feed lines up to `last_line_id` as posted (or given up).
+    async fn record_feed_lines_posted(
+        &mut self,
+        callback_id: i64,
+        last_line_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Whether an undelivered registration has an event or a line left to post.
+    async fn callback_has_work(&mut self, callback_id: i64) -> Result<bool, StoreError>;
     /// The release's undelivered callback registrations with no delivery queued.
     async fn callbacks_awaiting_delivery(
         &mut self,
@@ -311,8 +342,52 @@ impl Transaction for WriteTx<'_> {
         release_id: i64,
         callback: &PlanCallback,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         callbacks::save(&mut self.0, release_id, callback, now).await
+    }
+
+    async fn add_feed_line(
+        &mut self,
+        release_id: i64,
+        kind: LineKind,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = callbacks::line_added(release_id, kind, text, now);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn add_feed_line_to(
+        &mut self,
+        callback_id: i64,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = callbacks::line_added_to(callback_id, text, now);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn record_callback_started(
+        &mut self,
+        callback_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = callbacks::started(callback_id, now);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn record_feed_lines_posted(
+        &mut self,
+        callback_id: i64,
+        last_line_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = callbacks::lines_posted(callback_id, last_line_id, now);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn callback_has_work(&mut self, callback_id: i64) -> Result<bool, StoreError> {
+        callbacks::has_work(&mut self.0, callback_id).await
     }
 
     async fn callbacks_awaiting_delivery(

@@ -8,13 +8,14 @@ use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{body_json, header, method, path, query_param},
+    matchers::{body_json, body_partial_json, header, method, path, query_param},
 };
 
 use crate::{
     fakes::{
-        EVENTS_PATH, JOB_TOKEN, azure_assigning, callback_headers, post_callback_mode,
-        task_completed, wait_for_requests,
+        EVENTS_PATH, JOB_TOKEN, accept_progress, azure_assigning, callback_headers,
+        post_callback_mode, task_completed, task_completions, wait_for_requests,
+        wait_for_task_completions,
     },
     helpers::{TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with},
 };
@@ -34,6 +35,7 @@ async fn azure_expecting(result: &str) -> MockServer {
         .expect(1)
         .mount(&azure)
         .await;
+    accept_progress(&azure).await;
     azure
 }
 
@@ -56,14 +58,14 @@ async fn in_callback_mode_an_approval_is_reported_to_azure_devops_as_task_comple
 
     let mail = &app.smtp.wait_for(1).await[0];
     assert!(
-        azure.received_requests().await.unwrap().is_empty(),
-        "nothing is posted while pending"
+        task_completions(&azure).await.is_empty(),
+        "no TaskCompleted while pending"
     );
     assert_eq!(
         app.decide(&mail.token(), "approve", None).await.status(),
         200
     );
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
     app.wait_until_idle().await;
 
     let callback = app
@@ -93,7 +95,7 @@ async fn callback_fields_in_the_body_work_too_and_a_rejection_reports_failed() {
     assert_eq!(app.post_release(&body).await.status(), 202);
     let mail = &app.smtp.wait_for(1).await[0];
     app.decide(&mail.token(), "reject", Some("not today")).await;
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
 }
 
 #[tokio::test]
@@ -104,7 +106,7 @@ async fn an_expired_release_reports_failed_at_its_deadline() {
     })
     .await;
     post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
     assert_eq!(app.release_status("Devx", "7").await["status"], "expired");
 }
 
@@ -119,14 +121,17 @@ async fn a_check_that_registers_after_the_decision_is_told_at_once() {
     let answer =
         post_callback_mode(&app, &release("ana@example.com"), &callback_headers(&azure)).await;
     assert_eq!(answer.status(), 200);
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
 }
 
 #[tokio::test]
 async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
     let azure = MockServer::start().await;
+    let completed = || body_partial_json(json!({"name": "TaskCompleted"}));
+    accept_progress(&azure).await;
     Mock::given(method("POST"))
         .and(path(EVENTS_PATH))
+        .and(completed())
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
         .up_to_n_times(1)
         .with_priority(1)
@@ -134,6 +139,7 @@ async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
         .await;
     Mock::given(method("POST"))
         .and(path(EVENTS_PATH))
+        .and(completed())
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
         .with_priority(2)
@@ -141,6 +147,7 @@ async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
         .await;
     Mock::given(method("POST"))
         .and(path(EVENTS_PATH))
+        .and(completed())
         .respond_with(ResponseTemplate::new(200))
         .with_priority(3)
         .expect(1)
@@ -155,7 +162,7 @@ async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
         200
     );
 
-    wait_for_requests(&azure, 3).await;
+    wait_for_task_completions(&azure, 3).await;
     let waited = decided.elapsed();
     assert!(
         waited >= Duration::from_millis(900),
@@ -163,9 +170,9 @@ async fn azure_devops_answering_429_and_503_is_retried_honouring_retry_after() {
     );
     app.wait_until_idle().await;
     assert_eq!(
-        azure.received_requests().await.unwrap().len(),
+        task_completions(&azure).await.len(),
         3,
-        "no request after the success"
+        "no TaskCompleted after the success"
     );
 }
 
@@ -427,5 +434,5 @@ async fn a_final_decision_reaches_azure_devops_without_waiting_for_the_workers_n
         app.decide(&mail.token(), "approve", None).await.status(),
         200
     );
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
 }

@@ -7,10 +7,13 @@ use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{body_partial_json, method, path},
 };
 
-use crate::helpers::{TestApp, TestSmtp, board_ids, get_json, spawn_app, spawn_app_with};
+use crate::{
+    fakes::accept_progress,
+    helpers::{TestApp, TestSmtp, board_ids, get_json, spawn_app, spawn_app_with},
+};
 
 async fn create(app: &TestApp, project: &str, id: &str, approvers: &[&str]) {
     let body = json!({"ReleaseName": format!("R{id}"), "ReleaseId": id, "TeamProject": project,
@@ -272,17 +275,19 @@ async fn with_an_api_key_the_board_and_timelines_require_it_and_browsers_are_ask
     }
 }
 
-/// Azure DevOps accepting one TaskCompleted event.
+/// Azure DevOps accepting one TaskCompleted event (and the task's progress).
 async fn azure_accepting_task_completed() -> MockServer {
     let azure = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(
             "/proj/_apis/distributedtask/hubs/checks/plans/plan-1/events",
         ))
+        .and(body_partial_json(json!({"name": "TaskCompleted"})))
         .respond_with(ResponseTemplate::new(204))
         .expect(1)
         .mount(&azure)
         .await;
+    accept_progress(&azure).await;
     azure
 }
 

@@ -13,8 +13,8 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        EVENTS_PATH, JOB_TOKEN, callback_headers, post_callback_mode, post_with_headers, settle,
-        task_completed, wait_for_problem, wait_for_requests,
+        EVENTS_PATH, JOB_TOKEN, callback_headers, json_body, post_callback_mode, post_with_headers,
+        settle, task_completed, task_completions, wait_for_problem, wait_for_task_completions,
     },
     helpers::{TestApp, assert_problem, spawn_app},
 };
@@ -98,16 +98,15 @@ async fn mode_callback_registers_once_and_yields_exactly_one_task_completed() {
     assert_eq!(again.status(), 200);
 
     approve(&app).await;
-    let requests = wait_for_requests(&azure, 1).await;
+    let requests = wait_for_task_completions(&azure, 1).await;
     assert_eq!(requests[0].url.path(), EVENTS_PATH);
-    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
-    assert_eq!(body, task_completed("succeeded"));
+    assert_eq!(json_body(&requests[0]), task_completed("succeeded"));
 
     let late = post_callback_mode(&app, &release("2"), &headers).await;
     assert_eq!(late.status(), 200);
     settle(&app).await;
     assert_eq!(
-        azure.received_requests().await.unwrap().len(),
+        task_completions(&azure).await.len(),
         1,
         "exactly one TaskCompleted for the registration"
     );
@@ -148,7 +147,7 @@ async fn body_field_mode_asks_for_callback_mode_and_a_query_that_differs_is_refu
     body["Mode"] = "callback".into();
     assert_eq!(post_with_headers(&app, &body, &headers).await.status(), 202);
     approve(&app).await;
-    wait_for_requests(&azure, 1).await;
+    wait_for_task_completions(&azure, 1).await;
 }
 
 #[tokio::test]

@@ -111,7 +111,7 @@ async fn values_not_there_yet_are_left_out_rather_than_sent_as_null() {
     let ignored = app
         .client
         .post(format!("{}/hooks/azure-devops", app.address))
-        .json(&json!({"eventType": "ms.vss-release.release-abandoned-event"}))
+        .json(&json!({"eventType": "ms.vss-release.deployment-started-event"}))
         .send()
         .await
         .unwrap();

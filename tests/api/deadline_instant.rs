@@ -18,7 +18,7 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{EVENTS_PATH, callback_headers, post_callback_mode},
+    fakes::{EVENTS_PATH, accept_progress, callback_headers, post_callback_mode, task_completions},
     helpers::{TestApp, board_ids, get_json, spawn_app_stopped_at},
 };
 
@@ -39,6 +39,7 @@ async fn azure() -> MockServer {
         .respond_with(ResponseTemplate::new(204))
         .mount(&azure)
         .await;
+    accept_progress(&azure).await;
     azure
 }
 
@@ -92,8 +93,8 @@ async fn everyone_says(app: &TestApp, status: &str, failsafe: u16, context: &str
 async fn task_completed_results(app: &TestApp, azure: &MockServer) -> Vec<String> {
     app.drain_jobs().await;
     app.wait_until_idle().await;
-    let received = azure.received_requests().await.unwrap();
-    received
+    task_completions(azure)
+        .await
         .iter()
         .map(|r| {
             let body: Value = serde_json::from_slice(&r.body).unwrap();

@@ -10,7 +10,7 @@ use std::sync::{
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
-    matchers::{method, path, path_regex, query_param},
+    matchers::{body_partial_json, method, path, path_regex, query_param},
 };
 
 use crate::helpers::{TestApp, wait_until};
@@ -221,15 +221,54 @@ pub fn callback_headers(azure: &MockServer) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Azure DevOps answering every TaskCompleted post of [`callback_headers`]' plan with `responder`.
+/// The path of the timeline feed of [`callback_headers`]' job (azure-devops.md §2.2).
+pub const FEED_PATH: &str = "/proj-guid/_apis/distributedtask/hubs/checks/plans/plan-1/timelines/timeline-1/records/job-1/feed";
+
+/// Azure DevOps answering every TaskCompleted post of [`callback_headers`]' plan with
+/// `responder`, and the task's progress (TaskStarted, feed lines) with `204`.
 pub async fn azure_events_answering(responder: impl Respond + 'static) -> MockServer {
     let azure = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(EVENTS_PATH))
+        .and(body_partial_json(json!({"name": "TaskCompleted"})))
         .respond_with(responder)
         .mount(&azure)
         .await;
+    accept_progress(&azure).await;
     azure
+}
+
+/// Makes `azure` answer `204` to every other POST, as Azure DevOps accepts a
+/// TaskStarted event and feed lines.
+pub async fn accept_progress(azure: &MockServer) {
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .with_priority(u8::MAX)
+        .mount(azure)
+        .await;
+}
+
+/// The JSON body of a recorded request.
+pub fn json_body(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+/// The TaskCompleted events among the requests `azure` received.
+pub async fn task_completions(azure: &MockServer) -> Vec<Request> {
+    let received = azure.received_requests().await.unwrap();
+    received
+        .into_iter()
+        .filter(|r| json_body(r)["name"] == "TaskCompleted")
+        .collect()
+}
+
+/// Waits until `azure` has received `count` TaskCompleted events, and returns them.
+pub async fn wait_for_task_completions(azure: &MockServer, count: usize) -> Vec<Request> {
+    wait_until(&format!("{count} TaskCompleted event(s)"), || async {
+        let completions = task_completions(azure).await;
+        (completions.len() >= count).then_some(completions)
+    })
+    .await
 }
 
 /// `POST /release` with `body` and `headers` (such as [`callback_headers`]).
@@ -269,6 +308,11 @@ pub async fn post_in_callback_mode(app: &TestApp, azure: &MockServer, id: &str, 
         json!({"ReleaseName": "R", "ReleaseId": id, "TeamProject": "Devx", "Approvers": approver});
     let answer = post_callback_mode(app, &body, &callback_headers(azure)).await;
     assert_eq!(answer.status(), 202);
+}
+
+/// The TaskStarted event of [`callback_headers`]' task (azure-devops.md §2.1).
+pub fn task_started() -> Value {
+    json!({"name": "TaskStarted", "taskId": "task-1", "jobId": "job-1"})
 }
 
 /// The TaskCompleted event of [`callback_headers`]' task with `result` (azure-devops.md §2.1).

@@ -14,7 +14,7 @@ use wiremock::ResponseTemplate;
 use crate::{
     fakes::{
         Flaky, JOB_TOKEN, azure_events_answering, post_in_callback_mode, settle, task_completed,
-        wait_for_no_problem, wait_for_problem, wait_for_requests,
+        task_completions, wait_for_no_problem, wait_for_problem, wait_for_task_completions,
     },
     helpers::{BACKEND, Backend, TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
@@ -182,15 +182,15 @@ async fn a_deadline_the_database_keeps_from_handling_shows_expiry_failing_until_
     let error = retried_error(&problem, "handling the deadline");
     assert!(error.contains("statement timeout"), "{error}");
     assert_eq!(app.release_status("Devx", "4").await["status"], "expired");
-    assert!(azure.received_requests().await.unwrap().is_empty());
+    assert!(task_completions(&azure).await.is_empty());
 
     holding.rollback().await.unwrap();
     wait_for_no_problem(&app, "Devx", "4", "").await;
-    let events = wait_for_requests(&azure, 1).await;
+    let events = wait_for_task_completions(&azure, 1).await;
     assert_eq!(
         serde_json::from_slice::<Value>(&events[0].body).unwrap(),
         task_completed("failed")
     );
     settle(&app).await;
-    assert_eq!(azure.received_requests().await.unwrap().len(), 1);
+    assert_eq!(task_completions(&azure).await.len(), 1);
 }

@@ -11,6 +11,7 @@ mod board;
 mod board_batches;
 mod browser;
 mod callback_mode;
+mod callback_progress;
 mod contract;
 mod deadline_instant;
 mod email;

@@ -8,7 +8,7 @@ use wiremock::ResponseTemplate;
 use crate::{
     fakes::{
         azure_events_answering, post_in_callback_mode, sample, scrape, task_completed,
-        wait_for_requests,
+        wait_for_task_completions,
     },
     helpers::{spawn_app, spawn_app_stopped_at},
 };
@@ -90,7 +90,7 @@ async fn a_release_reaching_its_deadline_undecided_is_counted_once_as_decided_ex
 
     app.advance_clock(deadline).await;
     app.drain_jobs().await;
-    let posted = wait_for_requests(&azure, 1).await;
+    let posted = wait_for_task_completions(&azure, 1).await;
     let event: serde_json::Value = posted[0].body_json().unwrap();
     let expected = task_completed("failed");
     assert_eq!(

@@ -16,8 +16,8 @@ use wiremock::{
 use crate::{
     fakes::{
         Flaky, JOB_TOKEN, azure_assigning, azure_events_answering, post_in_callback_mode, problems,
-        sample, scrape, settle, task_completed, wait_for_no_problem, wait_for_problem,
-        wait_for_requests, writes,
+        sample, scrape, settle, task_completed, task_completions, wait_for_no_problem,
+        wait_for_problem, wait_for_requests, wait_for_task_completions, writes,
     },
     helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with},
 };
@@ -131,8 +131,8 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     app.smtp.wait_for(1).await;
     settle(&app).await;
     assert!(
-        writes(&azure).await.is_empty(),
-        "nothing is posted while pending"
+        task_completions(&azure).await.is_empty(),
+        "no TaskCompleted while pending"
     );
 
     let cancelled = cancel(&app, "5", &[("reason", "wrong build")]).await;
@@ -141,7 +141,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     assert_eq!(status["status"], "rejected");
     assert_eq!(status["cancelled"]["reason"], "wrong build");
 
-    let events = wait_for_requests(&azure, 1).await;
+    let events = wait_for_task_completions(&azure, 1).await;
     let event = &events[0];
     assert_eq!(event.url.query(), Some("api-version=2.0-preview.1"));
     assert_eq!(
@@ -160,7 +160,7 @@ async fn cancelling_a_callback_mode_release_reports_task_completed_failed_to_azu
     let problem: Value = again.json().await.unwrap();
     assert_eq!(problem["type"], "urn:deploy-gate:problem:release-final");
     settle(&app).await;
-    assert_eq!(writes(&azure).await.len(), 1, "told once");
+    assert_eq!(task_completions(&azure).await.len(), 1, "told once");
 }
 
 #[tokio::test]
@@ -367,4 +367,29 @@ async fn a_final_decision_is_written_back_without_waiting_for_the_workers_next_p
 
     let requests = wait_for_requests(&azure, 1).await;
     assert_eq!(approval_update(&requests[0])["status"], "rejected");
+}
+
+#[tokio::test]
+async fn a_write_back_azure_refuses_outright_is_tried_twice_and_the_round_shows_why() {
+    let azure = approvals_api(
+        ResponseTemplate::new(403)
+            .set_body_string("VS402904: Only an assigned approver can approve this approval"),
+    )
+    .await;
+    let app = app_writing_back_to(&azure, |s| s.job_max_attempts = Some(10)).await;
+    let mail = start_round(&app, &azure.uri()).await;
+    app.decide(&mail.token(), "approve", None).await;
+
+    let problem = wait_for_problem(&app, "Devx", "386", "Production", "job_dead").await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("HTTP 403") && detail.contains("assigned approver"),
+        "the round says what Azure refused and what to check: {detail}"
+    );
+    assert!(
+        !detail.contains("VS402904"),
+        "Azure's own words stay in the log"
+    );
+    settle(&app).await;
+    assert_eq!(writes(&azure).await.len(), 2, "one retry, not ten");
 }

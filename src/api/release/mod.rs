@@ -126,10 +126,11 @@ impl ReleaseApi {
     /// **Callback mode** (`?mode=callback`, or the body field `Mode: "callback"`): `PlanUrl`,
     /// `ProjectId`, `HubName`, `PlanId`, `JobId`, `TaskInstanceId` and `AuthToken` (as
     /// headers, as Azure DevOps sends them, or as body fields) are required, `PlanUrl` on a
-    /// host of `DEPLOY_GATE_CALLBACK_HOSTS`; the registration is stored with the release and
-    /// one `TaskCompleted` event is posted to Azure DevOps once the release is decided (at
-    /// once if it already is). Without it (poll mode, the default) those headers, which
-    /// Azure sends in every mode, are ignored.
+    /// host of `DEPLOY_GATE_CALLBACK_HOSTS`; the registration is stored with the release, the
+    /// task is sent `TaskStarted`, its timeline feed (given `TimelineId`) shows what the
+    /// release waits for, each decision and the outcome, and one `TaskCompleted` event is
+    /// posted once the release is decided (at once if it already is). Without it (poll mode,
+    /// the default) those headers, which Azure sends in every mode, are ignored.
     ///
     /// A field still holding a pipeline macro `$(…)` that Azure left unresolved is refused
     /// (`unresolved-macro`), naming the variable and its YAML equivalent.
