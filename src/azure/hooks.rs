@@ -25,6 +25,10 @@ pub struct HookRelease {
     pub azure_approval_id: Option<String>,
     /// Who created the release (`createdBy.uniqueName`, when it is an email address).
     pub requested_for: Option<String>,
+    /// The release's or run's web page (`_links.web.href`), as sent.
+    pub release_url: Option<String>,
+    /// The release definition or pipeline name.
+    pub definition_name: Option<String>,
 }
 
 /// What an event means for deploy-gate.
@@ -46,6 +50,8 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             stage: String::new(),
             azure_approval_id: None,
             requested_for: creator(resource),
+            release_url: optional(resource, &["/release/_links/web/href"]),
+            definition_name: optional(resource, &["/release/releaseDefinition/name"]),
         })),
         APPROVAL_PENDING => Ok(HookEvent::Release(HookRelease {
             team_project: project(resource)?,
@@ -54,6 +60,20 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             stage: first(resource, &["/approval/releaseEnvironment/name"])?,
             azure_approval_id: Some(text(resource, "/approval/id")?),
             requested_for: creator(resource),
+            release_url: optional(
+                resource,
+                &[
+                    "/release/_links/web/href",
+                    "/approval/release/_links/web/href",
+                ],
+            ),
+            definition_name: optional(
+                resource,
+                &[
+                    "/approval/releaseDefinition/name",
+                    "/release/releaseDefinition/name",
+                ],
+            ),
         })),
         YAML_APPROVAL_PENDING => {
             let approval_id = text(resource, "/approval/id")?;
@@ -65,6 +85,8 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
                 stage: first(resource, &["/stage/name"]).unwrap_or_default(),
                 azure_approval_id: None,
                 requested_for: None,
+                release_url: optional(resource, &["/run/_links/web/href"]),
+                definition_name: optional(resource, &["/pipeline/name", "/run/pipeline/name"]),
             }))
         }
         _ => Ok(HookEvent::Ignored),
@@ -82,6 +104,11 @@ fn creator(resource: &Value) -> Option<String> {
     )
     .ok()
     .filter(|name| name.contains('@'))
+}
+
+/// The first of `pointers` that holds text, if any.
+fn optional(resource: &Value, pointers: &[&str]) -> Option<String> {
+    first(resource, pointers).ok()
 }
 
 fn project(resource: &Value) -> Result<String, String> {
@@ -128,8 +155,29 @@ mod tests {
                 stage: "Production".into(),
                 azure_approval_id: Some("17".into()),
                 requested_for: None,
+                release_url: None,
+                definition_name: None,
             })
         );
+    }
+
+    #[test]
+    fn a_yaml_approval_names_its_pipeline_and_links_its_run_where_the_payload_has_them() {
+        // The run and pipeline as the docs' stage-state-changed sample shapes them.
+        let web = "https://dev.azure.com/fabfiber/Fabrikam-Fiber-Git/_build/results?buildId=2";
+        let resource = json!({
+            "approval": {"id": "0f027b05-0942-4a35-9218-26fa07d8760a"},
+            "projectId": "be9b3917-87e6-42a4-a549-2bc06a7a878f",
+            "run": {"id": 2, "name": "20191213.1", "_links": {"web": {"href": web}},
+                    "pipeline": {"id": 2, "name": "TEST-CI"}},
+            "stage": {"name": "deploy"}
+        });
+        let HookEvent::Release(release) = interpret(YAML_APPROVAL_PENDING, &resource).unwrap()
+        else {
+            panic!("a release");
+        };
+        assert_eq!(release.release_url.as_deref(), Some(web));
+        assert_eq!(release.definition_name.as_deref(), Some("TEST-CI"));
     }
 
     #[test]

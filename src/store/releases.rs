@@ -16,6 +16,7 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
+    link::ReleaseUrl,
     policy::{Decision, ResolvedApprovers},
     release::{NewRelease, ReleaseKey},
     snapshot::{ApprovalRecord, JobTrouble, ReleaseSnapshot},
@@ -155,8 +156,9 @@ pub(super) async fn insert(
 ) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
         "INSERT INTO release (team_project, external_id, stage, release_name, required_approvals,
-                              deadline, azure_approval_id, requested_for, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                              deadline, azure_approval_id, requested_for, release_url,
+                              definition_name, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (team_project, external_id, stage) DO NOTHING
          RETURNING release_id",
     )
@@ -168,6 +170,8 @@ pub(super) async fn insert(
     .bind(deadline)
     .bind(new.azure_approval_id.as_deref())
     .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
+    .bind(new.release_url.as_ref().map(ReleaseUrl::as_str))
+    .bind(new.definition_name.as_deref())
     .bind(now);
     let inserted = db.fetch_optional(sql).await?;
     inserted.map(|row| row.int("release_id")).transpose()

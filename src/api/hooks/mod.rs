@@ -23,7 +23,8 @@ use crate::{
     azure::hooks::{HookEvent, HookRelease, interpret},
     domain::{
         approver::ApproverEmail,
-        release::{NewRelease, ReleaseKey},
+        link::ReleaseUrl,
+        release::{NewRelease, ReleaseKey, parse_definition_name},
     },
     flow::Creation,
 };
@@ -219,5 +220,13 @@ fn new_release(release: HookRelease) -> Result<NewRelease, Problem> {
     new.requested_for = release
         .requested_for
         .and_then(|r| ApproverEmail::parse(&r).ok());
+    // The link and the definition name only describe the release: one Azure sends
+    // in a form deploy-gate would refuse from a pipeline is left out, not the event.
+    new.release_url = release
+        .release_url
+        .and_then(|url| ReleaseUrl::parse("_links.web", &url).ok().flatten());
+    new.definition_name = release
+        .definition_name
+        .and_then(|name| parse_definition_name(&name).ok().flatten());
     Ok(new)
 }

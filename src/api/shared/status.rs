@@ -36,6 +36,13 @@ pub struct ReleaseStatusBody {
     /// The gated stage; empty when not given.
     #[oai(rename = "Stage")]
     pub stage: String,
+    /// The release's or run's page in Azure DevOps (`ReleaseUrl`, or the service hook's
+    /// `_links.web`), in its normalised form.
+    #[oai(rename = "ReleaseUrl")]
+    pub release_url: Option<String>,
+    /// The release definition or pipeline name (`DefinitionName`, or the service hook's).
+    #[oai(rename = "DefinitionName")]
+    pub definition_name: Option<String>,
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: StatusValue,
     /// True exactly when `status` is `approved`.
@@ -107,6 +114,8 @@ impl ReleaseStatusBody {
             release_name: release.name.clone(),
             team_project: release.key.team_project.clone(),
             stage: release.key.stage.clone(),
+            release_url: release.release_url.clone(),
+            definition_name: release.definition_name.clone(),
             status: outcome.status.into(),
             approved: outcome.status == ReleaseStatus::Approved,
             approvals: ApprovalCounts::from(&outcome),
@@ -194,6 +203,11 @@ impl Example for ReleaseStatusBody {
             release_name: "Desafio-CD".into(),
             team_project: "Devx".into(),
             stage: String::new(),
+            release_url: Some(
+                "https://dev.azure.com/contoso/Devx/_releaseProgress?_a=release-pipeline-progress&releaseId=386"
+                    .into(),
+            ),
+            definition_name: Some("Desafio.CD".into()),
             status: StatusValue::Pending,
             approved: false,
             approvals: ApprovalCounts {
