@@ -47,6 +47,10 @@ pub struct HookRelease {
     pub step_approvers: Option<Vec<String>>,
     /// Who created the release (`createdBy.uniqueName`, when it is an email address).
     pub requested_for: Option<String>,
+    /// The release's or run's web page (`_links.web.href`), as sent.
+    pub release_url: Option<String>,
+    /// The release definition or pipeline name.
+    pub definition_name: Option<String>,
 }
 
 /// What an event means for deploy-gate.
@@ -74,6 +78,8 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             approver: None,
             step_approvers: None,
             requested_for: creator(resource),
+            release_url: optional(resource, &["/release/_links/web/href"]),
+            definition_name: optional(resource, &["/release/releaseDefinition/name"]),
         }))),
         APPROVAL_PENDING => Ok(HookEvent::Release(Box::new(HookRelease {
             team_project: project(resource)?,
@@ -109,6 +115,20 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             .ok(),
             step_approvers: None,
             requested_for: creator(resource),
+            release_url: optional(
+                resource,
+                &[
+                    "/release/_links/web/href",
+                    "/approval/release/_links/web/href",
+                ],
+            ),
+            definition_name: optional(
+                resource,
+                &[
+                    "/approval/releaseDefinition/name",
+                    "/release/releaseDefinition/name",
+                ],
+            ),
         }))),
         YAML_APPROVAL_PENDING => {
             let approval_id = text(resource, "/approval/id")?;
@@ -150,6 +170,8 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
                 approver,
                 step_approvers,
                 requested_for: None,
+                release_url: optional(resource, &["/run/_links/web/href"]),
+                definition_name: optional(resource, &["/pipeline/name", "/run/pipeline/name"]),
             })))
         }
         APPROVAL_COMPLETED | YAML_APPROVAL_COMPLETED => {
@@ -229,6 +251,11 @@ fn creator(resource: &Value) -> Option<String> {
     .filter(|name| name.contains('@'))
 }
 
+/// The first of `pointers` that holds text, if any.
+fn optional(resource: &Value, pointers: &[&str]) -> Option<String> {
+    first(resource, pointers).ok()
+}
+
 fn project(resource: &Value) -> Result<String, String> {
     first(
         resource,
@@ -280,8 +307,29 @@ mod tests {
                 approver: None,
                 step_approvers: None,
                 requested_for: None,
+                release_url: None,
+                definition_name: None,
             }))
         );
+    }
+
+    #[test]
+    fn a_yaml_approval_names_its_pipeline_and_links_its_run_where_the_payload_has_them() {
+        // The run and pipeline as the docs' stage-state-changed sample shapes them.
+        let web = "https://dev.azure.com/fabfiber/Fabrikam-Fiber-Git/_build/results?buildId=2";
+        let resource = json!({
+            "approval": {"id": "0f027b05-0942-4a35-9218-26fa07d8760a"},
+            "projectId": "be9b3917-87e6-42a4-a549-2bc06a7a878f",
+            "run": {"id": 2, "name": "20191213.1", "_links": {"web": {"href": web}},
+                    "pipeline": {"id": 2, "name": "TEST-CI"}},
+            "stage": {"name": "deploy"}
+        });
+        let HookEvent::Release(release) = interpret(YAML_APPROVAL_PENDING, &resource).unwrap()
+        else {
+            panic!("a release");
+        };
+        assert_eq!(release.release_url.as_deref(), Some(web));
+        assert_eq!(release.definition_name.as_deref(), Some("TEST-CI"));
     }
 
     #[test]

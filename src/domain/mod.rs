@@ -6,6 +6,7 @@ pub mod bidi;
 pub mod callback;
 pub mod channel;
 pub mod job;
+pub mod link;
 pub mod macros;
 pub mod policy;
 pub mod progress;

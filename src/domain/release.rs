@@ -1,6 +1,6 @@
 //! A release awaiting approval: its identity and the validated creation request.
 
-use super::approver::ApproverEmail;
+use super::{approver::ApproverEmail, link::ReleaseUrl};
 
 /// Longest accepted `TeamProject`, `ReleaseName` or `Stage`, in characters.
 pub const MAX_TEXT_CHARS: usize = 256;
@@ -162,6 +162,10 @@ pub struct NewRelease {
     pub azure_approval: Option<AzureApprovalRef>,
     /// Who requested the release (`RequestedFor`); their own approval does not count by default.
     pub requested_for: Option<ApproverEmail>,
+    /// The release's or run's page in Azure DevOps, linked from emails and pages.
+    pub release_url: Option<ReleaseUrl>,
+    /// The release definition or pipeline name.
+    pub definition_name: Option<String>,
 }
 
 impl NewRelease {
@@ -185,6 +189,8 @@ impl NewRelease {
             approvers,
             azure_approval: None,
             requested_for: None,
+            release_url: None,
+            definition_name: None,
         })
     }
 }
@@ -224,6 +230,13 @@ pub struct AzureApprovalRef {
     pub kind: AzureApprovalKind,
     /// Azure's id of the approval.
     pub id: String,
+}
+
+/// Validates a `DefinitionName` (no control characters, at most 256 characters);
+/// empty means none.
+pub fn parse_definition_name(text: &str) -> Result<Option<String>, FieldError> {
+    let name = optional_text("DefinitionName", text, MAX_TEXT_CHARS)?;
+    Ok(Some(name).filter(|n| !n.is_empty()))
 }
 
 /// A request field that failed validation.

@@ -23,6 +23,10 @@ pub struct ReleaseRecord {
     pub required_approvals: Option<u32>,
     /// Who requested the release, if the pipeline said.
     pub requested_for: Option<String>,
+    /// The release's or run's page in Azure DevOps (`ReleaseUrl`).
+    pub release_url: Option<String>,
+    /// The release definition or pipeline name (`DefinitionName`).
+    pub definition_name: Option<String>,
     /// What it takes to approve it.
     pub rule: Rule,
     /// Set when an operator cancelled the approval.

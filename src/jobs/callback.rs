@@ -10,7 +10,7 @@ use super::kinds::JobContext;
 use crate::{
     azure::{
         callback::{events_url, feed_lines, feed_url, task_completed, task_result, task_started},
-        client::Auth,
+        client::{Auth, Refused},
     },
     domain::{
         callback::{CallbackRecord, PlanCallback},
@@ -70,11 +70,15 @@ async fn post_progress(
     body: &impl Serialize,
 ) -> anyhow::Result<()> {
     let auth = Auth::Bearer(target.auth_token.expose());
-    // Given up before the job's last attempt, which TaskCompleted may still need.
+    // Given up before the job's last attempt, which TaskCompleted may still
+    // need; a refusal outright leaves the job one retry, so it is given up then.
     let give_up_after = PROGRESS_ATTEMPTS.min(ctx.jobs.max_attempts.saturating_sub(1));
     match ctx.azure.send_json(Method::Post, url, auth, body).await {
         Ok(()) => Ok(()),
-        Err(err) if job.attempts >= give_up_after => {
+        Err(err)
+            if job.attempts >= give_up_after
+                || (job.attempts >= 1 && Refused::permanent_in(&err)) =>
+        {
             tracing::warn!(error = %err, job.id = job.id, "Azure DevOps keeps refusing the task's progress; going on without it");
             Ok(())
         }

@@ -161,6 +161,9 @@ fn release_fields(release: &ReleaseRecord) -> minijinja::Value {
         release_id => key.release_id,
         team_project => key.team_project,
         stage => key.stage,
+        definition_name => release.definition_name,
+        requested_for => release.requested_for,
+        release_url => release.release_url,
         requested_at => release.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         deadline => release.deadline.format("%Y-%m-%d %H:%M UTC").to_string(),
     }
@@ -241,6 +244,8 @@ pub(super) mod tests {
             name: name.to_owned(),
             required_approvals: None,
             requested_for: None,
+            release_url: None,
+            definition_name: None,
             rule: crate::domain::policy::Rule::from_required(None),
             cancelled: None,
             settled: None,

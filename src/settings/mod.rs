@@ -80,8 +80,9 @@ define::define_settings! {
     mail_reply_to: String, env "DEPLOY_GATE_MAIL_REPLY_TO", unset "no `Reply-To`";
     /// Folder whose `approval_email_subject.txt`, `approval_email.txt` or
     /// `approval_email.html` replace the built-in templates (minijinja; variables
-    /// `release_name`, `release_id`, `team_project`, `stage`, `approver`,
-    /// `requested_at`, `deadline`, `link`, `token`).
+    /// `release_name`, `release_id`, `team_project`, `stage`, `definition_name`,
+    /// `requested_for`, `release_url`, `approver`, `requested_at`, `deadline`, `link`,
+    /// `token`; those without a value are empty).
     mail_template_dir: PathBuf, env "DEPLOY_GATE_MAIL_TEMPLATE_DIR", unset "built-in templates";
     /// HMAC secret for approval tokens (16 characters or more).
     token_secret: Secret, env "DEPLOY_GATE_TOKEN_SECRET",

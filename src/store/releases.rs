@@ -16,6 +16,7 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
+    link::ReleaseUrl,
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
     snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot, Settlement},
@@ -190,8 +191,9 @@ pub(super) async fn insert(
 ) -> Result<Option<i64>, StoreError> {
     let sql = Sql::new(
         "INSERT INTO release (team_project, external_id, stage, attempt, phase, release_name,
-                              required_approvals, deadline, requested_for, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                              required_approvals, deadline, requested_for, release_url,
+                              definition_name, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (team_project, external_id, stage, attempt, phase) DO NOTHING
          RETURNING release_id",
     );
@@ -200,6 +202,8 @@ pub(super) async fn insert(
         .bind(required_approvals.map(i64::from))
         .bind(deadline)
         .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
+        .bind(new.release_url.as_ref().map(ReleaseUrl::as_str))
+        .bind(new.definition_name.as_deref())
         .bind(now);
     let inserted = db.fetch_optional(sql).await?;
     inserted.map(|row| row.int("release_id")).transpose()

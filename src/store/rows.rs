@@ -39,6 +39,8 @@ pub(super) fn release(row: &impl Columns) -> Result<ReleaseRecord, StoreError> {
             .transpose()?,
         rule: rule(row)?,
         requested_for: row.opt_text("requested_for")?,
+        release_url: row.opt_text("release_url")?,
+        definition_name: row.opt_text("definition_name")?,
         cancelled: row
             .opt_time("cancelled_at")?
             .map(|at| {

@@ -331,3 +331,52 @@ async fn swagger_ui_runs_under_its_content_security_policy() {
     );
     browser.close().await;
 }
+
+/// The approval page names the pipeline, the stage and the requester, and its link to the
+/// release in Azure DevOps (here a local page standing in for it) takes the approver there.
+#[tokio::test]
+async fn the_approval_page_links_to_the_release_in_azure_devops() {
+    let Some(browser) = Browser::start("browser release link").await else {
+        return;
+    };
+    let azure = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/contoso/Devx/_releaseProgress"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(
+            "<!doctype html><title>Release-386</title><h1 id=azure>Release-386 in Azure DevOps</h1>",
+            "text/html",
+        ))
+        .mount(&azure)
+        .await;
+    let release_url = format!(
+        "{}/contoso/Devx/_releaseProgress?_a=release-pipeline-progress&releaseId=386",
+        azure.uri()
+    );
+    let app = spawn_app().await;
+    let created = app
+        .post_release(&json!({
+            "ReleaseName": "Release-386", "ReleaseId": "386", "TeamProject": "Devx",
+            "Stage": "prod", "ReleaseUrl": release_url, "DefinitionName": "Fabrikam.CD",
+            "RequestedFor": "cy@example.com", "Approvers": ["ana@example.com"]
+        }))
+        .await;
+    assert_eq!(created.status(), 202);
+    let mail = &app.smtp.wait_for(1).await[0];
+
+    browser.client.goto(&mail.link()).await.unwrap();
+    browser.screenshot("approval-page-linked").await;
+    let details = browser.text_of("dl").await;
+    for shown in ["Fabrikam.CD", "prod", "cy@example.com"] {
+        assert!(details.contains(shown), "{shown} in {details}");
+    }
+    let link = browser.element("#release-url").await;
+    assert_eq!(
+        link.attr("href").await.unwrap().as_deref(),
+        Some(release_url.as_str())
+    );
+    browser.click_and_wait_for("#release-url", "#azure").await;
+    assert_eq!(
+        browser.client.current_url().await.unwrap().as_str(),
+        release_url
+    );
+    browser.close().await;
+}

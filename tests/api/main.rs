@@ -20,6 +20,7 @@ mod fakes;
 mod flow;
 mod job_problems;
 mod jobs;
+mod links;
 mod observability;
 mod policies;
 mod poll_cache;

@@ -26,7 +26,10 @@ use crate::{
     },
     domain::{
         approver::ApproverEmail,
-        release::{AzureApprovalKind, AzureApprovalRef, NewRelease, ReleaseKey},
+        link::ReleaseUrl,
+        release::{
+            AzureApprovalKind, AzureApprovalRef, NewRelease, ReleaseKey, parse_definition_name,
+        },
         settlement::AzureDecision,
     },
     flow::{Creation, SettleOutcome},
@@ -318,6 +321,14 @@ async fn new_release(state: &AppState, release: HookRelease) -> Result<NewReleas
     new.requested_for = release
         .requested_for
         .and_then(|r| ApproverEmail::parse(&r).ok());
+    // The link and the definition name only describe the release: one Azure sends
+    // in a form deploy-gate would refuse from a pipeline is left out, not the event.
+    new.release_url = release
+        .release_url
+        .and_then(|url| ReleaseUrl::parse("_links.web", &url).ok().flatten());
+    new.definition_name = release
+        .definition_name
+        .and_then(|name| parse_definition_name(&name).ok().flatten());
     Ok(new)
 }
 

@@ -60,11 +60,23 @@ impl TextRule for ReleaseIdRule {
     const NOT_BLANK: bool = true;
 }
 
-/// `Stage`: may be empty, no control characters, at most 256 characters.
+/// `Stage`, `DefinitionName`: may be empty, no control characters, at most 256 characters.
 pub struct StageRule;
 impl TextRule for StageRule {
     const MAX_CHARS: Option<usize> = Some(MAX_TEXT_CHARS);
     const PATTERN: Option<&'static str> = Some(NO_CONTROLS);
+    const NOT_BLANK: bool = false;
+}
+
+/// `ReleaseUrl`: empty, or an `http`/`https` address. The service takes any absolute web
+/// address without credentials; the published pattern is the plain form every such
+/// address of Azure DevOps has (letter-led host names, so no IP address to misread).
+pub struct UrlRule;
+impl TextRule for UrlRule {
+    const MAX_CHARS: Option<usize> = Some(crate::domain::link::MAX_URL_CHARS);
+    const PATTERN: Option<&'static str> = Some(
+        r"^ *(?:[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::[0-9]{1,4})?(?:[/?#][!-~]*)?)? *$",
+    );
     const NOT_BLANK: bool = false;
 }
 
@@ -291,6 +303,33 @@ mod tests {
             "a@[1.2.3.4]",
         ] {
             assert!(!matches(pattern, text) && !parses(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn what_the_url_pattern_accepts_the_service_takes() {
+        let pattern = UrlRule::PATTERN.unwrap();
+        let parses =
+            |text: &str| crate::domain::link::ReleaseUrl::parse("ReleaseUrl", text).is_ok();
+        for text in [
+            "",
+            " https://dev.azure.com/contoso/Devx/_release?releaseId=1&_a=release-summary ",
+            "HTTP://tfs.example:8080/tfs/DefaultCollection#x",
+            "https://contoso.visualstudio.com",
+        ] {
+            assert!(matches(pattern, text) && parses(text), "{text:?}");
+        }
+        for text in [
+            "javascript:alert(1)",
+            "https://",
+            "https://u@x.example/",
+            "https://x/\n",
+        ] {
+            assert!(!matches(pattern, text) && !parses(text), "{text:?}");
+        }
+        // Taken, though the pattern does not show them.
+        for text in ["https://10.0.0.1/", "http://b\u{fc}cher.example/"] {
+            assert!(!matches(pattern, text) && parses(text), "{text:?}");
         }
     }
 

@@ -13,12 +13,13 @@ use super::values::{ApproversValue, AttemptValue, ReleaseIdValue};
 use crate::{
     api::http::{
         problem::{Problem, ProblemCode},
-        text::{CallbackRule, EmailRule, ModeRule, NameRule, StageRule, Text},
+        text::{CallbackRule, EmailRule, ModeRule, NameRule, StageRule, Text, UrlRule},
     },
     domain::{
         approver::ApproverEmail,
+        link::ReleaseUrl,
         macros::unresolved_macro,
-        release::{NewRelease, Phase, ReleaseKey},
+        release::{FieldError, NewRelease, Phase, ReleaseKey, parse_definition_name},
     },
 };
 
@@ -52,6 +53,15 @@ pub struct ReleaseRequest {
     /// does not count unless the project's policy allows it. Empty is the same as absent.
     #[oai(rename = "RequestedFor", nullable)]
     pub requested_for: Option<Text<EmailRule>>,
+    /// The release's or run's page in Azure DevOps, linked from the emails and the approval
+    /// page, e.g. `$(Release.ReleaseWebURL)`; an absolute `http` or `https` address without
+    /// credentials, at most 2048 characters. Empty is the same as absent.
+    #[oai(rename = "ReleaseUrl", nullable)]
+    pub release_url: Option<Text<UrlRule>>,
+    /// The release definition or pipeline name shown to approvers, e.g.
+    /// `$(Release.DefinitionName)` or `$(Build.DefinitionName)`. Empty is the same as absent.
+    #[oai(rename = "DefinitionName", nullable)]
+    pub definition_name: Option<Text<StageRule>>,
     /// `callback` asks for callback mode, as `?mode=callback` does; `poll` (the default)
     /// ignores the callback fields. If both are given they must agree.
     #[oai(rename = "Mode", nullable)]
@@ -125,9 +135,11 @@ impl ParseFromJSON for ReleaseRequestBody {
 }
 
 /// Optional text fields of [`ReleaseRequest`].
-const OPTIONAL_TEXT_FIELDS: [&str; 11] = [
+const OPTIONAL_TEXT_FIELDS: [&str; 13] = [
     "Stage",
     "RequestedFor",
+    "ReleaseUrl",
+    "DefinitionName",
     "Mode",
     "PlanUrl",
     "ProjectId",
@@ -187,6 +199,10 @@ impl poem_openapi::types::Example for ReleaseRequest {
                 "bo@example.com".into(),
             ])),
             requested_for: Some(Text::new("cy@example.com")),
+            release_url: Some(Text::new(
+                "https://dev.azure.com/contoso/Devx/_releaseProgress?_a=release-pipeline-progress&releaseId=386",
+            )),
+            definition_name: Some(Text::new("Desafio.CD")),
             mode: Some(Text::new("poll")),
             plan_url: None,
             project_id: None,
@@ -214,6 +230,12 @@ impl ReleaseRequest {
         let attempt = self.attempt.as_ref().map(AttemptValue::to_text);
         fields.extend(attempt.as_deref().map(|v| ("Attempt", v)));
         fields.extend(self.requested_for.as_deref().map(|v| ("RequestedFor", v)));
+        fields.extend(self.release_url.as_deref().map(|v| ("ReleaseUrl", v)));
+        fields.extend(
+            self.definition_name
+                .as_deref()
+                .map(|v| ("DefinitionName", v)),
+        );
         fields.extend(self.mode.as_deref().map(|v| ("Mode", v)));
         match &self.approvers {
             Some(ApproversValue::Text(text)) => fields.push(("Approvers", text)),
@@ -253,12 +275,13 @@ impl ReleaseRequest {
 
     /// Validates the release fields.
     pub fn parse(&self) -> Result<NewRelease, Problem> {
+        let invalid = |e: FieldError| Problem::invalid_field(e.to_string());
         let key = ReleaseKey::parse(
             &self.team_project,
             &self.release_id.to_text(),
             self.stage.as_deref().unwrap_or_default(),
         )
-        .map_err(|e| Problem::invalid_field(e.to_string()))?;
+        .map_err(invalid)?;
         let attempt = self.attempt.as_ref().map(AttemptValue::parse).transpose()?;
         let key = key
             .in_round(attempt.unwrap_or(1), Phase::Pre)
@@ -277,9 +300,22 @@ impl ReleaseRequest {
                     .map_err(|e| Problem::invalid_field(format!("RequestedFor: {e}")))
             })
             .transpose()?;
-        let mut new = NewRelease::parse(key, &self.release_name, approvers)
-            .map_err(|e| Problem::invalid_field(e.to_string()))?;
+        let mut new = NewRelease::parse(key, &self.release_name, approvers).map_err(invalid)?;
         new.requested_for = requested_for;
+        new.release_url = self
+            .release_url
+            .as_deref()
+            .map(|url| ReleaseUrl::parse("ReleaseUrl", url))
+            .transpose()
+            .map_err(invalid)?
+            .flatten();
+        new.definition_name = self
+            .definition_name
+            .as_deref()
+            .map(parse_definition_name)
+            .transpose()
+            .map_err(invalid)?
+            .flatten();
         Ok(new)
     }
 }

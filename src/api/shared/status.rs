@@ -42,6 +42,13 @@ pub struct ReleaseStatusBody {
     /// `pre` for the round before the deployment, `post` for the one after it.
     #[oai(rename = "Phase")]
     pub phase: String,
+    /// The release's or run's page in Azure DevOps (`ReleaseUrl`, or the service hook's
+    /// `_links.web`), in its normalised form.
+    #[oai(rename = "ReleaseUrl")]
+    pub release_url: Option<String>,
+    /// The release definition or pipeline name (`DefinitionName`, or the service hook's).
+    #[oai(rename = "DefinitionName")]
+    pub definition_name: Option<String>,
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: StatusValue,
     /// True exactly when `status` is `approved`.
@@ -120,6 +127,8 @@ impl ReleaseStatusBody {
             stage: release.key.stage.clone(),
             attempt: release.key.attempt,
             phase: release.key.phase.as_str().to_owned(),
+            release_url: release.release_url.clone(),
+            definition_name: release.definition_name.clone(),
             status: outcome.status.into(),
             approved: outcome.status == ReleaseStatus::Approved,
             approvals: ApprovalCounts::from(&outcome),
@@ -217,6 +226,11 @@ impl Example for ReleaseStatusBody {
             stage: String::new(),
             attempt: 1,
             phase: "pre".into(),
+            release_url: Some(
+                "https://dev.azure.com/contoso/Devx/_releaseProgress?_a=release-pipeline-progress&releaseId=386"
+                    .into(),
+            ),
+            definition_name: Some("Desafio.CD".into()),
             status: StatusValue::Pending,
             approved: false,
             approvals: ApprovalCounts {
