@@ -433,6 +433,21 @@ impl TestApp {
         self.start_on_same_database(TestSmtp::reserve()).await
     }
 
+    /// A replica whose settings differ from this app's by `adjust` (another
+    /// route to the same database, say).
+    pub async fn spawn_replica_with(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        start(
+            settings,
+            TestSmtp::reserve(),
+            self.dir.clone(),
+            self.database.clone(),
+            self.clock.clone(),
+        )
+        .await
+    }
+
     /// Another instance with this app's settings, folder, database and clock.
     async fn start_on_same_database(&self, smtp: TestSmtp) -> TestApp {
         start(
