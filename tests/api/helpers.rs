@@ -430,7 +430,7 @@ impl TestApp {
     /// A second instance on the same database with the same settings, as a
     /// replica behind a load balancer; its mail arrives in this app's `smtp`.
     pub async fn spawn_replica(&self) -> TestApp {
-        self.start_on_same_database(TestSmtp::reserve()).await
+        self.spawn_replica_with(|_| {}).await
     }
 
     /// A replica whose settings differ from this app's by `adjust` (another

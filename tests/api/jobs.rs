@@ -105,7 +105,6 @@ async fn an_approvers_api_answering_500_every_time_is_given_up_after_the_configu
     assert!(app.smtp.received().is_empty());
 }
 
-
 #[tokio::test]
 async fn an_email_whose_sending_outlives_the_job_lease_is_sent_once_beside_a_replica() {
     // Renewed every third of a lease, a 4 s lease survives a renewal up to 2.6 s

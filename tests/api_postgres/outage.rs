@@ -18,8 +18,7 @@ use tokio::{
 use crate::{
     fakes::SlowRelay,
     helpers::{
-        HANG_GUARD, POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app, spawn_app_with,
-        wait_until,
+        HANG_GUARD, POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app, spawn_app_with, wait_until,
     },
 };
 
