@@ -103,8 +103,7 @@ async fn run(
             conn = kept;
             match this {
                 Ok(true) if !oversized || holding_the_writer => break,
-                Ok(true) => {}
-                Ok(false) => {}
+                Ok(_) => {}
                 Err(err) => failure = Some(err),
             }
         }

@@ -27,8 +27,6 @@ use sqlx::{
 };
 use tempfile::TempDir;
 use tokio::sync::{Mutex, MutexGuard, Semaphore, SemaphorePermit};
-#[cfg(test)]
-use tokio_util::sync::CancellationToken;
 use tokio_util::sync::DropGuard;
 
 use connection::Connection;
@@ -248,6 +246,8 @@ impl Drop for Taken<'_> {
 
 #[cfg(test)]
 mod tests {
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
     use crate::secret::Secret;
 
