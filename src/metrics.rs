@@ -54,6 +54,9 @@ pub enum JobOutcome {
     Retried,
     /// Failed for the last time.
     Dead,
+    /// Dropped unfinished: its lease could not be renewed in time, so it is
+    /// left to run again once the lease ends.
+    Abandoned,
 }
 
 /// Every metric deploy-gate exposes.
@@ -181,6 +184,7 @@ impl Metrics {
             JobOutcome::Succeeded => "succeeded",
             JobOutcome::Retried => "retried",
             JobOutcome::Dead => "dead",
+            JobOutcome::Abandoned => "abandoned",
         };
         self.jobs
             .get_or_create(&JobLabels {

@@ -908,3 +908,114 @@ async fn sigterm_finishes_the_request_and_the_email_in_flight_then_exits_0() {
     assert_eq!(served.terminate().code(), Some(0));
     assert_eq!(smtp.received().len(), 1, "not sent again after the restart");
 }
+
+/// Where `DEPLOY_GATE_TEST_POSTGRES_URL` names a PostgreSQL server, a fresh
+/// schema on it for one test: its URL and a guard that drops it.
+async fn postgres_schema() -> Option<(String, PostgresSchema)> {
+    use sqlx::Connection;
+
+    let Ok(server) = std::env::var("DEPLOY_GATE_TEST_POSTGRES_URL") else {
+        eprintln!(
+            "SKIPPED: DEPLOY_GATE_TEST_POSTGRES_URL not set; set it, e.g. to \
+             postgres://postgres@127.0.0.1:5432/test, to run this test on PostgreSQL"
+        );
+        return None;
+    };
+    let schema = format!("dg_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&server).unwrap();
+    url.query_pairs_mut()
+        .append_pair("options", &format!("-c search_path={schema}"));
+    Some((url.into(), PostgresSchema { server, schema }))
+}
+
+/// A test's schema, dropped with the guard.
+struct PostgresSchema {
+    server: String,
+    schema: String,
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let (server, schema) = (self.server.clone(), self.schema.clone());
+        // Drop may run on the test's runtime thread; the cleanup needs a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    use sqlx::Connection;
+                    let mut admin = sqlx::PgConnection::connect(&server).await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                        .execute(&mut admin)
+                        .await
+                })
+        })
+        .join();
+    }
+}
+
+/// Starts the service on `database` with its mail server holding every
+/// connection, kills it with SIGKILL while its email job waits for the
+/// greeting, starts it again with the mail server answering, and expects the
+/// email within 10 s of the restart, once.
+async fn an_email_held_at_a_sigkill_arrives_within_10_seconds_of_a_restart(database: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = TestSmtp::running();
+    let mut relay = HeldSmtpRelay::start(smtp.port).await;
+    let held = format!("smtp://127.0.0.1:{}", relay.port);
+    let answering = format!("smtp://127.0.0.1:{}", smtp.port);
+    // The default lease and poll interval: what an operator runs.
+    let env = |smtp_url| {
+        [
+            ("DEPLOY_GATE_DATABASE_URL", database),
+            ("DEPLOY_GATE_SMTP_URL", smtp_url),
+            ("DEPLOY_GATE_APPROVERS", "ana@example.com"),
+        ]
+    };
+    let served = Served::start_with(dir.path(), &env(held.as_str()));
+    let release = json!({"ReleaseName": "R", "ReleaseId": 1, "TeamProject": "Devx"});
+    let created = reqwest::Client::new()
+        .post(format!("{}/release", served.address))
+        .json(&release)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    // The email job is claimed and in hand: connected, waiting for the greeting.
+    relay.wait_for_a_connection().await;
+    served.kill();
+
+    let served = Served::start_with(dir.path(), &env(answering.as_str()));
+    let restarted = Instant::now();
+    while smtp.received().is_empty() {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "no email 10 s after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("the email came {:?} after the restart", restarted.elapsed());
+    let mails = smtp.received();
+    assert_eq!(mails.len(), 1, "sent once");
+    assert_eq!(mails[0].to, ["ana@example.com"]);
+    assert_eq!(served.terminate().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_held_by_a_killed_process_resumes_within_10_seconds_of_the_restart_on_sqlite() {
+    an_email_held_at_a_sigkill_arrives_within_10_seconds_of_a_restart("sqlite://gate.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_held_by_a_killed_process_resumes_within_10_seconds_of_the_restart_on_postgres() {
+    let Some((url, _schema)) = postgres_schema().await else {
+        return;
+    };
+    an_email_held_at_a_sigkill_arrives_within_10_seconds_of_a_restart(&url).await;
+}

@@ -5,6 +5,7 @@ use std::{pin::pin, sync::Arc, thread};
 use tokio::{
     sync::{Notify, oneshot},
     task::JoinSet,
+    time::Instant,
 };
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
@@ -42,7 +43,9 @@ impl JobThread {
 ///
 /// A claimed job is locked for one lease; while it runs its lease is renewed
 /// every third of a lease, so a slow job is never taken over by another worker,
-/// and a job whose process died is taken up again one lease later.
+/// and a job whose process died is taken up again one lease later. A worker
+/// that cannot renew the lease in time (the database is out of its reach)
+/// drops the job before the lease ends, so two workers never run it at once.
 #[derive(Clone)]
 pub struct Worker {
     ctx: Arc<JobContext>,
@@ -114,6 +117,7 @@ impl Worker {
 
     /// Claims and runs one due job; `Ok(false)` when none is due.
     pub async fn run_next(&self) -> anyhow::Result<bool> {
+        let claimed = Instant::now();
         let now = self.ctx.clock.now();
         let lease = chrono::Duration::from_std(self.ctx.jobs.lease)?;
         let Some(job) = self.ctx.store.claim_job(now, now + lease).await? else {
@@ -126,7 +130,7 @@ impl Worker {
             attempt = job.attempts + 1,
             release.id = job.release_id
         );
-        self.run(job).instrument(span).await;
+        self.run(job, claimed).instrument(span).await;
         Ok(true)
     }
 
@@ -136,10 +140,15 @@ impl Worker {
         Ok(())
     }
 
-    async fn run(&self, job: Job) {
+    /// Runs `job`, whose lease was taken at `claimed`.
+    async fn run(&self, job: Job, claimed: Instant) {
         let result = tokio::select! {
             result = kinds::run(&self.ctx, &job) => result,
-            never = self.keep_lease(job.id) => match never {},
+            LeaseLost = self.keep_lease(job.id, claimed) => {
+                tracing::warn!("could not renew the job lease in time; left the job to another worker");
+                self.ctx.metrics.job_finished(job.kind.as_str(), JobOutcome::Abandoned);
+                return;
+            }
         };
         let Err(err) = result else {
             self.ctx
@@ -177,20 +186,33 @@ impl Worker {
         }
     }
 
-    /// Renews the job's lease until dropped; failures are logged and retried at the next beat.
-    async fn keep_lease(&self, job_id: i64) -> std::convert::Infallible {
+    /// Renews the job's lease, taken at `claimed`, every third of a lease while
+    /// it runs. Returns once the lease could not be renewed before its last
+    /// sixth (a margin for the clocks of other hosts): the job must stop then,
+    /// as another worker may take it when the lease ends.
+    async fn keep_lease(&self, job_id: i64, claimed: Instant) -> LeaseLost {
         let lease = self.ctx.jobs.lease;
         let lease_chrono = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let mut renewed = claimed;
         loop {
             tokio::time::sleep(lease / 3).await;
-            if let Err(err) = self
+            let give_up_at = renewed + lease - lease / 6;
+            let started = Instant::now();
+            if started >= give_up_at {
+                return LeaseLost;
+            }
+            let renewal = self
                 .ctx
                 .store
-                .extend_lease(job_id, self.ctx.clock.now() + lease_chrono)
-                .await
-            {
-                tracing::warn!(error = %err, "could not renew the job lease");
+                .extend_lease(job_id, self.ctx.clock.now() + lease_chrono);
+            match tokio::time::timeout_at(give_up_at, renewal).await {
+                Ok(Ok(())) => renewed = started,
+                Ok(Err(err)) => tracing::warn!(error = %err, "could not renew the job lease"),
+                Err(_) => return LeaseLost,
             }
         }
     }
 }
+
+/// A job's lease ran out before it could be renewed.
+struct LeaseLost;

@@ -147,9 +147,9 @@ define::define_settings! {
     retry_cap: Duration, env "DEPLOY_GATE_RETRY_CAP", default "5m";
     /// Failed attempts after which a job is dead (and the release says so).
     job_max_attempts: u32, env "DEPLOY_GATE_JOB_MAX_ATTEMPTS", default "25";
-    /// How long a claimed job stays locked without a heartbeat; a job whose process
-    /// died is taken up again after this.
-    job_lease: Duration, env "DEPLOY_GATE_JOB_LEASE", default "60s";
+    /// How long a claimed job stays locked without a renewal (renewed every third of it
+    /// while the job runs); a job whose process died is taken up again after this.
+    job_lease: Duration, env "DEPLOY_GATE_JOB_LEASE", default "5s";
     /// How often idle workers look for due jobs (enqueueing also wakes them).
     poll_interval: Duration, env "DEPLOY_GATE_POLL_INTERVAL", default "1s";
     /// Log format (the filter is `RUST_LOG`, `info` by default).

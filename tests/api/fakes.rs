@@ -1,13 +1,20 @@
 // What the job tests share: a dependency that fails on demand and counts what it
 // answered, Azure DevOps requests as the documented payloads, waits for the queue,
-// problems and requests at a fake, and the metrics scrape.
+// problems and requests at a fake, the metrics scrape, and a slow mail server.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
 };
 
 use serde_json::{Value, json};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
     matchers::{body_partial_json, method, path, path_regex, query_param},
@@ -318,4 +325,50 @@ pub fn task_started() -> Value {
 /// The TaskCompleted event of [`callback_headers`]' task with `result` (azure-devops.md §2.1).
 pub fn task_completed(result: &str) -> Value {
     json!({"name": "TaskCompleted", "taskId": "task-1", "jobId": "job-1", "result": result})
+}
+
+/// A TCP relay to a local port that holds each connection for a while before
+/// relaying it, and counts the connections it was asked for.
+pub struct SlowRelay {
+    /// The port it listens on.
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl SlowRelay {
+    /// Relays to `upstream` on loopback, each connection `delay` late.
+    pub async fn start(upstream: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let mut outbound = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+            }
+        });
+        Self {
+            port,
+            connections,
+            task,
+        }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SlowRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -430,7 +430,22 @@ impl TestApp {
     /// A second instance on the same database with the same settings, as a
     /// replica behind a load balancer; its mail arrives in this app's `smtp`.
     pub async fn spawn_replica(&self) -> TestApp {
-        self.start_on_same_database(TestSmtp::reserve()).await
+        self.spawn_replica_with(|_| {}).await
+    }
+
+    /// A replica whose settings differ from this app's by `adjust` (another
+    /// route to the same database, say).
+    pub async fn spawn_replica_with(&self, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        start(
+            settings,
+            TestSmtp::reserve(),
+            self.dir.clone(),
+            self.database.clone(),
+            self.clock.clone(),
+        )
+        .await
     }
 
     /// Another instance with this app's settings, folder, database and clock.

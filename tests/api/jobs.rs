@@ -2,27 +2,17 @@
 // configured attempts, shown on its release and counted; a job that runs longer
 // than its lease keeps it, so no replica runs it a second time.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use deploy_gate::secret::Secret;
 use serde_json::{Value, json};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::JoinHandle,
-};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path},
 };
 
 use crate::{
-    fakes::{problems, sample, scrape, settle, wait_for_problem},
+    fakes::{SlowRelay, problems, sample, scrape, settle, wait_for_problem},
     helpers::{TestApp, TestSmtp, spawn_app_with},
 };
 
@@ -113,51 +103,6 @@ async fn an_approvers_api_answering_500_every_time_is_given_up_after_the_configu
         "a dead job is not attempted again"
     );
     assert!(app.smtp.received().is_empty());
-}
-
-/// A TCP relay to a local port that holds each connection for a while before
-/// relaying it, and counts the connections it was asked for.
-struct SlowRelay {
-    port: u16,
-    connections: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
-}
-
-impl SlowRelay {
-    /// Relays to `upstream` on loopback, each connection `delay` late.
-    async fn start(upstream: u16, delay: Duration) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let counted = connections.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let (mut inbound, _) = listener.accept().await.unwrap();
-                counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let mut outbound = TcpStream::connect(("127.0.0.1", upstream)).await.unwrap();
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                });
-            }
-        });
-        Self {
-            port,
-            connections,
-            task,
-        }
-    }
-
-    /// Connections accepted so far.
-    fn connections(&self) -> usize {
-        self.connections.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for SlowRelay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[tokio::test]

@@ -7,3 +7,4 @@
 include!("../api/main.rs");
 
 mod outage;
+mod restart;

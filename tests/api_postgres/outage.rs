@@ -1,5 +1,6 @@
 //! PostgreSQL going away under a running service: connections killed by the
-//! server, and the server unreachable for a while, as during a restart.
+//! server, the server unreachable for a while, as during a restart, and one
+//! replica cut off from it while the others are not.
 
 use std::{
     sync::{Arc, Mutex},
@@ -14,8 +15,11 @@ use tokio::{
     task::{AbortHandle, JoinHandle},
 };
 
-use crate::helpers::{
-    HANG_GUARD, POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app, spawn_app_with,
+use crate::{
+    fakes::SlowRelay,
+    helpers::{
+        HANG_GUARD, POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app, spawn_app_with, wait_until,
+    },
 };
 
 fn release(n: usize) -> Value {
@@ -177,6 +181,55 @@ async fn while_the_database_is_down_readyz_says_so_and_queued_work_resumes_when_
         );
     }
     assert_eq!(app.release_status("Devx", "1").await["status"], "approved");
+}
+
+#[tokio::test]
+async fn a_replica_cut_off_from_the_database_lets_go_of_its_job_before_another_takes_it() {
+    let lease = Duration::from_secs(1);
+    let mut proxy = DatabaseProxy::start(&server_url()).await;
+    let port = proxy.port;
+    let smtp = TestSmtp::running();
+    // Each SMTP greeting comes three leases late.
+    let relay = SlowRelay::start(smtp.port, lease * 3).await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", relay.port);
+    let cut_off = spawn_app_with(smtp, |s| {
+        let mut url = url::Url::parse(s.database_url.as_ref().unwrap().expose()).unwrap();
+        url.set_port(Some(port)).unwrap();
+        s.database_url = Some(Secret::new(url.as_str()));
+        s.database_connect_timeout = Some(Duration::from_millis(500));
+        s.job_lease = Some(lease);
+        s.smtp_url = Some(Secret::new(smtp_url));
+    })
+    .await;
+    let body = json!({"ReleaseName": "R", "ReleaseId": "1", "TeamProject": "Devx",
+                      "Approvers": "ana@example.com"});
+    assert_eq!(cut_off.post_release(&body).await.status(), 202);
+    // Its email job in hand, waiting for the greeting, the replica loses the database.
+    wait_until("the email job to connect to SMTP", || async {
+        (relay.connections() == 1).then_some(())
+    })
+    .await;
+    let direct = server_url().port().unwrap_or(5432);
+    let replica = cut_off
+        .spawn_replica_with(|s| {
+            let mut url = url::Url::parse(s.database_url.as_ref().unwrap().expose()).unwrap();
+            url.set_port(Some(direct)).unwrap();
+            s.database_url = Some(Secret::new(url.as_str()));
+        })
+        .await;
+    proxy.cut().await;
+
+    // The other replica takes the job up once the lease has run out, and sends it.
+    cut_off.smtp.wait_for(1).await;
+    replica.wait_until_idle().await;
+    assert_eq!(relay.connections(), 2, "the other replica sent the email");
+    // The cut-off replica's greeting was due before the other's: had it kept
+    // the job, its email would be in by now.
+    tokio::time::sleep(lease / 2).await;
+    let mails = cut_off.smtp.received();
+    assert_eq!(mails.len(), 1, "only one replica ran the job");
+    let status = replica.release_status("Devx", "1").await;
+    assert_eq!(status["approvers"][0]["notified"], true, "{status}");
 }
 
 /// A TCP proxy in front of PostgreSQL that can be cut: open connections are

@@ -8,6 +8,13 @@
 //! a connection of its own does, four times a second, on a blocking thread, in
 //! `PASSIVE` mode, which waits for no reader and no writer: first beside the
 //! writers, then, to finish, in their turn (below).
+//!
+//! A wholly copied WAL is started over by the next write only if no reader is
+//! still on a snapshot that needs it; with reads coming all the time, one
+//! always is, and the WAL grew past a gigabyte under sustained writes. So once
+//! it is over [`TRUNCATE_ABOVE`], the checkpoint in the writers' turn is a
+//! `TRUNCATE`: it waits for the readers already on the WAL (new ones read the
+//! database file, as everything is copied), then empties it.
 
 use std::{
     path::{Path, PathBuf},
@@ -26,6 +33,15 @@ use super::{StoreError, connection::Connection};
 /// this project's disk; every 250 ms, 0-0.3%.
 const EVERY: Duration = Duration::from_millis(250);
 
+/// WAL size past which a checkpoint empties it, waiting for the readers on it.
+/// What the writers add in one [`EVERY`] comes on top: the WAL stays far under
+/// 64 MB.
+const TRUNCATE_ABOVE: u64 = 16 << 20;
+
+/// Longest a `TRUNCATE` checkpoint waits for readers (and holds the writers'
+/// turn meanwhile); one that runs out is tried again at the next tick.
+const TRUNCATE_WAIT: Duration = Duration::from_secs(1);
+
 /// Starts checkpointing the database file at `path` until the guard drops;
 /// `writer` is the store's kept writer, which writers take turns on.
 pub fn start(
@@ -33,7 +49,8 @@ pub fn start(
     busy_timeout: Duration,
     writer: Arc<Mutex<Connection>>,
 ) -> Result<DropGuard, StoreError> {
-    let conn = open(path, busy_timeout).map_err(|err| StoreError::Sqlite(err.to_string()))?;
+    let conn = open(path, busy_timeout.min(TRUNCATE_WAIT))
+        .map_err(|err| StoreError::Sqlite(err.to_string()))?;
     let stop = CancellationToken::new();
     tokio::spawn(run(conn, path.to_owned(), writer, stop.clone()));
     Ok(stop.drop_guard())
@@ -63,6 +80,9 @@ async fn run(
         // the next write starts it over instead of growing it. When nothing
         // was written meanwhile (an idle service, every time), the writers'
         // turn is not taken.
+        // A WAL over the bound is emptied in the writers' turn even when
+        // wholly copied: readers may keep the next write from starting it over.
+        let oversized = wal_size(&path) > TRUNCATE_ABOVE;
         let mut failure = None;
         for holding_the_writer in [false, true] {
             let _turn = if holding_the_writer {
@@ -70,8 +90,9 @@ async fn run(
             } else {
                 None
             };
+            let truncate = holding_the_writer && oversized;
             let done = tokio::task::spawn_blocking(move || {
-                let result = checkpoint(&conn);
+                let result = checkpoint(&conn, truncate);
                 (conn, result)
             })
             .await;
@@ -81,8 +102,8 @@ async fn run(
             };
             conn = kept;
             match this {
-                Ok(true) => break,
-                Ok(false) => {}
+                Ok(true) if !oversized || holding_the_writer => break,
+                Ok(_) => {}
                 Err(err) => failure = Some(err),
             }
         }
@@ -92,12 +113,26 @@ async fn run(
     }
 }
 
-/// Copies what it can of the WAL into the database file; whether that was all
-/// of it (SQLite answers the WAL's frames and how many of them are copied).
-fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-        Ok(row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
+/// Copies what it can of the WAL into the database file (`PASSIVE`), or all of
+/// it and then empties it (`truncate`); whether that was all of it (SQLite
+/// answers whether it gave up waiting, the WAL's frames and how many of them
+/// are copied).
+fn checkpoint(conn: &rusqlite::Connection, truncate: bool) -> rusqlite::Result<bool> {
+    let pragma = if truncate {
+        "PRAGMA wal_checkpoint(TRUNCATE)"
+    } else {
+        "PRAGMA wal_checkpoint(PASSIVE)"
+    };
+    conn.query_row(pragma, [], |row| {
+        Ok(row.get::<_, i64>(0)? == 0 && row.get::<_, i64>(1)? == row.get::<_, i64>(2)?)
     })
+}
+
+/// The size of the WAL beside the database file at `path`; 0 when there is none.
+fn wal_size(path: &Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |meta| meta.len())
 }
 
 #[cfg(test)]

@@ -249,7 +249,65 @@ impl Drop for Taken<'_> {
 
 #[cfg(test)]
 mod tests {
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::secret::Secret;
+
+    /// The bound on the WAL file the background checkpoints keep to.
+    const WAL_BOUND: u64 = 64 << 20;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_wal_stays_under_64_mb_through_sustained_writes_beside_busy_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig {
+            url: Secret::new(format!("sqlite://{}/wal.db", dir.path().display())),
+            max_connections: 5,
+            statement_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+        };
+        let store = Arc::new(Sqlite::connect(&config).await.unwrap());
+        let wal = dir.path().join("wal.db-wal");
+        let create = Sql::new("CREATE TABLE t (t_id INTEGER PRIMARY KEY, s TEXT NOT NULL)");
+        store.writer().await.execute(create).await.unwrap();
+        let stop = CancellationToken::new();
+        let readers: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.is_cancelled() {
+                        let last = Sql::new("SELECT s FROM t ORDER BY t_id DESC LIMIT 1");
+                        store
+                            .reader()
+                            .await
+                            .unwrap()
+                            .fetch_optional(last)
+                            .await
+                            .unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        // Twice the bound in rows of 4 KB, ten to a transaction, as fast as they go.
+        let mut largest = 0;
+        for _ in 0..(2 * WAL_BOUND / (10 * 4000)) {
+            let mut tx = store.begin().await.unwrap();
+            for _ in 0..10 {
+                let row = Sql::new("INSERT INTO t (s) VALUES (hex(randomblob(2000)))");
+                tx.execute(row).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            drop(tx);
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        stop.cancel();
+        eprintln!("the WAL reached {} MB at most", largest >> 20);
+        for reader in readers {
+            reader.await.unwrap();
+        }
+        assert!(largest < WAL_BOUND, "the WAL reached {} MB", largest >> 20);
+    }
 
     #[test]
     fn in_memory_urls_are_told_from_files_as_sqlx_reads_them() {
