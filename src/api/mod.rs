@@ -17,7 +17,10 @@ use poem::{
 };
 use poem_openapi::OpenApiService;
 
-pub use http::problem::{PROBLEM_JSON, Problem};
+pub use http::{
+    cross_site::origin_of,
+    problem::{PROBLEM_JSON, Problem},
+};
 pub use shared::{poll_cache::PollCache, state::AppState};
 
 use crate::settings::RateLimitSettings;

@@ -111,6 +111,7 @@ impl App {
             flow: flow.clone(),
             clock: clock.clone(),
             poll_cache: PollCache::default(),
+            own_origin: api::origin_of(&public_url),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),

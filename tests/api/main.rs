@@ -12,6 +12,7 @@ mod board_batches;
 mod browser;
 mod callback_mode;
 mod contract;
+mod cross_site;
 mod deadline_instant;
 mod email;
 mod failsafe;

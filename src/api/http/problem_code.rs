@@ -88,7 +88,8 @@ problem_codes! {
     TokenSuperseded = ("token-superseded", UNAUTHORIZED, "This approval link was replaced"),
     /// The token's approver or release is not those of the approval it names.
     TokenMismatch = ("token-mismatch", FORBIDDEN, "The token does not match its approval"),
-    /// A browser sent an operator action from another site's page; nothing changed.
+    /// A browser sent a state change (release, service hook, cancel, re-send) from another
+    /// site's page; nothing changed.
     CrossSiteRequest = ("cross-site-request", FORBIDDEN, "Cross-site request refused"),
     /// No such release, approver of a release, or path.
     NotFound = ("not-found", NOT_FOUND, "Not found"),

@@ -2,10 +2,18 @@
 
 use std::sync::Arc;
 
+use poem::Request;
+
 use super::poll_cache::PollCache;
 use crate::{
-    clock::Clock, domain::callback::CallbackHosts, flow::Flow, metrics::Metrics, secret::Secret,
-    store::Store, token::TokenKeys,
+    api::http::{auth::Credentials, cross_site::refuse_cross_site, problem::Problem},
+    clock::Clock,
+    domain::callback::CallbackHosts,
+    flow::Flow,
+    metrics::Metrics,
+    secret::Secret,
+    store::Store,
+    token::TokenKeys,
 };
 
 /// Operation groups in the OpenAPI document.
@@ -45,4 +53,19 @@ pub struct AppState {
     pub clock: Clock,
     /// Answers to gate polls, kept while the database is unchanged.
     pub poll_cache: PollCache,
+    /// The origin of `DEPLOY_GATE_PUBLIC_URL`: a browser's `Origin` on this service's own pages.
+    pub own_origin: Option<String>,
+}
+
+impl AppState {
+    /// Guards an operation that changes state and takes the API key: refuses a request a
+    /// browser sent from another site (`403`), then checks the key (`401`).
+    pub fn authorize_change(
+        &self,
+        req: &Request,
+        credentials: &Credentials,
+    ) -> Result<(), Problem> {
+        refuse_cross_site(req, self.own_origin.as_deref())?;
+        credentials.check(&self.api_keys)
+    }
 }
