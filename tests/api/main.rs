@@ -26,6 +26,7 @@ mod poll_cache;
 mod poll_cache_many;
 mod rate_limits;
 mod rate_limits_http;
+mod raw_http;
 mod replicas;
 mod resend;
 mod resilience;

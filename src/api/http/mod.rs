@@ -3,6 +3,7 @@
 
 pub mod allow;
 pub mod auth;
+pub mod body_limit;
 pub mod cross_site;
 pub mod docs_headers;
 pub mod json_keys;
