@@ -103,6 +103,14 @@ impl Problem {
         Self::new(ProblemCode::Unavailable, detail)
     }
 
+    /// 503: the connection cap is reached; the connection is closed after this answer.
+    pub fn too_many_connections() -> Self {
+        Self::new(
+            ProblemCode::TooManyConnections,
+            "the service is serving as many connections as it may; retry shortly",
+        )
+    }
+
     /// True for the 401 of a missing or wrong API key, which must name the accepted schemes.
     pub fn asks_for_api_key(&self) -> bool {
         self.kind == ProblemCode::Unauthorized.urn()

@@ -88,8 +88,9 @@ problem_codes! {
     TokenSuperseded = ("token-superseded", UNAUTHORIZED, "This approval link was replaced"),
     /// The token's approver or release is not those of the approval it names.
     TokenMismatch = ("token-mismatch", FORBIDDEN, "The token does not match its approval"),
-    /// A browser sent a state change (release, service hook, cancel, re-send) from another
-    /// site's page; nothing changed.
+    /// A browser sent a state change (`POST /release`, the service hook, cancel, re-send) from
+    /// another site's page (`Sec-Fetch-Site` `cross-site`/`same-site`, or an `Origin` not this
+    /// service's); nothing changed. Requests without either header are not affected.
     CrossSiteRequest = ("cross-site-request", FORBIDDEN, "Cross-site request refused"),
     /// No such release, approver of a release, or path.
     NotFound = ("not-found", NOT_FOUND, "Not found"),
@@ -114,6 +115,9 @@ problem_codes! {
     Internal = ("internal", INTERNAL_SERVER_ERROR, "Internal error"),
     /// The database is unavailable; try again.
     Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "Service unavailable"),
+    /// The service holds `DEPLOY_GATE_HTTP_MAX_CONNECTIONS` connections already; this one is
+    /// closed. Retry after `Retry-After` seconds.
+    TooManyConnections = ("too-many-connections", SERVICE_UNAVAILABLE, "Too many connections"),
 }
 
 #[cfg(test)]
