@@ -15,6 +15,7 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, Response, Route, http::HeaderVal
 use poem_openapi::OpenApiService;
 
 pub use http::{
+    body_limit::BodyLimits,
     cross_site::origin_of,
     problem::{PROBLEM_JSON, Problem},
 };
@@ -56,10 +57,10 @@ pub fn openapi_json() -> String {
 }
 
 /// All routes with their middleware: problem documents for every error (405s with `Allow`),
-/// a body size limit, and headers that keep tokens out of `Referer`.
+/// a body size and time limit, and headers that keep tokens out of `Referer`.
 pub fn routes(
     state: Arc<AppState>,
-    max_body_bytes: usize,
+    body_limits: BodyLimits,
     rate_limits: RateLimitSettings,
 ) -> impl Endpoint {
     let limits = Arc::new(rate_limit::RateLimits {
@@ -82,7 +83,7 @@ pub fn routes(
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(health::metrics_endpoint))
-        .around(move |next, req| body_limit::limit_body(next, req, max_body_bytes))
+        .around(move |next, req| body_limit::limit_body(next, req, body_limits))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
         .around(move |next, req| rate_limit::limit(next, req, limits.clone()))
         .around(move |next, req| observe::observe(next, req, metrics.clone()))

@@ -138,6 +138,8 @@ impl JobSettings {
 pub struct ConnectionSettings {
     /// Time to send a request head, from the connection or the next request's first byte.
     pub header_timeout: Duration,
+    /// Time to send a request body once the head arrived.
+    pub body_timeout: Duration,
     /// Time a kept-alive connection may wait for its next request.
     pub idle_timeout: Duration,
     /// Connections served at once.
@@ -148,6 +150,7 @@ impl ConnectionSettings {
     fn from_effective(e: &Effective) -> anyhow::Result<Self> {
         Ok(Self {
             header_timeout: at_least_a_millisecond(&e.http_header_timeout)?,
+            body_timeout: at_least_a_millisecond(&e.http_body_timeout)?,
             idle_timeout: at_least_a_millisecond(&e.http_idle_timeout)?,
             max_connections: positive(&e.http_max_connections)?,
         })

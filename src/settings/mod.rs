@@ -134,6 +134,9 @@ define::define_settings! {
     /// counted from its connection or from the first byte of its next request; then the
     /// connection is closed, however slowly the bytes kept coming.
     http_header_timeout: Duration, env "DEPLOY_GATE_HTTP_HEADER_TIMEOUT", default "10s";
+    /// How long a client may take to send a request's body once its head arrived; then
+    /// it is answered `408` and the connection is closed.
+    http_body_timeout: Duration, env "DEPLOY_GATE_HTTP_BODY_TIMEOUT", default "30s";
     /// How long a kept-alive connection may wait for its next request before it is closed.
     http_idle_timeout: Duration, env "DEPLOY_GATE_HTTP_IDLE_TIMEOUT", default "75s";
     /// Connections served at once; past it a new connection is answered `503` with

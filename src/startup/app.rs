@@ -138,7 +138,11 @@ impl App {
                 .build()?,
             clock,
         });
-        let endpoint = api::routes(state, config.max_body_bytes, config.rate_limits.clone())
+        let body_limits = api::BodyLimits {
+            max_bytes: config.max_body_bytes,
+            timeout: config.connections.body_timeout,
+        };
+        let endpoint = api::routes(state, body_limits, config.rate_limits.clone())
             .map_to_response()
             .boxed();
         Ok(App {

@@ -155,3 +155,27 @@ async fn past_the_connection_cap_a_client_is_answered_503_and_served_again_once_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_stops_arriving_is_answered_408_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start_with(dir.path(), &[("DEPLOY_GATE_HTTP_BODY_TIMEOUT", "2s")]);
+    let host = host_of(&served);
+    let mut stream = TcpStream::connect(&host).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /release HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 100\r\n\r\n{{\"ReleaseName\":"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let answer = closed_by_the_server(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("urn:deploy-gate:problem:request-timeout"),
+        "{answer}"
+    );
+}

@@ -70,6 +70,10 @@ impl ErrorStatuses for DecideErrors {
             "This approver already made the other decision, or the release is already decided or expired.",
         ),
         (410, "An operator cancelled the release's approval."),
+        (
+            408,
+            "The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT`; the connection is closed.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is neither JSON nor a form."),
         (

@@ -126,6 +126,10 @@ impl ErrorStatuses for HookErrors {
             403,
             "A browser sent the request from another site (`Sec-Fetch-Site`, `Origin`); nothing changed.",
         ),
+        (
+            408,
+            "The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT`; the connection is closed.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is not JSON."),
         (

@@ -1,7 +1,8 @@
 //! The body size limit: `413` for a body over the limit, whether or not `Content-Length` is
 //! sent, read and discarded first (up to a bound) so that a client that sends its whole body
 //! before reading (no `Expect: 100-continue`) reads the `413` instead of a reset connection;
-//! and `400` for a JSON body in which one object repeats a key.
+//! `408` for a body that does not arrive in time; and `400` for a JSON body in which one
+//! object repeats a key.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,13 +22,26 @@ const DISCARD_BYTES: u64 = 16 * 1024 * 1024;
 /// Longest time spent discarding a refused body.
 const DISCARD_TIME: Duration = Duration::from_secs(10);
 
-/// Refuses bodies over `limit` bytes with 413 and JSON bodies that repeat a key with 400;
-/// passes the others on, read into memory.
+/// How much of a body is accepted, and how quickly it must arrive.
+#[derive(Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body in bytes.
+    pub max_bytes: usize,
+    /// Time for the whole body to arrive once the head has.
+    pub timeout: Duration,
+}
+
+/// Refuses bodies over the limit with 413, bodies that come too slowly with 408 and JSON
+/// bodies that repeat a key with 400; passes the others on, read into memory.
 pub async fn limit_body<E: Endpoint>(
     next: Arc<E>,
     mut req: Request,
-    limit: usize,
+    limits: BodyLimits,
 ) -> poem::Result<Response> {
+    let BodyLimits {
+        max_bytes: limit,
+        timeout,
+    } = limits;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -42,11 +56,12 @@ pub async fn limit_body<E: Endpoint>(
         return Ok(too_large(limit, drained));
     }
     let mut bytes = Vec::with_capacity(declared.map_or(0, |len| len as usize));
+    let mut head_of_body = (&mut body).take(limit as u64 + 1);
+    let reading = head_of_body.read_to_end(&mut bytes);
+    let Ok(read) = tokio::time::timeout(timeout, reading).await else {
+        return Ok(closing(Problem::body_too_slow(timeout).as_response()));
+    };
     // Read errors (a connection cut, broken chunks) end the request like an oversized body.
-    let read = (&mut body)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .await;
     if read.is_err() || bytes.len() > limit {
         let drained = read.is_ok() && discard(body).await;
         return Ok(too_large(limit, drained));
@@ -81,12 +96,15 @@ async fn discard(body: impl AsyncRead + Unpin) -> bool {
 
 /// The `413` problem; unless the body was read to its end, the connection is closed after it.
 fn too_large(limit: usize, drained: bool) -> Response {
-    let mut response = Problem::too_large(limit).as_response();
-    if !drained {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    let response = Problem::too_large(limit).as_response();
+    if drained { response } else { closing(response) }
+}
+
+/// `response`, after which the connection is closed.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

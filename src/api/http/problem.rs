@@ -90,6 +90,14 @@ impl Problem {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_too_slow(within: std::time::Duration) -> Self {
+        Self::new(
+            ProblemCode::RequestTimeout,
+            format!("the request body did not arrive within {within:?}"),
+        )
+    }
+
     /// 500: an internal failure; the cause is logged, never returned.
     pub fn internal() -> Self {
         Self::new(

@@ -96,6 +96,9 @@ problem_codes! {
     NotFound = ("not-found", NOT_FOUND, "Not found"),
     /// The path exists but not with this method; `Allow` lists the methods it takes.
     MethodNotAllowed = ("method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
+    /// The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT` of the request's head;
+    /// the connection is closed.
+    RequestTimeout = ("request-timeout", REQUEST_TIMEOUT, "The request body came too slowly"),
     /// This approver already made the other decision, which cannot be changed.
     AlreadyDecided = ("already-decided", CONFLICT, "You already decided"),
     /// The release is already approved, rejected, expired or cancelled; nothing changed.

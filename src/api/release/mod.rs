@@ -93,6 +93,10 @@ impl ErrorStatuses for CreateReleaseErrors {
             403,
             "A browser sent the request from another site; nothing was stored (listed with the fail-safe 403).",
         ),
+        (
+            408,
+            "The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT`; the connection is closed.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is not JSON."),
         (
