@@ -19,6 +19,9 @@ use smtp::TestSmtp;
 )]
 mod smtp;
 
+#[path = "binary/connections.rs"]
+mod connections;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
 
 /// How long a test waits for an event before it calls the wait a hang: far

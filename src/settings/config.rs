@@ -137,6 +137,30 @@ impl JobSettings {
     }
 }
 
+/// Limits on HTTP connections, which a slow or hostile client would otherwise hold open.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionSettings {
+    /// Time to send a request head, from the connection or the next request's first byte.
+    pub header_timeout: Duration,
+    /// Time to send a request body once the head arrived.
+    pub body_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl ConnectionSettings {
+    fn from_effective(e: &Effective) -> anyhow::Result<Self> {
+        Ok(Self {
+            header_timeout: at_least_a_millisecond(&e.http_header_timeout)?,
+            body_timeout: at_least_a_millisecond(&e.http_body_timeout)?,
+            idle_timeout: at_least_a_millisecond(&e.http_idle_timeout)?,
+            max_connections: positive(&e.http_max_connections)?,
+        })
+    }
+}
+
 /// The validated configuration the application runs with.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -176,6 +200,8 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Limits on HTTP connections.
+    pub connections: ConnectionSettings,
     /// Job queue behaviour.
     pub jobs: JobSettings,
     /// Log format.
@@ -222,6 +248,7 @@ impl Config {
             approval_deadline: *e.approval_deadline.value(),
             rate_limits: RateLimitSettings::from_effective(&e)?,
             max_body_bytes: positive(&e.max_body_bytes)?,
+            connections: ConnectionSettings::from_effective(&e)?,
             jobs: JobSettings::from_effective(&e)?,
             log_format: *e.log_format.value(),
             policies: policies_from_settings(&s.policies, &s.groups)?,

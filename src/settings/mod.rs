@@ -21,7 +21,8 @@ use anyhow::Context;
 use crate::secret::Secret;
 
 pub use config::{
-    AzureDevOps, Config, DatabaseConfig, JobSettings, MailTarget, RateLimitSettings, Sender,
+    AzureDevOps, Config, ConnectionSettings, DatabaseConfig, JobSettings, MailTarget,
+    RateLimitSettings, Sender,
 };
 pub use define::{Definition, Fallback};
 pub use policies::{
@@ -138,6 +139,18 @@ define::define_settings! {
     trusted_proxy_hops: u32, env "DEPLOY_GATE_TRUSTED_PROXY_HOPS", default "1";
     /// Largest accepted request body in bytes.
     max_body_bytes: usize, env "DEPLOY_GATE_MAX_BODY_BYTES", default "65536";
+    /// How long a client may take to send a request's head (request line and headers),
+    /// counted from its connection or from the first byte of its next request; then the
+    /// connection is closed, however slowly the bytes kept coming.
+    http_header_timeout: Duration, env "DEPLOY_GATE_HTTP_HEADER_TIMEOUT", default "10s";
+    /// How long a client may take to send a request's body once its head arrived; then
+    /// it is answered `408` and the connection is closed.
+    http_body_timeout: Duration, env "DEPLOY_GATE_HTTP_BODY_TIMEOUT", default "30s";
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    http_idle_timeout: Duration, env "DEPLOY_GATE_HTTP_IDLE_TIMEOUT", default "75s";
+    /// Connections served at once; past it a new connection is answered `503` with
+    /// `Connection: close` and `Retry-After`. Keep it below the open-files limit.
+    http_max_connections: usize, env "DEPLOY_GATE_HTTP_MAX_CONNECTIONS", default "512";
     /// Jobs run at once by this process; each email job holds one SMTP connection, so
     /// more workers send faster if the mail server accepts that many connections.
     workers: usize, env "DEPLOY_GATE_WORKERS", default "4";

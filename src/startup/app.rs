@@ -7,7 +7,7 @@ use anyhow::Context;
 use base64::Engine;
 use chrono::Utc;
 use poem::{
-    EndpointExt, Response, Server,
+    EndpointExt, Response,
     endpoint::BoxEndpoint,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
@@ -15,6 +15,7 @@ use rand::RngCore;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::serve::serve;
 use crate::{
     api::{self, AppState, PollCache},
     approvers::ApproverSource,
@@ -26,7 +27,7 @@ use crate::{
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
     secret::Secret,
-    settings::Config,
+    settings::{Config, ConnectionSettings},
     store::{self, Store},
     token::TokenKeys,
 };
@@ -43,6 +44,7 @@ const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(30);
 /// A built application, bound to its port, not yet serving.
 pub struct App {
     acceptor: TcpAcceptor,
+    connections: ConnectionSettings,
     address: SocketAddr,
     endpoint: BoxEndpoint<'static, Response>,
     worker: Worker,
@@ -115,6 +117,7 @@ impl App {
                 AzureClient::new(AZURE_TIMEOUT)?,
                 config.azure_devops.clone(),
             ),
+            own_origin: api::origin_of(&public_url),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),
@@ -139,11 +142,16 @@ impl App {
                 .build()?,
             clock,
         });
-        let endpoint = api::routes(state, config.max_body_bytes, config.rate_limits.clone())
+        let body_limits = api::BodyLimits {
+            max_bytes: config.max_body_bytes,
+            timeout: config.connections.body_timeout,
+        };
+        let endpoint = api::routes(state, body_limits, config.rate_limits.clone())
             .map_to_response()
             .boxed();
         Ok(App {
             acceptor,
+            connections: config.connections,
             address,
             endpoint,
             worker: Worker::new(ctx, wake),
@@ -189,13 +197,18 @@ impl App {
             .worker
             .start(stop_workers.clone())
             .context("starting the job thread")?;
-        let served = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(GRACEFUL_TIMEOUT))
-            .await;
+        serve(
+            self.acceptor,
+            self.endpoint,
+            self.connections,
+            shutdown,
+            GRACEFUL_TIMEOUT,
+        )
+        .await;
         stop_workers.cancel();
         jobs.finished().await;
         tracing::info!("deploy-gate stopped");
-        served.context("serving HTTP")
+        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
 //! Building and running the application.
 
 mod app;
+mod serve;
+mod watch;
 
 pub use app::{App, shutdown_signal};

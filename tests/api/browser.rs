@@ -380,3 +380,113 @@ async fn the_approval_page_links_to_the_release_in_azure_devops() {
     );
     browser.close().await;
 }
+
+/// A page of another site posts a form to cancel a release while the browser is signed in
+/// to the board (Basic credentials it replays on its own): refused, nothing changes. The
+/// board itself, on this service's origin, still re-sends an approver's email.
+#[tokio::test]
+async fn another_sites_page_cannot_cancel_a_release_but_the_board_still_acts() {
+    let Some(browser) = Browser::start("browser cross-site").await else {
+        return;
+    };
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.api_key = Some(Secret::new(API_KEY));
+    })
+    .await;
+    let created = app
+        .client
+        .post(format!("{}/release", app.address))
+        .bearer_auth(API_KEY)
+        .json(
+            &json!({"ReleaseName": "R9", "ReleaseId": "9", "TeamProject": "Devx",
+                      "Approvers": ["ana@example.com"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    app.smtp.wait_for(1).await;
+    let board = app
+        .address
+        .replacen("http://", &format!("http://operator:{API_KEY}@"), 1);
+    browser
+        .client
+        .goto(&format!("{board}/releases"))
+        .await
+        .unwrap();
+    assert!(browser.text_of("#releases tbody tr").await.contains("R9"));
+
+    // `localhost` is another site than `127.0.0.1`: the attacker's page.
+    let attacker = wiremock::MockServer::start().await;
+    let page = format!(
+        r#"<!doctype html><form method="post" action="{}/release/Devx/9/cancel?reason=pwned"></form>
+           <script>document.forms[0].submit()</script>"#,
+        app.address
+    );
+    wiremock::Mock::given(wiremock::matchers::path("/win-a-prize"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_raw(page, "text/html"))
+        .mount(&attacker)
+        .await;
+    let attack = format!("http://localhost:{}/win-a-prize", attacker.address().port());
+    browser.client.goto(&attack).await.unwrap();
+    let refused = browser
+        .client
+        .wait()
+        .for_url(
+            &url::Url::parse(&format!(
+                "{}/release/Devx/9/cancel?reason=pwned",
+                app.address
+            ))
+            .unwrap(),
+        )
+        .await;
+    assert!(refused.is_ok(), "the form was posted");
+    browser.screenshot("cross-site-refused").await;
+    let answer = browser.client.source().await.unwrap();
+    assert!(answer.contains("cross-site-request"), "{answer}");
+    let release: serde_json::Value = app
+        .client
+        .get(format!("{}/release/Devx/9", app.address))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(release["status"], "pending", "not cancelled: {release}");
+
+    browser
+        .client
+        .goto(&format!("{}/releases", app.address))
+        .await
+        .unwrap();
+    browser
+        .client
+        .execute(
+            r#"const form = document.createElement("form");
+               form.method = "post";
+               form.action = "/release/Devx/9/approvers/ana@example.com/resend";
+               document.body.appendChild(form);
+               form.submit();"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let resent = browser
+        .client
+        .wait()
+        .for_url(
+            &url::Url::parse(&format!(
+                "{}/release/Devx/9/approvers/ana@example.com/resend",
+                app.address
+            ))
+            .unwrap(),
+        )
+        .await;
+    assert!(resent.is_ok(), "the board's form was posted");
+    let answer = browser.client.source().await.unwrap();
+    assert!(answer.contains("pending"), "{answer}");
+    assert_eq!(app.smtp.wait_for(2).await.len(), 2, "ana got a new link");
+    browser.close().await;
+}

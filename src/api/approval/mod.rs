@@ -76,6 +76,10 @@ impl ErrorStatuses for DecideErrors {
             410,
             "An operator cancelled the release's approval, or it was decided in Azure DevOps.",
         ),
+        (
+            408,
+            "The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT`; the connection is closed.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is neither JSON nor a form."),
         (

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use poem::{Request, http::header, web::Data};
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
@@ -113,8 +113,7 @@ impl OperatorApi {
         /// Why; shown on the release and to approvers who open their link. At most 2000 characters.
         reason: Query<Option<Text<CommentRule>>>,
     ) -> Result<CancelResponse, ProblemResponse<ActionErrors>> {
-        refuse_cross_site(req)?;
-        credentials.check(&state.api_keys)?;
+        state.authorize_change(req, &credentials)?;
         let snapshot = find_by_path(
             &state,
             &team_project,
@@ -182,8 +181,7 @@ impl OperatorApi {
         #[oai(name = "Phase")]
         phase: Query<Option<Text<PhaseRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
-        refuse_cross_site(req)?;
-        credentials.check(&state.api_keys)?;
+        state.authorize_change(req, &credentials)?;
         // Text that is not an address names no approver.
         let approver = ApproverEmail::parse(&email)
             .map_err(|e| Problem::not_found(format!("no approver {}", e.address)))?;
@@ -224,32 +222,6 @@ impl OperatorApi {
             .into()),
         }
     }
-}
-
-/// `403` for a request a browser sent from another site: a browser signed in to the board
-/// sends its Basic credentials with another site's form too. A browser marks the request
-/// with `Sec-Fetch-Site` (or, if older, with an `Origin` not of this host); scripts send neither.
-fn refuse_cross_site(req: &Request) -> Result<(), Problem> {
-    let value = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let same_origin = match (
-        value(header::HeaderName::from_static("sec-fetch-site")),
-        value(header::ORIGIN),
-    ) {
-        (Some(site), _) => site == "same-origin" || site == "none",
-        (None, Some(origin)) => matches!(
-            (origin.split_once("://"), value(header::HOST)),
-            (Some((_, from)), Some(host)) if from == host
-        ),
-        (None, None) => true,
-    };
-    if same_origin {
-        return Ok(());
-    }
-    tracing::warn!("refused a cross-site operator action");
-    Err(Problem::new(
-        ProblemCode::CrossSiteRequest,
-        "operator actions are not accepted from another site's page",
-    ))
 }
 
 fn final_problem(snapshot: &ReleaseSnapshot, now: chrono::DateTime<chrono::Utc>) -> Problem {

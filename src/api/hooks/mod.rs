@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, Enum, Object, OpenApi, param::Header, payload::Json, types::Example,
 };
@@ -138,6 +138,14 @@ impl ErrorStatuses for HookErrors {
             401,
             "Missing or wrong credentials (API key as Basic password or Bearer; hook secret header).",
         ),
+        (
+            403,
+            "A browser sent the request from another site (`Sec-Fetch-Site`, `Origin`); nothing changed.",
+        ),
+        (
+            408,
+            "The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT`; the connection is closed.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is not JSON."),
         (
@@ -172,13 +180,14 @@ impl HooksApi {
     async fn receive(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         credentials: Credentials,
         /// Must equal `DEPLOY_GATE_HOOK_SECRET` when that is set (add it under "HTTP headers").
         #[oai(name = "X-Deploy-Gate-Hook-Secret")]
         hook_secret: Header<Option<String>>,
         event: Json<ServiceHookEvent>,
     ) -> Result<HookResponse, ProblemResponse<HookErrors>> {
-        credentials.check(&state.api_keys)?;
+        state.authorize_change(req, &credentials)?;
         check_hook_secret(&state, hook_secret.as_deref())?;
         let resource = event.resource.clone().unwrap_or_default();
         let event_type = event.event_type.to_string();

@@ -1,12 +1,15 @@
 //! HTTP plumbing under every resource: problem documents, content negotiation, input text
-//! rules, the API key, allowed methods, rate limits and request observation.
+//! rules, the API key, cross-site refusals, allowed methods, rate limits and request observation.
 
 pub mod allow;
 pub mod auth;
+pub mod body_limit;
+pub mod cross_site;
 pub mod docs_headers;
 pub mod json_keys;
 pub mod negotiate;
 pub mod observe;
+pub mod outcome;
 pub mod problem;
 mod problem_code;
 pub mod rate_limit;

@@ -90,6 +90,14 @@ impl Problem {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_too_slow(within: std::time::Duration) -> Self {
+        Self::new(
+            ProblemCode::RequestTimeout,
+            format!("the request body did not arrive within {within:?}"),
+        )
+    }
+
     /// 500: an internal failure; the cause is logged, never returned.
     pub fn internal() -> Self {
         Self::new(
@@ -101,6 +109,14 @@ impl Problem {
     /// 503: a dependency (the database) is unavailable.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(ProblemCode::Unavailable, detail)
+    }
+
+    /// 503: the connection cap is reached; the connection is closed after this answer.
+    pub fn too_many_connections() -> Self {
+        Self::new(
+            ProblemCode::TooManyConnections,
+            "the service is serving as many connections as it may; retry shortly",
+        )
     }
 
     /// True for the 401 of a missing or wrong API key, which must name the accepted schemes.

@@ -88,12 +88,17 @@ problem_codes! {
     TokenSuperseded = ("token-superseded", UNAUTHORIZED, "This approval link was replaced"),
     /// The token's approver or release is not those of the approval it names.
     TokenMismatch = ("token-mismatch", FORBIDDEN, "The token does not match its approval"),
-    /// A browser sent an operator action from another site's page; nothing changed.
+    /// A browser sent a state change (`POST /release`, the service hook, cancel, re-send) from
+    /// another site's page (`Sec-Fetch-Site` `cross-site`/`same-site`, or an `Origin` not this
+    /// service's); nothing changed. Requests without either header are not affected.
     CrossSiteRequest = ("cross-site-request", FORBIDDEN, "Cross-site request refused"),
     /// No such release, approver of a release, or path.
     NotFound = ("not-found", NOT_FOUND, "Not found"),
     /// The path exists but not with this method; `Allow` lists the methods it takes.
     MethodNotAllowed = ("method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
+    /// The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT` of the request's head;
+    /// the connection is closed.
+    RequestTimeout = ("request-timeout", REQUEST_TIMEOUT, "The request body came too slowly"),
     /// This approver already made the other decision, which cannot be changed.
     AlreadyDecided = ("already-decided", CONFLICT, "You already decided"),
     /// The release is already approved, rejected, expired or cancelled; nothing changed.
@@ -115,6 +120,9 @@ problem_codes! {
     Internal = ("internal", INTERNAL_SERVER_ERROR, "Internal error"),
     /// The database is unavailable; try again.
     Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "Service unavailable"),
+    /// The service holds `DEPLOY_GATE_HTTP_MAX_CONNECTIONS` connections already; this one is
+    /// closed. Retry after `Retry-After` seconds.
+    TooManyConnections = ("too-many-connections", SERVICE_UNAVAILABLE, "Too many connections"),
 }
 
 #[cfg(test)]

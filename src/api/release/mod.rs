@@ -7,7 +7,7 @@ mod values;
 
 use std::sync::Arc;
 
-use poem::web::Data;
+use poem::{Request, web::Data};
 use poem_openapi::{
     ApiResponse, OpenApi,
     param::{Path, Query},
@@ -23,6 +23,7 @@ use crate::{
     api::{
         http::{
             auth::Credentials,
+            outcome::Outcome,
             problem::{ErrorStatuses, ProblemResponse},
             text::{ModeRule, NameRule, PhaseRule, ReleaseIdRule, StageRule, Text},
         },
@@ -52,7 +53,9 @@ pub enum CreateReleaseResponse {
     /// `failsafe=true` only: not decided yet (also for a release created by this call).
     #[oai(status = 423)]
     NotYetApproved(StatusJson),
-    /// `failsafe=true` only: an approver rejected the release.
+    /// `failsafe=true`: an approver rejected the release (the status body). As a problem
+    /// document (`cross-site-request`): a browser sent the request from another site
+    /// (`Sec-Fetch-Site`, `Origin`); nothing was stored.
     #[oai(status = 403)]
     Rejected(StatusJson),
     /// `failsafe=true` only: the deadline passed undecided.
@@ -86,6 +89,14 @@ impl ErrorStatuses for CreateReleaseErrors {
             "Malformed JSON, or a field missing, empty, too long, of the wrong type or not in its form (an approver's address, `mode`/`Mode`), a field holding an unresolved pipeline macro `$(…)` (`unresolved-macro`), or in callback mode a callback field missing or a `PlanUrl` not on `DEPLOY_GATE_CALLBACK_HOSTS`; nothing was stored.",
         ),
         (401, "The API key is required and was missing or wrong."),
+        (
+            403,
+            "A browser sent the request from another site; nothing was stored (listed with the fail-safe 403).",
+        ),
+        (
+            408,
+            "The body did not arrive within `DEPLOY_GATE_HTTP_BODY_TIMEOUT`; the connection is closed.",
+        ),
         (413, "The body is larger than the configured limit."),
         (415, "The body is not JSON."),
         (
@@ -146,6 +157,7 @@ impl ReleaseApi {
     async fn create_release(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         credentials: Credentials,
         body: Json<ReleaseRequestBody>,
         /// Answer `200` only for an approved release (see above).
@@ -177,58 +189,62 @@ impl ReleaseApi {
         /// Read in callback mode only: `$(system.AccessToken)`; used once, never returned or logged.
         #[oai(name = "AuthToken")]
         auth_token: CallbackHeader,
-    ) -> Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> {
-        credentials.check(&state.api_keys)?;
-        let Json(ReleaseRequestBody(body)) = body;
-        body.refuse_unresolved_macros()?;
-        body.refuse_approvers_unless(state.request_approvers)?;
-        let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
-        let new = body.parse()?;
-        let headers = CallbackHeaders {
-            plan_url,
-            project_id,
-            hub_name,
-            plan_id,
-            job_id,
-            timeline_id,
-            task_instance_id,
-            auth_token,
-        };
-        body.check_callback_lengths(&headers)?;
-        let callback = match mode {
-            Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
-            Mode::Poll => None,
-        };
-        let failsafe = failsafe.unwrap_or(false);
-        // A poll (no callback to register) of a release known and unchanged
-        // since the last poll is answered from the poll cache.
-        let read_at = match callback {
-            Some(_) => None,
-            None => match state
-                .poll_cache
-                .answer(&*state.store, &new.key, state.clock.now())
-            {
-                Ok(kept) => return Ok(known_release_response(kept, failsafe)),
-                Err(read_at) => Some(read_at),
-            },
-        };
-        let creation = state.flow.create_or_find(&new, callback.as_ref()).await?;
-        let now = state.clock.now();
-        Ok(match (creation, read_at) {
-            (Creation::Created(snapshot), _) if !failsafe => CreateReleaseResponse::Accepted(
-                StatusJson::of(&snapshot, now),
-                snapshot.release.key.status_path(),
-            ),
-            (Creation::Created(snapshot), _) => {
-                known_release_response(StatusJson::of(&snapshot, now), failsafe)
-            }
-            (Creation::Existing(snapshot) | Creation::Joined(snapshot), Some(read_at)) => {
-                known_release_response(state.poll_cache.keep(read_at, &snapshot, now), failsafe)
-            }
-            (Creation::Existing(snapshot) | Creation::Joined(snapshot), None) => {
-                known_release_response(StatusJson::of(&snapshot, now), failsafe)
-            }
-        })
+    ) -> Outcome<CreateReleaseResponse, CreateReleaseErrors> {
+        let answered: Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> = async {
+            state.authorize_change(req, &credentials)?;
+            let Json(ReleaseRequestBody(body)) = body;
+            body.refuse_unresolved_macros()?;
+            body.refuse_approvers_unless(state.request_approvers)?;
+            let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
+            let new = body.parse()?;
+            let headers = CallbackHeaders {
+                plan_url,
+                project_id,
+                hub_name,
+                plan_id,
+                job_id,
+                timeline_id,
+                task_instance_id,
+                auth_token,
+            };
+            body.check_callback_lengths(&headers)?;
+            let callback = match mode {
+                Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
+                Mode::Poll => None,
+            };
+            let failsafe = failsafe.unwrap_or(false);
+            // A poll (no callback to register) of a release known and unchanged
+            // since the last poll is answered from the poll cache.
+            let read_at = match callback {
+                Some(_) => None,
+                None => match state
+                    .poll_cache
+                    .answer(&*state.store, &new.key, state.clock.now())
+                {
+                    Ok(kept) => return Ok(known_release_response(kept, failsafe)),
+                    Err(read_at) => Some(read_at),
+                },
+            };
+            let creation = state.flow.create_or_find(&new, callback.as_ref()).await?;
+            let now = state.clock.now();
+            Ok(match (creation, read_at) {
+                (Creation::Created(snapshot), _) if !failsafe => CreateReleaseResponse::Accepted(
+                    StatusJson::of(&snapshot, now),
+                    snapshot.release.key.status_path(),
+                ),
+                (Creation::Created(snapshot), _) => {
+                    known_release_response(StatusJson::of(&snapshot, now), failsafe)
+                }
+                (Creation::Existing(snapshot) | Creation::Joined(snapshot), Some(read_at)) => {
+                    known_release_response(state.poll_cache.keep(read_at, &snapshot, now), failsafe)
+                }
+                (Creation::Existing(snapshot) | Creation::Joined(snapshot), None) => {
+                    known_release_response(StatusJson::of(&snapshot, now), failsafe)
+                }
+            })
+        }
+        .await;
+        Outcome(answered)
     }
 
     /// Current status of a release.

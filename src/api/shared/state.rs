@@ -2,10 +2,19 @@
 
 use std::sync::Arc;
 
+use poem::Request;
+
 use super::poll_cache::PollCache;
 use crate::{
-    azure::assignment::Assignments, clock::Clock, domain::callback::CallbackHosts, flow::Flow,
-    metrics::Metrics, secret::Secret, store::Store, token::TokenKeys,
+    api::http::{auth::Credentials, cross_site::refuse_cross_site, problem::Problem},
+    azure::assignment::Assignments,
+    clock::Clock,
+    domain::callback::CallbackHosts,
+    flow::Flow,
+    metrics::Metrics,
+    secret::Secret,
+    store::Store,
+    token::TokenKeys,
 };
 
 /// Operation groups in the OpenAPI document.
@@ -47,4 +56,19 @@ pub struct AppState {
     pub poll_cache: PollCache,
     /// Which Azure DevOps approvals are deploy-gate's to decide.
     pub assignments: Assignments,
+    /// The origin of `DEPLOY_GATE_PUBLIC_URL`: a browser's `Origin` on this service's own pages.
+    pub own_origin: Option<String>,
+}
+
+impl AppState {
+    /// Guards an operation that changes state and takes the API key: refuses a request a
+    /// browser sent from another site (`403`), then checks the key (`401`).
+    pub fn authorize_change(
+        &self,
+        req: &Request,
+        credentials: &Credentials,
+    ) -> Result<(), Problem> {
+        refuse_cross_site(req, self.own_origin.as_deref())?;
+        credentials.check(&self.api_keys)
+    }
 }
