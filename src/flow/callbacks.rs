@@ -15,6 +15,9 @@ use crate::{
     store::StoreError,
 };
 
+/// How long the job token Azure DevOps sends with a callback registration lasts.
+const JOB_TOKEN_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(48);
+
 impl Change<'_> {
     /// Stores or refreshes a callback registration. A new one on a pending
     /// release is told what the release waits for (TaskStarted first); on a
@@ -31,6 +34,10 @@ impl Change<'_> {
             return self.queue_decision_notices(snapshot, now).await;
         }
         if let Some(callback_id) = new {
+            if snapshot.release.deadline > now + JOB_TOKEN_LIFETIME {
+                tracing::warn!(release.key = %snapshot.release.key.display(), deadline = %snapshot.release.deadline,
+                    "the round's deadline outlives the 48-hour job token Azure DevOps sent: a decision after the token expires cannot complete the task");
+            }
             let line = waiting_line(snapshot, now);
             self.tx.add_feed_line_to(callback_id, &line, now).await?;
             self.queue_callbacks(release_id, now).await?;

@@ -29,6 +29,7 @@ mod poll_cache_many;
 mod rate_limits;
 mod rate_limits_http;
 mod raw_http;
+mod recipes;
 mod replicas;
 mod resend;
 mod resilience;
