@@ -85,6 +85,25 @@ pub fn assigned_approvals_url(
     )
 }
 
+/// Approvals - Query (YAML): the approval, if it is assigned to `identity`
+/// (`userIds`), directly or through a group.
+pub fn yaml_assigned_url(
+    org_url: &str,
+    project: &str,
+    approval_id: &str,
+    identity: &str,
+    api_version: &str,
+) -> String {
+    format!(
+        "{}/{}/_apis/pipelines/approvals?approvalIds={}&userIds={}&api-version={}",
+        org_url.trim_end_matches('/'),
+        segment(project),
+        segment(approval_id),
+        segment(identity),
+        segment(api_version),
+    )
+}
+
 /// The part of `connectionData` that names the token's owner.
 #[derive(Deserialize, Debug)]
 #[serde(rename_all = "camelCase")]
@@ -104,12 +123,19 @@ pub struct Identity {
     pub display_name: Option<String>,
 }
 
-/// The answer of Approvals - List: the approvals, each with its id.
+/// The answer of Approvals - List (classic) or Approvals - Query (YAML): the
+/// approvals, each with its id, wrapped in `value` or as a bare array.
 #[derive(Deserialize, Debug)]
-pub struct ApprovalList {
-    /// The approvals.
-    #[serde(default)]
-    pub value: Vec<ListedApproval>,
+#[serde(untagged)]
+pub enum ApprovalList {
+    /// `{"count": n, "value": [...]}`, as Azure DevOps wraps lists.
+    Wrapped {
+        /// The approvals.
+        #[serde(default)]
+        value: Vec<ListedApproval>,
+    },
+    /// A bare array, as the REST specification describes Approvals - Query.
+    Bare(Vec<ListedApproval>),
 }
 
 /// One approval of an [`ApprovalList`].
@@ -122,9 +148,10 @@ pub struct ListedApproval {
 impl ApprovalList {
     /// Whether the list holds the approval with this id.
     pub fn holds(&self, approval_id: &str) -> bool {
-        self.value.iter().any(|a| match &a.id {
+        let (Self::Wrapped { value: listed } | Self::Bare(listed)) = self;
+        listed.iter().any(|a| match &a.id {
             serde_json::Value::Number(n) => n.to_string() == approval_id,
-            serde_json::Value::String(s) => s == approval_id,
+            serde_json::Value::String(s) => s.eq_ignore_ascii_case(approval_id),
             _ => false,
         })
     }

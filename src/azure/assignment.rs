@@ -9,6 +9,7 @@ use super::{
     AzureClient,
     approvals::{
         ApprovalList, ConnectionData, Identity, assigned_approvals_url, connection_data_url,
+        yaml_assigned_url,
     },
     client::Auth,
 };
@@ -82,21 +83,36 @@ impl Assignments {
         })
     }
 
-    /// Whether the YAML approval has a step assigned to deploy-gate's identity
-    /// itself (the event names each step's approver; group membership is not
-    /// looked up, so a YAML approval must name deploy-gate's identity).
+    /// Whether the YAML approval is assigned to deploy-gate's identity: one of
+    /// its steps names it, or Approvals - Query with `userIds` (directly or
+    /// through a group) holds it.
     pub async fn yaml(&self, raised: &RaisedApproval<'_>) -> anyhow::Result<Assignment> {
-        let (Some(azure), Some(steps)) = (&self.azure, raised.step_approvers) else {
+        let Some(azure) = &self.azure else {
             return Ok(Assignment::Ours);
         };
         let identity = self.identity(azure).await?;
-        Ok(
-            if steps.iter().any(|s| s.eq_ignore_ascii_case(&identity.id)) {
-                Assignment::Ours
-            } else {
-                Assignment::Theirs(theirs(raised, identity))
-            },
-        )
+        let named = raised
+            .step_approvers
+            .is_some_and(|steps| steps.iter().any(|s| s.eq_ignore_ascii_case(&identity.id)));
+        if named {
+            return Ok(Assignment::Ours);
+        }
+        let url = yaml_assigned_url(
+            azure.org_url.as_str(),
+            raised.project,
+            raised.approval_id,
+            &identity.id,
+            &azure.api_version,
+        );
+        let list: ApprovalList = self
+            .client
+            .get_json(&url, Auth::BasicPat(azure.pat.expose()))
+            .await?;
+        Ok(if list.holds(raised.approval_id) {
+            Assignment::Ours
+        } else {
+            Assignment::Theirs(theirs(raised, identity))
+        })
     }
 
     /// The write-back token's owner, asked once (`_apis/connectionData`).

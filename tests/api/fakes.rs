@@ -93,6 +93,24 @@ pub async fn wait_for_requests(server: &MockServer, count: usize) -> Vec<Request
     .await
 }
 
+/// Mounts on `azure`, under `/contoso`, Approvals - Query for YAML approvals
+/// assigned to deploy-gate's identity (`userIds`), directly or through a
+/// group: `ours`, in the list shape Azure DevOps answers with.
+pub async fn azure_assigning_yaml(azure: &MockServer, ours: &[&str]) {
+    let value: Vec<Value> = ours
+        .iter()
+        .map(|id| json!({"id": id, "status": "pending"}))
+        .collect();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/contoso/[^/]+/_apis/pipelines/approvals$"))
+        .and(query_param("userIds", GATE_IDENTITY))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"count": value.len(), "value": value})),
+        )
+        .mount(azure)
+        .await;
+}
+
 /// deploy-gate's identity in the fake Azure DevOps: the owner of the PAT.
 pub const GATE_IDENTITY: &str = "5f1c2d3e-7a8b-4c9d-8e0f-0a1b2c3d4e5f";
 

@@ -15,7 +15,9 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{GATE_IDENTITY, azure_assigning, settle, wait_for_requests, writes},
+    fakes::{
+        GATE_IDENTITY, azure_assigning, azure_assigning_yaml, settle, wait_for_requests, writes,
+    },
     helpers::{TestApp, TestSmtp, assert_problem, get_json, spawn_app, spawn_app_with},
 };
 
@@ -329,9 +331,37 @@ async fn a_yaml_approval_is_written_back_through_the_pipelines_approvals_api() {
 }
 
 #[tokio::test]
-async fn a_yaml_approval_assigned_to_someone_else_is_ignored() {
+async fn a_yaml_approval_is_deploy_gates_through_a_group_and_someone_elses_is_ignored() {
     let azure = azure_deciding(&[]).await;
+    // Assigned to a group deploy-gate's identity belongs to: Approvals - Query
+    // with userIds holds it, though no step names the identity.
+    azure_assigning_yaml(&azure, &["6a1c2d3e-0000-4000-8000-0000000000a1"]).await;
     let app = app_writing_back_to(&azure).await;
+    let mut through_group = sample_event("ms.vss-pipelinechecks-events.approval-pending");
+    through_group["resource"]["approval"]["id"] = "6a1c2d3e-0000-4000-8000-0000000000a1".into();
+    let (status, answer) = deliver(&app, &through_group).await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (202, Some("accepted")),
+        "{answer}"
+    );
+    let query = azure
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path().ends_with("/_apis/pipelines/approvals"))
+        .unwrap();
+    let pairs: Vec<(String, String)> = query.url.query_pairs().into_owned().collect();
+    assert!(
+        pairs.contains(&("userIds".into(), GATE_IDENTITY.into())),
+        "{pairs:?}"
+    );
+    assert!(pairs.contains(&(
+        "approvalIds".into(),
+        "6a1c2d3e-0000-4000-8000-0000000000a1".into()
+    )));
+
     let event = sample_event("ms.vss-pipelinechecks-events.approval-pending");
     let (status, answer) = deliver(&app, &event).await;
     assert_eq!((status, answer["outcome"].as_str()), (200, Some("ignored")));
