@@ -46,7 +46,10 @@ macro_rules! candidates {
     ($project:literal, $limit:literal) => {
         concat!(
             "SELECT r.*, a.approval_id, a.email, a.decision, a.comment, a.decided_at, a.email_sent_at,
-                    a.link_generation
+                    a.link_generation,
+                    (SELECT j.last_error FROM job j
+                     WHERE j.release_id = r.release_id AND j.dead_at IS NOT NULL
+                     ORDER BY j.dead_at DESC, j.job_id DESC LIMIT 1) AS given_up
              FROM (SELECT * FROM release r
                    WHERE (r.created_at, r.release_id) < ($1, $2)",
             $project,
@@ -96,6 +99,8 @@ pub struct ReleaseSummary {
     pub release: ReleaseRecord,
     /// Its approvals, in creation order.
     pub approvals: Vec<ApprovalRecord>,
+    /// The last failure of its latest job given up, e.g. a write-back Azure refused.
+    pub given_up: Option<String>,
 }
 
 impl ReleaseSummary {
@@ -245,6 +250,7 @@ async fn candidates(
             summaries.push(ReleaseSummary {
                 release: rows::release(row)?,
                 approvals: Vec::new(),
+                given_up: row.opt_text("given_up")?,
             });
         }
         if row.opt_uuid("approval_id")?.is_some()

@@ -19,7 +19,7 @@ use crate::{
         sample, scrape, settle, task_completed, task_completions, wait_for_no_problem,
         wait_for_problem, wait_for_requests, wait_for_task_completions, writes,
     },
-    helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app, spawn_app_with},
+    helpers::{ReceivedMail, TestApp, TestSmtp, get_json, spawn_app, spawn_app_with},
 };
 
 const APPROVAL_PATH: &str = "/contoso/Devx/_apis/release/approvals/17";
@@ -392,4 +392,10 @@ async fn a_write_back_azure_refuses_outright_is_tried_twice_and_the_round_shows_
     );
     settle(&app).await;
     assert_eq!(writes(&azure).await.len(), 2, "one retry, not ten");
+    let board = get_json(&app, "/releases").await;
+    let shown = board["releases"][0]["problem"].as_str().unwrap_or_default();
+    assert!(
+        shown.contains("HTTP 403"),
+        "the board shows it too: {board}"
+    );
 }

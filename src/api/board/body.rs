@@ -77,8 +77,17 @@ pub struct BoardEntry {
     /// The gated stage; empty when not given.
     #[oai(rename = "Stage")]
     pub stage: String,
+    /// The stage's deployment attempt this round approves, from 1.
+    #[oai(rename = "Attempt")]
+    pub attempt: u32,
+    /// `pre` for the round before the deployment, `post` for the one after it.
+    #[oai(rename = "Phase")]
+    pub phase: String,
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: StatusValue,
+    /// What went wrong for good, if anything: the last failure of work given
+    /// up, e.g. a write-back Azure DevOps refused (the timeline has every problem).
+    pub problem: Option<String>,
     /// When the release was first received.
     pub created_at: DateTime<Utc>,
     /// Seconds since it was received.
@@ -116,7 +125,10 @@ impl BoardEntry {
             release_name: release.name.clone(),
             team_project: release.key.team_project.clone(),
             stage: release.key.stage.clone(),
+            attempt: release.key.attempt,
+            phase: release.key.phase.as_str().to_owned(),
             status: outcome.status.into(),
+            problem: summary.given_up.clone(),
             created_at: release.created_at,
             age_seconds: u64::try_from((now - release.created_at).num_seconds()).unwrap_or(0),
             deadline: release.deadline,
@@ -202,7 +214,10 @@ impl Example for ReleaseBoard {
                 release_name: "Desafio-CD".into(),
                 team_project: "Devx".into(),
                 stage: "prod".into(),
+                attempt: 1,
+                phase: "pre".into(),
                 status: StatusValue::Pending,
+                problem: None,
                 created_at,
                 age_seconds: 420,
                 deadline: created_at + chrono::Duration::hours(48),

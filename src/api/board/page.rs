@@ -24,7 +24,10 @@ pub fn board_page(board: &ReleaseBoard) -> String {
                 release_id => r.release_id,
                 project => r.team_project,
                 stage => r.stage,
+                round => (r.attempt != 1 || r.phase != "pre")
+                    .then(|| format!("attempt {}, {}", r.attempt, r.phase)),
                 status => r.status.as_str(),
+                problem => r.problem,
                 approved => r.approvals.approved,
                 required => r.approvals.required,
                 pending_approvers => r.pending_approvers,
