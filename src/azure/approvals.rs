@@ -85,6 +85,49 @@ pub fn assigned_approvals_url(
     )
 }
 
+/// Approvals - List of a classic release's approvals with `status`
+/// (`approved` or `rejected`), whoever they are assigned to.
+pub fn release_approvals_with_status_url(
+    release_url: &str,
+    project: &str,
+    release_id: &str,
+    status: &str,
+    api_version: &str,
+) -> String {
+    format!(
+        "{}/{}/_apis/release/approvals?releaseIdsFilter={}&statusFilter={}&api-version={}",
+        release_url.trim_end_matches('/'),
+        segment(project),
+        segment(release_id),
+        segment(status),
+        segment(api_version),
+    )
+}
+
+/// Approvals - Get (YAML): one approval, with its status.
+pub fn pipeline_approval_url(
+    org_url: &str,
+    project: &str,
+    approval_id: &str,
+    api_version: &str,
+) -> String {
+    format!(
+        "{}/{}/_apis/pipelines/approvals/{}?api-version={}",
+        org_url.trim_end_matches('/'),
+        segment(project),
+        segment(approval_id),
+        segment(api_version),
+    )
+}
+
+/// The status of a YAML approval, as Approvals - Get answers.
+#[derive(Deserialize, Debug)]
+pub struct PipelineApproval {
+    /// `pending`, `approved`, `rejected`, `canceled`…
+    #[serde(default)]
+    pub status: String,
+}
+
 /// Approvals - Query (YAML): the approval, if it is assigned to `identity`
 /// (`userIds`), directly or through a group.
 pub fn yaml_assigned_url(

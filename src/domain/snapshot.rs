@@ -149,10 +149,12 @@ pub fn outcome_of(
     let cancelled = release.cancelled.as_ref().map(|c| Ended {
         status: ReleaseStatus::Rejected,
         at: c.at,
+        overrides_votes: false,
     });
     let settled = release.settled.as_ref().map(|s| Ended {
         status: s.status,
         at: s.at,
+        overrides_votes: true,
     });
     // The earlier end counts; the lifecycle ends a round only while it is open.
     let ended = cancelled.into_iter().chain(settled).min_by_key(|e| e.at);

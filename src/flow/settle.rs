@@ -86,6 +86,40 @@ impl Flow {
     }
 }
 
+impl Flow {
+    /// Azure refused the write-back of `approval` because it was decided in
+    /// Azure DevOps already: that decision settles the round instead (it
+    /// stands over the votes), and nothing more is written back for it.
+    pub async fn already_decided_in_azure(
+        &self,
+        round: i64,
+        approval: &AzureApprovalRef,
+        decision: Decision,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut change = self.begin().await?;
+        let before = change.tx.lock_release(round).await?;
+        change
+            .tx
+            .record_decided_in_azure(approval, decision)
+            .await?;
+        if before.release.settled.is_none() {
+            let status = match decision {
+                Decision::Approve => ReleaseStatus::Approved,
+                Decision::Reject => ReleaseStatus::Rejected,
+            };
+            let reason = format!(
+                "{} in Azure DevOps before deploy-gate wrote its decision back (approval {})",
+                status.as_str(),
+                approval.id
+            );
+            let settled = settle_round(&mut change, round, status, reason, now).await?;
+            tracing::info!(release.key = %settled.release.key.display(), status = status.as_str(), "round settled: decided in Azure DevOps already");
+        }
+        self.commit(change).await
+    }
+}
+
 /// Records an approval's decision in Azure; the round settles `rejected` on a
 /// rejection, `approved` once all its Azure approvals were approved there.
 async fn settle_approval(

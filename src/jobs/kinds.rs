@@ -10,16 +10,17 @@ use crate::{
     azure::{
         AzureClient,
         approvals::{
-            ApprovalUpdate, PipelineApprovalUpdate, approval_update, approval_url,
-            pipeline_approvals_url,
+            ApprovalList, ApprovalUpdate, PipelineApproval, PipelineApprovalUpdate,
+            approval_update, approval_url, pipeline_approval_url, pipeline_approvals_url,
+            release_approvals_with_status_url,
         },
-        client::Auth,
+        client::{Auth, Refused},
     },
     clock::Clock,
     domain::{
         approver::mask_email,
         job::{Job, JobKind},
-        policy::Policies,
+        policy::{Decision, Policies},
         release::{AzureApprovalKind, AzureApprovalRef},
         snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
     },
@@ -101,11 +102,73 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
             continue;
         }
         let approval = &azure_approval.approval;
-        write_back_one(ctx, azure, &release.key.team_project, approval, &update).await?;
-        tracing::info!(azure.approval_id = %approval.id, kind = approval.kind.as_str(), status = update.status, "decision written back to Azure DevOps");
-        ctx.flow.written_back(approval).await?;
+        match write_back_one(ctx, azure, &release.key.team_project, approval, &update).await {
+            Ok(()) => {
+                tracing::info!(azure.approval_id = %approval.id, kind = approval.kind.as_str(), status = update.status, "decision written back to Azure DevOps");
+                ctx.flow.written_back(approval).await?;
+            }
+            // Refused outright: if the approval was completed in Azure
+            // meanwhile, Azure's decision settles the round instead.
+            Err(err) if Refused::permanent_in(&err) => {
+                let Some(decision) = decided_in_azure(ctx, azure, release, approval).await else {
+                    return Err(err);
+                };
+                ctx.flow
+                    .already_decided_in_azure(release.id, approval, decision)
+                    .await?;
+                break;
+            }
+            Err(err) => return Err(err),
+        }
     }
     Ok(ctx.store.complete_job(job.id).await?)
+}
+
+/// How the approval was decided in Azure DevOps itself, if it was; `None`
+/// when it is still open or Azure cannot say.
+async fn decided_in_azure(
+    ctx: &JobContext,
+    azure: &AzureDevOps,
+    release: &ReleaseRecord,
+    approval: &AzureApprovalRef,
+) -> Option<Decision> {
+    let auth = || Auth::BasicPat(azure.pat.expose());
+    let project = &release.key.team_project;
+    match approval.kind {
+        AzureApprovalKind::Classic => {
+            for (status, decision) in [
+                ("approved", Decision::Approve),
+                ("rejected", Decision::Reject),
+            ] {
+                let url = release_approvals_with_status_url(
+                    azure.url.as_str(),
+                    project,
+                    &release.key.release_id,
+                    status,
+                    &azure.api_version,
+                );
+                let list: ApprovalList = ctx.azure.get_json(&url, auth()).await.ok()?;
+                if list.holds(&approval.id) {
+                    return Some(decision);
+                }
+            }
+            None
+        }
+        AzureApprovalKind::Yaml => {
+            let url = pipeline_approval_url(
+                azure.org_url.as_str(),
+                project,
+                &approval.id,
+                &azure.api_version,
+            );
+            let found: PipelineApproval = ctx.azure.get_json(&url, auth()).await.ok()?;
+            match found.status.as_str() {
+                "approved" => Some(Decision::Approve),
+                "rejected" => Some(Decision::Reject),
+                _ => None,
+            }
+        }
+    }
 }
 
 /// Approves or rejects one Azure DevOps approval: a classic one through the

@@ -10,7 +10,7 @@ use deploy_gate::{secret::Secret, settings::Settings};
 use serde_json::{Value, json};
 use wiremock::{
     Mock, MockServer, Request, Respond, ResponseTemplate,
-    matchers::{method, path},
+    matchers::{method, path, query_param},
 };
 
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
         sample, scrape, settle, task_completed, task_completions, wait_for_no_problem,
         wait_for_problem, wait_for_requests, wait_for_task_completions, writes,
     },
-    helpers::{ReceivedMail, TestApp, TestSmtp, get_json, spawn_app, spawn_app_with},
+    helpers::{ReceivedMail, TestApp, TestSmtp, get_json, spawn_app, spawn_app_with, wait_until},
 };
 
 const APPROVAL_PATH: &str = "/contoso/Devx/_apis/release/approvals/17";
@@ -397,5 +397,55 @@ async fn a_write_back_azure_refuses_outright_is_tried_twice_and_the_round_shows_
     assert!(
         shown.contains("HTTP 403"),
         "the board shows it too: {board}"
+    );
+}
+
+#[tokio::test]
+async fn a_write_back_refused_because_azure_completed_the_approval_settles_the_round_as_azure_did()
+{
+    let azure = approvals_api(
+        ResponseTemplate::new(400).set_body_string("VS402860: The approval is already completed"),
+    )
+    .await;
+    // Rejected in Azure's own UI before deploy-gate wrote back its approval.
+    Mock::given(method("GET"))
+        .and(path("/contoso/Devx/_apis/release/approvals"))
+        .and(query_param("releaseIdsFilter", "386"))
+        .and(query_param("statusFilter", "rejected"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"count": 1, "value": [{"id": 17, "status": "rejected"}]})),
+        )
+        .mount(&azure)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/contoso/Devx/_apis/release/approvals"))
+        .and(query_param("statusFilter", "approved"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"count": 0, "value": []})))
+        .mount(&azure)
+        .await;
+    let app = app_writing_back_to(&azure, |_| {}).await;
+    let mail = start_round(&app, &azure.uri()).await;
+    app.decide(&mail.token(), "approve", None).await;
+
+    let status = wait_until("the round settled as Azure decided", || async {
+        let status = get_json(&app, "/release/Devx/386?Stage=Production").await;
+        (status["settled_by"] == "azure").then_some(status)
+    })
+    .await;
+    assert_eq!(status["status"], "rejected", "{status}");
+    assert!(
+        status["settled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("before deploy-gate wrote its decision back"),
+        "{status}"
+    );
+    settle(&app).await;
+    assert_eq!(status["problems"], json!([]));
+    assert_eq!(
+        writes(&azure).await.len(),
+        1,
+        "not retried: there is nothing to write"
     );
 }

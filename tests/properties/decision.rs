@@ -58,6 +58,7 @@ impl Case {
             self.cancelled.map(|at| Ended {
                 status: ReleaseStatus::Rejected,
                 at: minute(at),
+                overrides_votes: false,
             }),
             minute(DEADLINE),
             minute(self.now),

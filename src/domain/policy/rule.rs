@@ -194,6 +194,10 @@ pub struct Ended {
     pub status: ReleaseStatus,
     /// When.
     pub at: DateTime<Utc>,
+    /// Whether it stands over the approvers' votes: what Azure DevOps decided
+    /// does (deploy-gate only learns it later), an operator's cancellation
+    /// does not undo a decision made before it.
+    pub overrides_votes: bool,
 }
 
 /// Derives the release status: `rejected` at the first rejection, `approved` once
@@ -260,6 +264,7 @@ pub fn decide(
         }
     }
     let (status, decided_at) = match (verdict, ended) {
+        (_, Some(end)) if end.overrides_votes && end.at < deadline => (end.status, Some(end.at)),
         (Some((status, at)), _) => (status, Some(at)),
         (None, Some(end)) if end.at < deadline => (end.status, Some(end.at)),
         _ if now >= deadline => (ReleaseStatus::Expired, Some(deadline)),
@@ -520,6 +525,7 @@ mod tests {
         Ended {
             status: ReleaseStatus::Rejected,
             at: at(t),
+            overrides_votes: false,
         }
     }
 
@@ -529,6 +535,7 @@ mod tests {
         let in_azure = Ended {
             status: ReleaseStatus::Approved,
             at: at(5),
+            overrides_votes: true,
         };
         let o = decide(
             &rule,
@@ -540,6 +547,23 @@ mod tests {
         assert_eq!(
             (o.status, o.decided_at),
             (ReleaseStatus::Approved, Some(at(5)))
+        );
+        let rejected_in_azure = Ended {
+            status: ReleaseStatus::Rejected,
+            at: at(7),
+            overrides_votes: true,
+        };
+        let o = decide(
+            &rule,
+            &votes(&[approve(1)]),
+            Some(rejected_in_azure),
+            at(100),
+            at(10),
+        );
+        assert_eq!(
+            (o.status, o.decided_at),
+            (ReleaseStatus::Rejected, Some(at(7))),
+            "what Azure decided stands over the votes"
         );
     }
 
