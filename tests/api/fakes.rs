@@ -390,3 +390,14 @@ impl Drop for SlowRelay {
         self.task.abort();
     }
 }
+
+/// Microsoft's documented sample payload of the service-hook event
+/// `event_type`, as copied into tests/fixtures/azure-devops/ from
+/// docs/service-hooks/events.md of MicrosoftDocs/azure-devops-docs.
+pub fn sample_event(event_type: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/azure-devops/{event_type}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 use deploy_gate::settings::PolicySettings;
 use serde_json::{Value, json};
 
-use crate::helpers::{ReceivedMail, TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with};
+use crate::{
+    fakes::sample_event,
+    helpers::{ReceivedMail, TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with},
+};
 
 /// A classic release's page, as `$(Release.ReleaseWebURL)` gives it.
 const RELEASE_URL: &str = "https://dev.azure.com/contoso/Devx/_releaseProgress?_a=release-pipeline-progress&releaseId=386";
@@ -168,23 +171,6 @@ async fn a_release_url_that_is_not_a_plain_web_address_is_refused_and_nothing_is
     );
 }
 
-/// Microsoft's documented sample payload of `event_type` (tests/fixtures/service-hooks/).
-fn sample(event_type: &str) -> Value {
-    let text = match event_type {
-        "ms.vss-release.deployment-approval-pending-event" => include_str!(
-            "../fixtures/service-hooks/ms.vss-release.deployment-approval-pending-event.json"
-        ),
-        "ms.vss-release.release-created-event" => {
-            include_str!("../fixtures/service-hooks/ms.vss-release.release-created-event.json")
-        }
-        "ms.vss-pipelinechecks-events.approval-pending" => include_str!(
-            "../fixtures/service-hooks/ms.vss-pipelinechecks-events.approval-pending.json"
-        ),
-        other => panic!("no sample of {other}"),
-    };
-    serde_json::from_str(text).unwrap()
-}
-
 async fn post_hook(app: &TestApp, event: &Value) -> Value {
     let answer = app
         .client
@@ -209,7 +195,7 @@ async fn microsofts_approval_pending_sample_names_the_stage_and_the_release_defi
     let app = spawn_app_with_approver().await;
     let answer = post_hook(
         &app,
-        &sample("ms.vss-release.deployment-approval-pending-event"),
+        &sample_event("ms.vss-release.deployment-approval-pending-event"),
     )
     .await;
     let release = &answer["release"];
@@ -234,7 +220,7 @@ async fn the_web_link_and_creator_azure_sends_with_an_approval_pending_event_rea
     // documented sample leaves out; the link is the one the docs' deployment-started
     // sample gives its release.
     let web = "https://fabfiber.visualstudio.com/Fabrikam-Fiber-Git/_release?releaseId=1&_a=release-summary";
-    let mut event = sample("ms.vss-release.deployment-approval-pending-event");
+    let mut event = sample_event("ms.vss-release.deployment-approval-pending-event");
     event["resource"]["release"]["_links"] = json!({"web": {"href": web}});
     event["resource"]["release"]["createdBy"]["uniqueName"] = "chuck@fabrikam.example".into();
     let app = spawn_app_with_approver().await;
@@ -258,7 +244,7 @@ async fn the_web_link_and_creator_azure_sends_with_an_approval_pending_event_rea
 #[tokio::test]
 async fn microsofts_release_created_sample_names_the_release_definition() {
     let app = spawn_app_with_approver().await;
-    let answer = post_hook(&app, &sample("ms.vss-release.release-created-event")).await;
+    let answer = post_hook(&app, &sample_event("ms.vss-release.release-created-event")).await;
     assert_eq!(answer["release"]["DefinitionName"], "Fabrikam.CD");
     let mail = &app.smtp.wait_for(1).await[0];
     assert!(mail.text().contains("Fabrikam.CD"), "{}", mail.text());
@@ -269,7 +255,7 @@ async fn microsofts_yaml_approval_sample_without_run_or_pipeline_invents_no_link
     let app = spawn_app_with_approver().await;
     let answer = post_hook(
         &app,
-        &sample("ms.vss-pipelinechecks-events.approval-pending"),
+        &sample_event("ms.vss-pipelinechecks-events.approval-pending"),
     )
     .await;
     let release = &answer["release"];
@@ -281,7 +267,7 @@ async fn microsofts_yaml_approval_sample_without_run_or_pipeline_invents_no_link
 
 #[tokio::test]
 async fn a_service_hook_link_that_is_not_a_web_address_is_left_out_and_the_event_still_counts() {
-    let mut event = sample("ms.vss-release.deployment-approval-pending-event");
+    let mut event = sample_event("ms.vss-release.deployment-approval-pending-event");
     event["resource"]["release"]["_links"] = json!({"web": {"href": "javascript:alert(1)"}});
     let app = spawn_app_with_approver().await;
     let release = post_hook(&app, &event).await["release"].clone();

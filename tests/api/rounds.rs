@@ -16,21 +16,13 @@ use wiremock::{
 
 use crate::{
     fakes::{
-        GATE_IDENTITY, azure_assigning, azure_assigning_yaml, settle, wait_for_requests, writes,
+        GATE_IDENTITY, azure_assigning, azure_assigning_yaml, sample_event, settle,
+        wait_for_requests, writes,
     },
     helpers::{TestApp, TestSmtp, assert_problem, get_json, spawn_app, spawn_app_with},
 };
 
 const PAT: &str = "pat-secret";
-
-/// Microsoft's sample payload of `event_type` (docs/service-hooks/events.md).
-fn sample_event(event_type: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/azure-devops/{event_type}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
 
 /// The sample `deployment-approval-pending` event (release 1, stage Dev,
 /// project Fabrikam) for approval `id` of `approval_type` and `attempt`.

@@ -12,18 +12,9 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{GATE_IDENTITY, azure_assigning, settle, wait_for_requests, writes},
+    fakes::{GATE_IDENTITY, azure_assigning, sample_event, settle, wait_for_requests, writes},
     helpers::{ReceivedMail, TestApp, TestSmtp, assert_problem, get_json, spawn_app_with},
 };
-
-/// Microsoft's sample payload of `event_type` (docs/service-hooks/events.md).
-fn sample_event(event_type: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/azure-devops/{event_type}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
 
 /// The sample approval-pending event (release 1, stage `stage`, project Fabrikam) for approval `id`.
 fn pending(id: u64, stage: &str) -> Value {

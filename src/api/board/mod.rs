@@ -30,7 +30,7 @@ use crate::{
         },
         pages::{Audience, ProblemPage},
         shared::{
-            lookup::{RoundParams, round_key, unknown_release},
+            lookup::{RoundParams, attempt_example, phase_example, round_key, unknown_release},
             state::{ApiTags, AppState},
         },
     },
@@ -159,11 +159,12 @@ impl BoardApi {
         /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
         #[oai(
             name = "Attempt",
-            validator(minimum(value = "1"), maximum(value = "10000"))
+            validator(minimum(value = "1"), maximum(value = "10000")),
+            example = "attempt_example"
         )]
         attempt: Query<Option<u32>>,
         /// `pre` (before the deployment) or `post`; without it, the latest round.
-        #[oai(name = "Phase")]
+        #[oai(name = "Phase", example = "phase_example")]
         phase: Query<Option<Text<PhaseRule>>>,
     ) -> Result<Negotiated<ReleaseTimeline>, ProblemPage<TimelineErrors>> {
         let html = wants_html(req);

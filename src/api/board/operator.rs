@@ -20,7 +20,7 @@ use crate::{
             },
         },
         shared::{
-            lookup::{RoundParams, find_by_path},
+            lookup::{RoundParams, attempt_example, find_by_path, phase_example},
             state::{ApiTags, AppState},
             status::ReleaseStatusBody,
         },
@@ -104,11 +104,12 @@ impl OperatorApi {
         /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
         #[oai(
             name = "Attempt",
-            validator(minimum(value = "1"), maximum(value = "10000"))
+            validator(minimum(value = "1"), maximum(value = "10000")),
+            example = "attempt_example"
         )]
         attempt: Query<Option<u32>>,
         /// `pre` (before the deployment) or `post`; without it, the latest round.
-        #[oai(name = "Phase")]
+        #[oai(name = "Phase", example = "phase_example")]
         phase: Query<Option<Text<PhaseRule>>>,
         /// Why; shown on the release and to approvers who open their link. At most 2000 characters.
         reason: Query<Option<Text<CommentRule>>>,
@@ -174,11 +175,12 @@ impl OperatorApi {
         /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
         #[oai(
             name = "Attempt",
-            validator(minimum(value = "1"), maximum(value = "10000"))
+            validator(minimum(value = "1"), maximum(value = "10000")),
+            example = "attempt_example"
         )]
         attempt: Query<Option<u32>>,
         /// `pre` (before the deployment) or `post`; without it, the latest round.
-        #[oai(name = "Phase")]
+        #[oai(name = "Phase", example = "phase_example")]
         phase: Query<Option<Text<PhaseRule>>>,
     ) -> Result<ResendResponse, ProblemResponse<ActionErrors>> {
         state.authorize_change(req, &credentials)?;

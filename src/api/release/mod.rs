@@ -28,7 +28,7 @@ use crate::{
             text::{ModeRule, NameRule, PhaseRule, ReleaseIdRule, StageRule, Text},
         },
         shared::{
-            lookup::{RoundParams, find, round_key},
+            lookup::{RoundParams, attempt_example, find, phase_example, round_key},
             state::{ApiTags, AppState},
             status::{StatusJson, StatusValue},
         },
@@ -276,11 +276,12 @@ impl ReleaseApi {
         /// The stage's deployment attempt (`$(Release.AttemptNumber)`, `$(System.StageAttempt)`); without it, the latest round.
         #[oai(
             name = "Attempt",
-            validator(minimum(value = "1"), maximum(value = "10000"))
+            validator(minimum(value = "1"), maximum(value = "10000")),
+            example = "attempt_example"
         )]
         attempt: Query<Option<u32>>,
         /// `pre` (before the deployment) or `post`; without it, the latest round.
-        #[oai(name = "Phase")]
+        #[oai(name = "Phase", example = "phase_example")]
         phase: Query<Option<Text<PhaseRule>>>,
         /// Answer `200` only for an approved release.
         failsafe: Query<Option<bool>>,

@@ -2,7 +2,10 @@
 
 use super::state::AppState;
 use crate::{
-    api::http::problem::Problem,
+    api::http::{
+        problem::Problem,
+        text::{PhaseRule, Text},
+    },
     domain::{
         release::{Phase, ReleaseKey},
         snapshot::ReleaseSnapshot,
@@ -27,6 +30,16 @@ pub struct RoundParams<'a> {
     pub attempt: Option<u32>,
     /// `?Phase=` (`pre` or `post`).
     pub phase: Option<&'a str>,
+}
+
+/// The example of the `Attempt` parameter: a redeploy.
+pub fn attempt_example() -> Option<u32> {
+    Some(2)
+}
+
+/// The example of the `Phase` parameter.
+pub fn phase_example() -> Option<Text<PhaseRule>> {
+    Some(Text::new("post"))
 }
 
 /// The key of the round named by a release's path parameters, `Stage`,
