@@ -54,16 +54,25 @@ enum Command {
     Healthcheck,
 }
 
+/// Writes `text` to standard output. A reader that stops early (`| head`)
+/// closes the pipe: that ends the output, and is no error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Openapi)) {
-        println!("{}", api::openapi_json());
-        return Ok(());
+        return print_out(&format!("{}\n", api::openapi_json()));
     }
     if matches!(cli.command, Some(Command::Config { reference: true })) {
-        print!("{}", settings::reference_markdown());
-        return Ok(());
+        return print_out(&settings::reference_markdown());
     }
     let file = match &cli.config {
         Some(path) => Settings::from_toml_file(path)?,
@@ -72,8 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let config =
         Config::from_settings(file.overridden_by(cli.settings)).context("invalid configuration")?;
     if matches!(cli.command, Some(Command::Config { .. })) {
-        print!("{}", config.to_masked_toml());
-        return Ok(());
+        return print_out(&config.to_masked_toml());
     }
     telemetry::init(config.log_format);
     match cli.command {

@@ -60,6 +60,31 @@ fn openapi_prints_the_generated_document() {
 }
 
 #[test]
+fn printing_into_a_reader_that_stops_early_is_no_error() {
+    // `deploy-gate openapi | head -c 100`: the reader closes the pipe after
+    // 100 bytes; the command ends quietly instead of panicking.
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["openapi"][..], &["config", "--reference"][..]] {
+        let mut child = deploy_gate(dir.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut head = [0_u8; 100];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut head).unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("panicked"),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}
+
+#[test]
 fn migrate_creates_the_database_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(deploy_gate(dir.path())
@@ -428,6 +453,18 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
     let client = reqwest::Client::new();
 
     let served = Served::start(dir.path());
+    // The start-up log says where to go next: the API, the board, the emails.
+    let next =
+        served.wait_for_log("open the API and Swagger UI at docs, the release board at board");
+    assert_eq!(next["docs"], format!("{}/docs", served.address).as_str());
+    assert_eq!(
+        next["board"],
+        format!("{}/releases", served.address).as_str()
+    );
+    assert!(
+        next["approval_emails"].as_str().unwrap().contains("mail"),
+        "{next}"
+    );
     let created = client
         .post(format!("{}/release", served.address))
         .json(&json!({"ReleaseName": "Desafio-CD", "ReleaseId": 386, "TeamProject": "Devx"}))

@@ -27,7 +27,7 @@ use crate::{
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
     secret::Secret,
-    settings::{Config, ConnectionSettings},
+    settings::{Config, ConnectionSettings, MailTarget},
     store::{self, Store},
     token::TokenKeys,
 };
@@ -49,6 +49,30 @@ pub struct App {
     endpoint: BoxEndpoint<'static, Response>,
     worker: Worker,
     store: Arc<dyn Store>,
+    /// Where a new user goes next, said once the service listens.
+    next_steps: NextSteps,
+}
+
+/// What the start-up log points a new user to.
+#[derive(Clone, Debug)]
+struct NextSteps {
+    docs: String,
+    board: String,
+    mail: String,
+}
+
+impl NextSteps {
+    fn new(public_url: &str, mail: &MailTarget) -> Self {
+        let base = public_url.trim_end_matches('/');
+        Self {
+            docs: format!("{base}/docs"),
+            board: format!("{base}/releases"),
+            mail: match mail {
+                MailTarget::Directory(dir) => format!("written as .eml files to {}", dir.display()),
+                MailTarget::Smtp(_) => "sent to the SMTP server".to_owned(),
+            },
+        }
+    }
 }
 
 impl App {
@@ -87,6 +111,7 @@ impl App {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
+        let next_steps = NextSteps::new(&public_url, &config.mail);
         let wake = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
         let policies = Arc::new(config.policies.clone());
@@ -156,6 +181,7 @@ impl App {
             endpoint,
             worker: Worker::new(ctx, wake),
             store,
+            next_steps,
         })
     }
 
@@ -192,6 +218,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "deploy-gate listening");
+        let next = &self.next_steps;
+        tracing::info!(docs = %next.docs, board = %next.board, approval_emails = %next.mail,
+            "open the API and Swagger UI at docs, the release board at board");
         let stop_workers = CancellationToken::new();
         let jobs = self
             .worker
