@@ -510,9 +510,25 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
             .await
             .unwrap();
         assert_eq!(decided.status(), 200, "{}", decided.text().await.unwrap());
+        let recorded = served.wait_for_log("decision recorded");
+        assert_eq!(recorded["release.key"], "Devx/386", "{recorded}");
     }
     let release = get_json(&client, &format!("{}/release/Devx/386", served.address)).await;
     assert_eq!(release["status"], "approved");
+
+    // A refusal leaves a trace in the log, with its route and status.
+    let unknown = client
+        .get(format!("{}/release/Devx/999", served.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let refused = served.wait_for_log("answered with a client error");
+    assert_eq!(
+        (refused["status"].as_u64(), refused["route"].as_str()),
+        (Some(404), Some("getRelease")),
+        "{refused}"
+    );
 
     // The container HEALTHCHECK command.
     let bind = served.address.trim_start_matches("http://").to_owned();

@@ -93,8 +93,8 @@ impl Flow {
             change.queue_decision_notices(&after, now).await?;
         }
         self.commit(change).await?;
-        tracing::info!(approval.id = %approval_id, decision = decision.as_str(),
-            release.status = status.as_str(), "decision recorded");
+        tracing::info!(release.key = %after.release.key.display(), approval.id = %approval_id,
+            decision = decision.as_str(), release.status = status.as_str(), "decision recorded");
         if status.is_final() {
             // This decision made the release final: only one decision can.
             self.metrics.release_decided(status.as_str());

@@ -50,12 +50,23 @@ pub async fn observe<E: Endpoint>(
         .map_or_else(|| route_of_unnamed(&path), |op| op.0);
     let status = response.status();
     metrics.observe_request(route, &method, status.as_u16(), took);
-    span.in_scope(|| {
-        tracing::debug!(
+    // Successes at debug (gate polls come by the dozen a second); a refusal
+    // or a failure always leaves a trace.
+    let took_ms = took.as_secs_f64() * 1e3;
+    span.in_scope(|| match status.as_u16() {
+        500.. => tracing::error!(
             status = status.as_u16(),
-            took_ms = took.as_secs_f64() * 1e3,
-            "answered"
-        );
+            route,
+            took_ms,
+            "answered with a server error"
+        ),
+        400..500 => tracing::info!(
+            status = status.as_u16(),
+            route,
+            took_ms,
+            "answered with a client error"
+        ),
+        _ => tracing::debug!(status = status.as_u16(), route, took_ms, "answered"),
     });
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
