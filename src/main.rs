@@ -84,6 +84,19 @@ async fn main() -> anyhow::Result<()> {
         return print_out(&config.to_masked_toml());
     }
     telemetry::init(config.log_format);
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    for (name, meant) in settings::unknown_variables(names.iter().map(String::as_str)) {
+        match meant {
+            Some(meant) => tracing::warn!(
+                variable = name,
+                did_you_mean = meant,
+                "ignored: no setting has this name"
+            ),
+            None => tracing::warn!(variable = name, "ignored: no setting has this name"),
+        }
+    }
     match cli.command {
         Some(Command::Migrate) => {
             let store = store::open(&config.database).await?;

@@ -85,6 +85,26 @@ fn printing_into_a_reader_that_stops_early_is_no_error() {
 }
 
 #[test]
+fn a_misspelt_setting_is_named_at_start_with_the_one_it_likely_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path())
+        .arg("migrate")
+        .env("DEPLOY_GATE_APROVAL_DEADLINE", "1h"));
+    assert!(output.status.success());
+    let logged = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        logged.contains("no setting has this name")
+            && logged.contains("DEPLOY_GATE_APROVAL_DEADLINE")
+            && logged.contains("DEPLOY_GATE_APPROVAL_DEADLINE"),
+        "{logged}"
+    );
+}
+
+#[test]
 fn migrate_creates_the_database_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(deploy_gate(dir.path())

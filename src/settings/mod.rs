@@ -12,6 +12,7 @@ mod policies;
 mod reference;
 #[cfg(test)]
 mod tests;
+mod unknown;
 pub(crate) mod value;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -30,6 +31,7 @@ pub use policies::{
     policies_to_masked_toml,
 };
 pub use reference::reference_markdown;
+pub use unknown::unknown_variables;
 pub use value::LogFormat;
 pub(crate) use value::humantime_serde_opt;
 use value::{each_key_redacted, secret_url_masked, url_masked};
