@@ -105,6 +105,22 @@ fn a_misspelt_setting_is_named_at_start_with_the_one_it_likely_meant() {
 }
 
 #[test]
+fn an_unreachable_postgres_is_named_by_host_port_and_database_never_by_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(deploy_gate(dir.path())
+        .arg("migrate")
+        .env(
+            "DEPLOY_GATE_DATABASE_URL",
+            "postgres://gate:pg-secret-42@127.0.0.1:1/gate",
+        )
+        .env("DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", "200ms"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("127.0.0.1:1/gate"), "{stderr}");
+    assert!(!stderr.contains("pg-secret-42"), "{stderr}");
+}
+
+#[test]
 fn migrate_creates_the_database_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(deploy_gate(dir.path())

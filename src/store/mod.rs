@@ -22,6 +22,7 @@ mod transaction;
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -150,9 +151,14 @@ pub async fn open(config: &DatabaseConfig) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(Database::Sqlite(Sqlite::connect(config).await?)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(Database::Postgres(
-            Postgres::connect(config).await?,
-        )))
+        let postgres = Postgres::connect(config).await.with_context(|| {
+            format!(
+                "could not connect to PostgreSQL at {} within {:?} (DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT)",
+                postgres::location(url),
+                config.connect_timeout
+            )
+        })?;
+        Ok(Arc::new(Database::Postgres(postgres)))
     } else {
         anyhow::bail!("the database URL must start with sqlite:, postgres:// or postgresql://")
     }

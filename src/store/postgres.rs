@@ -47,6 +47,20 @@ pub type Pooled = PoolConnection<sqlx::Postgres>;
 /// A transaction on a connection from the pool; rolled back unless committed.
 pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
 
+/// Where a PostgreSQL URL points, for messages: `host:port/database`, without
+/// the user or password.
+pub fn location(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(options) => format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        ),
+        Err(_) => "the configured URL".to_owned(),
+    }
+}
+
 impl Postgres {
     /// Connects to the database named by the configured URL.
     ///
