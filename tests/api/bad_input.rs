@@ -804,3 +804,36 @@ async fn odd_input_never_yields_a_server_error() {
     );
     assert_unknown(&app, "Devx", "1").await;
 }
+
+#[tokio::test]
+async fn refusals_name_the_field_and_what_it_takes_not_internal_types() {
+    let app = spawn_app().await;
+    let board = app
+        .client
+        .get(format!("{}/releases?limit=500", app.address))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(board.status(), 400);
+    let problem: Value = board.json().await.unwrap();
+    assert_eq!(problem["detail"], "limit: must be at most 100", "{problem}");
+
+    let decided = app.decide("not-a-token", "yes", None).await;
+    assert_eq!(decided.status(), 400);
+    let problem: Value = decided.json().await.unwrap();
+    assert_eq!(
+        problem["detail"], "decision: must be `approve` or `reject`",
+        "{problem}"
+    );
+
+    let created = app
+        .post_release(&json!({"releaseName": "R", "ReleaseId": "1", "TeamProject": "Devx"}))
+        .await;
+    let problem: Value = created.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("case-sensitive") && !detail.contains("ReleaseRequest"),
+        "{detail}"
+    );
+}

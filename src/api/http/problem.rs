@@ -15,6 +15,7 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
+use super::plain_words::plain_words;
 pub use super::problem_code::ProblemCode;
 use crate::{domain::macros, store::StoreError};
 
@@ -266,7 +267,7 @@ pub fn problem_for_error(err: poem::Error) -> Response {
             "send application/json (or a form, where the operation accepts one)",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => Problem::new(ProblemCode::BodyTooLarge, err.to_string()),
-        s if s.is_client_error() => Problem::invalid_request(err.to_string()),
+        s if s.is_client_error() => Problem::invalid_request(plain_words(&err.to_string())),
         _ => {
             tracing::error!(error = %err, "request failed");
             Problem::internal()
