@@ -388,3 +388,18 @@ async fn the_timeline_shows_creation_emails_each_decision_the_outcome_and_the_ca
 fn parse_time(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(text).unwrap()
 }
+
+#[tokio::test]
+async fn a_release_without_approvers_says_why_on_the_board() {
+    let app = spawn_app().await;
+    let created = app
+        .post_release(&json!({"ReleaseName": "R-77", "ReleaseId": "77", "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(created.status(), 202);
+    app.wait_until_idle().await;
+    let board = get_json(&app, "/releases").await;
+    let entry = &board["releases"][0];
+    assert_eq!(entry["ReleaseId"], "77");
+    let problem = entry["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains("approver"), "the board says why: {board}");
+}

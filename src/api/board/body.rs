@@ -86,7 +86,8 @@ pub struct BoardEntry {
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: StatusValue,
     /// What went wrong for good, if anything: the last failure of work given
-    /// up, e.g. a write-back Azure DevOps refused (the timeline has every problem).
+    /// up (e.g. a write-back Azure DevOps refused), else why the release has no
+    /// approvers (the timeline has every problem).
     pub problem: Option<String>,
     /// When the release was first received.
     pub created_at: DateTime<Utc>,
@@ -128,7 +129,11 @@ impl BoardEntry {
             attempt: release.key.attempt,
             phase: release.key.phase.as_str().to_owned(),
             status: outcome.status.into(),
-            problem: summary.given_up.clone(),
+            // Work given up first, else why the release has no (valid) approvers.
+            problem: summary
+                .given_up
+                .clone()
+                .or_else(|| release.approver_problem.clone()),
             created_at: release.created_at,
             age_seconds: u64::try_from((now - release.created_at).num_seconds()).unwrap_or(0),
             deadline: release.deadline,
