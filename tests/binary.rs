@@ -513,6 +513,16 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
     let mut links = Vec::new();
     while links.len() < 2 {
         let event = served.wait_for_log("approval link (no SMTP server configured)");
+        // Whose link it is, and where its file went.
+        let to = event["to"].as_str().unwrap();
+        assert!(
+            ["ana@example.com", "bo@example.com"].contains(&to),
+            "{event}"
+        );
+        assert!(
+            event["folder"].as_str().unwrap().ends_with("mail"),
+            "{event}"
+        );
         links.push(event["link"].as_str().unwrap().to_owned());
     }
     assert!(links.iter().all(|l| l.starts_with(&served.address)));

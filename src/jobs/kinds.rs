@@ -309,9 +309,11 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     let link = mint_link(ctx, &approval, release);
     email(ctx, &link.request(&approval, release, false)).await?;
     tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "approval email accepted");
-    if ctx.mailer.is_directory() {
-        tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
-            link = %link.url, "approval link (no SMTP server configured)");
+    // Without SMTP this is a developer's own machine: say whose link it is and
+    // where the file went, so the link is found without decoding the .eml.
+    if let Some(folder) = ctx.mailer.directory() {
+        tracing::info!(release.key = %release.key.display(), to = %approval.email,
+            folder = %folder.display(), link = %link.url, "approval link (no SMTP server configured)");
     }
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
     let mut pause = std::time::Duration::from_millis(50);

@@ -1,6 +1,9 @@
 //! Email delivery over SMTP (pooled) or into a folder of `.eml` files.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -55,9 +58,12 @@ impl Mailer {
         })
     }
 
-    /// True when emails are written to files rather than sent.
-    pub fn is_directory(&self) -> bool {
-        matches!(self.transport, Transport::Directory(..))
+    /// The folder emails are written to as `.eml` files, when they are not sent.
+    pub fn directory(&self) -> Option<&Path> {
+        match &self.transport {
+            Transport::Directory(_, dir) => Some(dir),
+            Transport::Smtp(_) => None,
+        }
     }
 
     /// Tells the escalation contact that a release is still undecided.
