@@ -47,7 +47,16 @@ async fn the_email_is_multipart_with_both_parts_the_link_and_proper_headers() {
     for part in [&text, &html] {
         assert!(part.contains("Desafio-CD") && part.contains("Devx") && part.contains("prod"));
         assert!(part.contains("Decide by"), "the deadline is stated");
+        // A person gets the link, not a raw token to paste into an API call.
+        assert!(!part.contains("API clients"), "{part}");
     }
+    assert!(
+        html.contains(&format!(
+            "<span style=\"word-break: break-all;\">{}",
+            link.replace('/', "&#x2f;")
+        )),
+        "the fallback address wraps instead of running off the edge: {html}"
+    );
 }
 
 #[tokio::test]
