@@ -100,11 +100,12 @@ impl<T> Named<Option<T>> {
     }
 }
 
-/// One line of the masked dump: `key = value`, or a comment when unset.
-pub(crate) fn dump_line(key: &str, value: Option<toml::Value>) -> String {
+/// One line of the masked dump: `key = value`, or, when unset, a comment
+/// saying what that means (`fallback`, the setting's `unset` text).
+pub(crate) fn dump_line(key: &str, value: Option<toml::Value>, fallback: &str) -> String {
     match value {
         Some(value) => format!("{key} = {value}\n"),
-        None => format!("# {key} is not set\n"),
+        None => format!("# {key} is not set: {fallback}\n"),
     }
 }
 
@@ -227,6 +228,7 @@ macro_rules! define_settings {
                     text.push_str(&$crate::settings::define::dump_line(
                         stringify!($name),
                         value.map(show),
+                        $text,
                     ));
                 })+
                 text

@@ -212,7 +212,11 @@ fn the_printed_configuration_has_a_line_for_every_setting() {
         .to_masked_toml();
     for definition in DEFINITIONS {
         let set = format!("{} = ", definition.name);
-        let unset = format!("# {} is not set", definition.name);
+        // Unset, the line says what that means: the setting's fallback text.
+        let unset = match definition.default {
+            Fallback::Unset(meaning) => format!("# {} is not set: {meaning}", definition.name),
+            Fallback::Value(_) => String::new(),
+        };
         assert!(
             printed
                 .lines()
