@@ -309,10 +309,10 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     let link = mint_link(ctx, &approval, release);
     email(ctx, &link.request(&approval, release, false)).await?;
     tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "approval email accepted");
-    // Without SMTP this is a developer's own machine: say whose link it is and
-    // where the file went, so the link is found without decoding the .eml.
+    // Without SMTP: say where the file went, so the link is found without
+    // decoding the .eml (the address masked, as everywhere).
     if let Some(folder) = ctx.mailer.directory() {
-        tracing::info!(release.key = %release.key.display(), to = %approval.email,
+        tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
             folder = %folder.display(), link = %link.url, "approval link (no SMTP server configured)");
     }
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
