@@ -571,8 +571,16 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
     assert_eq!(unknown.status(), 404);
     let refused = served.wait_for_log("answered with a client error");
     assert_eq!(
-        (refused["status"].as_u64(), refused["route"].as_str()),
-        (Some(404), Some("getRelease")),
+        (
+            refused["status"].as_u64(),
+            refused["route"].as_str(),
+            refused["span"]["problem"].as_str()
+        ),
+        (
+            Some(404),
+            Some("getRelease"),
+            Some("urn:deploy-gate:problem:not-found")
+        ),
         "{refused}"
     );
 

@@ -37,13 +37,15 @@ pub async fn observe<E: Endpoint>(
     let method = req.method().to_string();
     // The path only: the query may hold an approval token.
     let path = req.uri().path().to_owned();
-    let span = tracing::info_span!("request", request_id = %request_id, %method, %path);
+    // `problem`: the type of the problem document answered, if any (recorded
+    // where the problem is made), for the access log below.
+    let span = tracing::info_span!("request", request_id = %request_id, %method, %path,
+        problem = tracing::field::Empty);
     let started = Instant::now();
-    let mut response = next
-        .call(req)
-        .instrument(span.clone())
-        .await
-        .map_or_else(problem_keeping_operation, IntoResponse::into_response);
+    let mut response = next.call(req).instrument(span.clone()).await.map_or_else(
+        |err| span.in_scope(|| problem_keeping_operation(err)),
+        IntoResponse::into_response,
+    );
     let took = started.elapsed();
     let route = response
         .data::<OperationId>()

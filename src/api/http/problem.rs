@@ -153,6 +153,8 @@ impl ResponseError for Problem {
             // A 401 must name the schemes that would be accepted (RFC 9110 §11.6.1).
             response = response.header(header::WWW_AUTHENTICATE, API_KEY_CHALLENGE);
         }
+        // The request's span carries the type into the access log.
+        tracing::Span::current().record("problem", self.kind.as_str());
         response.body(body)
     }
 }
