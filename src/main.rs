@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use deploy_gate::{
     api,
     settings::{self, Config, Settings},
-    startup::{App, shutdown_signal},
+    startup::{self, App, shutdown_signal},
     store, telemetry,
 };
 
@@ -52,6 +52,9 @@ enum Command {
     /// Exit 0 when the service on `DEPLOY_GATE_BIND` answers `/healthz` (for container
     /// HEALTHCHECKs in images without curl).
     Healthcheck,
+    /// Check the database, mail, the approvers API and Azure DevOps write-back,
+    /// changing and sending nothing; exit non-zero when one fails.
+    Doctor,
 }
 
 /// Writes `text` to standard output. A reader that stops early (`| head`)
@@ -105,6 +108,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Healthcheck) => healthcheck(config.bind).await,
+        Some(Command::Doctor) => {
+            let checks = startup::doctor::checks(&config).await;
+            print_out(&startup::doctor::report(&checks))?;
+            if checks.iter().any(|c| c.outcome.is_err()) {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         _ => App::build(config).await?.run(shutdown_signal()).await,
     }
 }

@@ -121,6 +121,38 @@ fn an_unreachable_postgres_is_named_by_host_port_and_database_never_by_password(
 }
 
 #[test]
+fn doctor_checks_each_dependency_and_fails_naming_the_fix_when_smtp_is_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = TestSmtp::running();
+    let live = format!("smtp://127.0.0.1:{}", smtp.port);
+    let output = run(deploy_gate(dir.path())
+        .arg("doctor")
+        .env("DEPLOY_GATE_SMTP_URL", &live));
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    for line in [
+        "ok    database",
+        "ok    mail",
+        "ok    approvers",
+        "ok    azure devops",
+    ] {
+        assert!(report.contains(line), "{line} in {report}");
+    }
+    assert!(smtp.received().is_empty(), "doctor sends nothing");
+
+    let dead = run(deploy_gate(dir.path())
+        .arg("doctor")
+        .env("DEPLOY_GATE_SMTP_URL", "smtp://127.0.0.1:1"));
+    let report = String::from_utf8_lossy(&dead.stdout);
+    assert!(!dead.status.success(), "{report}");
+    assert!(
+        report.contains("FAIL  mail") && report.contains("fix: check DEPLOY_GATE_SMTP_URL"),
+        "{report}"
+    );
+    assert!(report.contains("ok    database"), "{report}");
+}
+
+#[test]
 fn migrate_creates_the_database_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(deploy_gate(dir.path())

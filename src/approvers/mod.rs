@@ -60,6 +60,23 @@ impl ApproverSource {
         })
     }
 
+    /// Checks where approvers come from: asks the approvers API for a probe
+    /// release (`TeamProject` `deploy-gate-doctor`), or counts the static list.
+    pub async fn check(&self) -> anyhow::Result<String> {
+        let Some(url) = &self.url else {
+            return Ok(format!(
+                "no approvers API; {} static approver(s)",
+                self.static_list.len()
+            ));
+        };
+        let key = ReleaseKey::parse("deploy-gate-doctor", "0", "")?;
+        let answer = self.fetch(url, &key, "deploy-gate doctor").await?;
+        Ok(format!(
+            "the approvers API answered ({} approver(s) for a probe release)",
+            answer.approvers.len()
+        ))
+    }
+
     /// Resolves approvers for a release. Fails (so the job retries) when the API
     /// cannot be reached or answers garbage; an empty answer falls back to the static list.
     pub async fn resolve(&self, key: &ReleaseKey, name: &str) -> anyhow::Result<Found> {

@@ -115,6 +115,21 @@ impl Assignments {
         })
     }
 
+    /// Who the write-back token belongs to (a harmless read), or `None`
+    /// without write-back.
+    pub async fn whoami(&self) -> anyhow::Result<Option<String>> {
+        let Some(azure) = &self.azure else {
+            return Ok(None);
+        };
+        let identity = self.identity(azure).await?;
+        Ok(Some(
+            identity
+                .display_name
+                .clone()
+                .unwrap_or_else(|| identity.id.clone()),
+        ))
+    }
+
     /// The write-back token's owner, asked once (`_apis/connectionData`).
     async fn identity(&self, azure: &AzureDevOps) -> anyhow::Result<&Identity> {
         self.identity

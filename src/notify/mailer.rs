@@ -66,6 +66,32 @@ impl Mailer {
         }
     }
 
+    /// Checks that mail can go out, sending nothing: the SMTP server answers
+    /// (connect, EHLO, and authentication where configured), or the folder
+    /// takes a file. Says what was checked.
+    pub async fn check(&self) -> anyhow::Result<String> {
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                let answered = smtp
+                    .test_connection()
+                    .await
+                    .context("the SMTP server did not answer as one")?;
+                anyhow::ensure!(answered, "the SMTP server refused the connection");
+                Ok("the SMTP server answered (connect, EHLO, login where configured)".to_owned())
+            }
+            Transport::Directory(_, dir) => {
+                let probe = dir.join(".deploy-gate-doctor");
+                std::fs::write(&probe, b"")
+                    .and_then(|()| std::fs::remove_file(&probe))
+                    .with_context(|| format!("cannot write into {}", dir.display()))?;
+                Ok(format!(
+                    "emails are written as .eml files to {}",
+                    dir.display()
+                ))
+            }
+        }
+    }
+
     /// Tells the escalation contact that a release is still undecided.
     pub async fn escalate(&self, notice: &EscalationNotice<'_>) -> anyhow::Result<()> {
         self.deliver(notice.to_message(&self.sender, &self.templates)?)

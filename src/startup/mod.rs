@@ -1,6 +1,7 @@
 //! Building and running the application.
 
 mod app;
+pub mod doctor;
 mod serve;
 mod watch;
 
