@@ -135,6 +135,14 @@ impl Store for Database {
         releases::latest_round(&mut self.reader().await?, key, attempt, phase).await
     }
 
+    async fn stages_of(
+        &self,
+        team_project: &str,
+        release_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        releases::stages_of(&mut self.reader().await?, team_project, release_id).await
+    }
+
     async fn azure_approvals(
         &self,
         release_id: i64,

@@ -148,6 +148,27 @@ pub(super) async fn latest_round(
     }))
 }
 
+/// The distinct stages of a project's release id, in order, at most [`super::MAX_STAGES_SHOWN`].
+pub(super) async fn stages_of(
+    db: &mut Conn<'_>,
+    team_project: &str,
+    release_id: &str,
+) -> Result<Vec<String>, StoreError> {
+    let sql = Sql::new(
+        "SELECT DISTINCT stage FROM release
+         WHERE team_project = $1 AND external_id = $2
+         ORDER BY stage LIMIT $3",
+    )
+    .bind(team_project)
+    .bind(release_id)
+    .bind(super::MAX_STAGES_SHOWN as i64);
+    db.fetch_all(sql)
+        .await?
+        .iter()
+        .map(|row| row.text("stage"))
+        .collect()
+}
+
 /// Locks the release for the rest of the transaction and reads it.
 pub(super) async fn lock(
     db: &mut Conn<'_>,

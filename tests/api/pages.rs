@@ -1,6 +1,8 @@
 // The pages a new user meets first: `/`, a mistyped path, a mistyped filter. Browsers
 // get readable pages; API clients keep the problem documents.
 
+use serde_json::json;
+
 use crate::helpers::{TestApp, assert_problem, spawn_app};
 
 /// `GET {path}` of `app` with the `Accept` header of a browser, or of a JSON client.
@@ -73,4 +75,31 @@ async fn a_bad_status_filter_names_the_parameter_and_its_values() {
         "{body}"
     );
     assert!(!body.contains("StatusFilter"), "{body}");
+}
+
+#[tokio::test]
+async fn a_release_asked_for_without_its_stage_is_refused_with_the_stages_it_has() {
+    let app = spawn_app().await;
+    for stage in ["production", "staging"] {
+        let body = json!({"ReleaseName": "R-388", "ReleaseId": "388", "TeamProject": "Shop",
+                          "Stage": stage, "Approvers": "ana@example.com"});
+        assert_eq!(app.post_release(&body).await.status(), 202);
+    }
+    let problem = assert_problem(app.get_release("Shop", "388").await, 404, "not-found").await;
+    assert_eq!(
+        problem["detail"],
+        "no release Shop/388 without a stage; it exists with ?Stage=production, ?Stage=staging"
+    );
+    let problem = assert_problem(
+        get(&app, "/release/Shop/388?Stage=prod", "application/json").await,
+        404,
+        "not-found",
+    )
+    .await;
+    assert_eq!(
+        problem["detail"],
+        "no release Shop/388/prod; it exists with ?Stage=production, ?Stage=staging"
+    );
+    let problem = assert_problem(app.get_release("Shop", "389").await, 404, "not-found").await;
+    assert_eq!(problem["detail"], "no release Shop/389");
 }

@@ -64,11 +64,42 @@ pub async fn round_key(
             .in_round(attempt, phase)
             .map_err(|e| Problem::invalid_field(e.to_string()));
     }
-    state
+    match state.store.latest_round(&key, round.attempt, phase).await? {
+        Some(found) => Ok(found),
+        None => Err(missing_round(state, &key).await?),
+    }
+}
+
+/// `404` for a release and stage without the round asked for; when the release id has
+/// rounds in other stages only, it names them.
+async fn missing_round(state: &AppState, key: &ReleaseKey) -> Result<Problem, Problem> {
+    let stages = state
         .store
-        .latest_round(&key, round.attempt, phase)
-        .await?
-        .ok_or_else(|| unknown_release(&key))
+        .stages_of(&key.team_project, &key.release_id)
+        .await?;
+    if stages.is_empty() || stages.contains(&key.stage) {
+        return Ok(unknown_release(key));
+    }
+    let without = if key.stage.is_empty() {
+        " without a stage"
+    } else {
+        ""
+    };
+    let elsewhere: Vec<String> = stages
+        .iter()
+        .map(|stage| match stage.as_str() {
+            "" => "no Stage".to_owned(),
+            stage => format!(
+                "?Stage={}",
+                url::form_urlencoded::byte_serialize(stage.as_bytes()).collect::<String>()
+            ),
+        })
+        .collect();
+    Ok(Problem::not_found(format!(
+        "no release {}{without}; it exists with {}",
+        key.display(),
+        elsewhere.join(", ")
+    )))
 }
 
 /// The round named by a release's path parameters, `Stage`, `Attempt` and
