@@ -135,12 +135,12 @@ impl Store for Database {
         releases::latest_round(&mut self.reader().await?, key, attempt, phase).await
     }
 
-    async fn stages_of(
+    async fn known_rounds(
         &self,
         team_project: &str,
         release_id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        releases::stages_of(&mut self.reader().await?, team_project, release_id).await
+    ) -> Result<Vec<ReleaseKey>, StoreError> {
+        releases::known_rounds(&mut self.reader().await?, team_project, release_id).await
     }
 
     async fn azure_approvals(

@@ -39,8 +39,8 @@ use crate::{
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
 pub use transaction::Transaction;
 
-/// How many stages [`Store::stages_of`] names at most.
-pub const MAX_STAGES_SHOWN: usize = 10;
+/// How many rounds [`Store::known_rounds`] returns at most.
+pub const MAX_ROUNDS_SHOWN: usize = 20;
 
 use database::Database;
 use postgres::Postgres;
@@ -100,13 +100,13 @@ pub trait Store: Send + Sync {
         attempt: Option<u32>,
         phase: Option<Phase>,
     ) -> Result<Option<ReleaseKey>, StoreError>;
-    /// The stages (empty: none) a project's release id has rounds in, in order, at most
-    /// [`MAX_STAGES_SHOWN`]; for a `404` that says where the release is.
-    async fn stages_of(
+    /// The rounds of a project's release id in every stage, ordered by stage, attempt and
+    /// phase, at most [`MAX_ROUNDS_SHOWN`]; for a `404` that says where the release is.
+    async fn known_rounds(
         &self,
         team_project: &str,
         release_id: &str,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<ReleaseKey>, StoreError>;
     /// The Azure DevOps approvals a round decides.
     async fn azure_approvals(
         &self,

@@ -148,24 +148,33 @@ pub(super) async fn latest_round(
     }))
 }
 
-/// The distinct stages of a project's release id, in order, at most [`super::MAX_STAGES_SHOWN`].
-pub(super) async fn stages_of(
+/// The rounds of a project's release id, by stage, attempt and phase, at most
+/// [`super::MAX_ROUNDS_SHOWN`].
+pub(super) async fn known_rounds(
     db: &mut Conn<'_>,
     team_project: &str,
     release_id: &str,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<ReleaseKey>, StoreError> {
     let sql = Sql::new(
-        "SELECT DISTINCT stage FROM release
+        "SELECT stage, attempt, phase FROM release
          WHERE team_project = $1 AND external_id = $2
-         ORDER BY stage LIMIT $3",
+         ORDER BY stage, attempt, phase DESC LIMIT $3",
     )
     .bind(team_project)
     .bind(release_id)
-    .bind(super::MAX_STAGES_SHOWN as i64);
-    db.fetch_all(sql)
-        .await?
-        .iter()
-        .map(|row| row.text("stage"))
+    .bind(super::MAX_ROUNDS_SHOWN as i64);
+    let rows = db.fetch_all(sql).await?;
+    rows.iter()
+        .map(|row| {
+            let (attempt, phase) = rows::round(row)?;
+            Ok(ReleaseKey {
+                team_project: team_project.to_owned(),
+                release_id: release_id.to_owned(),
+                stage: row.text("stage")?,
+                attempt,
+                phase,
+            })
+        })
         .collect()
 }
 

@@ -103,3 +103,26 @@ async fn a_release_asked_for_without_its_stage_is_refused_with_the_stages_it_has
     let problem = assert_problem(app.get_release("Shop", "389").await, 404, "not-found").await;
     assert_eq!(problem["detail"], "no release Shop/389");
 }
+
+#[tokio::test]
+async fn a_round_that_does_not_exist_is_refused_with_the_rounds_the_stage_has() {
+    let app = spawn_app().await;
+    let body = json!({"ReleaseName": "R-9", "ReleaseId": "9", "TeamProject": "Devx",
+                      "Stage": "prod", "Approvers": "ana@example.com"});
+    assert_eq!(app.post_release(&body).await.status(), 202);
+    let problem = assert_problem(
+        get(
+            &app,
+            "/release/Devx/9?Stage=prod&Attempt=3",
+            "application/json",
+        )
+        .await,
+        404,
+        "not-found",
+    )
+    .await;
+    assert_eq!(
+        problem["detail"],
+        "no such round of release Devx/9/prod; it has ?Attempt=1&Phase=pre"
+    );
+}

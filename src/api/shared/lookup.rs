@@ -70,14 +70,36 @@ pub async fn round_key(
     }
 }
 
-/// `404` for a release and stage without the round asked for; when the release id has
-/// rounds in other stages only, it names them.
+/// `404` for a release and stage without the round asked for, naming the rounds the
+/// stage has, or else the stages the release id has rounds in.
 async fn missing_round(state: &AppState, key: &ReleaseKey) -> Result<Problem, Problem> {
-    let stages = state
+    let rounds = state
         .store
-        .stages_of(&key.team_project, &key.release_id)
+        .known_rounds(&key.team_project, &key.release_id)
         .await?;
-    if stages.is_empty() || stages.contains(&key.stage) {
+    let enc =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let in_stage: Vec<String> = rounds
+        .iter()
+        .filter(|round| round.stage == key.stage)
+        .map(|round| format!("?Attempt={}&Phase={}", round.attempt, round.phase.as_str()))
+        .collect();
+    if !in_stage.is_empty() {
+        return Ok(Problem::not_found(format!(
+            "no such round of release {}; it has {}",
+            key.display(),
+            in_stage.join(", ")
+        )));
+    }
+    let mut stages: Vec<String> = rounds
+        .iter()
+        .map(|round| match round.stage.as_str() {
+            "" => "no Stage".to_owned(),
+            stage => format!("?Stage={}", enc(stage)),
+        })
+        .collect();
+    stages.dedup();
+    if stages.is_empty() {
         return Ok(unknown_release(key));
     }
     let without = if key.stage.is_empty() {
@@ -85,20 +107,10 @@ async fn missing_round(state: &AppState, key: &ReleaseKey) -> Result<Problem, Pr
     } else {
         ""
     };
-    let elsewhere: Vec<String> = stages
-        .iter()
-        .map(|stage| match stage.as_str() {
-            "" => "no Stage".to_owned(),
-            stage => format!(
-                "?Stage={}",
-                url::form_urlencoded::byte_serialize(stage.as_bytes()).collect::<String>()
-            ),
-        })
-        .collect();
     Ok(Problem::not_found(format!(
         "no release {}{without}; it exists with {}",
         key.display(),
-        elsewhere.join(", ")
+        stages.join(", ")
     )))
 }
 
