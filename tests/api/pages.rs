@@ -3,7 +3,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem, spawn_app};
+use crate::{
+    fakes::{sample, scrape},
+    helpers::{TestApp, assert_problem, spawn_app},
+};
 
 /// `GET {path}` of `app` with the `Accept` header of a browser, or of a JSON client.
 async fn get(app: &TestApp, path: &str, accept: &str) -> reqwest::Response {
@@ -124,5 +127,25 @@ async fn a_round_that_does_not_exist_is_refused_with_the_rounds_the_stage_has() 
     assert_eq!(
         problem["detail"],
         "no such round of release Devx/9/prod; it has ?Attempt=1&Phase=pre"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_parameter_is_still_counted_under_its_operation() {
+    let app = spawn_app().await;
+    for accept in [BROWSER, "application/json"] {
+        assert_eq!(
+            get(&app, "/releases?status=bogus", accept).await.status(),
+            400
+        );
+    }
+    let metrics = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"deploy_gate_http_requests_total{route="listReleases",method="GET",status="400"}"#
+        ),
+        2.0,
+        "{metrics}"
     );
 }

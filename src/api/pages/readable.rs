@@ -8,7 +8,7 @@ use poem::{
     error::ResponseError,
     http::{Method, StatusCode},
 };
-use poem_openapi::error::ParseParamError;
+use poem_openapi::{OperationId, error::ParseParamError};
 use serde_json::Value;
 
 use super::{Audience, error_page, home_page};
@@ -79,9 +79,14 @@ pub async fn readable<E: Endpoint>(
         None if html => problem_of(&err),
         None => return Err(err),
     };
-    Ok(if html {
+    let mut response = if html {
         error_page(&problem, Audience::Operator)
     } else {
         problem.as_response()
-    })
+    };
+    // The metrics still count the answer under the operation that refused it.
+    if let Some(operation) = err.data::<OperationId>().copied() {
+        response.set_data(operation);
+    }
+    Ok(response)
 }
