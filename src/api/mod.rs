@@ -77,12 +77,14 @@ pub fn routes(
         .around(move |next, req| docs_headers::with_docs_headers(next, req, docs_policies.clone()));
     let spec = api.spec_endpoint();
     let allowed = Arc::new(allow::AllowedMethods::from_spec(&api.spec()));
+    let enum_values = Arc::new(pages::readable::EnumValues::from_spec(&api.spec()));
     let metrics = state.metrics.clone();
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(health::metrics_endpoint))
+        .around(move |next, req| pages::readable::readable(next, req, enum_values.clone()))
         .around(move |next, req| body_limit::limit_body(next, req, body_limits))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
         .around(move |next, req| rate_limit::limit(next, req, limits.clone()))

@@ -135,6 +135,14 @@ impl Store for Database {
         releases::latest_round(&mut self.reader().await?, key, attempt, phase).await
     }
 
+    async fn known_rounds(
+        &self,
+        team_project: &str,
+        release_id: &str,
+    ) -> Result<Vec<ReleaseKey>, StoreError> {
+        releases::known_rounds(&mut self.reader().await?, team_project, release_id).await
+    }
+
     async fn azure_approvals(
         &self,
         release_id: i64,

@@ -40,6 +40,9 @@ use crate::{
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
 pub use transaction::Transaction;
 
+/// How many rounds [`Store::known_rounds`] returns at most.
+pub const MAX_ROUNDS_SHOWN: usize = 20;
+
 use database::Database;
 use postgres::Postgres;
 use sqlite::Sqlite;
@@ -98,6 +101,13 @@ pub trait Store: Send + Sync {
         attempt: Option<u32>,
         phase: Option<Phase>,
     ) -> Result<Option<ReleaseKey>, StoreError>;
+    /// The rounds of a project's release id in every stage, ordered by stage, attempt and
+    /// phase, at most [`MAX_ROUNDS_SHOWN`]; for a `404` that says where the release is.
+    async fn known_rounds(
+        &self,
+        team_project: &str,
+        release_id: &str,
+    ) -> Result<Vec<ReleaseKey>, StoreError>;
     /// The Azure DevOps approvals a round decides.
     async fn azure_approvals(
         &self,

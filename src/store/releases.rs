@@ -148,6 +148,36 @@ pub(super) async fn latest_round(
     }))
 }
 
+/// The rounds of a project's release id, by stage, attempt and phase, at most
+/// [`super::MAX_ROUNDS_SHOWN`].
+pub(super) async fn known_rounds(
+    db: &mut Conn<'_>,
+    team_project: &str,
+    release_id: &str,
+) -> Result<Vec<ReleaseKey>, StoreError> {
+    let sql = Sql::new(
+        "SELECT stage, attempt, phase FROM release
+         WHERE team_project = $1 AND external_id = $2
+         ORDER BY stage, attempt, phase DESC LIMIT $3",
+    )
+    .bind(team_project)
+    .bind(release_id)
+    .bind(super::MAX_ROUNDS_SHOWN as i64);
+    let rows = db.fetch_all(sql).await?;
+    rows.iter()
+        .map(|row| {
+            let (attempt, phase) = rows::round(row)?;
+            Ok(ReleaseKey {
+                team_project: team_project.to_owned(),
+                release_id: release_id.to_owned(),
+                stage: row.text("stage")?,
+                attempt,
+                phase,
+            })
+        })
+        .collect()
+}
+
 /// Locks the release for the rest of the transaction and reads it.
 pub(super) async fn lock(
     db: &mut Conn<'_>,

@@ -251,14 +251,22 @@ impl<E: Send> From<ProblemResponse<E>> for poem::Error {
 /// Gives every error that escapes an operation (poem's own 400/404/405/415,
 /// and internal failures) the problem-document shape.
 pub fn problem_for_error(err: poem::Error) -> Response {
-    if err.is_from_response() || err.is::<Problem>() {
+    if err.is_from_response() {
         return err.into_response();
     }
+    problem_of(&err).as_response()
+}
+
+/// The problem document of an error that is not already a response.
+pub fn problem_of(err: &poem::Error) -> Problem {
+    if let Some(problem) = err.downcast_ref::<Problem>() {
+        return problem.clone();
+    }
     if err.is::<ParsePathError>() {
-        return Problem::not_found("no such resource").as_response();
+        return Problem::not_found("no such resource");
     }
     let status = err.status();
-    let problem = match status {
+    match status {
         StatusCode::NOT_FOUND => Problem::not_found("no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => Problem::new(
             ProblemCode::MethodNotAllowed,
@@ -274,6 +282,5 @@ pub fn problem_for_error(err: poem::Error) -> Response {
             tracing::error!(error = %err, "request failed");
             Problem::internal()
         }
-    };
-    problem.as_response()
+    }
 }

@@ -59,7 +59,8 @@ problem_codes! {
     /// callback fields. Nothing was stored.
     InvalidField = ("invalid-field", BAD_REQUEST, "A field is invalid"),
     /// The body or a parameter could not be parsed: malformed JSON, a wrong type, a
-    /// required field or parameter missing. Nothing was stored.
+    /// required field or parameter missing; a parameter with a fixed set of values lists
+    /// them. Nothing was stored.
     InvalidRequest = ("invalid-request", BAD_REQUEST, "The request is malformed"),
     /// A body field, the `mode` parameter or, in callback mode, a callback field still
     /// holds an Azure Pipelines macro `$(…)` that Azure DevOps left unresolved (usually a
@@ -92,7 +93,8 @@ problem_codes! {
     /// another site's page (`Sec-Fetch-Site` `cross-site`/`same-site`, or an `Origin` not this
     /// service's); nothing changed. Requests without either header are not affected.
     CrossSiteRequest = ("cross-site-request", FORBIDDEN, "Cross-site request refused"),
-    /// No such release, approver of a release, or path.
+    /// No such release, approver of a release, or path. A release asked for in the wrong
+    /// stage or round names the stages, or the rounds of its stage, that do exist.
     NotFound = ("not-found", NOT_FOUND, "Not found"),
     /// The path exists but not with this method; `Allow` lists the methods it takes.
     MethodNotAllowed = ("method-not-allowed", METHOD_NOT_ALLOWED, "Method not allowed"),

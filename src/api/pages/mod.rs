@@ -1,9 +1,14 @@
 //! The page templates, and the error page browsers get instead of a problem document.
 
+pub mod readable;
+
 use std::sync::LazyLock;
 
 use minijinja::{Environment, context};
-use poem::{IntoResponse, Response, http::header};
+use poem::{
+    IntoResponse, Response,
+    http::{StatusCode, header},
+};
 use poem_openapi::{
     ApiResponse,
     registry::{MetaResponses, Registry},
@@ -23,6 +28,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("error.html", include_str!("templates/error.html")),
         ("board.html", include_str!("templates/board.html")),
         ("timeline.html", include_str!("templates/timeline.html")),
+        ("home.html", include_str!("templates/home.html")),
     ] {
         env.add_template(name, source)
             .expect("built-in page templates are valid");
@@ -110,7 +116,13 @@ pub fn error_page(problem: &Problem, audience: Audience) -> Response {
     };
     let body = render(
         "error.html",
-        context! { title => problem.title, detail => problem.detail, status => problem.status, advice },
+        context! {
+            title => problem.title,
+            detail => problem.detail,
+            status => problem.status,
+            advice,
+            home => audience == Audience::Operator,
+        },
     );
     let mut response = html_response(problem.status_code(), body);
     if problem.asks_for_api_key() {
@@ -124,10 +136,13 @@ pub fn error_page(problem: &Problem, audience: Audience) -> Response {
     response
 }
 
+/// The page at `/` for browsers: links to the board, the API docs and health.
+pub fn home_page() -> Response {
+    html_response(StatusCode::OK, render("home.html", context! {}))
+}
+
 #[cfg(test)]
 mod tests {
-    use poem::http::StatusCode;
-
     use super::*;
 
     #[test]

@@ -64,11 +64,54 @@ pub async fn round_key(
             .in_round(attempt, phase)
             .map_err(|e| Problem::invalid_field(e.to_string()));
     }
-    state
+    match state.store.latest_round(&key, round.attempt, phase).await? {
+        Some(found) => Ok(found),
+        None => Err(missing_round(state, &key).await?),
+    }
+}
+
+/// `404` for a release and stage without the round asked for, naming the rounds the
+/// stage has, or else the stages the release id has rounds in.
+async fn missing_round(state: &AppState, key: &ReleaseKey) -> Result<Problem, Problem> {
+    let rounds = state
         .store
-        .latest_round(&key, round.attempt, phase)
-        .await?
-        .ok_or_else(|| unknown_release(&key))
+        .known_rounds(&key.team_project, &key.release_id)
+        .await?;
+    let enc =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let in_stage: Vec<String> = rounds
+        .iter()
+        .filter(|round| round.stage == key.stage)
+        .map(|round| format!("?Attempt={}&Phase={}", round.attempt, round.phase.as_str()))
+        .collect();
+    if !in_stage.is_empty() {
+        return Ok(Problem::not_found(format!(
+            "no such round of release {}; it has {}",
+            key.display(),
+            in_stage.join(", ")
+        )));
+    }
+    let mut stages: Vec<String> = rounds
+        .iter()
+        .map(|round| match round.stage.as_str() {
+            "" => "no Stage".to_owned(),
+            stage => format!("?Stage={}", enc(stage)),
+        })
+        .collect();
+    stages.dedup();
+    if stages.is_empty() {
+        return Ok(unknown_release(key));
+    }
+    let without = if key.stage.is_empty() {
+        " without a stage"
+    } else {
+        ""
+    };
+    Ok(Problem::not_found(format!(
+        "no release {}{without}; it exists with {}",
+        key.display(),
+        stages.join(", ")
+    )))
 }
 
 /// The round named by a release's path parameters, `Stage`, `Attempt` and
