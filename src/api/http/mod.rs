@@ -10,7 +10,7 @@ pub mod json_keys;
 pub mod negotiate;
 pub mod observe;
 pub mod outcome;
-mod plain_words;
+pub mod plain_words;
 pub mod problem;
 mod problem_code;
 pub mod rate_limit;

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::{Audience, error_page, home_page};
 use crate::api::http::{
     negotiate::wants_html,
+    plain_words::plain_words,
     problem::{Problem, problem_of},
 };
 
@@ -51,7 +52,10 @@ impl EnumValues {
                 err.name,
                 values.join(", ")
             )),
-            None => Problem::invalid_request(format!("{}: {}", err.name, err.reason)),
+            None => Problem::invalid_request(plain_words(&format!(
+                "failed to parse parameter `{}`: {}",
+                err.name, err.reason
+            ))),
         }
     }
 }
