@@ -403,3 +403,24 @@ async fn a_release_without_approvers_says_why_on_the_board() {
     let problem = entry["problem"].as_str().unwrap_or_default();
     assert!(problem.contains("approver"), "the board says why: {board}");
 }
+
+#[tokio::test]
+async fn the_board_page_refreshes_itself_and_links_home_and_the_api_docs() {
+    let app = spawn_app().await;
+    let page = app
+        .client
+        .get(format!("{}/releases", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<meta http-equiv="refresh" content="30">"#),
+        "{html}"
+    );
+    for link in [r#"href="./""#, r#"href="docs""#] {
+        assert!(html.contains(link), "{link} in {html}");
+    }
+}
