@@ -72,15 +72,7 @@ impl Assignments {
             &identity.id,
             &azure.api_version,
         );
-        let list: ApprovalList = self
-            .client
-            .get_json(&url, Auth::BasicPat(azure.pat.expose()))
-            .await?;
-        Ok(if list.holds(raised.approval_id) {
-            Assignment::Ours
-        } else {
-            Assignment::Theirs(theirs(raised, identity))
-        })
+        self.listed(azure, &url, raised, identity).await
     }
 
     /// Whether the YAML approval is assigned to deploy-gate's identity: one of
@@ -104,9 +96,21 @@ impl Assignments {
             &identity.id,
             &azure.api_version,
         );
+        self.listed(azure, &url, raised, identity).await
+    }
+
+    /// Ours when the list of approvals at `url` (Approvals - List or Query,
+    /// filtered to deploy-gate's identity) holds the raised one.
+    async fn listed(
+        &self,
+        azure: &AzureDevOps,
+        url: &str,
+        raised: &RaisedApproval<'_>,
+        identity: &Identity,
+    ) -> anyhow::Result<Assignment> {
         let list: ApprovalList = self
             .client
-            .get_json(&url, Auth::BasicPat(azure.pat.expose()))
+            .get_json(url, Auth::BasicPat(azure.pat.expose()))
             .await?;
         Ok(if list.holds(raised.approval_id) {
             Assignment::Ours
