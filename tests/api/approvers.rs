@@ -238,3 +238,40 @@ async fn the_requester_is_recognised_under_any_spelling_of_their_mailbox() {
         assert_eq!(release["status"], "pending", "{release}");
     }
 }
+
+#[tokio::test]
+async fn a_release_whose_approvers_are_not_known_yet_never_waits_for_nobody() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/approvers"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&api)
+        .await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+
+    let created = app
+        .post_release(&json!({"ReleaseName": "R", "ReleaseId": 386, "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(created.status(), 202);
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(
+        body["waiting_for"],
+        json!(["the approvers, not known yet"]),
+        "{body}"
+    );
+
+    app.wait_until_idle().await;
+    let status = app.release_status("Devx", "386").await;
+    let waiting = status["waiting_for"].to_string();
+    assert!(
+        waiting.contains("the approvers, not known yet") && !waiting.contains("nobody"),
+        "{status}"
+    );
+    assert!(
+        status["problems"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("approvers API answered HTTP 503")),
+        "{status}"
+    );
+}

@@ -111,14 +111,18 @@ impl ReleaseStatusBody {
                 met: p.met,
             })
             .collect();
-        let waiting_for = if outcome.status == ReleaseStatus::Pending {
+        let waiting_for = if outcome.status != ReleaseStatus::Pending {
+            Vec::new()
+        } else if release.approvers_source.is_none() {
+            // Not "nobody": who must approve is not known yet (or its look-up fails,
+            // which `problems` says).
+            vec!["the approvers, not known yet".to_owned()]
+        } else {
             requirements
                 .iter()
                 .filter(|r| !r.met)
                 .map(missing)
                 .collect()
-        } else {
-            Vec::new()
         };
         Self {
             release_id: release.key.release_id.clone(),
@@ -201,14 +205,18 @@ impl IntoResponse for StatusJson {
 
 /// What an unmet requirement still needs, in words.
 fn missing(r: &RequirementEntry) -> String {
+    if r.needed == 0 {
+        return if r.group == RELEASE_APPROVERS {
+            "no approver whose approval counts".to_owned()
+        } else {
+            format!("group {} has nobody whose approval counts", r.group)
+        };
+    }
     let whom = if r.group == RELEASE_APPROVERS {
         "the approvers".to_owned()
     } else {
         format!("group {}", r.group)
     };
-    if r.needed == 0 {
-        return format!("{whom} has nobody whose approval counts");
-    }
     let more = r.needed.saturating_sub(r.approved);
     let noun = if more == 1 { "approval" } else { "approvals" };
     format!("{more} more {noun} from {whom}")
