@@ -1,5 +1,5 @@
 //! A generic outbound webhook: one documented JSON body per approver's request
-//! (see "Channels" in the README), for anything Teams and Slack do not cover.
+//! (see "Channels" in `docs/approvers.md`), for anything Teams and Slack do not cover.
 
 use serde_json::{Value, json};
 

@@ -43,8 +43,8 @@ define::define_settings! {
     public_url: String, env "DEPLOY_GATE_PUBLIC_URL", unset "`http://` + the bound address",
         shown url_masked;
     /// `sqlite://…` (`sqlite::memory:` keeps the data in a temporary file removed
-    /// at exit), or `postgres://…` / `postgresql://…` (see the README's
-    /// PostgreSQL section).
+    /// at exit), or `postgres://…` / `postgresql://…` (see
+    /// `docs/operations.md`, *PostgreSQL and replicas*).
     database_url: Secret, env "DEPLOY_GATE_DATABASE_URL", default "sqlite://deploy-gate.db",
         shown secret_url_masked;
     /// PostgreSQL only: most connections in this process's pool (on SQLite the
@@ -56,7 +56,7 @@ define::define_settings! {
     /// PostgreSQL only: longest wait for a connection (a new one, or one from a
     /// busy pool); past it a request fails and `/readyz` answers `503`.
     database_connect_timeout: Duration, env "DEPLOY_GATE_DATABASE_CONNECT_TIMEOUT", default "5s";
-    /// URL answering `GET` with the approvers as JSON (see the README's Approvers section).
+    /// URL answering `GET` with the approvers as JSON (see `docs/approvers.md`).
     approvers_url: String, env "DEPLOY_GATE_APPROVERS_URL", unset "no approvers API",
         shown url_masked;
     /// Static approvers, comma separated; used when neither the request nor the

@@ -48,7 +48,7 @@ pub struct PolicySettings {
     /// Slack incoming webhook URL; each approver's request is posted as a message.
     #[serde(default)]
     pub slack_webhook: Option<Secret>,
-    /// Any HTTP endpoint; each approver's request is posted as JSON (see the README).
+    /// Any HTTP endpoint; each approver's request is posted as JSON (see `docs/approvers.md`).
     #[serde(default)]
     pub webhook: Option<Secret>,
 }

@@ -26,8 +26,8 @@ parameter whose name looks like a credential (`password`, `apikey`, `token`,
 
 const TABLES: &str = "
 Approval policies (`[[policies]]`) and approver groups (`[groups]`) are
-tables, so they live in the TOML file only; the README's *Approval policies*
-section describes them.
+tables, so they live in the TOML file only; [approvers.md](approvers.md)
+describes them.
 ";
 
 /// The reference of every setting as Markdown.

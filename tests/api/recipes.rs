@@ -1,5 +1,5 @@
-// The README's Azure Pipelines recipes, as written: each body is read from
-// README.md, Azure's variables are substituted the way Azure substitutes them
+// The Azure Pipelines recipes of docs/azure-pipelines.md, as written: each body is read from
+// that page, Azure's variables are substituted the way Azure substitutes them
 // (unknown ones would stay literal and be refused), and the service is driven
 // with it against a recording fake Azure DevOps.
 
@@ -36,14 +36,17 @@ const VARIABLES: &[(&str, &str)] = &[
     ("Build.RequestedForEmail", "cy@example.com"),
 ];
 
-/// The code block after `<!-- recipe: {name} -->` in README.md.
+/// The code block after `<!-- recipe: {name} -->` in docs/azure-pipelines.md.
 fn recipe(name: &str) -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/azure-pipelines.md"
+    ))
+    .unwrap();
     let marker = format!("<!-- recipe: {name} -->");
-    let after = &readme[readme
+    let after = &page[page
         .find(&marker)
-        .unwrap_or_else(|| panic!("{marker} in README.md"))..];
+        .unwrap_or_else(|| panic!("{marker} in docs/azure-pipelines.md"))..];
     let start = after.find("```").unwrap();
     let block = &after[start..];
     let body_start = block.find('\n').unwrap() + 1;
