@@ -85,12 +85,11 @@ fn check_keyword(
         }
         "minLength" | "maxLength" => {
             let limit = rule.as_u64().unwrap() as usize;
-            if let Some(length) = text.map(|t| t.chars().count()) {
-                if (keyword == "minLength" && length < limit)
-                    || (keyword == "maxLength" && length > limit)
-                {
-                    fail(format!("{length} characters break {keyword} {limit}"));
-                }
+            if let Some(length) = text.map(|t| t.chars().count())
+                && ((keyword == "minLength" && length < limit)
+                    || (keyword == "maxLength" && length > limit))
+            {
+                fail(format!("{length} characters break {keyword} {limit}"));
             }
         }
         "pattern" => {
@@ -101,12 +100,11 @@ fn check_keyword(
         }
         "minimum" | "maximum" => {
             let limit = rule.as_f64().unwrap();
-            if let Some(number) = value.as_f64() {
-                if (keyword == "minimum" && number < limit)
-                    || (keyword == "maximum" && number > limit)
-                {
-                    fail(format!("{number} breaks {keyword} {limit}"));
-                }
+            if let Some(number) = value.as_f64()
+                && ((keyword == "minimum" && number < limit)
+                    || (keyword == "maximum" && number > limit))
+            {
+                fail(format!("{number} breaks {keyword} {limit}"));
             }
         }
         "maxItems" => {
