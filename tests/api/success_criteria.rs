@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::spawn_app;
 
 /// Evaluates a success-criteria `expression` against a response `root`.
-fn evaluate(expression: &str, root: &Value) -> Result<bool, String> {
+pub fn evaluate(expression: &str, root: &Value) -> Result<bool, String> {
     let mut parser = Parser {
         text: expression.as_bytes(),
         at: 0,
