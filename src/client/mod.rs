@@ -18,18 +18,8 @@ use crate::settings::Config;
 pub enum ClientCommand {
     /// List recent releases, newest first (`GET /releases`).
     Releases {
-        /// Only releases with this status.
-        #[arg(long, value_enum)]
-        status: Option<StatusFilter>,
-        /// Only this project's releases (exact name).
-        #[arg(long)]
-        project: Option<String>,
-        /// Releases to list, 1 to 100 (the service's default: 50).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
-        limit: Option<u32>,
-        /// Start at this page (the cursor a previous listing printed).
-        #[arg(long)]
-        cursor: Option<String>,
+        #[command(flatten)]
+        board: BoardArgs,
         #[command(flatten)]
         output: Output,
     },
@@ -59,6 +49,39 @@ pub enum ClientCommand {
         #[command(flatten)]
         output: Output,
     },
+}
+
+/// Which releases `releases` lists, as the board's query does.
+#[derive(Args, Debug)]
+pub struct BoardArgs {
+    /// Only releases with this status.
+    #[arg(long, value_enum)]
+    status: Option<StatusFilter>,
+    /// Only this project's releases (exact name).
+    #[arg(long)]
+    project: Option<String>,
+    /// Releases to list, 1 to 100 (the service's default: 50).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    limit: Option<u32>,
+    /// Start at this page (the cursor a previous listing printed).
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+impl BoardArgs {
+    /// `TeamProject`, `status`, `limit` and `cursor`, those given.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        query.extend(self.project.clone().map(|p| ("TeamProject", p)));
+        query.extend(
+            self.status
+                .and_then(|s| s.to_possible_value())
+                .map(|s| ("status", s.get_name().to_owned())),
+        );
+        query.extend(self.limit.map(|l| ("limit", l.to_string())));
+        query.extend(self.cursor.clone().map(|c| ("cursor", c)));
+        query
+    }
 }
 
 /// Which release (and round) a command names, as the routes' path and query do.
@@ -219,27 +242,8 @@ async fn answer(target: &Target, command: ClientCommand) -> Result<String, Failu
 /// The method and URL of the command's request.
 fn request_of(target: &Target, command: &ClientCommand) -> (Method, url::Url) {
     match command {
-        ClientCommand::Releases {
-            status,
-            project,
-            limit,
-            cursor,
-            ..
-        } => {
-            let mut query = Vec::new();
-            if let Some(project) = project {
-                query.push(("TeamProject", project.clone()));
-            }
-            if let Some(status) = status.and_then(|s| s.to_possible_value()) {
-                query.push(("status", status.get_name().to_owned()));
-            }
-            if let Some(limit) = limit {
-                query.push(("limit", limit.to_string()));
-            }
-            if let Some(cursor) = cursor {
-                query.push(("cursor", cursor.clone()));
-            }
-            (Method::GET, target.url(&["releases"], &query))
+        ClientCommand::Releases { board, .. } => {
+            (Method::GET, target.url(&["releases"], &board.query()))
         }
         ClientCommand::Status { release, .. } => (
             Method::GET,

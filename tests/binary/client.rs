@@ -355,3 +355,42 @@ async fn generate_key_prints_a_new_key_each_time_that_the_service_takes_as_api_k
     let listed = client(here.path(), &served, Some(key), &["releases"]);
     assert!(succeeded(&listed).contains("Devx"), "{}", stdout(&listed));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_without_approvers_is_listed_as_stuck_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start_with(
+        dir.path(),
+        &[("DEPLOY_GATE_API_KEY", KEY), ("DEPLOY_GATE_APPROVERS", ",")],
+    );
+    let created = reqwest::Client::new()
+        .post(format!("{}/release", served.address))
+        .bearer_auth(KEY)
+        .json(&json!({"ReleaseName": "Shop", "ReleaseId": "7", "TeamProject": "Devx"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    let here = tempfile::tempdir().unwrap();
+    // The worker finds no approvers shortly after the 202.
+    let deadline = std::time::Instant::now() + super::HANG_GUARD;
+    let table = loop {
+        let table = succeeded(&client(here.path(), &served, Some(KEY), &["releases"]));
+        if table.contains("stuck: ") || std::time::Instant::now() > deadline {
+            break table;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("pending") && row.contains("stuck: ") && !row.contains("nobody"),
+        "{table}"
+    );
+    let block = succeeded(&client(
+        here.path(),
+        &served,
+        Some(KEY),
+        &["status", "Devx", "7"],
+    ));
+    assert!(block.contains("problem      no_approvers: "), "{block}");
+}
