@@ -6,6 +6,7 @@
 pub mod api;
 pub mod approvers;
 pub mod azure;
+pub mod client;
 pub mod clock;
 pub mod domain;
 pub mod flow;

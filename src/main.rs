@@ -1,5 +1,5 @@
 //! The `deploy-gate` command: `serve` (default), `migrate`, `openapi`, `config`,
-//! `healthcheck`.
+//! `healthcheck`, `doctor`, `generate-key`, and the client commands of `client/`.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -11,6 +11,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use deploy_gate::{
     api,
+    client::{self, ClientCommand},
+    secret::Secret,
     settings::{self, Config, Settings},
     startup::{self, App, shutdown_signal},
     store, telemetry,
@@ -55,6 +57,11 @@ enum Command {
     /// Check the database, mail, the approvers API and Azure DevOps write-back,
     /// changing and sending nothing; exit non-zero when one fails.
     Doctor,
+    /// Print a new random key (43 URL-safe characters) for DEPLOY_GATE_API_KEY or
+    /// DEPLOY_GATE_TOKEN_SECRET.
+    GenerateKey,
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 /// Writes `text` to standard output. A reader that stops early (`| head`)
@@ -77,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
     if matches!(cli.command, Some(Command::Config { reference: true })) {
         return print_out(&settings::reference_markdown());
     }
+    if matches!(cli.command, Some(Command::GenerateKey)) {
+        return print_out(&format!("{}\n", Secret::generate().expose()));
+    }
     let file = match &cli.config {
         Some(path) => Settings::from_toml_file(path)?,
         None => Settings::default(),
@@ -86,6 +96,11 @@ async fn main() -> anyhow::Result<()> {
     if matches!(cli.command, Some(Command::Config { .. })) {
         return print_out(&config.to_masked_toml());
     }
+    let command = match cli.command {
+        // Before the log is set up: a client command prints only its answer.
+        Some(Command::Client(command)) => return run_client(&config, command).await,
+        command => command,
+    };
     telemetry::init(config.log_format);
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
@@ -100,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
             None => tracing::warn!(variable = name, "ignored: no setting has this name"),
         }
     }
-    match cli.command {
+    match command {
         Some(Command::Migrate) => {
             let store = store::open(&config.database).await?;
             store.migrate().await?;
@@ -118,6 +133,16 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => App::build(config).await?.run(shutdown_signal()).await,
     }
+}
+
+/// Runs a client command: its answer on stdout, its error on stderr, and its exit code.
+async fn run_client(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let outcome = client::run(config, command).await;
+    print_out(&outcome.stdout)?;
+    // Standard error closed too leaves nobody to tell.
+    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    std::process::exit(outcome.code)
 }
 
 /// Asks the service bound to `bind` (on loopback when bound to every interface) for `/healthz`.

@@ -16,6 +16,17 @@ impl Secret {
         Self(value.into())
     }
 
+    /// A new random key for `DEPLOY_GATE_API_KEY` or `DEPLOY_GATE_TOKEN_SECRET`: 32 bytes
+    /// from rand's thread generator (a CSPRNG seeded by the operating system) in URL-safe
+    /// base64 without padding, 43 characters.
+    pub fn generate() -> Self {
+        use base64::Engine as _;
+        use rand::RngCore as _;
+        let mut bytes = [0_u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    }
+
     /// The secret itself; call only where it is used, never to log it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -55,6 +66,20 @@ mod tests {
         assert!(fingerprint.starts_with("sha256:") && fingerprint.len() == 15);
         assert_eq!(fingerprint, Secret::new("hunter2-hunter2").fingerprint());
         assert_ne!(fingerprint, Secret::new("hunter3-hunter3").fingerprint());
+    }
+
+    #[test]
+    fn a_generated_key_is_43_url_safe_characters_and_new_each_time() {
+        let (one, two) = (Secret::generate(), Secret::generate());
+        assert_ne!(one, two);
+        for key in [one.expose(), two.expose()] {
+            assert_eq!(key.len(), 43, "{key}");
+            assert!(
+                key.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "{key}"
+            );
+        }
     }
 
     #[test]

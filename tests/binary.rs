@@ -19,6 +19,8 @@ use smtp::TestSmtp;
 )]
 mod smtp;
 
+#[path = "binary/client.rs"]
+mod client;
 #[path = "binary/connections.rs"]
 mod connections;
 

@@ -14,7 +14,7 @@ use std::{collections::BTreeSet, fs, path::Path};
 /// each other.
 const LAYERS: &[&[&str]] = &[
     &["main", "lib", "startup", "telemetry"],
-    &["api", "jobs"],
+    &["api", "jobs", "client"],
     &["api/release", "api/approval", "api/board", "api/hooks"],
     &["api/shared"],
     &["api/pages"],

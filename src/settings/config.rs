@@ -206,6 +206,8 @@ pub struct Config {
     pub jobs: JobSettings,
     /// Log format.
     pub log_format: LogFormat,
+    /// The service the client commands talk to; `None` means the one on `bind`.
+    pub service_url: Option<url::Url>,
     /// Approval policies and groups.
     pub policies: Policies,
     /// The settings it was made from, for `deploy-gate config`.
@@ -251,6 +253,7 @@ impl Config {
             connections: ConnectionSettings::from_effective(&e)?,
             jobs: JobSettings::from_effective(&e)?,
             log_format: *e.log_format.value(),
+            service_url: e.url.convert_some(|url| parse_http_url(url))?,
             policies: policies_from_settings(&s.policies, &s.groups)?,
             effective: e,
         })

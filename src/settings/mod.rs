@@ -169,6 +169,11 @@ define::define_settings! {
     poll_interval: Duration, env "DEPLOY_GATE_POLL_INTERVAL", default "1s";
     /// Log format (the filter is `RUST_LOG`, `info` by default).
     log_format: LogFormat, env "DEPLOY_GATE_LOG_FORMAT", default "pretty";
+    /// The service the client commands (`releases`, `status`, `cancel`, `resend`) talk
+    /// to, e.g. `https://gate.example.com`; they send the first key of `api_key` as a
+    /// Bearer token.
+    url: String, env "DEPLOY_GATE_URL",
+        unset "`http://` + `bind` (`0.0.0.0` and `::` as loopback)", shown url_masked;
 }
 
 impl Settings {
