@@ -23,6 +23,7 @@ mod job_problems;
 mod jobs;
 mod links;
 mod observability;
+mod operator_metrics;
 mod pages;
 mod policies;
 mod poll_cache;
