@@ -88,6 +88,47 @@ async fn pending_gauges_count_undecided_rounds_the_same_on_every_replica_and_aft
 }
 
 #[tokio::test]
+async fn rounds_decided_by_a_release_before_the_gauges_stop_counting_as_pending_at_the_next_start()
+{
+    use sqlx::{Connection, SqliteConnection};
+
+    let app = spawn_app().await;
+    let Some(url) = app
+        .settings
+        .database_url
+        .as_ref()
+        .map(|u| u.expose().to_owned())
+        .filter(|u| u.starts_with("sqlite:"))
+    else {
+        eprintln!("SKIPPED: an older release's rows, on the PostgreSQL run");
+        return;
+    };
+    let approved = create(&app, "1", &["ana@example.com"]).await;
+    assert_eq!(
+        app.decide(&approved[0], "approve", None).await.status(),
+        200
+    );
+    let rejected = create(&app, "2", &["bo@example.com"]).await;
+    assert_eq!(app.decide(&rejected[0], "reject", None).await.status(), 200);
+    let pending = create(&app, "3", &["cy@example.com", "di@example.com"]).await;
+    assert_eq!(app.decide(&pending[0], "approve", None).await.status(), 200);
+    assert_eq!(pending_gauges(&app).await.0, 1.0);
+
+    // As a release that did not record conclusions left its rounds.
+    let mut older = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE release SET concluded_at = NULL")
+        .execute(&mut older)
+        .await
+        .unwrap();
+    older.close().await.unwrap();
+    assert_eq!(pending_gauges(&app).await.0, 3.0);
+
+    let app = app.restart().await;
+    assert_eq!(pending_gauges(&app).await.0, 1.0);
+    assert_eq!(app.release_status("Devx", "3").await["status"], "pending");
+}
+
+#[tokio::test]
 async fn time_to_decision_is_observed_once_per_round_with_the_status_it_ended_with() {
     let app = spawn_app_stopped_at(chrono::Utc::now(), |_| {}).await;
     let approved = create(&app, "1", &["ana@example.com", "bo@example.com"]).await;
