@@ -1,8 +1,10 @@
 //! Prometheus metrics, shared by the HTTP side and the job workers, exposed by
 //! `GET /metrics` in the Prometheus text format. Counters count what this process did;
-//! Prometheus sums them over replicas.
+//! Prometheus sums them over replicas. Gauges of the database (queued jobs, pending
+//! releases) are read from it at each scrape, so every replica shows the same value,
+//! right after restarts: take their `max` over replicas, never their sum.
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicU64, time::Duration};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -59,6 +61,17 @@ pub enum JobOutcome {
     Abandoned,
 }
 
+/// What the database holds at the moment of a scrape, shown by the gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DatabaseGauges {
+    /// Jobs due now and not dead.
+    pub jobs_due: u64,
+    /// Rounds neither decided nor past their deadline.
+    pub pending_releases: u64,
+    /// How long the oldest of them has waited; zero when none waits.
+    pub oldest_pending_age: Duration,
+}
+
 /// Every metric deploy-gate exposes.
 pub struct Metrics {
     registry: Registry,
@@ -66,6 +79,9 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram>,
     releases_created: Counter,
     releases_decided: Family<StatusLabels, Counter>,
+    time_to_decision: Family<StatusLabels, Histogram>,
+    pending_releases: Gauge,
+    oldest_pending_age: Gauge<f64, AtomicU64>,
     jobs: Family<JobLabels, Counter>,
     jobs_due: Gauge,
     emails: Family<OutcomeLabels, Counter>,
@@ -109,6 +125,28 @@ impl Metrics {
             "Releases that became approved, rejected or expired in this process",
             releases_decided.clone(),
         );
+        let time_to_decision = Family::<StatusLabels, Histogram>::new_with_constructor(|| {
+            // A minute to a week: a round waits for people.
+            Histogram::new(TIME_TO_DECISION_BUCKETS)
+        });
+        registry.register(
+            "time_to_decision_seconds",
+            "Seconds from a round's creation to its decision, by the status it ended with, \
+             observed once per round by the process that decided it",
+            time_to_decision.clone(),
+        );
+        let pending_releases = Gauge::default();
+        registry.register(
+            "pending_releases",
+            "Rounds neither decided nor past their deadline, in the whole database",
+            pending_releases.clone(),
+        );
+        let oldest_pending_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "oldest_pending_release_age_seconds",
+            "Seconds the oldest pending round has waited (0 when none), in the whole database",
+            oldest_pending_age.clone(),
+        );
         let jobs = Family::<JobLabels, Counter>::default();
         registry.register(
             "jobs",
@@ -139,6 +177,9 @@ impl Metrics {
             latency,
             releases_created,
             releases_decided,
+            time_to_decision,
+            pending_releases,
+            oldest_pending_age,
             jobs,
             jobs_due,
             emails,
@@ -169,13 +210,15 @@ impl Metrics {
         self.releases_created.inc();
     }
 
-    /// Counts a release that just became final with `status`.
-    pub fn release_decided(&self, status: &str) {
-        self.releases_decided
-            .get_or_create(&StatusLabels {
-                status: status.to_owned(),
-            })
-            .inc();
+    /// Counts a round that just became final with `status`, `took` after its creation.
+    pub fn release_decided(&self, status: &str, took: Duration) {
+        let labels = StatusLabels {
+            status: status.to_owned(),
+        };
+        self.releases_decided.get_or_create(&labels).inc();
+        self.time_to_decision
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     /// Counts one job attempt.
@@ -214,16 +257,27 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the queue gauge set to `jobs_due` first.
-    pub fn render(&self, jobs_due: u64) -> String {
+    /// The text exposition, with the database's gauges set to `gauges` first.
+    pub fn render(&self, gauges: DatabaseGauges) -> String {
         self.jobs_due
-            .set(i64::try_from(jobs_due).unwrap_or(i64::MAX));
+            .set(i64::try_from(gauges.jobs_due).unwrap_or(i64::MAX));
+        self.pending_releases
+            .set(i64::try_from(gauges.pending_releases).unwrap_or(i64::MAX));
+        self.oldest_pending_age
+            .set(gauges.oldest_pending_age.as_secs_f64());
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
 }
+
+/// Upper bounds of the time-to-decision buckets: 1, 5, 15 and 30 minutes; 1, 2, 4, 8, 12
+/// hours; 1, 2 and 7 days.
+const TIME_TO_DECISION_BUCKETS: [f64; 12] = [
+    60.0, 300.0, 900.0, 1_800.0, 3_600.0, 7_200.0, 14_400.0, 28_800.0, 43_200.0, 86_400.0,
+    172_800.0, 604_800.0,
+];
 
 /// `method` when it is one of HTTP's standard methods, else `other`.
 fn method_label(method: &str) -> &'static str {
@@ -245,11 +299,15 @@ mod tests {
         let metrics = Metrics::new();
         metrics.observe_request("createRelease", "POST", 202, Duration::from_millis(2));
         metrics.release_created();
-        metrics.release_decided("approved");
+        metrics.release_decided("approved", Duration::from_secs(600));
         metrics.job_finished("send_approval_email", JobOutcome::Retried);
         metrics.email(true);
         metrics.callback("succeeded");
-        let text = metrics.render(3);
+        let text = metrics.render(DatabaseGauges {
+            jobs_due: 3,
+            pending_releases: 2,
+            oldest_pending_age: Duration::from_millis(90_500),
+        });
         for line in [
             r#"deploy_gate_http_requests_total{route="createRelease",method="POST",status="202"} 1"#,
             r#"deploy_gate_http_request_duration_seconds_count{route="createRelease"} 1"#,
@@ -257,6 +315,11 @@ mod tests {
             r#"deploy_gate_releases_decided_total{status="approved"} 1"#,
             r#"deploy_gate_jobs_total{kind="send_approval_email",outcome="retried"} 1"#,
             "deploy_gate_jobs_queued 3",
+            "deploy_gate_pending_releases 2",
+            "deploy_gate_oldest_pending_release_age_seconds 90.5",
+            r#"deploy_gate_time_to_decision_seconds_bucket{le="300.0",status="approved"} 0"#,
+            r#"deploy_gate_time_to_decision_seconds_bucket{le="900.0",status="approved"} 1"#,
+            r#"deploy_gate_time_to_decision_seconds_sum{status="approved"} 600.0"#,
             r#"deploy_gate_emails_total{outcome="sent"} 1"#,
             r#"deploy_gate_callbacks_total{outcome="succeeded"} 1"#,
         ] {
@@ -271,7 +334,7 @@ mod tests {
         for method in ["BREW", "get", &"X".repeat(5_000)] {
             metrics.observe_request("unmatched", method, 405, Duration::ZERO);
         }
-        let text = metrics.render(0);
+        let text = metrics.render(DatabaseGauges::default());
         assert!(
             text.contains(r#"{route="unmatched",method="other",status="405"} 3"#),
             "{text}"

@@ -1,9 +1,11 @@
 //! Liveness and readiness probes, and `GET /metrics`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use poem::{Response, http::header, web::Data};
 use poem_openapi::{ApiResponse, payload::PlainText};
+
+use crate::metrics::DatabaseGauges;
 
 use super::{
     http::problem::Problem,
@@ -53,18 +55,36 @@ impl HealthApi {
     }
 }
 
-/// `GET /metrics`: Prometheus text (OpenMetrics) exposition.
+/// `GET /metrics`: Prometheus text (OpenMetrics) exposition. The database's gauges
+/// are read at each scrape (two indexed counts), so they are the same on every
+/// replica and right after a restart.
 #[poem::handler]
 pub async fn metrics_endpoint(state: Data<&Arc<AppState>>) -> poem::Result<Response> {
+    let now = state.clock.now();
     let jobs_due = state
         .store
-        .due_job_count(state.clock.now())
+        .due_job_count(now)
         .await
         .map_err(Problem::from)?;
+    let pending = state
+        .store
+        .pending_rounds(now)
+        .await
+        .map_err(Problem::from)?;
+    // Whole seconds: times are stored to the millisecond, and hours matter here.
+    let oldest_pending_age = pending
+        .oldest_created_at
+        .and_then(|created| (now - created).to_std().ok())
+        .map_or(Duration::ZERO, |age| Duration::from_secs(age.as_secs()));
+    let gauges = DatabaseGauges {
+        jobs_due,
+        pending_releases: pending.count,
+        oldest_pending_age,
+    };
     Ok(Response::builder()
         .header(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )
-        .body(state.metrics.render(jobs_due)))
+        .body(state.metrics.render(gauges)))
 }

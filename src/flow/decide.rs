@@ -6,7 +6,7 @@ use super::Flow;
 use crate::{
     domain::{
         job::{JobKind, Subject},
-        policy::{Decision, ReleaseStatus},
+        policy::Decision,
         progress::{decision_line, waiting_line},
         snapshot::ReleaseSnapshot,
     },
@@ -90,6 +90,7 @@ impl Flow {
         }
         change.tell_callbacks(after.release.id, &lines, now).await?;
         if status.is_final() {
+            change.conclude(&after, now).await?;
             change.queue_decision_notices(&after, now).await?;
         }
         self.commit(change).await?;
@@ -97,7 +98,7 @@ impl Flow {
             decision = decision.as_str(), release.status = status.as_str(), "decision recorded");
         if status.is_final() {
             // This decision made the release final: only one decision can.
-            self.metrics.release_decided(status.as_str());
+            self.observe_decision(&after, now);
         }
         Ok(DecisionOutcome::Recorded(after))
     }
@@ -120,10 +121,10 @@ impl Flow {
             .record_cancellation(release_id, reason, now)
             .await?;
         let after = change.tx.read_release(release_id).await?;
+        change.conclude(&after, now).await?;
         change.queue_decision_notices(&after, now).await?;
         self.commit(change).await?;
-        self.metrics
-            .release_decided(ReleaseStatus::Rejected.as_str());
+        self.observe_decision(&after, now);
         tracing::info!(release.key = %after.release.key.display(), "release approval cancelled by an operator");
         Ok(CancelOutcome::Cancelled(after))
     }

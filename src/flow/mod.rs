@@ -7,6 +7,7 @@
 //! one place ([`Flow::commit`]).
 
 mod callbacks;
+mod concluded;
 mod create;
 mod decide;
 mod notices;
@@ -23,6 +24,7 @@ use crate::{
     domain::{
         job::{JobKind, NewJob, Subject},
         policy::{Defaults, Policies},
+        snapshot::ReleaseSnapshot,
     },
     metrics::Metrics,
     store::{Store, StoreError, Transaction},
@@ -68,6 +70,17 @@ impl Change<'_> {
         self.queued = true;
         Ok(())
     }
+
+    /// Records when `round`, final at `now`, was decided: the pending rounds
+    /// that operators watch are the rounds without it.
+    async fn conclude(
+        &mut self,
+        round: &ReleaseSnapshot,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = round.outcome(now).decided_at.unwrap_or(now);
+        self.tx.record_concluded(round.release.id, at).await
+    }
 }
 
 impl Flow {
@@ -97,6 +110,17 @@ impl Flow {
             tx: self.store.begin().await?,
             queued: false,
         })
+    }
+
+    /// Counts `round`, which became final by an operation just committed: its
+    /// status and how long it took from creation to decision.
+    fn observe_decision(&self, round: &ReleaseSnapshot, now: DateTime<Utc>) {
+        let outcome = round.outcome(now);
+        let decided_at = outcome.decided_at.unwrap_or(now);
+        let took = (decided_at - round.release.created_at)
+            .to_std()
+            .unwrap_or_default();
+        self.metrics.release_decided(outcome.status.as_str(), took);
     }
 
     /// Commits an operation and, if it queued a job, wakes one idle worker (one

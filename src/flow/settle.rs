@@ -79,7 +79,7 @@ impl Flow {
         }
         for round in &settled {
             let status = round.outcome(now).status;
-            self.metrics.release_decided(status.as_str());
+            self.observe_decision(round, now);
             tracing::info!(release.key = %round.release.key.display(), status = status.as_str(), "round settled in Azure DevOps");
         }
         Ok(SettleOutcome::Settled(settled))
@@ -197,6 +197,7 @@ async fn settle_round(
     };
     change.tx.record_settlement(round, &settlement).await?;
     let after = change.tx.read_release(round).await?;
+    change.conclude(&after, now).await?;
     change.queue_decision_notices(&after, now).await?;
     Ok(after)
 }

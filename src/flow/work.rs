@@ -96,7 +96,7 @@ impl Flow {
         change.tx.complete_job(job_id).await?;
         self.commit(change).await?;
         if status == ReleaseStatus::Expired {
-            self.metrics.release_decided(status.as_str());
+            self.observe_decision(&snapshot, now);
         }
         Ok(())
     }

@@ -127,6 +127,16 @@ impl App {
             policies.clone(),
             defaults,
         ));
+        let recorded = flow
+            .record_unrecorded_conclusions()
+            .await
+            .context("recording the rounds concluded before this version")?;
+        if recorded > 0 {
+            tracing::info!(
+                rounds = recorded,
+                "recorded when earlier rounds were decided"
+            );
+        }
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: tokens.clone(),

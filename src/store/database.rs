@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{
     DataVersion, ReleasePage, ReleaseQuery, Store, StoreError, Transaction, callbacks,
     connection::Conn,
-    listing,
+    listing, pending,
     postgres::Postgres,
     queue, releases,
     sql::{Columns, Sql},
@@ -210,6 +210,14 @@ impl Store for Database {
 
     async fn outstanding_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         queue::outstanding_count(&mut self.reader().await?, now).await
+    }
+
+    async fn pending_rounds(&self, now: DateTime<Utc>) -> Result<super::PendingRounds, StoreError> {
+        pending::pending(&mut self.reader().await?, now).await
+    }
+
+    async fn possibly_concluded_rounds(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        pending::possibly_concluded(&mut self.reader().await?, now).await
     }
 }
 

@@ -12,6 +12,7 @@ mod callbacks;
 mod connection;
 mod database;
 mod listing;
+mod pending;
 mod postgres;
 mod queue;
 mod releases;
@@ -38,6 +39,7 @@ use crate::{
 };
 
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
+pub use pending::PendingRounds;
 pub use transaction::Transaction;
 
 /// How many rounds [`Store::known_rounds`] returns at most.
@@ -152,6 +154,13 @@ pub trait Store: Send + Sync {
     /// Jobs neither finished nor dead that are due by `now` or wait to retry:
     /// zero once the queue is idle, whatever is scheduled for later.
     async fn outstanding_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The rounds pending at `now` in the whole database: how many, and the oldest's creation.
+    async fn pending_rounds(&self, now: DateTime<Utc>) -> Result<PendingRounds, StoreError>;
+    /// Rounds not recorded as concluded, deadline ahead of `now`, that have a
+    /// vote, a cancellation or a settlement: candidates for
+    /// [`Transaction::record_concluded`] that an older release did not record.
+    async fn possibly_concluded_rounds(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
 }
 
 /// Opens the database named by the configured URL: `sqlite:` for SQLite,

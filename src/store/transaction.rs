@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{StoreError, callbacks, connection::Conn, queue, releases};
+use super::{StoreError, callbacks, connection::Conn, pending, queue, releases};
 use crate::domain::{
     approver::ApproverEmail,
     callback::{LineKind, PlanCallback},
@@ -89,6 +89,13 @@ pub trait Transaction: Send {
         &mut self,
         release_id: i64,
         settlement: &Settlement,
+    ) -> Result<(), StoreError>;
+    /// Records when a round concluded (approved, rejected, cancelled or
+    /// settled), unless that is recorded already.
+    async fn record_concluded(
+        &mut self,
+        release_id: i64,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Records an Azure DevOps approval's decision as taken in Azure itself.
     async fn record_decided_in_azure(
@@ -293,6 +300,15 @@ impl Transaction for WriteTx<'_> {
         settlement: &Settlement,
     ) -> Result<(), StoreError> {
         let sql = releases::settled(release_id, settlement);
+        self.0.execute(sql).await.map(drop)
+    }
+
+    async fn record_concluded(
+        &mut self,
+        release_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sql = pending::concluded(release_id, at);
         self.0.execute(sql).await.map(drop)
     }
 

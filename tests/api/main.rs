@@ -25,6 +25,7 @@ mod jobs;
 mod links;
 mod observability;
 mod openapi_schema;
+mod operator_metrics;
 mod pages;
 mod policies;
 mod poll_cache;

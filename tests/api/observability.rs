@@ -101,8 +101,22 @@ async fn a_release_reaching_its_deadline_undecided_is_counted_once_as_decided_ex
     app.drain_jobs().await;
 
     let after = scrape(&app).await;
-    let series = r#"deploy_gate_releases_decided_total{status="expired"}"#;
-    assert_eq!(sample(&after, series), 1.0, "{series} in\n{after}");
+    for (series, expected) in [
+        (
+            r#"deploy_gate_releases_decided_total{status="expired"}"#,
+            1.0,
+        ),
+        (
+            r#"deploy_gate_time_to_decision_seconds_count{status="expired"}"#,
+            1.0,
+        ),
+        (
+            r#"deploy_gate_time_to_decision_seconds_sum{status="expired"}"#,
+            3600.0,
+        ),
+    ] {
+        assert_eq!(sample(&after, series), expected, "{series} in\n{after}");
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,10 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{GATE_IDENTITY, azure_assigning, sample_event, settle, wait_for_requests, writes},
+    fakes::{
+        GATE_IDENTITY, azure_assigning, sample, sample_event, scrape, settle, wait_for_requests,
+        writes,
+    },
     helpers::{ReceivedMail, TestApp, TestSmtp, assert_problem, get_json, spawn_app_with},
 };
 
@@ -84,6 +87,8 @@ async fn a_rejection_in_azure_settles_the_round_its_links_answer_410_and_nothing
     let azure = azure_with(&[101]).await;
     let app = app_following(&azure).await;
     let mail = round_of_101(&app).await;
+    let pending = sample(&scrape(&app).await, "deploy_gate_pending_releases");
+    assert_eq!(pending, 1.0);
 
     let mut rejected = completed(101, "rejected");
     rejected["resource"]["approval"]["approvedBy"]["displayName"] = "Dana Ops".into();
@@ -114,6 +119,11 @@ async fn a_rejection_in_azure_settles_the_round_its_links_answer_410_and_nothing
 
     settle(&app).await;
     assert!(writes(&azure).await.is_empty(), "nothing is written back");
+    // Operators see the round decided: no longer pending, its time to decision observed once.
+    let metrics = scrape(&app).await;
+    assert_eq!(sample(&metrics, "deploy_gate_pending_releases"), 0.0);
+    let series = r#"deploy_gate_time_to_decision_seconds_count{status="rejected"}"#;
+    assert_eq!(sample(&metrics, series), 1.0, "{metrics}");
     let timeline = get_json(&app, "/releases/Fabrikam/1?Stage=Dev").await;
     let described: Vec<&str> = timeline["events"]
         .as_array()
