@@ -37,7 +37,7 @@ use crate::{
     settings::DatabaseConfig,
 };
 
-pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
+pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery};
 pub use transaction::Transaction;
 
 /// How many rounds [`Store::known_rounds`] returns at most.

@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -25,6 +26,8 @@ const UPDATE_SCREENSHOTS: &str = "DEPLOY_GATE_UPDATE_SCREENSHOTS";
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// chromedriver's address, for the DevTools commands WebDriver has no word for.
+    driver_url: String,
 }
 
 impl Browser {
@@ -69,7 +72,13 @@ impl Browser {
                 .connect(&url)
                 .await
             {
-                Ok(client) => return Some(Browser { client, driver }),
+                Ok(client) => {
+                    return Some(Browser {
+                        client,
+                        driver,
+                        driver_url: url,
+                    });
+                }
                 Err(err) => last_error = Some(err),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -94,14 +103,29 @@ impl Browser {
         save_png(&artifact_dir(), name, &png);
     }
 
-    /// Saves a screenshot of the element at `css` (the page cropped to it) as
+    /// Saves a screenshot of the element at `css` (the page cropped to it, however tall) as
     /// `docs/screenshots/{name}.png` when [`UPDATE_SCREENSHOTS`] is `1`, else under
     /// `target/screenshots/`, so a test run never rewrites the committed pictures.
     pub async fn screenshot_for_docs(&self, name: &str, css: &str) {
-        // Tall enough that the whole element is on screen, which the capture clips to.
-        let (width, height) = self.page_size().await;
-        self.client.set_window_size(width, height).await.unwrap();
-        let png = self.element(css).await.screenshot().await.expect("a screenshot");
+        let rect = self
+            .client
+            .execute(
+                r#"const r = document.querySelector(arguments[0]).getBoundingClientRect();
+                   return {x: r.left + window.scrollX, y: r.top + window.scrollY,
+                           width: Math.ceil(r.width), height: Math.ceil(r.height), scale: 1};"#,
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        let shot = self
+            .devtools(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true, "clip": rect}),
+            )
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("a screenshot"))
+            .unwrap();
         let dir = match std::env::var(UPDATE_SCREENSHOTS).as_deref() {
             Ok("1") => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots"),
             _ => artifact_dir(),
@@ -109,15 +133,22 @@ impl Browser {
         save_png(&dir, name, &png);
     }
 
-    /// The page's width and the height of its whole content, in CSS pixels.
-    async fn page_size(&self) -> (u32, u32) {
-        let size = self
-            .script(
-                "return [window.innerWidth, Math.ceil(document.documentElement.getBoundingClientRect().height) + 32]",
-            )
-            .await;
-        let number = |i: usize| u32::try_from(size[i].as_u64().unwrap()).unwrap();
-        (number(0), number(1))
+    /// Runs a Chrome DevTools Protocol command through chromedriver and returns its result.
+    async fn devtools(&self, command: &str, params: Value) -> Value {
+        let session = self.client.session_id().await.unwrap().expect("a session");
+        let answer: Value = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&json!({"cmd": command, "params": params}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["value"].clone()
     }
 
     /// Runs `script` in the page and returns what it returns.

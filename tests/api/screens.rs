@@ -62,7 +62,10 @@ fn release(name: &str, id: u32, project: &str, approvers: &[&str]) -> Value {
 /// Decides the approval emailed to `to` about `name`.
 async fn decide(app: &TestApp, to: &str, name: &str, decision: &str, comment: Option<&str>) {
     let mail = app.email_about(to, name);
-    assert_eq!(app.decide(&mail.token(), decision, comment).await.status(), 200);
+    assert_eq!(
+        app.decide(&mail.token(), decision, comment).await.status(),
+        200
+    );
 }
 
 /// Moves the app's clock on by `minutes`, so that the board shows ages as a team's would.
@@ -74,8 +77,14 @@ fn later(app: &TestApp, minutes: u64) {
 /// two stuck ones, whose approvers lookup keeps failing or finds nobody.
 async fn a_teams_board() -> TestApp {
     let lookup = approvers_api(&[
-        ("2031", ResponseTemplate::new(503).set_body_string("upstream timed out")),
-        ("877", ResponseTemplate::new(200).set_body_json(json!({"approvers": []}))),
+        (
+            "2031",
+            ResponseTemplate::new(503).set_body_string("upstream timed out"),
+        ),
+        (
+            "877",
+            ResponseTemplate::new(200).set_body_json(json!({"approvers": []})),
+        ),
     ])
     .await;
     let morning: DateTime<Utc> = "2026-12-06T08:10:00Z".parse().unwrap();
@@ -90,23 +99,56 @@ async fn a_teams_board() -> TestApp {
     create(&app, release("Shop 2026.12.4", 405, "Shop", &[ana, bruno])).await;
     app.smtp.wait_for(2).await;
     decide(&app, ana, "Shop 2026.12.4", "approve", None).await;
-    decide(&app, bruno, "Shop 2026.12.4", "approve", Some("Smoke tests green")).await;
+    decide(
+        &app,
+        bruno,
+        "Shop 2026.12.4",
+        "approve",
+        Some("Smoke tests green"),
+    )
+    .await;
     later(&app, 95);
-    create(&app, release("Payments 2026.12.2", 311, "Payments", &[ana, chen])).await;
+    create(
+        &app,
+        release("Payments 2026.12.2", 311, "Payments", &[ana, chen]),
+    )
+    .await;
     app.smtp.wait_for(4).await;
-    decide(&app, chen, "Payments 2026.12.2", "reject", Some("Error rate up on the canary")).await;
+    decide(
+        &app,
+        chen,
+        "Payments 2026.12.2",
+        "reject",
+        Some("Error rate up on the canary"),
+    )
+    .await;
     later(&app, 40);
-    create(&app, json!({"ReleaseName": "Search 2026.12.1", "ReleaseId": 2031,
-                        "TeamProject": "Search", "Stage": "staging"})).await;
+    create(
+        &app,
+        json!({"ReleaseName": "Search 2026.12.1", "ReleaseId": 2031,
+                        "TeamProject": "Search", "Stage": "staging"}),
+    )
+    .await;
     wait_for_problem(&app, "Search", "2031", "staging", "approvers_failing").await;
     later(&app, 12);
-    create(&app, json!({"ReleaseName": "Billing 2026.12.3", "ReleaseId": 877,
-                        "TeamProject": "Billing", "Stage": "production"})).await;
+    create(
+        &app,
+        json!({"ReleaseName": "Billing 2026.12.3", "ReleaseId": 877,
+                        "TeamProject": "Billing", "Stage": "production"}),
+    )
+    .await;
     wait_for_problem(&app, "Billing", "877", "production", "no_approvers").await;
     later(&app, 9);
     create(&app, release("Shop 2026.12.6", 412, "Shop", &[ana, bruno])).await;
     app.smtp.wait_for(6).await;
-    decide(&app, ana, "Shop 2026.12.6", "approve", Some("Checked the canary")).await;
+    decide(
+        &app,
+        ana,
+        "Shop 2026.12.6",
+        "approve",
+        Some("Checked the canary"),
+    )
+    .await;
     later(&app, 3);
     app
 }
@@ -208,9 +250,16 @@ async fn the_approval_and_result_pages_and_the_email_read_well_on_a_phone() {
         .send_keys("Checked the canary, ship it")
         .await
         .unwrap();
-    browser.click_and_wait_for("button.approve", "#result").await;
+    browser
+        .click_and_wait_for("button.approve", "#result")
+        .await;
     reads_well(&browser, "the result page").await;
-    assert!(browser.text_of("#result").await.contains("Checked the canary"));
+    assert!(
+        browser
+            .text_of("#result")
+            .await
+            .contains("Checked the canary")
+    );
     browser.screenshot("result-phone").await;
     browser.resize_to(LAPTOP.0, LAPTOP.1).await;
     reads_well(&browser, "the result page").await;
