@@ -15,12 +15,13 @@ use chrono::{DateTime, Utc};
 use super::{
     StoreError,
     connection::Conn,
+    releases::troubles_of,
     rows,
     sql::{Columns, Sql},
 };
 use crate::domain::{
-    policy::{Outcome, ReleaseStatus},
-    snapshot::{ApprovalRecord, ReleaseRecord, outcome_of},
+    policy::ReleaseStatus,
+    snapshot::{ReleaseRecord, ReleaseSnapshot},
 };
 
 /// A release has a rejection that counts (made before its deadline).
@@ -47,9 +48,8 @@ macro_rules! candidates {
         concat!(
             "SELECT r.*, a.approval_id, a.email, a.decision, a.comment, a.decided_at, a.email_sent_at,
                     a.link_generation,
-                    (SELECT j.last_error FROM job j
-                     WHERE j.release_id = r.release_id AND j.dead_at IS NOT NULL
-                     ORDER BY j.dead_at DESC, j.job_id DESC LIMIT 1) AS given_up
+                    (SELECT COUNT(*) FROM job j
+                     WHERE j.release_id = r.release_id AND j.last_error IS NOT NULL) AS failing_jobs
              FROM (SELECT * FROM release r
                    WHERE (r.created_at, r.release_id) < ($1, $2)",
             $project,
@@ -92,29 +92,11 @@ pub struct ReleaseQuery {
     pub after: Option<ListingCursor>,
 }
 
-/// A release and its approvals: what the board shows of it.
-#[derive(Clone, Debug)]
-pub struct ReleaseSummary {
-    /// The release.
-    pub release: ReleaseRecord,
-    /// Its approvals, in creation order.
-    pub approvals: Vec<ApprovalRecord>,
-    /// The last failure of its latest job given up, e.g. a write-back Azure refused.
-    pub given_up: Option<String>,
-}
-
-impl ReleaseSummary {
-    /// The release's status at `now`.
-    pub fn outcome(&self, now: DateTime<Utc>) -> Outcome {
-        outcome_of(&self.release, &self.approvals, now)
-    }
-}
-
 /// One page of releases, newest first.
 #[derive(Clone, Debug)]
 pub struct ReleasePage {
-    /// The releases.
-    pub releases: Vec<ReleaseSummary>,
+    /// The releases, each with its approvals and failing jobs.
+    pub releases: Vec<ReleaseSnapshot>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<ListingCursor>,
 }
@@ -220,14 +202,15 @@ pub(super) async fn list(
     Ok(ReleasePage { releases, next })
 }
 
-/// Up to `count` candidates after `position`, with their approvals.
+/// Up to `count` candidates after `position`, with their approvals and failing jobs (a
+/// second statement for each release that has any, which few have).
 async fn candidates(
     db: &mut Conn<'_>,
     query: &ReleaseQuery,
     position: ListingCursor,
     now: DateTime<Utc>,
     count: usize,
-) -> Result<Vec<ReleaseSummary>, StoreError> {
+) -> Result<Vec<ReleaseSnapshot>, StoreError> {
     let status = query.status.map_or("", ReleaseStatus::as_str);
     let count = i64::try_from(count).unwrap_or(i64::MAX);
     let text = match query.team_project {
@@ -243,14 +226,18 @@ async fn candidates(
         sql = sql.bind(project.as_str());
     }
     let rows = db.fetch_all(sql.bind(count)).await?;
-    let mut summaries: Vec<ReleaseSummary> = Vec::new();
+    let mut summaries: Vec<ReleaseSnapshot> = Vec::new();
+    let mut failing = Vec::new();
     for row in &rows {
         let release_id = row.int("release_id")?;
         if summaries.last().is_none_or(|s| s.release.id != release_id) {
-            summaries.push(ReleaseSummary {
+            if row.int("failing_jobs")? > 0 {
+                failing.push(summaries.len());
+            }
+            summaries.push(ReleaseSnapshot {
                 release: rows::release(row)?,
                 approvals: Vec::new(),
-                given_up: row.opt_text("given_up")?,
+                troubles: Vec::new(),
             });
         }
         if row.opt_uuid("approval_id")?.is_some()
@@ -258,6 +245,10 @@ async fn candidates(
         {
             summary.approvals.push(rows::approval(row)?);
         }
+    }
+    for index in failing {
+        let summary = &mut summaries[index];
+        summary.troubles = troubles_of(db, summary.release.id).await?;
     }
     Ok(summaries)
 }

@@ -38,7 +38,7 @@ use crate::{
     settings::DatabaseConfig,
 };
 
-pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery, ReleaseSummary};
+pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery};
 pub use pending::PendingRounds;
 pub use transaction::Transaction;
 

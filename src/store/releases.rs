@@ -89,7 +89,10 @@ async fn snapshot_of(db: &mut Conn<'_>, sql: Sql) -> Result<Option<ReleaseSnapsh
 }
 
 /// The release's failing jobs, with the email of the approver each concerns.
-async fn troubles_of(db: &mut Conn<'_>, release_id: i64) -> Result<Vec<JobTrouble>, StoreError> {
+pub(super) async fn troubles_of(
+    db: &mut Conn<'_>,
+    release_id: i64,
+) -> Result<Vec<JobTrouble>, StoreError> {
     let sql = Sql::new(
         "SELECT job.kind, job.attempts, job.last_error, job.run_at, job.dead_at, approval.email
          FROM job LEFT JOIN approval ON approval.approval_id = job.approval_id

@@ -2,123 +2,19 @@
 // chromedriver): open the link from a real email, approve with a comment, see the result,
 // then sign in to the release board with the API key and find the decision there and on
 // the release's timeline. One screenshot per page is saved under target/screenshots/ as a
-// test artifact. Without chromedriver on the PATH
-// (`.ci/run` installs Debian's chromium and chromium-driver) the tests say SKIPPED.
-
-use std::{
-    net::TcpListener,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+// test artifact. The browser itself is driven by `chromium.rs`.
 
 use deploy_gate::secret::Secret;
-use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::json;
 
-use crate::helpers::{HANG_GUARD, TestApp, TestSmtp, spawn_app, spawn_app_with};
+use crate::{
+    chromium::Browser,
+    helpers::{HANG_GUARD, TestApp, TestSmtp, spawn_app, spawn_app_with},
+};
 
 /// The API key of the app whose board the browser opens.
 const API_KEY: &str = "operator-key-0123456789abc";
-
-/// A chromedriver process and a headless Chromium session driven through it.
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Browser {
-    /// Starts chromedriver and a headless session, or `None` (with a SKIPPED note) when
-    /// chromedriver is not installed.
-    async fn start(test: &str) -> Option<Browser> {
-        let Some(chromedriver) = find_on_path("chromedriver") else {
-            eprintln!(
-                "SKIPPED: {test}: chromedriver is not installed (apt-get install chromium chromium-driver)"
-            );
-            return None;
-        };
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1000,900"]}),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let mut last_error = None;
-        let deadline = tokio::time::Instant::now() + HANG_GUARD;
-        while tokio::time::Instant::now() < deadline {
-            match ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&url)
-                .await
-            {
-                Ok(client) => return Some(Browser { client, driver }),
-                Err(err) => last_error = Some(err),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut driver = driver;
-        let _ = driver.kill();
-        let _ = driver.wait();
-        panic!("waited {HANG_GUARD:?} for a browser session: {last_error:?}");
-    }
-
-    /// Saves a screenshot of the current page as `target/screenshots/{name}.png`.
-    async fn screenshot(&self, name: &str) {
-        let png = self.client.screenshot().await.expect("a screenshot");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-
-    /// The element at `css`, which the page must have.
-    async fn element(&self, css: &str) -> Element {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|_| panic!("{css} on the page"))
-    }
-
-    /// Clicks the element at `css`, then waits for the next page's `expected` element.
-    async fn click_and_wait_for(&self, css: &str, expected: &str) {
-        self.element(css).await.click().await.unwrap();
-        self.client
-            .wait()
-            .for_element(Locator::Css(expected))
-            .await
-            .unwrap();
-    }
-
-    async fn text_of(&self, css: &str) -> String {
-        self.element(css).await.text().await.unwrap()
-    }
-
-    async fn close(mut self) {
-        let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-fn find_on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| PathBuf::from(dir).join(program))
-        .find(|path| path.is_file())
-}
 
 #[tokio::test]
 async fn an_approver_opens_the_emailed_link_approves_with_a_comment_and_sees_the_result() {

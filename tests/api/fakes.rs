@@ -401,3 +401,18 @@ pub fn sample_event(event_type: &str) -> Value {
     );
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
+
+/// An approvers API at `/approvers` that answers each release id of `answers` with its
+/// response (a failure, say, or an empty list) and every other release with a 404.
+pub async fn approvers_api(answers: &[(&str, ResponseTemplate)]) -> MockServer {
+    let server = MockServer::start().await;
+    for (release_id, answer) in answers {
+        Mock::given(method("GET"))
+            .and(path("/approvers"))
+            .and(query_param("ReleaseId", *release_id))
+            .respond_with(answer.clone())
+            .mount(&server)
+            .await;
+    }
+    server
+}

@@ -6,10 +6,13 @@ use poem_openapi::{Enum, Object, types::Example};
 use crate::{
     api::{
         http::negotiate::PageBody,
-        shared::status::{ApprovalCounts, StatusValue},
+        shared::{
+            status::{ApprovalCounts, StatusValue},
+            troubles::problems,
+        },
     },
-    domain::policy::ReleaseStatus,
-    store::{ReleasePage, ReleaseQuery, ReleaseSummary},
+    domain::{policy::ReleaseStatus, snapshot::ReleaseSnapshot},
+    store::{ReleasePage, ReleaseQuery},
 };
 
 /// Path of the board; a release's timeline is below it.
@@ -85,9 +88,10 @@ pub struct BoardEntry {
     pub phase: String,
     /// `pending`, `approved`, `rejected` or `expired`.
     pub status: StatusValue,
-    /// What went wrong for good, if anything: the last failure of work given
-    /// up (e.g. a write-back Azure DevOps refused), else why the release has no
-    /// approvers (the timeline has every problem).
+    /// What keeps the release from progressing, if anything: work given up (e.g. a
+    /// write-back Azure DevOps refused), else why it has no approvers, else work still
+    /// being retried (e.g. an approvers API that keeps failing); the status body and the
+    /// timeline list every problem.
     pub problem: Option<String>,
     /// When the release was first received.
     pub created_at: DateTime<Utc>,
@@ -108,8 +112,9 @@ pub struct BoardEntry {
 }
 
 impl BoardEntry {
-    fn of(summary: &ReleaseSummary, now: DateTime<Utc>) -> Self {
+    fn of(summary: &ReleaseSnapshot, now: DateTime<Utc>) -> Self {
         let outcome = summary.outcome(now);
+        let problems = problems(summary, outcome.status.is_final());
         let release = &summary.release;
         let pending_approvers = if outcome.status.is_final() {
             Vec::new()
@@ -129,11 +134,13 @@ impl BoardEntry {
             attempt: release.key.attempt,
             phase: release.key.phase.as_str().to_owned(),
             status: outcome.status.into(),
-            // Work given up first, else why the release has no (valid) approvers.
-            problem: summary
-                .given_up
-                .clone()
-                .or_else(|| release.approver_problem.clone()),
+            // Work given up will not right itself, so it comes first; the list has the
+            // approvers' problem before the failing jobs.
+            problem: problems
+                .iter()
+                .find(|p| p.code == "job_dead")
+                .or(problems.first())
+                .map(|p| p.detail.clone()),
             created_at: release.created_at,
             age_seconds: u64::try_from((now - release.created_at).num_seconds()).unwrap_or(0),
             deadline: release.deadline,

@@ -6,4 +6,4 @@ pub mod poll_cache;
 pub mod state;
 pub mod status;
 mod status_values;
-mod troubles;
+pub mod troubles;
