@@ -37,5 +37,6 @@ mod resilience;
 mod rounds;
 mod settlements;
 mod success_criteria;
+mod token_rotation;
 mod tokens;
 mod write_back;
