@@ -172,6 +172,33 @@ fn migrate_creates_the_database_and_exits() {
 }
 
 #[test]
+fn forgetting_the_generated_token_secret_is_refused_until_a_token_secret_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = run(deploy_gate(dir.path())
+        .arg("forget-generated-token-secret")
+        .env("DEPLOY_GATE_DATABASE_URL", "sqlite://gate.db"));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("DEPLOY_GATE_TOKEN_SECRET is not set"),
+        "{stderr}"
+    );
+
+    let secret = dir.path().join("token_secret");
+    std::fs::write(&secret, "explicit-token-secret-0123\n").unwrap();
+    let done = run(deploy_gate(dir.path())
+        .arg("forget-generated-token-secret")
+        .env("DEPLOY_GATE_DATABASE_URL", "sqlite://gate.db")
+        .env("DEPLOY_GATE_TOKEN_SECRET_FILE", &secret));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).contains("no generated token secret was kept"));
+}
+
+#[test]
 fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(deploy_gate(dir.path()).env("DEPLOY_GATE_APPROVAL_DEADLINE", "banana"));
