@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use deploy_gate::{
     api,
     client::{self, ClientCommand},
@@ -54,6 +54,10 @@ enum Command {
     /// Exit 0 when the service on `DEPLOY_GATE_BIND` answers `/healthz` (for container
     /// HEALTHCHECKs in images without curl).
     Healthcheck,
+    /// Delete the token secret generated on first start from the database, once
+    /// DEPLOY_GATE_TOKEN_SECRET is set and the links it signed have expired; they
+    /// stop working when each replica restarts.
+    ForgetGeneratedTokenSecret,
     /// Check the database, mail, the approvers API and Azure DevOps write-back,
     /// changing and sending nothing; exit non-zero when one fails.
     Doctor,
@@ -77,7 +81,8 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     if matches!(cli.command, Some(Command::Openapi)) {
         return print_out(&format!("{}\n", api::openapi_json()));
     }
@@ -91,8 +96,15 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Settings::from_toml_file(path)?,
         None => Settings::default(),
     };
+    let environment = cli
+        .settings
+        .with_secret_files(
+            |name| std::env::var_os(name),
+            |name| matches.value_source(name) == Some(ValueSource::CommandLine),
+        )
+        .context("invalid configuration")?;
     let config =
-        Config::from_settings(file.overridden_by(cli.settings)).context("invalid configuration")?;
+        Config::from_settings(file.overridden_by(environment)).context("invalid configuration")?;
     if matches!(cli.command, Some(Command::Config { .. })) {
         return print_out(&config.to_masked_toml());
     }
@@ -123,6 +135,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Healthcheck) => healthcheck(config.bind).await,
+        Some(Command::ForgetGeneratedTokenSecret) => {
+            let message = if startup::forget_generated_token_secret(&config).await? {
+                "removed the generated token secret: links it signed stop working as each \
+                 replica restarts\n"
+            } else {
+                "no generated token secret was kept; nothing to remove\n"
+            };
+            print_out(message)
+        }
         Some(Command::Doctor) => {
             let checks = startup::doctor::checks(&config).await;
             print_out(&startup::doctor::report(&checks))?;

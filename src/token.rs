@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::release::{Phase, ReleaseKey};
@@ -100,7 +101,7 @@ fn is_first_attempt(attempt: &u32) -> bool {
 }
 
 /// Why a token was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     /// Not a JWT at all, or claims of the wrong shape.
     #[error("the token is malformed")]
@@ -116,38 +117,106 @@ pub enum TokenError {
     WrongAudience,
 }
 
-/// Mints and verifies approval tokens with one HMAC secret.
+/// The id of a token key, carried as `kid` in the header of the tokens it signs:
+/// the first 8 bytes of the key's SHA-256, in hex. It names the key without
+/// revealing it, and its first 8 digits are the key's log fingerprint.
+pub fn key_id(secret: &[u8]) -> String {
+    let digest = Sha256::digest(secret);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One HMAC key and its id.
+#[derive(Clone)]
+struct VerifyingKey {
+    id: String,
+    key: DecodingKey,
+}
+
+/// Mints and verifies approval tokens: the first key signs (its id in the
+/// header's `kid`), and every key verifies, so that a rotation keeps the links
+/// signed by the keys still listed.
 #[derive(Clone)]
 pub struct TokenKeys {
+    signing_id: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    verifying: Vec<VerifyingKey>,
     validation: Validation,
 }
 
 impl TokenKeys {
-    /// Keys from the shared secret.
+    /// Keys from one shared secret, which signs and verifies.
     pub fn new(secret: &[u8]) -> Self {
+        Self::rotating(secret, &[])
+    }
+
+    /// Keys that sign with `signing` and verify with it and each of `also_verifying`.
+    pub fn rotating(signing: &[u8], also_verifying: &[&[u8]]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.leeway = 0;
+        let verifying = std::iter::once(signing)
+            .chain(also_verifying.iter().copied())
+            .map(|secret| VerifyingKey {
+                id: key_id(secret),
+                key: DecodingKey::from_secret(secret),
+            })
+            .collect();
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            signing_id: key_id(signing),
+            encoding: EncodingKey::from_secret(signing),
+            verifying,
             validation,
         }
     }
 
-    /// Signs the claims.
+    /// The ids of the keys, the signing one first.
+    pub fn key_ids(&self) -> Vec<&str> {
+        self.verifying.iter().map(|k| k.id.as_str()).collect()
+    }
+
+    /// Signs the claims with the first key, naming it in the header's `kid`.
     pub fn mint(&self, claims: &ApprovalClaims) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        let header = Header {
+            kid: Some(self.signing_id.clone()),
+            ..Header::new(Algorithm::HS256)
+        };
+        jsonwebtoken::encode(&header, claims, &self.encoding)
             .expect("HS256 signing of serializable claims cannot fail")
     }
 
-    /// Checks signature (HS256 only), audience, issuer and expiry.
+    /// Checks signature (HS256 only), audience, issuer and expiry. A token
+    /// naming a key (`kid`) is checked with that key alone, and one naming no
+    /// listed key is refused as a foreign signature; a token without `kid`
+    /// (minted before keys had ids) is checked with each key in turn.
     pub fn verify(&self, token: &str) -> Result<ApprovalClaims, TokenError> {
-        jsonwebtoken::decode::<ApprovalClaims>(token, &self.decoding, &self.validation)
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        match header.kid {
+            Some(kid) => {
+                let key = self
+                    .verifying
+                    .iter()
+                    .find(|k| k.id == kid)
+                    .ok_or(TokenError::BadSignature)?;
+                self.verify_with(token, &key.key)
+            }
+            None => {
+                let mut outcome = Err(TokenError::BadSignature);
+                for key in &self.verifying {
+                    outcome = self.verify_with(token, &key.key);
+                    // Any other answer means the signature matched this key.
+                    if outcome != Err(TokenError::BadSignature) {
+                        break;
+                    }
+                }
+                outcome
+            }
+        }
+    }
+
+    fn verify_with(&self, token: &str, key: &DecodingKey) -> Result<ApprovalClaims, TokenError> {
+        jsonwebtoken::decode::<ApprovalClaims>(token, key, &self.validation)
             .map(|data| data.claims)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -236,5 +305,122 @@ mod tests {
     fn garbage_is_malformed() {
         let keys = TokenKeys::new(b"0123456789abcdef0123");
         assert_eq!(keys.verify("not-a-token"), Err(TokenError::Malformed));
+    }
+}
+
+#[cfg(test)]
+mod rotation {
+    use chrono::Duration;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn claims() -> ApprovalClaims {
+        let key = ReleaseKey::parse("Devx", "386", "").unwrap();
+        let now = Utc::now();
+        ApprovalClaims::new(
+            Uuid::new_v4(),
+            0,
+            "ana@example.com",
+            &key,
+            "Desafio-CD",
+            now,
+            now + Duration::hours(1),
+        )
+    }
+
+    /// A token as minted before keys had ids: no `kid` in the header.
+    fn legacy_token(secret: &[u8], claims: &ApprovalClaims) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn header_kid(token: &str) -> Option<String> {
+        jsonwebtoken::decode_header(token).unwrap().kid
+    }
+
+    /// Distinct keys of 16 characters or more.
+    fn keys() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::btree_set("[a-zA-Z0-9]{16,40}", 2..5)
+            .prop_map(|set| set.into_iter().collect())
+    }
+
+    #[test]
+    fn the_signing_key_is_named_in_the_header() {
+        let keys = TokenKeys::rotating(b"new-key-0123456789", &[b"old-key-0123456789"]);
+        let token = keys.mint(&claims());
+        assert_eq!(header_kid(&token), Some(key_id(b"new-key-0123456789")));
+        assert_eq!(key_id(b"new-key-0123456789").len(), 16);
+        assert_eq!(
+            keys.key_ids(),
+            [key_id(b"new-key-0123456789"), key_id(b"old-key-0123456789")]
+        );
+    }
+
+    #[test]
+    fn a_kid_that_no_listed_key_has_is_refused_like_a_foreign_signature() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123");
+        let c = claims();
+        let header = Header {
+            kid: Some("0000000000000000".into()),
+            ..Header::new(Algorithm::HS256)
+        };
+        // Signed with the listed key, but naming another: the header is part of
+        // what is signed, so the name cannot be swapped either.
+        let token = jsonwebtoken::encode(
+            &header,
+            &c,
+            &EncodingKey::from_secret(b"0123456789abcdef0123"),
+        )
+        .unwrap();
+        assert_eq!(keys.verify(&token), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn an_expired_legacy_token_is_expired_not_foreign() {
+        let keys = TokenKeys::rotating(b"new-key-0123456789", &[b"old-key-0123456789"]);
+        let c = ApprovalClaims {
+            exp: Utc::now().timestamp() - 5,
+            ..claims()
+        };
+        let token = legacy_token(b"old-key-0123456789", &c);
+        assert_eq!(keys.verify(&token), Err(TokenError::Expired));
+    }
+
+    proptest! {
+        #[test]
+        fn every_listed_key_verifies_what_it_signed_and_a_removed_one_does_not(
+            keys in keys(), signer in 0usize..4, removed in 0usize..4,
+        ) {
+            let signer = signer % keys.len();
+            let removed = removed % keys.len();
+            let c = claims();
+            let signed_then = TokenKeys::new(keys[signer].as_bytes()).mint(&c);
+            let legacy = legacy_token(keys[signer].as_bytes(), &c);
+            let all: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+            let listed = TokenKeys::rotating(all[0], &all[1..]);
+            prop_assert_eq!(listed.verify(&signed_then), Ok(c.clone()));
+            prop_assert_eq!(listed.verify(&legacy), Ok(c.clone()));
+            prop_assert_eq!(listed.verify(&listed.mint(&c)), Ok(c.clone()));
+
+            let kept: Vec<&[u8]> = all
+                .iter()
+                .enumerate()
+                .filter(|(at, _)| *at != removed)
+                .map(|(_, k)| *k)
+                .collect();
+            let after = TokenKeys::rotating(kept[0], &kept[1..]);
+            let expected = if signer == removed {
+                Err(TokenError::BadSignature)
+            } else {
+                Ok(c.clone())
+            };
+            prop_assert_eq!(after.verify(&signed_then), expected.clone());
+            prop_assert_eq!(after.verify(&legacy), expected);
+        }
     }
 }

@@ -174,6 +174,33 @@ fn migrate_creates_the_database_and_exits() {
 }
 
 #[test]
+fn forgetting_the_generated_token_secret_is_refused_until_a_token_secret_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = run(deploy_gate(dir.path())
+        .arg("forget-generated-token-secret")
+        .env("DEPLOY_GATE_DATABASE_URL", "sqlite://gate.db"));
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("DEPLOY_GATE_TOKEN_SECRET is not set"),
+        "{stderr}"
+    );
+
+    let secret = dir.path().join("token_secret");
+    std::fs::write(&secret, "explicit-token-secret-0123\n").unwrap();
+    let done = run(deploy_gate(dir.path())
+        .arg("forget-generated-token-secret")
+        .env("DEPLOY_GATE_DATABASE_URL", "sqlite://gate.db")
+        .env("DEPLOY_GATE_TOKEN_SECRET_FILE", &secret));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).contains("no generated token secret was kept"));
+}
+
+#[test]
 fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(deploy_gate(dir.path()).env("DEPLOY_GATE_APPROVAL_DEADLINE", "banana"));
@@ -315,6 +342,60 @@ fn config_prints_the_effective_settings_with_the_environment_over_the_file_and_s
         .env("DEPLOY_GATE_MAIL_REPLY_TO", "not an address"));
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("DEPLOY_GATE_MAIL_REPLY_TO"));
+}
+
+#[test]
+fn a_secret_file_that_cannot_be_read_stops_the_start_naming_its_path_and_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("secrets").join("token_secret");
+    let stderr = refused_start(
+        dir.path(),
+        &[("DEPLOY_GATE_TOKEN_SECRET_FILE", missing.to_str().unwrap())],
+    );
+    assert!(stderr.contains("DEPLOY_GATE_TOKEN_SECRET_FILE"), "{stderr}");
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+}
+
+#[test]
+fn config_reads_secrets_from_files_and_says_where_each_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("api_key");
+    std::fs::write(&key_file, "file-key-0123456789abcdefgh\n").unwrap();
+    std::fs::write(dir.path().join("hook"), "hook-secret-from-toml-file\n").unwrap();
+    std::fs::write(
+        dir.path().join("gate.toml"),
+        "hook_secret_file = \"hook\"\n",
+    )
+    .unwrap();
+    let output = run(deploy_gate(dir.path())
+        .args(["--config", "gate.toml", "config"])
+        .env("DEPLOY_GATE_API_KEY_FILE", &key_file));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let printed = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        printed.contains(&format!(
+            "api_key = \"[redacted]\" # from: environment file {}",
+            key_file.display()
+        )),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("hook_secret = \"[redacted]\" # from: config file's file "),
+        "{printed}"
+    );
+    assert!(!printed.contains("file-key-0123") && !printed.contains("hook-secret-from"));
+
+    let both = run(deploy_gate(dir.path())
+        .arg("config")
+        .env("DEPLOY_GATE_API_KEY_FILE", &key_file)
+        .env("DEPLOY_GATE_API_KEY", "env-key-0123456789abcdefgh"));
+    assert!(!both.status.success());
+    let stderr = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        stderr.contains("DEPLOY_GATE_API_KEY and DEPLOY_GATE_API_KEY_FILE"),
+        "{stderr}"
+    );
 }
 
 #[test]

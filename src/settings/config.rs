@@ -182,8 +182,9 @@ pub struct Config {
     pub mail_sender: Sender,
     /// Folder of templates replacing the built-in ones.
     pub mail_template_dir: Option<PathBuf>,
-    /// Approval token secret; `None` uses the one kept in the database.
-    pub token_secret: Option<Secret>,
+    /// Approval token keys: the first signs, all verify; empty uses the key
+    /// generated and kept in the database.
+    pub token_secrets: Vec<Secret>,
     /// API keys guarding `/release` and `/hooks/*` (any of them is accepted); empty leaves them open.
     pub api_keys: Vec<Secret>,
     /// Secret header value service hooks must send, if set.
@@ -239,7 +240,7 @@ impl Config {
             mail,
             mail_sender,
             mail_template_dir,
-            token_secret: token_secret(&e)?,
+            token_secrets: token_secrets(&e)?,
             api_keys: api_keys(&e)?,
             hook_secret: hook_secret(&e)?,
             callback_hosts: e
@@ -293,26 +294,41 @@ fn mail(e: &Effective) -> anyhow::Result<(MailTarget, Sender)> {
     Ok((target, sender))
 }
 
-fn token_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
-    let secret = e.token_secret.value();
-    if secret.as_ref().is_some_and(|t| t.expose().len() < 16) {
-        return Err(e.token_secret.error("must be at least 16 characters"));
+/// Shortest token key accepted.
+const MIN_TOKEN_SECRET_CHARS: usize = 16;
+
+fn token_secrets(e: &Effective) -> anyhow::Result<Vec<Secret>> {
+    let keys = comma_separated(e.token_secret.value().as_ref());
+    if let Some(at) = keys
+        .iter()
+        .position(|k| k.expose().len() < MIN_TOKEN_SECRET_CHARS)
+    {
+        return Err(e.token_secret.error(format_args!(
+            "must hold keys of at least {MIN_TOKEN_SECRET_CHARS} characters each; key {} of {} \
+             is shorter",
+            at + 1,
+            keys.len()
+        )));
     }
-    Ok(secret.clone())
+    Ok(keys)
+}
+
+/// The keys of a comma-separated list, trimmed.
+fn comma_separated(keys: Option<&Secret>) -> Vec<Secret> {
+    keys.map(|keys| {
+        keys.expose()
+            .split(',')
+            .map(|k| Secret::new(k.trim()))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Shortest API key accepted.
 const MIN_API_KEY_CHARS: usize = 24;
 
 fn api_keys(e: &Effective) -> anyhow::Result<Vec<Secret>> {
-    let keys: Vec<Secret> = match e.api_key.value() {
-        Some(keys) => keys
-            .expose()
-            .split(',')
-            .map(|k| Secret::new(k.trim()))
-            .collect(),
-        None => Vec::new(),
-    };
+    let keys = comma_separated(e.api_key.value().as_ref());
     if keys.iter().any(|k| k.expose().is_empty()) {
         return Err(e
             .api_key

@@ -4,6 +4,8 @@
 
 use std::fmt::{self, Display};
 
+use super::files::Source;
+
 /// One setting as the list defines it; `--help` and the reference are made from it.
 #[derive(Clone, Copy, Debug)]
 pub struct Definition {
@@ -48,7 +50,11 @@ impl Definition {
             Fallback::Value(value) => format!("[default: {value}]"),
             Fallback::Unset(meaning) => format!("[unset: {meaning}]"),
         };
-        let secret = if self.secret { " [secret]" } else { "" };
+        let secret = if self.secret {
+            format!(" [secret] [file: {}_FILE]", self.env)
+        } else {
+            String::new()
+        };
         format!("{fallback}{secret}")
     }
 }
@@ -58,12 +64,18 @@ impl Definition {
 pub(crate) struct Named<T> {
     value: T,
     env: &'static str,
+    given: bool,
 }
 
 impl<T> Named<T> {
-    /// Wraps the value of the setting `env` names.
-    pub(crate) fn new(value: T, env: &'static str) -> Self {
-        Self { value, env }
+    /// Wraps the value of the setting `env` names, `given` by the user or not.
+    pub(crate) fn new(value: T, env: &'static str, given: bool) -> Self {
+        Self { value, env, given }
+    }
+
+    /// Whether the user gave the value (else it is the default, or unset).
+    pub(crate) fn given(&self) -> bool {
+        self.given
     }
 
     /// The value.
@@ -102,9 +114,16 @@ impl<T> Named<Option<T>> {
 
 /// One line of the masked dump: `key = value`, or, when unset, a comment
 /// saying what that means (`fallback`, the setting's `unset` text).
-pub(crate) fn dump_line(key: &str, value: Option<toml::Value>, fallback: &str) -> String {
+/// A secret's line ends with a comment saying where its value came from (`source`).
+pub(crate) fn dump_line(
+    key: &str,
+    value: Option<toml::Value>,
+    fallback: &str,
+    source: Option<Source>,
+) -> String {
+    let from = source.map(|s| format!(" # from: {s}")).unwrap_or_default();
     match value {
-        Some(value) => format!("{key} = {value}\n"),
+        Some(value) => format!("{key} = {value}{from}\n"),
         None => format!("# {key} is not set: {fallback}\n"),
     }
 }
@@ -170,6 +189,10 @@ macro_rules! define_settings {
             #[arg(skip)]
             #[serde(default)]
             pub groups: std::collections::BTreeMap<String, Vec<String>>,
+            /// Where each secret setting given came from, for `deploy-gate config`.
+            #[arg(skip)]
+            #[serde(skip)]
+            pub sources: $crate::settings::files::Sources,
         }
 
         /// Every setting, in the order of the list, for the reference and tests.
@@ -188,17 +211,42 @@ macro_rules! define_settings {
                     $crate::settings::define::define_settings!(@effective $fallback $ty)
                 >,
             )+
+            /// Where each setting's value came from (kept for the secret ones).
+            sources: $crate::settings::files::Sources,
         }
 
         impl Settings {
             /// Settings given in `over` win over the ones in `self`; policies and
             /// groups come from one file alone, as the environment cannot hold tables.
             pub fn overridden_by(self, over: Settings) -> Settings {
+                let mut sources = self.sources;
+                $(if over.$name.is_some() {
+                    sources.forget(stringify!($name));
+                })+
+                sources.extend(over.sources);
                 Settings {
                     $($name: over.$name.or(self.$name),)+
                     policies: if over.policies.is_empty() { self.policies } else { over.policies },
                     groups: if over.groups.is_empty() { self.groups } else { over.groups },
+                    sources,
                 }
+            }
+
+            /// Whether the setting `name` (its TOML key) is given.
+            pub(crate) fn is_given(&self, name: &str) -> bool {
+                $(if name == stringify!($name) {
+                    return self.$name.is_some();
+                })+
+                false
+            }
+
+            /// Gives the setting `name` (its TOML key) as `text` read as a variable is.
+            pub(crate) fn set_text(&mut self, name: &str, text: &str) -> Result<(), String> {
+                $(if name == stringify!($name) {
+                    self.$name = Some(<$ty as $crate::settings::value::SettingValue>::parse(text)?);
+                    return Ok(());
+                })+
+                Err(format!("no setting is named {name}"))
             }
 
             /// The effective values: each setting given, or else its default.
@@ -209,8 +257,11 @@ macro_rules! define_settings {
                             @resolve $fallback $ty, self.$name.clone(), $env, $text
                         ),
                         $env,
+                        self.$name.is_some(),
                     ),
-                )+})
+                )+
+                    sources: self.sources.clone(),
+                })
             }
         }
 
@@ -225,10 +276,14 @@ macro_rules! define_settings {
                     let value = $crate::settings::define::define_settings!(
                         @present $fallback self.$name.value()
                     );
+                    let source = <$ty as $crate::settings::value::SettingValue>::SECRET.then(|| {
+                        self.sources.of(stringify!($name), self.$name.given())
+                    });
                     text.push_str(&$crate::settings::define::dump_line(
                         stringify!($name),
                         value.map(show),
                         $text,
+                        source,
                     ));
                 })+
                 text

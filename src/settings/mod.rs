@@ -8,6 +8,7 @@
 
 mod config;
 pub(crate) mod define;
+mod files;
 mod policies;
 mod reference;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use config::{
     RateLimitSettings, Sender,
 };
 pub use define::{Definition, Fallback};
+pub use files::{Source, Sources, file_key, file_variable};
 pub use policies::{
     PolicySettings, RequirementSettings, channel_key, policies_from_settings,
     policies_to_masked_toml,
@@ -87,9 +89,12 @@ define::define_settings! {
     /// `requested_for`, `release_url`, `approver`, `requested_at`, `deadline`, `link`,
     /// `token`; those without a value are empty).
     mail_template_dir: PathBuf, env "DEPLOY_GATE_MAIL_TEMPLATE_DIR", unset "built-in templates";
-    /// HMAC secret for approval tokens (16 characters or more).
+    /// HMAC keys for approval tokens, 16 characters or more each; several separated by
+    /// commas all verify and the first signs, so that a rotation keeps pending links
+    /// (see `docs/secrets.md`). Once set, the key generated earlier keeps verifying
+    /// until `deploy-gate forget-generated-token-secret` removes it.
     token_secret: Secret, env "DEPLOY_GATE_TOKEN_SECRET",
-        unset "generated on first start and kept in the database";
+        unset "generated on first start and kept in the database", shown each_key_redacted;
     /// If set, `/release`, `/releases` and `/hooks/*` require it: `Authorization:
     /// Bearer <key>`, or Basic with the key as password. Each key is at least 24
     /// characters (e.g. `openssl rand -hex 24`); a shorter one stops the start.
@@ -177,10 +182,30 @@ define::define_settings! {
 }
 
 impl Settings {
-    /// Reads a TOML settings file.
+    /// Reads a TOML settings file, and the files its `<secret>_file` keys name
+    /// (relative to its folder).
     pub fn from_toml_file(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+        let folder = path.parent().unwrap_or(std::path::Path::new("."));
+        Self::from_toml_str(&text, folder)
+            .with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Reads settings written as TOML; the files its `<secret>_file` keys name
+    /// are read relative to `folder`.
+    pub fn from_toml_str(text: &str, folder: &std::path::Path) -> anyhow::Result<Self> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        let sources = files::read_toml_files(&mut table, folder)?;
+        // Without file keys, the text itself is read, so that an error shows its line.
+        let settings: Settings = if sources.any_from_file() {
+            table.try_into()?
+        } else {
+            toml::from_str(text)?
+        };
+        Ok(Settings {
+            sources,
+            ..settings
+        })
     }
 }

@@ -343,3 +343,214 @@ fn the_organization_url_is_derived_from_the_release_management_url_unless_set() 
     assert_eq!(azure.org_url.as_str(), "http://127.0.0.1:9/org");
     assert_eq!(azure.api_version, "6.0");
 }
+
+/// A folder holding `name` with `text`.
+fn secret_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// The environment `variables` as `Settings::with_secret_files` reads it.
+fn environment(
+    given: Settings,
+    variables: &[(&str, &std::path::Path)],
+) -> anyhow::Result<Settings> {
+    given.with_secret_files(
+        |name| {
+            variables
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .map(|(_, path)| path.as_os_str().to_owned())
+        },
+        |_| false,
+    )
+}
+
+/// The line `deploy-gate config` prints for `key`.
+fn printed_line(settings: Settings, key: &str) -> String {
+    let printed = Config::from_settings(settings).unwrap().to_masked_toml();
+    printed
+        .lines()
+        .find(|line| line.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key}:\n{printed}"))
+        .to_owned()
+}
+
+#[test]
+fn a_secret_variable_file_gives_the_value_without_its_trailing_newline() {
+    for (written, read) in [
+        ("file-token-secret-0123\n", "file-token-secret-0123"),
+        ("file-token-secret-0123\r\n", "file-token-secret-0123"),
+        ("file-token-secret-0123", "file-token-secret-0123"),
+        // Only one newline is the file's end; a second belongs to the value.
+        ("file-token-secret-0123\n\n", "file-token-secret-0123\n"),
+    ] {
+        let (_dir, path) = secret_file("token", written);
+        let settings = environment(
+            Settings::default(),
+            &[("DEPLOY_GATE_TOKEN_SECRET_FILE", &path)],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.token_secret.as_ref().map(Secret::expose),
+            Some(read),
+            "{written:?}"
+        );
+        let line = printed_line(settings, "token_secret");
+        assert!(!line.contains("file-token-secret"), "{line}");
+        assert!(
+            line.ends_with(&format!("# from: environment file {}", path.display())),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn a_secret_given_by_its_variable_and_its_file_variable_names_both() {
+    let (_dir, path) = secret_file("key", "file-key-0123456789abcdefgh");
+    let given = Settings {
+        api_key: Some(Secret::new("env-key-0123456789abcdefgh")),
+        ..Settings::default()
+    };
+    let err = format!(
+        "{:#}",
+        environment(given, &[("DEPLOY_GATE_API_KEY_FILE", &path)]).unwrap_err()
+    );
+    assert!(
+        err.contains("DEPLOY_GATE_API_KEY and DEPLOY_GATE_API_KEY_FILE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_secret_file_names_its_path_and_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-secret");
+    let err = format!(
+        "{:#}",
+        environment(
+            Settings::default(),
+            &[("DEPLOY_GATE_HOOK_SECRET_FILE", &missing)]
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("DEPLOY_GATE_HOOK_SECRET_FILE"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn only_secret_settings_have_a_file_form() {
+    let (_dir, path) = secret_file("workers", "9\n");
+    let settings =
+        environment(Settings::default(), &[("DEPLOY_GATE_WORKERS_FILE", &path)]).unwrap();
+    assert_eq!(settings.workers, None);
+}
+
+#[test]
+fn the_toml_file_names_a_secret_file_relative_to_its_folder() {
+    let (dir, path) = secret_file("pat", "pat-from-a-file\n");
+    let settings = Settings::from_toml_str(
+        "azure_devops_url = \"https://vsrm.dev.azure.com/contoso\"\n\
+         azure_devops_pat_file = \"pat\"\n\
+         api_key = \"toml-key-0123456789abcdefgh\"\n",
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(
+        settings.azure_devops_pat.as_ref().map(Secret::expose),
+        Some("pat-from-a-file")
+    );
+    let pat = printed_line(settings.clone(), "azure_devops_pat");
+    assert!(
+        pat.ends_with(&format!("# from: config file's file {}", path.display())),
+        "{pat}"
+    );
+    let key = printed_line(settings, "api_key");
+    assert!(key.ends_with("# from: config file"), "{key}");
+}
+
+#[test]
+fn a_secret_given_by_both_toml_keys_or_an_unreadable_toml_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = Settings::from_toml_str(
+        "hook_secret = \"inline\"\nhook_secret_file = \"hook\"\n",
+        dir.path(),
+    )
+    .unwrap_err();
+    let both = format!("{both:#}");
+    assert!(both.contains("hook_secret and hook_secret_file"), "{both}");
+    let missing =
+        Settings::from_toml_str("hook_secret_file = \"absent\"\n", dir.path()).unwrap_err();
+    let missing = format!("{missing:#}");
+    assert!(missing.contains("hook_secret_file"), "{missing}");
+    assert!(
+        missing.contains(&dir.path().join("absent").display().to_string()),
+        "{missing}"
+    );
+    let not_secret = Settings::from_toml_str("workers_file = \"w\"\n", dir.path());
+    assert!(not_secret.is_err(), "only secrets have a _file key");
+}
+
+#[test]
+fn the_environment_overrides_the_toml_file_whichever_form_each_uses() {
+    let (dir, toml_file) = secret_file("toml-secret", "toml-file-secret-0123\n");
+    let (_env_dir, env_file) = secret_file("env-secret", "env-file-secret-01234\n");
+    for (toml, variable_file, expected, source) in [
+        (
+            "token_secret_file = \"toml-secret\"",
+            Some(&env_file),
+            "env-file-secret-01234",
+            format!("environment file {}", env_file.display()),
+        ),
+        (
+            "token_secret = \"toml-value-secret-0123\"",
+            Some(&env_file),
+            "env-file-secret-01234",
+            format!("environment file {}", env_file.display()),
+        ),
+        (
+            "token_secret_file = \"toml-secret\"",
+            None,
+            "toml-file-secret-0123",
+            format!("config file's file {}", toml_file.display()),
+        ),
+    ] {
+        let file = Settings::from_toml_str(toml, dir.path()).unwrap();
+        let variables: Vec<(&str, &std::path::Path)> = variable_file
+            .iter()
+            .map(|path| ("DEPLOY_GATE_TOKEN_SECRET_FILE", path.as_path()))
+            .collect();
+        let env = environment(Settings::default(), &variables).unwrap();
+        let merged = file.overridden_by(env);
+        assert_eq!(
+            merged.token_secret.as_ref().map(Secret::expose),
+            Some(expected),
+            "{toml}"
+        );
+        let line = printed_line(merged, "token_secret");
+        assert!(
+            line.ends_with(&format!("# from: {source}")),
+            "{toml}: {line}"
+        );
+    }
+    // The plain variable beats the file's `_file` key too.
+    let file = Settings::from_toml_str("token_secret_file = \"toml-secret\"", dir.path()).unwrap();
+    let env = environment(
+        Settings {
+            token_secret: Some(Secret::new("env-value-secret-0123")),
+            ..Settings::default()
+        },
+        &[],
+    )
+    .unwrap();
+    let line = printed_line(file.overridden_by(env), "token_secret");
+    assert!(line.ends_with("# from: environment"), "{line}");
+}
+
+#[test]
+fn a_secret_left_at_its_default_says_so() {
+    let line = printed_line(Settings::default(), "database_url");
+    assert!(line.ends_with("# from: default"), "{line}");
+}

@@ -1,7 +1,7 @@
 //! Environment variables that look like settings but are none: a misspelt
 //! `DEPLOY_GATE_*` variable would otherwise be ignored without a word.
 
-use super::DEFINITIONS;
+use super::{DEFINITIONS, file_variable};
 
 /// Variables of the `DEPLOY_GATE_` prefix that are not settings: read
 /// elsewhere, so not unknown.
@@ -19,7 +19,10 @@ pub fn unknown_variables<'a>(
         .into_iter()
         .filter(|name| name.starts_with("DEPLOY_GATE_") && !name.starts_with(TEST_PREFIX))
         .filter(|name| {
-            !KNOWN_BESIDES_SETTINGS.contains(name) && !DEFINITIONS.iter().any(|d| d.env == *name)
+            !KNOWN_BESIDES_SETTINGS.contains(name)
+                && !DEFINITIONS
+                    .iter()
+                    .any(|d| d.env == *name || (d.secret && file_variable(d) == *name))
         })
         .map(|name| (name, closest(name)))
         .collect()
@@ -60,6 +63,8 @@ mod tests {
         let names = [
             "DEPLOY_GATE_APROVAL_DEADLINE",
             "DEPLOY_GATE_API_KEY",
+            "DEPLOY_GATE_API_KEY_FILE",
+            "DEPLOY_GATE_WORKERS_FILE",
             "DEPLOY_GATE_CONFIG",
             "DEPLOY_GATE_TEST_POSTGRES_URL",
             "DEPLOY_GATE_SOMETHING_ELSE_ENTIRELY",
@@ -72,6 +77,8 @@ mod tests {
                     "DEPLOY_GATE_APROVAL_DEADLINE",
                     Some("DEPLOY_GATE_APPROVAL_DEADLINE")
                 ),
+                // Only secrets are read from files.
+                ("DEPLOY_GATE_WORKERS_FILE", None),
                 ("DEPLOY_GATE_SOMETHING_ELSE_ENTIRELY", None),
             ]
         );

@@ -88,7 +88,7 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let tokens = TokenKeys::new(token_secret(&config, store.as_ref()).await?.as_bytes());
+        let tokens = token_keys(&config, store.as_ref()).await?;
         if config.api_keys.is_empty() {
             tracing::warn!(
                 "DEPLOY_GATE_API_KEY is not set: /release is open to anyone who can reach it"
@@ -251,12 +251,57 @@ impl App {
     }
 }
 
-/// The configured secret, else the one kept in the database (generated on first start).
-async fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<String> {
-    if let Some(secret) = &config.token_secret {
-        tracing::info!(token_secret = %secret.fingerprint(), "token secret from the configuration");
-        return Ok(secret.expose().to_owned());
+/// The configured keys (the first signs), and after them the generated one kept
+/// in the database, if any, which keeps verifying the links it signed until
+/// `deploy-gate forget-generated-token-secret` removes it. Without configured
+/// keys, the generated one signs (it is made on first start).
+async fn token_keys(config: &Config, store: &dyn Store) -> anyhow::Result<TokenKeys> {
+    let Some((signing, others)) = config.token_secrets.split_first() else {
+        let generated = generated_token_secret(store).await?;
+        let keys = TokenKeys::new(generated.as_bytes());
+        tracing::info!(token_key_ids = ?keys.key_ids(), "token secret kept in the database");
+        return Ok(keys);
+    };
+    let mut verifying: Vec<&[u8]> = others.iter().map(|k| k.expose().as_bytes()).collect();
+    let generated = store
+        .stored_token_secret()
+        .await
+        .context("loading the generated token secret")?;
+    if let Some(generated) = &generated {
+        verifying.push(generated.as_bytes());
     }
+    let keys = TokenKeys::rotating(signing.expose().as_bytes(), &verifying);
+    tracing::info!(
+        token_key_ids = ?keys.key_ids(),
+        generated_key_kept = generated.is_some(),
+        "token keys from the configuration: the first signs, all verify"
+    );
+    Ok(keys)
+}
+
+/// Removes the generated token secret from the database, so that the links it
+/// signed stop verifying at the next start; `false` when none was kept. Refused
+/// while no token secret is configured: the service would then generate a new
+/// one at its next start, and every pending link would break.
+pub async fn forget_generated_token_secret(config: &Config) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        !config.token_secrets.is_empty(),
+        "DEPLOY_GATE_TOKEN_SECRET is not set: the generated token secret is the one in use, \
+         and without it every pending approval link would stop working; set \
+         DEPLOY_GATE_TOKEN_SECRET first (see docs/secrets.md)"
+    );
+    let store = store::open(&config.database)
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("migrating the database")?;
+    store
+        .forget_token_secret()
+        .await
+        .context("removing the generated token secret")
+}
+
+/// The secret kept in the database, generated and stored on first start.
+async fn generated_token_secret(store: &dyn Store) -> anyhow::Result<String> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let candidate = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -264,10 +309,6 @@ async fn token_secret(config: &Config, store: &dyn Store) -> anyhow::Result<Stri
         .token_secret(&candidate, Utc::now())
         .await
         .context("loading the token secret")?;
-    tracing::info!(
-        token_secret = %Secret::new(secret.as_str()).fingerprint(),
-        "token secret kept in the database"
-    );
     Ok(secret)
 }
 

@@ -5,4 +5,4 @@ pub mod doctor;
 mod serve;
 mod watch;
 
-pub use app::{App, shutdown_signal};
+pub use app::{App, forget_generated_token_secret, shutdown_signal};

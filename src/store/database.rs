@@ -101,6 +101,26 @@ impl Store for Database {
             .text("value")
     }
 
+    async fn stored_token_secret(&self) -> Result<Option<String>, StoreError> {
+        let select = Sql::new("SELECT value FROM setting WHERE setting_id = $1");
+        self.reader()
+            .await?
+            .fetch_optional(select.bind(TOKEN_SECRET_SETTING))
+            .await?
+            .map(|row| row.text("value"))
+            .transpose()
+    }
+
+    async fn forget_token_secret(&self) -> Result<bool, StoreError> {
+        let delete = Sql::new("DELETE FROM setting WHERE setting_id = $1");
+        let deleted = self
+            .write_conn()
+            .await?
+            .execute(delete.bind(TOKEN_SECRET_SETTING))
+            .await?;
+        Ok(deleted > 0)
+    }
+
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
         Ok(Box::new(self.write_tx().await?))
     }

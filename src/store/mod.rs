@@ -86,6 +86,10 @@ pub trait Store: Send + Sync {
     /// Returns the stored token secret, storing `candidate` first if there is none.
     async fn token_secret(&self, candidate: &str, now: DateTime<Utc>)
     -> Result<String, StoreError>;
+    /// The stored token secret, if there is one; stores none.
+    async fn stored_token_secret(&self) -> Result<Option<String>, StoreError>;
+    /// Deletes the stored token secret; `false` when there was none.
+    async fn forget_token_secret(&self) -> Result<bool, StoreError>;
 
     /// Begins a write transaction, in the writers' turn.
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;

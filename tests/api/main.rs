@@ -42,5 +42,6 @@ mod rounds;
 mod screens;
 mod settlements;
 mod success_criteria;
+mod token_rotation;
 mod tokens;
 mod write_back;
