@@ -22,6 +22,7 @@ mod flow;
 mod job_problems;
 mod jobs;
 mod links;
+mod mail_preview;
 mod observability;
 mod pages;
 mod policies;
