@@ -326,16 +326,14 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     let release = &snapshot.release;
     let link = mint_link(ctx, &approval, release);
     let file = email(ctx, &link.request(&approval, release, false)).await?;
-    {
-        let _span = tracing::info_span!("approval_email", approval.id = %approval.id,
-            release.key = %release.key.display())
-        .entered();
-        log_email("approval email", &approval.email, file.as_deref());
-        // Without SMTP: the link in plain text, so it is found without decoding the .eml.
-        if let Some(file) = &file {
-            tracing::info!(file = %file.display(), link = %link.url,
-                "approval link (no SMTP server configured)");
-        }
+    tracing::info_span!("approval_email", approval.id = %approval.id)
+        .in_scope(|| log_email("approval email", &approval.email, file.as_deref()));
+    // Without SMTP: the link in plain text, so it is found without decoding the .eml;
+    // the file it is in, and the address masked, as everywhere.
+    if let (Some(file), Some(folder)) = (&file, ctx.mailer.directory()) {
+        tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
+            folder = %folder.display(), file = %file.display(), link = %link.url,
+            "approval link (no SMTP server configured)");
     }
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
     let mut pause = std::time::Duration::from_millis(50);
