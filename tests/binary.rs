@@ -638,6 +638,18 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
             event["folder"].as_str().unwrap().ends_with("mail"),
             "{event}"
         );
+        // The file is named by the time and the approval, inside that folder.
+        let file = Path::new(event["file"].as_str().unwrap());
+        assert_eq!(
+            file.parent(),
+            Some(Path::new(event["folder"].as_str().unwrap()))
+        );
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.ends_with(".eml") && name.as_bytes()[8] == b'T',
+            "{event}"
+        );
+        assert!(dir.path().join(file).is_file(), "{event}");
         links.push(event["link"].as_str().unwrap().to_owned());
     }
     assert!(links.iter().all(|l| l.starts_with(&served.address)));

@@ -15,7 +15,13 @@ use std::{collections::BTreeSet, fs, path::Path};
 const LAYERS: &[&[&str]] = &[
     &["main", "lib", "startup", "telemetry"],
     &["api", "jobs", "client"],
-    &["api/release", "api/approval", "api/board", "api/hooks"],
+    &[
+        "api/release",
+        "api/approval",
+        "api/board",
+        "api/hooks",
+        "api/mail",
+    ],
     &["api/shared"],
     &["api/pages"],
     &["api/http"],

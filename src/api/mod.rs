@@ -5,6 +5,7 @@ mod board;
 mod health;
 mod hooks;
 mod http;
+mod mail;
 mod pages;
 mod release;
 mod shared;
@@ -24,18 +25,19 @@ pub use shared::{poll_cache::PollCache, state::AppState};
 use crate::settings::RateLimitSettings;
 use http::{allow, body_limit, docs_headers, observe, problem, rate_limit};
 
+/// Every group of operations, in the order the OpenAPI document lists them.
+type Operations = (
+    release::ReleaseApi,
+    approval::ApprovalApi,
+    board::BoardApi,
+    hooks::HooksApi,
+    health::HealthApi,
+    board::operator::OperatorApi,
+    mail::MailApi,
+);
+
 /// The OpenAPI service with every operation; also used by `deploy-gate openapi`.
-pub fn openapi_service() -> OpenApiService<
-    (
-        release::ReleaseApi,
-        approval::ApprovalApi,
-        board::BoardApi,
-        hooks::HooksApi,
-        health::HealthApi,
-        board::operator::OperatorApi,
-    ),
-    (),
-> {
+pub fn openapi_service() -> OpenApiService<Operations, ()> {
     OpenApiService::new(
         (
             release::ReleaseApi,
@@ -44,6 +46,7 @@ pub fn openapi_service() -> OpenApiService<
             hooks::HooksApi,
             health::HealthApi,
             board::operator::OperatorApi,
+            mail::MailApi,
         ),
         "deploy-gate",
         env!("CARGO_PKG_VERSION"),
@@ -79,12 +82,15 @@ pub fn routes(
     let allowed = Arc::new(allow::AllowedMethods::from_spec(&api.spec()));
     let enum_values = Arc::new(pages::readable::EnumValues::from_spec(&api.spec()));
     let metrics = state.metrics.clone();
+    let mail_preview = state.mailbox.is_some();
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
         .at("/metrics", poem::get(health::metrics_endpoint))
-        .around(move |next, req| pages::readable::readable(next, req, enum_values.clone()))
+        .around(move |next, req| {
+            pages::readable::readable(next, req, enum_values.clone(), mail_preview)
+        })
         .around(move |next, req| body_limit::limit_body(next, req, body_limits))
         .around(move |next, req| allow::add_allow(next, req, allowed.clone()))
         .around(move |next, req| rate_limit::limit(next, req, limits.clone()))

@@ -1,7 +1,10 @@
 //! What each kind of job does. Every job is idempotent: it checks what is
 //! already done before doing it, and completes itself in its final transaction.
 
-use std::sync::Arc;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use anyhow::Context;
 
@@ -26,7 +29,7 @@ use crate::{
     },
     flow::{Finished, Flow},
     metrics::Metrics,
-    notify::{self, ApprovalRequest, EscalationNotice, Mailer, Notifier},
+    notify::{self, ApprovalRequest, EscalationNotice, Mailer},
     settings::{AzureDevOps, JobSettings},
     store::Store,
     token::{ApprovalClaims, TokenKeys},
@@ -288,14 +291,29 @@ fn mint_link(ctx: &JobContext, approval: &ApprovalRecord, release: &ReleaseRecor
     SignedLink { token, url }
 }
 
-/// Emails an approver's request (or reminder), counting the outcome.
-async fn email(ctx: &JobContext, request: &ApprovalRequest<'_>) -> anyhow::Result<()> {
-    ctx.mailer
-        .request_approval(request)
+/// Emails an approver's request (or reminder), counting the outcome; the file
+/// written, when emails go to the mail folder.
+async fn email(ctx: &JobContext, request: &ApprovalRequest<'_>) -> anyhow::Result<Option<PathBuf>> {
+    let file = ctx
+        .mailer
+        .send_request(request)
         .await
         .inspect_err(|_| ctx.metrics.email(false))?;
     ctx.metrics.email(true);
-    Ok(())
+    Ok(file)
+}
+
+/// Logs that `what` (an email) went out: accepted by the SMTP server, or written to
+/// `file` of the mail folder, the file named so that it is found without searching.
+/// The address is masked, as everywhere.
+fn log_email(what: &str, to: &str, file: Option<&Path>) {
+    let to = mask_email(to);
+    match file {
+        Some(file) => {
+            tracing::info!(to = %to, file = %file.display(), "{what} written to {}", file.display())
+        }
+        None => tracing::info!(to = %to, "{what} accepted"),
+    }
 }
 
 async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -307,13 +325,15 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     }
     let release = &snapshot.release;
     let link = mint_link(ctx, &approval, release);
-    email(ctx, &link.request(&approval, release, false)).await?;
-    tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "approval email accepted");
-    // Without SMTP: say where the file went, so the link is found without
-    // decoding the .eml (the address masked, as everywhere).
-    if let Some(folder) = ctx.mailer.directory() {
+    let file = email(ctx, &link.request(&approval, release, false)).await?;
+    tracing::info_span!("approval_email", approval.id = %approval.id)
+        .in_scope(|| log_email("approval email", &approval.email, file.as_deref()));
+    // Without SMTP: the link in plain text, so it is found without decoding the .eml;
+    // the file it is in, and the address masked, as everywhere.
+    if let (Some(file), Some(folder)) = (&file, ctx.mailer.directory()) {
         tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
-            folder = %folder.display(), link = %link.url, "approval link (no SMTP server configured)");
+            folder = %folder.display(), file = %file.display(), link = %link.url,
+            "approval link (no SMTP server configured)");
     }
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
     let mut pause = std::time::Duration::from_millis(50);
@@ -342,8 +362,9 @@ async fn send_reminder(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     };
     let release = &snapshot.release;
     let link = mint_link(ctx, &approval, release);
-    email(ctx, &link.request(&approval, release, true)).await?;
-    tracing::info!(approval.id = %approval.id, to = %mask_email(&approval.email), "reminder accepted");
+    let file = email(ctx, &link.request(&approval, release, true)).await?;
+    tracing::info_span!("reminder", approval.id = %approval.id)
+        .in_scope(|| log_email("reminder", &approval.email, file.as_deref()));
     Ok(ctx.store.complete_job(job.id).await?)
 }
 
@@ -398,8 +419,8 @@ async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         waiting_for,
         status_link: &status_link,
     };
-    ctx.mailer.escalate(&notice).await?;
-    tracing::info!(to = %escalation.to.masked(), "escalation sent");
+    let file = ctx.mailer.escalate(&notice).await?;
+    log_email("escalation", escalation.to.as_str(), file.as_deref());
     let done = Finished::Escalated {
         release_id: release.id,
     };

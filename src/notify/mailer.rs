@@ -6,10 +6,12 @@ use std::{
 };
 
 use anyhow::Context;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use chrono::Utc;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::{
     Notifier,
+    mailbox::{Mailbox, file_name},
     render::{ApprovalRequest, EmailTemplates, EscalationNotice},
 };
 use crate::settings::{MailTarget, Sender};
@@ -26,8 +28,11 @@ pub struct Mailer {
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    Directory(AsyncFileTransport<Tokio1Executor>, PathBuf),
+    Directory(PathBuf),
 }
+
+/// Emails written within one second about one id before the mailer gives up naming them.
+const MAX_COPIES: u32 = 99;
 
 impl Mailer {
     /// A mailer for the configured target; creates the mail folder if needed.
@@ -48,7 +53,7 @@ impl Mailer {
             MailTarget::Directory(dir) => {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating mail folder {}", dir.display()))?;
-                Transport::Directory(AsyncFileTransport::new(dir), dir.clone())
+                Transport::Directory(dir.clone())
             }
         };
         Ok(Self {
@@ -61,9 +66,14 @@ impl Mailer {
     /// The folder emails are written to as `.eml` files, when they are not sent.
     pub fn directory(&self) -> Option<&Path> {
         match &self.transport {
-            Transport::Directory(_, dir) => Some(dir),
+            Transport::Directory(dir) => Some(dir),
             Transport::Smtp(_) => None,
         }
+    }
+
+    /// The mail folder read as a mailbox, when emails are written there.
+    pub fn mailbox(&self) -> Option<Mailbox> {
+        self.directory().map(Mailbox::new)
     }
 
     /// Checks that mail can go out, sending nothing: the SMTP server answers
@@ -79,7 +89,7 @@ impl Mailer {
                 anyhow::ensure!(answered, "the SMTP server refused the connection");
                 Ok("the SMTP server answered (connect, EHLO, login where configured)".to_owned())
             }
-            Transport::Directory(_, dir) => {
+            Transport::Directory(dir) => {
                 let probe = dir.join(".deploy-gate-doctor");
                 std::fs::write(&probe, b"")
                     .and_then(|()| std::fs::remove_file(&probe))
@@ -92,33 +102,65 @@ impl Mailer {
         }
     }
 
-    /// Tells the escalation contact that a release is still undecided.
-    pub async fn escalate(&self, notice: &EscalationNotice<'_>) -> anyhow::Result<()> {
-        self.deliver(notice.to_message(&self.sender, &self.templates)?)
+    /// Tells the escalation contact that a release is still undecided; the file
+    /// written, when emails go to the mail folder.
+    pub async fn escalate(&self, notice: &EscalationNotice<'_>) -> anyhow::Result<Option<PathBuf>> {
+        let message = notice.to_message(&self.sender, &self.templates)?;
+        self.deliver(message, &notice.release.id.to_string()).await
+    }
+
+    /// Emails one approver's request (or reminder); the file written, when emails go
+    /// to the mail folder.
+    pub async fn send_request(
+        &self,
+        request: &ApprovalRequest<'_>,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        let message = request.to_message(&self.sender, &self.templates)?;
+        self.deliver(message, &request.approval_id.to_string())
             .await
     }
 
-    /// Delivers one message; fails if the server (or the folder) did not accept it.
-    async fn deliver(&self, message: lettre::Message) -> anyhow::Result<()> {
+    /// Delivers one message about `id` (the approval or release it concerns); fails if
+    /// the server (or the folder) did not accept it. Gives the file written, if any.
+    async fn deliver(&self, message: lettre::Message, id: &str) -> anyhow::Result<Option<PathBuf>> {
         match &self.transport {
             Transport::Smtp(smtp) => {
                 smtp.send(message).await.context("SMTP delivery failed")?;
+                Ok(None)
             }
-            Transport::Directory(files, dir) => {
-                files
-                    .send(message)
+            Transport::Directory(dir) => {
+                let path = write_new_file(dir, id, &message.formatted())
                     .await
                     .with_context(|| format!("writing email into {}", dir.display()))?;
+                Ok(Some(path))
             }
         }
-        Ok(())
     }
+}
+
+/// Writes `content` as a new file of the folder named by the time and `id`, whole
+/// or not at all (a reader never sees half a message), never replacing a file.
+async fn write_new_file(dir: &Path, id: &str, content: &[u8]) -> std::io::Result<PathBuf> {
+    let partial = dir.join(format!(".{id}.{}.partial", uuid::Uuid::new_v4()));
+    tokio::fs::write(&partial, content).await?;
+    let now = Utc::now();
+    let mut outcome = Err(std::io::ErrorKind::AlreadyExists.into());
+    for copy in 1..=MAX_COPIES {
+        let path = dir.join(file_name(now, id, copy));
+        // A hard link fails where the name is taken, where a rename would replace it.
+        outcome = tokio::fs::hard_link(&partial, &path).await.map(|()| path);
+        match &outcome {
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            _ => break,
+        }
+    }
+    tokio::fs::remove_file(&partial).await?;
+    outcome
 }
 
 #[async_trait::async_trait]
 impl Notifier for Mailer {
     async fn request_approval(&self, request: &ApprovalRequest<'_>) -> anyhow::Result<()> {
-        self.deliver(request.to_message(&self.sender, &self.templates)?)
-            .await
+        self.send_request(request).await.map(drop)
     }
 }

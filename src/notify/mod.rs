@@ -3,12 +3,14 @@
 //! A new channel is a new file here, an arm in [`channel`], and its config key.
 
 mod http;
+mod mailbox;
 mod mailer;
 mod render;
 mod slack;
 mod teams;
 mod webhook;
 
+pub use mailbox::{MailMessage, MailSummary, Mailbox};
 pub use mailer::Mailer;
 pub use render::{ApprovalRequest, EmailTemplates, EscalationNotice, neutralising_formatter};
 

@@ -76,7 +76,8 @@ define::define_settings! {
     /// (neither `smtps://` nor `tls=required`), sending the password in clear; without
     /// it such a URL stops the start.
     smtp_allow_plaintext: bool, env "DEPLOY_GATE_SMTP_ALLOW_PLAINTEXT", default "false";
-    /// Folder for `.eml` files when no SMTP server is configured.
+    /// Folder for `.eml` files when no SMTP server is configured, named
+    /// `<UTC time>-<id>.eml` and previewed at `/mail`.
     mail_dir: PathBuf, env "DEPLOY_GATE_MAIL_DIR", default "mail";
     /// Sender address of approval emails (`Name <addr>` allowed); its domain names
     /// the `Message-ID`s.

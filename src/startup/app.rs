@@ -68,7 +68,10 @@ impl NextSteps {
             docs: format!("{base}/docs"),
             board: format!("{base}/releases"),
             mail: match mail {
-                MailTarget::Directory(dir) => format!("written as .eml files to {}", dir.display()),
+                MailTarget::Directory(dir) => format!(
+                    "written as .eml files to {}, previewed at {base}/mail",
+                    dir.display()
+                ),
                 MailTarget::Smtp(_) => "sent to the SMTP server".to_owned(),
             },
         }
@@ -137,6 +140,12 @@ impl App {
                 "recorded when earlier rounds were decided"
             );
         }
+        let mailer = Mailer::new(
+            &config.mail,
+            config.mail_sender.clone(),
+            EmailTemplates::load(config.mail_template_dir.as_deref())
+                .context("DEPLOY_GATE_MAIL_TEMPLATE_DIR")?,
+        )?;
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: tokens.clone(),
@@ -153,17 +162,13 @@ impl App {
                 config.azure_devops.clone(),
             ),
             own_origin: api::origin_of(&public_url),
+            mailbox: mailer.mailbox(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),
             flow,
             approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
-            mailer: Mailer::new(
-                &config.mail,
-                config.mail_sender.clone(),
-                EmailTemplates::load(config.mail_template_dir.as_deref())
-                    .context("DEPLOY_GATE_MAIL_TEMPLATE_DIR")?,
-            )?,
+            mailer,
             tokens,
             public_url,
             jobs: config.jobs.clone(),

@@ -386,3 +386,69 @@ async fn another_sites_page_cannot_cancel_a_release_but_the_board_still_acts() {
     assert_eq!(app.smtp.wait_for(2).await.len(), 2, "ana got a new link");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_mail_preview_shows_the_newest_email_with_its_approval_link() {
+    let Some(browser) = Browser::start("browser mail preview").await else {
+        return;
+    };
+    let mail = tempfile::tempdir().unwrap();
+    let folder = mail.path().to_owned();
+    let app = spawn_app_with(TestSmtp::running(), move |s| {
+        s.smtp_url = None;
+        s.mail_dir = Some(folder);
+        s.api_key = Some(Secret::new(API_KEY));
+    })
+    .await;
+    let created = app
+        .client
+        .post(format!("{}/release", app.address))
+        .bearer_auth(API_KEY)
+        .json(&json!({
+            "ReleaseName": "Desafio-CD", "ReleaseId": "386", "TeamProject": "Devx",
+            "Stage": "prod", "Approvers": ["ana@example.com"]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    app.drain_jobs().await;
+
+    let signed_in = app
+        .address
+        .replacen("http://", &format!("http://operator:{API_KEY}@"), 1);
+    browser
+        .client
+        .goto(&format!("{signed_in}/mail"))
+        .await
+        .unwrap();
+    let newest = browser.text_of("#messages tbody tr").await;
+    assert!(newest.contains("Approval needed: Desafio-CD"), "{newest}");
+    assert!(newest.contains("ana@example.com"), "{newest}");
+
+    browser
+        .click_and_wait_for("#messages tbody tr a", "#html-part")
+        .await;
+    browser.screenshot("mail-preview").await;
+    let link = browser
+        .element("#text-part a")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("the text part links its address");
+    assert!(
+        link.starts_with(&format!("{}/approval?token=", app.address)),
+        "{link}"
+    );
+    // The HTML part, rendered in its sandboxed frame, has the same link on its button.
+    browser.client.enter_frame(0).await.unwrap();
+    let button = browser.element("a").await;
+    assert_eq!(button.text().await.unwrap(), "Review and decide");
+    assert_eq!(
+        button.attr("href").await.unwrap().as_deref(),
+        Some(link.as_str())
+    );
+    browser.client.enter_parent_frame().await.unwrap();
+    browser.close().await;
+}

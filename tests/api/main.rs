@@ -24,6 +24,7 @@ mod flow;
 mod job_problems;
 mod jobs;
 mod links;
+mod mail_preview;
 mod observability;
 mod openapi_schema;
 mod operator_metrics;

@@ -29,6 +29,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("board.html", include_str!("templates/board.html")),
         ("timeline.html", include_str!("templates/timeline.html")),
         ("home.html", include_str!("templates/home.html")),
+        ("mail_list.html", include_str!("templates/mail_list.html")),
+        (
+            "mail_message.html",
+            include_str!("templates/mail_message.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("built-in page templates are valid");
@@ -136,9 +141,13 @@ pub fn error_page(problem: &Problem, audience: Audience) -> Response {
     response
 }
 
-/// The page at `/` for browsers: links to the board, the API docs and health.
-pub fn home_page() -> Response {
-    html_response(StatusCode::OK, render("home.html", context! {}))
+/// The page at `/` for browsers: links to the board, the API docs, health, and the
+/// mail preview when emails go to the mail folder (`mail_preview`).
+pub fn home_page(mail_preview: bool) -> Response {
+    html_response(
+        StatusCode::OK,
+        render("home.html", context! { mail_preview }),
+    )
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ pub async fn readable<E: Endpoint>(
     next: E,
     req: Request,
     values: Arc<EnumValues>,
+    mail_preview: bool,
 ) -> poem::Result<Response> {
     let html = wants_html(&req);
     let home = req.method() == Method::GET && req.uri().path() == "/";
@@ -76,7 +77,7 @@ pub async fn readable<E: Endpoint>(
         Err(err) => err,
     };
     if html && home && err.status() == StatusCode::NOT_FOUND {
-        return Ok(home_page());
+        return Ok(home_page(mail_preview));
     }
     let problem = match err.downcast_ref::<ParseParamError>() {
         Some(param) => values.describe(param),

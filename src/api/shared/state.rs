@@ -12,6 +12,7 @@ use crate::{
     domain::callback::CallbackHosts,
     flow::Flow,
     metrics::Metrics,
+    notify::Mailbox,
     secret::Secret,
     store::Store,
     token::TokenKeys,
@@ -30,6 +31,8 @@ pub enum ApiTags {
     Hooks,
     /// Probes.
     Health,
+    /// The preview of the emails written to the mail folder (only without SMTP).
+    Mail,
 }
 
 /// State shared by all handlers.
@@ -58,6 +61,8 @@ pub struct AppState {
     pub assignments: Assignments,
     /// The origin of `DEPLOY_GATE_PUBLIC_URL`: a browser's `Origin` on this service's own pages.
     pub own_origin: Option<String>,
+    /// The mail folder, when emails are written there instead of sent (`/mail` previews it).
+    pub mailbox: Option<Mailbox>,
 }
 
 impl AppState {
