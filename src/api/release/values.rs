@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::{
     api::http::{
         problem::Problem,
+        received::Expected,
         text::{ADDRESS, ReleaseIdRule, Text},
     },
     domain::{
@@ -99,6 +100,24 @@ impl ApproversValue {
                 .map(dedup),
         };
         parsed.map_err(|err| Problem::invalid_field(format!("Approvers: {err}")))
+    }
+}
+
+impl Expected for ReleaseIdValue {
+    fn expected() -> Cow<'static, str> {
+        "must be a string or a whole number".into()
+    }
+}
+
+impl Expected for AttemptValue {
+    fn expected() -> Cow<'static, str> {
+        "must be a whole number, as a number or as text".into()
+    }
+}
+
+impl Expected for ApproversValue {
+    fn expected() -> Cow<'static, str> {
+        "must be a list of email addresses, or one string of them separated by `;` or `,`".into()
     }
 }
 
