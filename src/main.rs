@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use deploy_gate::{
     api,
     settings::{self, Config, Settings},
@@ -70,7 +70,10 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| {
+        let args: Vec<String> = std::env::args().collect();
+        settings::named_as_given(err, &Cli::command(), &args).exit()
+    });
     if matches!(cli.command, Some(Command::Openapi)) {
         return print_out(&format!("{}\n", api::openapi_json()));
     }

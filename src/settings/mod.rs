@@ -10,6 +10,7 @@ mod config;
 pub(crate) mod define;
 mod policies;
 mod reference;
+mod refused;
 #[cfg(test)]
 mod tests;
 mod unknown;
@@ -31,6 +32,7 @@ pub use policies::{
     policies_to_masked_toml,
 };
 pub use reference::reference_markdown;
+pub use refused::named_as_given;
 pub use unknown::unknown_variables;
 pub use value::LogFormat;
 pub(crate) use value::humantime_serde_opt;
