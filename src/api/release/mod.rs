@@ -1,6 +1,7 @@
 //! `POST /release` (create or poll) and `GET /release/{TeamProject}/{ReleaseId}`.
 
 mod callback;
+mod check;
 mod mode;
 mod request;
 mod values;
@@ -16,8 +17,9 @@ use poem_openapi::{
 
 use self::{
     callback::{CallbackHeader, CallbackHeaders},
+    check::Asked,
     mode::Mode,
-    request::{Asked, ReleaseRequestBody},
+    request::ReleaseRequestBody,
 };
 use crate::{
     api::{

@@ -215,10 +215,8 @@ impl ParseFromJSON for ReleaseIdValue {
             Some(Value::Number(n)) if n.is_i64() => n
                 .as_i64()
                 .map(Self::Number)
-                .ok_or_else(|| ParseError::custom("ReleaseId: must be a whole number")),
-            _ => Err(ParseError::custom(
-                "ReleaseId: must be a string or a whole number",
-            )),
+                .ok_or_else(|| ParseError::custom(Self::expected())),
+            _ => Err(ParseError::custom(Self::expected())),
         }
     }
 }
@@ -239,10 +237,8 @@ impl ParseFromJSON for AttemptValue {
             Some(Value::Number(n)) if n.is_i64() => n
                 .as_i64()
                 .map(Self::Number)
-                .ok_or_else(|| ParseError::custom("Attempt: must be a whole number")),
-            _ => Err(ParseError::custom(
-                "Attempt: must be a whole number, as a number or as text",
-            )),
+                .ok_or_else(|| ParseError::custom(Self::expected())),
+            _ => Err(ParseError::custom(Self::expected())),
         }
     }
 }
@@ -258,11 +254,7 @@ impl ToJSON for AttemptValue {
 
 impl ParseFromJSON for ApproversValue {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        let refused = || {
-            ParseError::custom(
-                "Approvers: must be a list of email addresses, or one string of them separated by `;` or `,`",
-            )
-        };
+        let refused = || ParseError::custom(Self::expected());
         match value {
             Some(Value::String(text)) => Ok(Self::Text(text)),
             Some(Value::Array(items)) => items
