@@ -185,6 +185,20 @@ async fn a_decision_names_its_missing_token_bad_decision_and_bad_comment_at_once
             "{label}: {problem}"
         );
     }
+    // A form field given twice is no decision.
+    let twice = app
+        .client
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=x&decision=reject&decision=approve")
+        .send()
+        .await
+        .unwrap();
+    let problem = refused(twice, "invalid-request").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("decision"),
+        "{problem}"
+    );
     // The fields are judged before the token: a bad token with a bad decision is a 400.
     let problem = refused(
         app.decide("not-a-token", "yes", None).await,

@@ -1,6 +1,6 @@
 //! The bodies of `/approval`: one approver's view of a release, and a decision.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{
@@ -76,14 +76,18 @@ pub struct DecisionRequest {
     pub comment: Received<Option<Text<CommentRule>>>,
 }
 
-/// A form reads as the JSON object of its fields, so both are checked by the same rules.
+/// A form reads as the JSON object of its fields, so both are checked by the same rules;
+/// a field given twice is refused rather than read last-wins.
 impl<'de> Deserialize<'de> for DecisionRequest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let fields = BTreeMap::<String, String>::deserialize(deserializer)?;
-        let object = fields
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+        let pairs = Vec::<(String, String)>::deserialize(deserializer)?;
+        let mut object = serde_json::Map::new();
+        for (key, value) in pairs {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("`{key}` is given twice")));
+            }
+            object.insert(key, Value::String(value));
+        }
         Self::parse_from_json(Some(Value::Object(object)))
             .map_err(|e| serde::de::Error::custom(e.into_message()))
     }
