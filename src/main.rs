@@ -81,7 +81,12 @@ fn print_out(text: &str) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let matches = Cli::command().get_matches();
+    let args: Vec<String> = std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    let matches = Cli::command()
+        .try_get_matches_from(&args)
+        .unwrap_or_else(|err| settings::named_as_given(err, &Cli::command(), &args).exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     if matches!(cli.command, Some(Command::Openapi)) {
         return print_out(&format!("{}\n", api::openapi_json()));

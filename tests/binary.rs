@@ -207,12 +207,37 @@ fn an_invalid_setting_stops_the_start_with_a_message_naming_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("DEPLOY_GATE_APPROVAL_DEADLINE") || stderr.contains("approval-deadline"),
-        "the message names the setting: {stderr}"
+        stderr.contains("DEPLOY_GATE_APPROVAL_DEADLINE") && stderr.contains("banana"),
+        "the message names the variable and its value: {stderr}"
+    );
+    assert!(
+        !stderr.contains("--approval-deadline"),
+        "a value from the environment is not named by the flag: {stderr}"
     );
     assert!(
         !dir.path().join("deploy-gate.db").exists(),
         "nothing started"
+    );
+    // Given as a flag, it is named as the flag.
+    let output = run(deploy_gate(dir.path()).args(["--approval-deadline", "banana"]));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--approval-deadline"), "{stderr}");
+}
+
+#[test]
+fn an_sqlite_file_that_cannot_be_opened_is_named_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-folder").join("gate.db");
+    let url = format!("sqlite://{}", missing.display());
+    let output = run(deploy_gate(dir.path())
+        .arg("migrate")
+        .env("DEPLOY_GATE_DATABASE_URL", &url));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&missing.display().to_string()),
+        "the message names the file: {stderr}"
     );
 }
 

@@ -64,8 +64,8 @@ impl ReleaseKey {
     pub fn parse(team_project: &str, release_id: &str, stage: &str) -> Result<Self, FieldError> {
         Ok(Self {
             team_project: Self::parse_team_project(team_project)?,
-            release_id: required_text("ReleaseId", release_id, MAX_RELEASE_ID_CHARS)?,
-            stage: optional_text("Stage", stage, MAX_TEXT_CHARS)?,
+            release_id: parse_release_id(release_id)?,
+            stage: parse_stage(stage)?,
             attempt: 1,
             phase: Phase::Pre,
         })
@@ -175,12 +175,9 @@ impl NewRelease {
         name: &str,
         approvers: Option<Vec<ApproverEmail>>,
     ) -> Result<Self, FieldError> {
-        let name = required_text("ReleaseName", name, MAX_TEXT_CHARS)?;
-        if approvers.as_ref().is_some_and(|a| a.len() > MAX_APPROVERS) {
-            return Err(FieldError::new(
-                "Approvers",
-                format!("at most {MAX_APPROVERS} approvers may be named"),
-            ));
+        let name = parse_release_name(name)?;
+        if let Some(list) = &approvers {
+            check_approver_count(list)?;
         }
         let approvers = approvers.filter(|list| !list.is_empty());
         Ok(Self {
@@ -230,6 +227,32 @@ pub struct AzureApprovalRef {
     pub kind: AzureApprovalKind,
     /// Azure's id of the approval.
     pub id: String,
+}
+
+/// Validates a `ReleaseName`: not blank, no control characters, at most 256 characters.
+pub fn parse_release_name(name: &str) -> Result<String, FieldError> {
+    required_text("ReleaseName", name, MAX_TEXT_CHARS)
+}
+
+/// Validates a `ReleaseId` given as text: not blank, no control characters, at most 128 characters.
+pub fn parse_release_id(release_id: &str) -> Result<String, FieldError> {
+    required_text("ReleaseId", release_id, MAX_RELEASE_ID_CHARS)
+}
+
+/// Validates a `Stage`: may be empty, no control characters, at most 256 characters.
+pub fn parse_stage(stage: &str) -> Result<String, FieldError> {
+    optional_text("Stage", stage, MAX_TEXT_CHARS)
+}
+
+/// Refuses a list of more than [`MAX_APPROVERS`] approvers.
+pub fn check_approver_count<T>(approvers: &[T]) -> Result<(), FieldError> {
+    if approvers.len() > MAX_APPROVERS {
+        return Err(FieldError::new(
+            "Approvers",
+            format!("at most {MAX_APPROVERS} approvers may be named"),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a `DefinitionName` (no control characters, at most 256 characters);

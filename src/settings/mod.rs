@@ -11,6 +11,7 @@ pub(crate) mod define;
 mod files;
 mod policies;
 mod reference;
+mod refused;
 #[cfg(test)]
 mod tests;
 mod unknown;
@@ -33,6 +34,7 @@ pub use policies::{
     policies_to_masked_toml,
 };
 pub use reference::reference_markdown;
+pub use refused::named_as_given;
 pub use unknown::unknown_variables;
 pub use value::LogFormat;
 pub(crate) use value::humantime_serde_opt;

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod all_refusals;
 mod approvers;
 mod azure;
 mod bad_input;

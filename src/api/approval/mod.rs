@@ -18,6 +18,7 @@ use crate::api::{
     http::{
         negotiate::{Negotiated, wants_html},
         problem::{ErrorStatuses, Problem, ProblemCode},
+        refusals::Refusals,
         text::{CommentRule, TextRule},
     },
     pages::{Audience, ProblemPage},
@@ -150,12 +151,8 @@ impl ApprovalApi {
 }
 
 async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalView, Problem> {
-    let comment = clean_comment(input.comment.as_deref().unwrap_or_default())?;
-    let (approval, _) = authorize(state, &input.token).await?;
-    let decision = match input.decision {
-        DecisionInput::Approve => Decision::Approve,
-        DecisionInput::Reject => Decision::Reject,
-    };
+    let (token, decision, comment) = check_decision(input)?;
+    let (approval, _) = authorize(state, token).await?;
     let outcome = state
         .flow
         .decide(approval.id, decision, comment.as_deref())
@@ -190,6 +187,29 @@ async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalVie
         .cloned()
         .unwrap_or(approval);
     Ok(approval_view(&approval, &snapshot, state.clock.now()))
+}
+
+/// The token, the decision and the comment of a decision, every refused field named at once.
+fn check_decision(input: &DecisionRequest) -> Result<(&str, Decision, Option<String>), Problem> {
+    let mut refusals = Refusals::default();
+    let token = input.token.read(&mut refusals, "token");
+    let decision = input
+        .decision
+        .read(&mut refusals, "decision")
+        .map(|d| match d {
+            DecisionInput::Approve => Decision::Approve,
+            DecisionInput::Reject => Decision::Reject,
+        });
+    let comment = input
+        .comment
+        .read(&mut refusals, "comment")
+        .and_then(|c| refusals.check("comment", clean_comment(c.as_deref().unwrap_or_default())));
+    refusals.finish()?;
+    match (token, decision, comment) {
+        (Some(token), Some(decision), Some(comment)) => Ok((token, decision, comment)),
+        // Every `None` above recorded a refusal, so `finish` has failed already.
+        _ => Err(Problem::internal()),
+    }
 }
 
 /// The comment without surrounding spaces (`None` if blank), judged as sent like the schema says.

@@ -1,16 +1,20 @@
 //! The bodies of `/approval`: one approver's view of a release, and a decision.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use poem_openapi::{
     ApiRequest, Enum, Object,
     payload::{Form, Json},
-    types::Example,
+    types::{Example, ParseFromJSON},
 };
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::api::{
     http::{
         negotiate::PageBody,
+        received::{Expected, Received},
         text::{AnyRule, CommentRule, Text},
     },
     shared::status::{DecisionValue, ReleaseStatusBody, StatusValue},
@@ -51,19 +55,42 @@ pub enum DecisionInput {
     Reject,
 }
 
+impl Expected for DecisionInput {
+    fn expected() -> Cow<'static, str> {
+        "must be `approve` or `reject`".into()
+    }
+}
+
 /// An approver's decision, as JSON or as a form. Unknown fields are ignored; a `null` comment is
 /// the same as none.
-#[derive(Object, Deserialize, Clone, Debug)]
+#[derive(Object, Clone, Debug)]
 #[oai(example)]
 pub struct DecisionRequest {
     /// The token from the approval email.
-    pub token: Text<AnyRule>,
+    pub token: Received<Text<AnyRule>>,
     /// `approve` or `reject`.
-    pub decision: DecisionInput,
+    pub decision: Received<DecisionInput>,
     /// Optional reason, at most 2000 characters; line breaks and tabs are the only control
     /// characters allowed.
     #[oai(nullable)]
-    pub comment: Option<Text<CommentRule>>,
+    pub comment: Received<Option<Text<CommentRule>>>,
+}
+
+/// A form reads as the JSON object of its fields, so both are checked by the same rules;
+/// a field given twice is refused rather than read last-wins.
+impl<'de> Deserialize<'de> for DecisionRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(String, String)>::deserialize(deserializer)?;
+        let mut object = serde_json::Map::new();
+        for (key, value) in pairs {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("`{key}` is given twice")));
+            }
+            object.insert(key, Value::String(value));
+        }
+        Self::parse_from_json(Some(Value::Object(object)))
+            .map_err(|e| serde::de::Error::custom(e.into_message()))
+    }
 }
 
 impl Example for ApprovalView {
@@ -85,11 +112,11 @@ impl Example for ApprovalView {
 impl Example for DecisionRequest {
     fn example() -> Self {
         Self {
-            token: Text::new(
+            token: Received::new(Text::new(
                 "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbmFAZXhhbXBsZS5jb20ifQ.c2lnbmF0dXJl",
-            ),
-            decision: DecisionInput::Approve,
-            comment: Some(Text::new("ship it")),
+            )),
+            decision: Received::new(DecisionInput::Approve),
+            comment: Received::new(Some(Text::new("ship it"))),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod body;
 pub mod operator;
 mod page;
+mod params;
 mod timeline;
 
 use std::sync::Arc;
@@ -16,30 +17,25 @@ use poem_openapi::{
 
 use self::{
     body::{ReleaseBoard, StatusFilter},
+    params::{BoardParams, PageLimit},
     timeline::ReleaseTimeline,
 };
-use crate::{
-    api::{
-        http::{
-            auth::Credentials,
-            negotiate::{Negotiated, wants_html},
-            problem::{ErrorStatuses, Problem},
-            text::{
-                CursorRule, NameRule, PhaseRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text,
-            },
-        },
-        pages::{Audience, ProblemPage},
-        shared::{
-            lookup::{RoundParams, attempt_example, phase_example, round_key, unknown_release},
-            state::{ApiTags, AppState},
+use crate::api::{
+    http::{
+        auth::Credentials,
+        negotiate::{Negotiated, wants_html},
+        problem::{ErrorStatuses, Problem},
+        received::Received,
+        text::{
+            CursorRule, NameRule, PhaseRule, ProjectFilterRule, ReleaseIdRule, StageRule, Text,
         },
     },
-    domain::release::ReleaseKey,
-    store::{ListingCursor, ReleaseQuery},
+    pages::{Audience, ProblemPage},
+    shared::{
+        lookup::{RoundParams, attempt_example, phase_example, round_key, unknown_release},
+        state::{ApiTags, AppState},
+    },
 };
-
-/// Releases on a page unless `limit` says otherwise.
-const DEFAULT_LIMIT: u32 = 50;
 
 /// Errors of `GET /releases`.
 pub struct ListErrors;
@@ -97,24 +93,24 @@ impl BoardApi {
         credentials: Credentials,
         /// Only this project's releases (exact name); empty or absent: every project.
         #[oai(name = "TeamProject")]
-        team_project: Query<Option<Text<ProjectFilterRule>>>,
+        team_project: Query<Received<Option<Text<ProjectFilterRule>>>>,
         /// Only releases with this status; `any` (the default) lists them all.
-        status: Query<Option<StatusFilter>>,
+        status: Query<Received<Option<StatusFilter>>>,
         /// Releases per page, 1 to 100; 50 by default.
-        #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
-        limit: Query<Option<u32>>,
+        limit: Query<Received<Option<PageLimit>>>,
         /// Where the page starts: `next_cursor` of the previous page; absent for the newest.
-        cursor: Query<Option<Text<CursorRule>>>,
+        cursor: Query<Received<Option<Text<CursorRule>>>>,
     ) -> Result<Negotiated<ReleaseBoard>, ProblemPage<ListErrors>> {
         let html = wants_html(req);
         let board = async {
             credentials.check(&state.api_keys)?;
-            let query = board_query(
-                team_project.as_deref(),
-                status.unwrap_or(StatusFilter::Any),
-                limit.unwrap_or(DEFAULT_LIMIT),
-                cursor.as_deref(),
-            )?;
+            let params = BoardParams {
+                team_project: team_project.0,
+                status: status.0,
+                limit: limit.0,
+                cursor: cursor.0,
+            };
+            let query = params.query()?;
             let now = state.clock.now();
             let page = state.store.list_releases(&query, now).await?;
             Ok::<_, Problem>(ReleaseBoard::new(&query, page, now))
@@ -196,30 +192,4 @@ impl BoardApi {
             Negotiated::Json(timeline)
         })
     }
-}
-
-/// The store's query from the parameters; a blank project means every project.
-fn board_query(
-    team_project: Option<&str>,
-    status: StatusFilter,
-    limit: u32,
-    cursor: Option<&str>,
-) -> Result<ReleaseQuery, Problem> {
-    let team_project = match team_project {
-        Some(text) if !text.trim().is_empty() => Some(
-            ReleaseKey::parse_team_project(text)
-                .map_err(|e| Problem::invalid_field(e.to_string()))?,
-        ),
-        _ => None,
-    };
-    let after = cursor
-        .map(str::parse::<ListingCursor>)
-        .transpose()
-        .map_err(|e| Problem::invalid_field(format!("cursor: {e}")))?;
-    Ok(ReleaseQuery {
-        team_project,
-        status: status.status(),
-        limit,
-        after,
-    })
 }

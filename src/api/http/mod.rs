@@ -1,5 +1,5 @@
 //! HTTP plumbing under every resource: problem documents, content negotiation, input text
-//! rules, the API key, cross-site refusals, allowed methods, rate limits and request observation.
+//! rules, refusals of every field at once, the API key, cross-site refusals, allowed methods, rate limits and request observation.
 
 pub mod allow;
 pub mod auth;
@@ -14,4 +14,6 @@ pub mod plain_words;
 pub mod problem;
 mod problem_code;
 pub mod rate_limit;
+pub mod received;
+pub mod refusals;
 pub mod text;

@@ -15,8 +15,8 @@ use poem_openapi::{
 };
 use serde::Serialize;
 
-use super::plain_words::plain_words;
 pub use super::problem_code::ProblemCode;
+use super::{plain_words::plain_words, refusals::FieldProblem};
 use crate::{domain::macros, store::StoreError};
 
 /// Content type of problem documents.
@@ -27,7 +27,7 @@ const API_KEY_CHALLENGE: &str = r#"Bearer realm="deploy-gate", Basic realm="depl
 
 /// An RFC 9457 problem document.
 #[derive(Object, Serialize, Clone, Debug, PartialEq, Eq)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct Problem {
     /// A URI naming the kind of problem, stable for clients to match on, e.g. `urn:deploy-gate:problem:invalid-field`.
     #[oai(rename = "type")]
@@ -37,13 +37,24 @@ pub struct Problem {
     pub title: String,
     /// The HTTP status code.
     pub status: u16,
-    /// What went wrong with this request, in plain language.
+    /// What went wrong with this request, in plain language; a refused body or query names
+    /// every refused field, separated by `; `.
     pub detail: String,
+    /// Each refused field or parameter of the request, when fields were refused (an RFC 9457
+    /// extension member): its name and what is wrong with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldProblem>>,
 }
 
 impl poem_openapi::types::Example for Problem {
     fn example() -> Self {
-        Self::invalid_field("ReleaseName: must not be empty")
+        Self {
+            errors: Some(vec![FieldProblem {
+                field: "ReleaseName".to_owned(),
+                detail: "must not be empty".to_owned(),
+            }]),
+            ..Self::invalid_field("ReleaseName: must not be empty")
+        }
     }
 }
 
@@ -55,6 +66,7 @@ impl Problem {
             title: code.title().to_owned(),
             status: code.status().as_u16(),
             detail: detail.into(),
+            errors: None,
         }
     }
 

@@ -7,6 +7,8 @@ use super::request::ReleaseRequest;
 use crate::{
     api::http::{
         problem::Problem,
+        received::Received,
+        refusals::Refusals,
         text::{CallbackRule, Text, TextRule},
     },
     domain::{
@@ -48,8 +50,12 @@ struct Sent {
 
 /// The body field as sent, or else the header (both kept to the length limit in
 /// every mode by `check_callback_lengths`).
-fn pick(name: &'static str, body: &Option<Text<CallbackRule>>, header: CallbackHeader) -> Sent {
-    let (origin, value) = match (body, header.0) {
+fn pick(
+    name: &'static str,
+    body: &Received<Option<Text<CallbackRule>>>,
+    header: CallbackHeader,
+) -> Sent {
+    let (origin, value) = match (body.value().and_then(Option::as_ref), header.0) {
         (Some(value), _) => ("body field", Some(value.clone())),
         (None, value) => ("header", value),
     };
@@ -73,10 +79,10 @@ fn check_length(name: &str, value: &str) -> Result<(), Problem> {
 }
 
 impl ReleaseRequest {
-    /// Refuses a callback field, body field or header, longer than the published
-    /// limit, in every mode: the OpenAPI document states the limit whether or not
-    /// the mode reads the field.
-    pub fn check_callback_lengths(&self, headers: &CallbackHeaders) -> Result<(), Problem> {
+    /// Refuses a callback body field of the wrong type, and a callback field, body field or
+    /// header, longer than the published limit, in every mode: the OpenAPI document states
+    /// the limit whether or not the mode reads the field.
+    pub fn check_callback_lengths(&self, headers: &CallbackHeaders, refusals: &mut Refusals) {
         let fields = [
             ("PlanUrl", &self.plan_url, &headers.plan_url),
             ("ProjectId", &self.project_id, &headers.project_id),
@@ -92,11 +98,13 @@ impl ReleaseRequest {
             ("AuthToken", &self.auth_token, &headers.auth_token),
         ];
         for (name, body, header) in fields {
-            for value in [body.as_ref(), header.0.as_ref()].into_iter().flatten() {
-                check_length(name, value)?;
+            let body = body.read(refusals, name).and_then(Option::as_ref);
+            for value in [body, header.0.as_ref()].into_iter().flatten() {
+                if refusals.check(name, check_length(name, value)).is_none() {
+                    break;
+                }
             }
         }
-        Ok(())
     }
 
     /// The callback registration of a request in callback mode, from body fields or else

@@ -1,6 +1,7 @@
 //! `POST /release` (create or poll) and `GET /release/{TeamProject}/{ReleaseId}`.
 
 mod callback;
+mod check;
 mod mode;
 mod request;
 mod values;
@@ -16,7 +17,8 @@ use poem_openapi::{
 
 use self::{
     callback::{CallbackHeader, CallbackHeaders},
-    mode::{Mode, requested_mode},
+    check::Asked,
+    mode::Mode,
     request::ReleaseRequestBody,
 };
 use crate::{
@@ -193,10 +195,6 @@ impl ReleaseApi {
         let answered: Result<CreateReleaseResponse, ProblemResponse<CreateReleaseErrors>> = async {
             state.authorize_change(req, &credentials)?;
             let Json(ReleaseRequestBody(body)) = body;
-            body.refuse_unresolved_macros()?;
-            body.refuse_approvers_unless(state.request_approvers)?;
-            let mode = requested_mode(mode.as_deref(), body.mode.as_deref())?;
-            let new = body.parse()?;
             let headers = CallbackHeaders {
                 plan_url,
                 project_id,
@@ -207,7 +205,8 @@ impl ReleaseApi {
                 task_instance_id,
                 auth_token,
             };
-            body.check_callback_lengths(&headers)?;
+            let Asked { new, mode } =
+                body.check(state.request_approvers, mode.as_deref(), &headers)?;
             let callback = match mode {
                 Mode::Callback => Some(body.plan_callback(headers, &state.callback_hosts)?),
                 Mode::Poll => None,

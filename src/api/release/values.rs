@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::{
     api::http::{
         problem::Problem,
+        received::Expected,
         text::{ADDRESS, ReleaseIdRule, Text},
     },
     domain::{
@@ -99,6 +100,24 @@ impl ApproversValue {
                 .map(dedup),
         };
         parsed.map_err(|err| Problem::invalid_field(format!("Approvers: {err}")))
+    }
+}
+
+impl Expected for ReleaseIdValue {
+    fn expected() -> Cow<'static, str> {
+        "must be a string or a whole number".into()
+    }
+}
+
+impl Expected for AttemptValue {
+    fn expected() -> Cow<'static, str> {
+        "must be a whole number, as a number or as text".into()
+    }
+}
+
+impl Expected for ApproversValue {
+    fn expected() -> Cow<'static, str> {
+        "must be a list of email addresses, or one string of them separated by `;` or `,`".into()
     }
 }
 
@@ -196,10 +215,8 @@ impl ParseFromJSON for ReleaseIdValue {
             Some(Value::Number(n)) if n.is_i64() => n
                 .as_i64()
                 .map(Self::Number)
-                .ok_or_else(|| ParseError::custom("ReleaseId: must be a whole number")),
-            _ => Err(ParseError::custom(
-                "ReleaseId: must be a string or a whole number",
-            )),
+                .ok_or_else(|| ParseError::custom(Self::expected())),
+            _ => Err(ParseError::custom(Self::expected())),
         }
     }
 }
@@ -220,10 +237,8 @@ impl ParseFromJSON for AttemptValue {
             Some(Value::Number(n)) if n.is_i64() => n
                 .as_i64()
                 .map(Self::Number)
-                .ok_or_else(|| ParseError::custom("Attempt: must be a whole number")),
-            _ => Err(ParseError::custom(
-                "Attempt: must be a whole number, as a number or as text",
-            )),
+                .ok_or_else(|| ParseError::custom(Self::expected())),
+            _ => Err(ParseError::custom(Self::expected())),
         }
     }
 }
@@ -239,11 +254,7 @@ impl ToJSON for AttemptValue {
 
 impl ParseFromJSON for ApproversValue {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        let refused = || {
-            ParseError::custom(
-                "Approvers: must be a list of email addresses, or one string of them separated by `;` or `,`",
-            )
-        };
+        let refused = || ParseError::custom(Self::expected());
         match value {
             Some(Value::String(text)) => Ok(Self::Text(text)),
             Some(Value::Array(items)) => items
