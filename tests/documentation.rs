@@ -64,7 +64,9 @@ fn anchors(text: &str) -> Vec<String> {
 
 #[test]
 fn every_relative_link_in_the_documentation_names_an_existing_file_and_heading() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .canonicalize()
+        .unwrap();
     let mut dead = Vec::new();
     for page in pages() {
         let text = std::fs::read_to_string(&page).unwrap();
@@ -86,7 +88,10 @@ fn every_relative_link_in_the_documentation_names_an_existing_file_and_heading()
                 continue;
             };
             if !resolved.starts_with(&root) {
-                dead.push(format!("{}: {target} (outside the repository)", page.display()));
+                dead.push(format!(
+                    "{}: {target} (outside the repository)",
+                    page.display()
+                ));
                 continue;
             }
             if let Some(fragment) = fragment
@@ -106,6 +111,12 @@ fn every_relative_link_in_the_documentation_names_an_existing_file_and_heading()
 fn the_link_reader_finds_links_images_and_fragments_but_not_code() {
     let text = "See [a](docs/a.md#one-two) and ![b](x.png).\n```\n[c](not.md)\n```\n";
     assert_eq!(link_targets(text), ["docs/a.md#one-two", "x.png"]);
-    assert_eq!(anchor(" PostgreSQL and replicas"), "postgresql-and-replicas");
-    assert_eq!(anchor(" Release board, and `/mail`"), "release-board-and-mail");
+    assert_eq!(
+        anchor(" PostgreSQL and replicas"),
+        "postgresql-and-replicas"
+    );
+    assert_eq!(
+        anchor(" Release board, and `/mail`"),
+        "release-board-and-mail"
+    );
 }
