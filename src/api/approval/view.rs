@@ -77,12 +77,17 @@ pub struct DecisionRequest {
 }
 
 /// A form reads as the JSON object of its fields, so both are checked by the same rules;
-/// a field given twice is refused rather than read last-wins.
+/// one of its fields given twice is refused rather than read last-wins, and other fields
+/// (the submit button's, say) are ignored however often they come.
 impl<'de> Deserialize<'de> for DecisionRequest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const FIELDS: [&str; 3] = ["token", "decision", "comment"];
         let pairs = Vec::<(String, String)>::deserialize(deserializer)?;
         let mut object = serde_json::Map::new();
         for (key, value) in pairs {
+            if !FIELDS.contains(&key.as_str()) {
+                continue;
+            }
             if object.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!("`{key}` is given twice")));
             }
