@@ -340,6 +340,12 @@ async fn with_an_smtp_server_there_is_no_preview_and_home_does_not_offer_one() {
         .await
         .unwrap();
     assert!(home.contains("href=\"/mail\""), "{home}");
+    let index: Value = get(&files, "/", "application/json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(index["links"]["mail"], "/mail", "{index}");
 }
 
 /// The status line and body of `GET {target}`, sent as written (no client normalises it).

@@ -40,7 +40,34 @@ async fn the_home_page_links_the_docs_and_the_board() {
     let home = page(get(&app, "/", BROWSER).await, 200).await;
     assert!(home.contains(r#"href="/docs""#), "{home}");
     assert!(home.contains(r#"href="/releases""#), "{home}");
-    assert_problem(get(&app, "/", "application/json").await, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn api_clients_get_an_index_of_the_services_entry_points_at_the_root() {
+    let app = spawn_app().await;
+    let index = get(&app, "/", "application/json").await;
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let index: serde_json::Value = index.json().await.unwrap();
+    assert_eq!(
+        index["links"],
+        json!({
+            "board": "/releases",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "health": "/healthz",
+            "readiness": "/readyz",
+            "metrics": "/metrics",
+        }),
+        "an app with an SMTP server has no mail preview: {index}"
+    );
+    // Nothing else answers at the root: a path under it is still unknown.
+    assert_problem(get(&app, "/x", "application/json").await, 404, "not-found").await;
 }
 
 #[tokio::test]

@@ -60,9 +60,31 @@ impl EnumValues {
     }
 }
 
+/// The service's entry points for API clients at `/`, as the home page links them for
+/// browsers: `{"links": {"board": "/releases", ...}}`, with `mail` only when emails go to
+/// the mail folder (`mail_preview`).
+fn home_index(mail_preview: bool) -> Response {
+    let mut links = serde_json::Map::new();
+    for (name, path) in [
+        ("board", "/releases"),
+        ("docs", "/docs"),
+        ("openapi", "/openapi.json"),
+        ("health", "/healthz"),
+        ("readiness", "/readyz"),
+        ("metrics", "/metrics"),
+    ] {
+        links.insert(name.to_owned(), Value::from(path));
+    }
+    if mail_preview {
+        links.insert("mail".to_owned(), Value::from("/mail"));
+    }
+    poem::web::Json(serde_json::json!({ "links": links })).into_response()
+}
+
 /// Answers an error of `next` that is not already a response with an error page when the
 /// client wants HTML, and names the allowed values of a refused parameter for every client.
-/// `/`, which no operation serves, is the home page for browsers.
+/// `/`, which no operation serves, is the home page for browsers and an index of the
+/// entry points for API clients.
 pub async fn readable<E: Endpoint>(
     next: E,
     req: Request,
@@ -76,8 +98,12 @@ pub async fn readable<E: Endpoint>(
         Err(err) if err.is_from_response() => return Err(err),
         Err(err) => err,
     };
-    if html && home && err.status() == StatusCode::NOT_FOUND {
-        return Ok(home_page(mail_preview));
+    if home && err.status() == StatusCode::NOT_FOUND {
+        return Ok(if html {
+            home_page(mail_preview)
+        } else {
+            home_index(mail_preview)
+        });
     }
     let problem = match err.downcast_ref::<ParseParamError>() {
         Some(param) => values.describe(param),
