@@ -630,8 +630,8 @@ async fn serve_on_defaults_writes_eml_files_and_a_token_survives_a_restart() {
 
     let served = Served::start(dir.path());
     // The start-up log says where to go next: the API, the board, the emails.
-    let next =
-        served.wait_for_log("open the API and Swagger UI at docs, the release board at board");
+    let next = served.wait_for_log("open in a browser: home, docs (the API), board (releases)");
+    assert_eq!(next["home"], format!("{}/", served.address).as_str());
     assert_eq!(next["docs"], format!("{}/docs", served.address).as_str());
     assert_eq!(
         next["board"],

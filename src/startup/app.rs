@@ -56,6 +56,7 @@ pub struct App {
 /// What the start-up log points a new user to.
 #[derive(Clone, Debug)]
 struct NextSteps {
+    home: String,
     docs: String,
     board: String,
     mail: String,
@@ -65,6 +66,7 @@ impl NextSteps {
     fn new(public_url: &str, mail: &MailTarget) -> Self {
         let base = public_url.trim_end_matches('/');
         Self {
+            home: format!("{base}/"),
             docs: format!("{base}/docs"),
             board: format!("{base}/releases"),
             mail: match mail {
@@ -234,8 +236,8 @@ impl App {
     ) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "deploy-gate listening");
         let next = &self.next_steps;
-        tracing::info!(docs = %next.docs, board = %next.board, approval_emails = %next.mail,
-            "open the API and Swagger UI at docs, the release board at board");
+        tracing::info!(home = %next.home, docs = %next.docs, board = %next.board,
+            approval_emails = %next.mail, "open in a browser: home, docs (the API), board (releases)");
         let stop_workers = CancellationToken::new();
         let jobs = self
             .worker
