@@ -12,41 +12,16 @@ use serde_json::{Value, json};
 use wiremock::MockServer;
 
 use crate::{
-    fakes::{JOB_TOKEN, accept_progress, json_body, task_completed, wait_for_task_completions},
+    fakes::{
+        CLASSIC_RELEASE_VARIABLES, JOB_TOKEN, YAML_RUN_VARIABLES, accept_progress, json_body,
+        task_completed, wait_for_task_completions,
+    },
     helpers::{TestApp, TestSmtp, spawn_app_with},
     openapi_schema::{document, request_schema, violations},
     success_criteria::evaluate,
 };
 
 const KEY: &str = "extension-key-0123456789abcdef";
-
-/// What Azure substitutes in a classic release (values shaped as in a real run).
-const CLASSIC: &[(&str, &str)] = &[
-    ("Release.ReleaseName", "Release-42"),
-    ("Release.ReleaseId", "42"),
-    ("Release.EnvironmentName", "Production"),
-    ("Release.AttemptNumber", "1"),
-    ("Release.RequestedForEmail", "cy@example.com"),
-    ("Release.DefinitionName", "Fabrikam.CD"),
-    (
-        "Release.ReleaseWebURL",
-        "https://dev.azure.com/fabrikam/Fabrikam/_releaseProgress?_a=release-pipeline-progress&releaseId=42",
-    ),
-    ("System.TeamProject", "Fabrikam"),
-];
-
-/// What Azure substitutes in a YAML run.
-const YAML: &[(&str, &str)] = &[
-    ("Build.DefinitionName", "web"),
-    ("Build.BuildNumber", "20261206.3"),
-    ("Build.BuildId", "1234"),
-    ("Build.RequestedForEmail", "cy@example.com"),
-    ("System.StageName", "deploy"),
-    ("System.StageAttempt", "1"),
-    ("System.TeamProject", "Fabrikam"),
-    ("System.TeamProjectId", "proj-guid"),
-    ("System.CollectionUri", "https://dev.azure.com/fabrikam/"),
-];
 
 fn read(path: &str) -> Value {
     let file = format!("{}/extension/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -316,7 +291,7 @@ fn the_manifest_ships_the_task_and_the_task_uses_the_manifest_s_connection_type(
 #[test]
 fn a_gate_polls_with_the_built_in_criterion_and_agentless_jobs_ask_for_a_callback() {
     let url = "https://deploy-gate.example.com";
-    let gate = Run::new("gates", url, &[], CLASSIC);
+    let gate = Run::new("gates", url, &[], CLASSIC_RELEASE_VARIABLES);
     let polled = gate.request();
     assert_eq!(gate.field(&polled, "EndpointUrl"), format!("{url}/release"));
     assert_eq!(polled["WaitForCompletion"], "false");
@@ -330,7 +305,7 @@ fn a_gate_polls_with_the_built_in_criterion_and_agentless_jobs_ask_for_a_callbac
         (&json!("42"), &json!("Production"))
     );
     for host in ["release", "build"] {
-        let job = Run::new(host, url, &[], CLASSIC);
+        let job = Run::new(host, url, &[], CLASSIC_RELEASE_VARIABLES);
         let called_back = job.request();
         assert_eq!(
             job.field(&called_back, "EndpointUrl"),
@@ -380,7 +355,7 @@ fn the_schema_check_refuses_what_deploy_gate_would_not_take() {
 #[tokio::test]
 async fn as_a_classic_gate_the_task_passes_its_criterion_once_the_approvers_approve() {
     let app = app().await;
-    let run = Run::new("gates", &app.address, &[], CLASSIC);
+    let run = Run::new("gates", &app.address, &[], CLASSIC_RELEASE_VARIABLES);
     let request = run.request();
     checked_body(&run, &request);
     let criterion = request["Expression"].as_str().unwrap();
@@ -435,7 +410,7 @@ async fn the_documented_yaml_job_waits_for_deploy_gate_s_callback_and_succeeds_o
         ("System.TaskInstanceId", "task-1"),
         ("System.AccessToken", JOB_TOKEN),
     ];
-    let variables: Vec<(&str, &str)> = YAML.iter().chain(&plan).copied().collect();
+    let variables: Vec<(&str, &str)> = YAML_RUN_VARIABLES.iter().chain(&plan).copied().collect();
     let run = Run::new("build", &app.address, &inputs, &variables);
     let request = run.request();
     let body = checked_body(&run, &request);

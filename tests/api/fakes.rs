@@ -416,3 +416,32 @@ pub async fn approvers_api(answers: &[(&str, ResponseTemplate)]) -> MockServer {
     }
     server
 }
+
+/// What Azure substitutes in a classic release (values shaped as in a real run), for the
+/// recipes and the extension's task.
+pub const CLASSIC_RELEASE_VARIABLES: &[(&str, &str)] = &[
+    ("Release.ReleaseName", "Release-42"),
+    ("Release.ReleaseId", "42"),
+    ("Release.EnvironmentName", "Production"),
+    ("Release.AttemptNumber", "1"),
+    ("Release.RequestedForEmail", "cy@example.com"),
+    ("Release.DefinitionName", "Fabrikam.CD"),
+    (
+        "Release.ReleaseWebURL",
+        "https://dev.azure.com/fabrikam/Fabrikam/_releaseProgress?_a=release-pipeline-progress&releaseId=42",
+    ),
+    ("System.TeamProject", "Fabrikam"),
+];
+
+/// What Azure substitutes in a YAML run.
+pub const YAML_RUN_VARIABLES: &[(&str, &str)] = &[
+    ("Build.DefinitionName", "web"),
+    ("Build.BuildNumber", "20261206.3"),
+    ("Build.BuildId", "1234"),
+    ("Build.RequestedForEmail", "cy@example.com"),
+    ("System.StageName", "deploy"),
+    ("System.StageAttempt", "1"),
+    ("System.TeamProject", "Fabrikam"),
+    ("System.TeamProjectId", "proj-guid"),
+    ("System.CollectionUri", "https://dev.azure.com/fabrikam/"),
+];

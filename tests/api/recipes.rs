@@ -8,33 +8,11 @@ use wiremock::{MockServer, ResponseTemplate};
 
 use crate::{
     fakes::{
-        accept_progress, azure_events_answering, callback_headers, task_completed,
-        wait_for_task_completions,
+        CLASSIC_RELEASE_VARIABLES, YAML_RUN_VARIABLES, accept_progress, azure_events_answering,
+        callback_headers, task_completed, wait_for_task_completions,
     },
     helpers::{TestApp, TestSmtp, spawn_app_with},
 };
-
-/// What Azure substitutes for each variable the recipes use (values shaped as
-/// in a real run).
-const VARIABLES: &[(&str, &str)] = &[
-    ("Release.ReleaseName", "Release-42"),
-    ("Release.ReleaseId", "42"),
-    ("Release.EnvironmentName", "Production"),
-    ("Release.AttemptNumber", "1"),
-    ("Release.RequestedForEmail", "cy@example.com"),
-    ("Release.DefinitionName", "Fabrikam.CD"),
-    (
-        "Release.ReleaseWebURL",
-        "https://dev.azure.com/fabrikam/Fabrikam/_releaseProgress?_a=release-pipeline-progress&releaseId=42",
-    ),
-    ("System.TeamProject", "Fabrikam"),
-    ("System.StageName", "deploy"),
-    ("System.StageAttempt", "1"),
-    ("Build.DefinitionName", "web"),
-    ("Build.BuildNumber", "20261206.3"),
-    ("Build.BuildId", "1234"),
-    ("Build.RequestedForEmail", "cy@example.com"),
-];
 
 /// The code block after `<!-- recipe: {name} -->` in docs/azure-pipelines.md.
 fn recipe(name: &str) -> String {
@@ -58,7 +36,7 @@ fn recipe(name: &str) -> String {
 /// does not know (the recipe would send it literally).
 fn substituted(text: &str) -> String {
     let mut text = text.to_owned();
-    for (name, value) in VARIABLES {
+    for (name, value) in CLASSIC_RELEASE_VARIABLES.iter().chain(YAML_RUN_VARIABLES) {
         text = text.replace(&format!("$({name})"), value);
     }
     assert!(
