@@ -11,6 +11,7 @@ pub mod clock;
 pub mod domain;
 pub mod flow;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod secret;

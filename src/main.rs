@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use deploy_gate::{
     api,
     client::{self, ClientCommand},
@@ -97,19 +97,8 @@ async fn main() -> anyhow::Result<()> {
     if matches!(cli.command, Some(Command::GenerateKey)) {
         return print_out(&format!("{}\n", Secret::generate().expose()));
     }
-    let file = match &cli.config {
-        Some(path) => Settings::from_toml_file(path)?,
-        None => Settings::default(),
-    };
-    let environment = cli
-        .settings
-        .with_secret_files(
-            |name| std::env::var_os(name),
-            |name| matches.value_source(name) == Some(ValueSource::CommandLine),
-        )
-        .context("invalid configuration")?;
-    let config =
-        Config::from_settings(file.overridden_by(environment)).context("invalid configuration")?;
+    let load = loader(cli.config.clone(), cli.settings.clone(), matches.clone());
+    let config = load()?;
     if matches!(cli.command, Some(Command::Config { .. })) {
         return print_out(&config.to_masked_toml());
     }
@@ -157,8 +146,35 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        _ => App::build(config).await?.run(shutdown_signal()).await,
+        _ => {
+            App::build(config)
+                .await?
+                .reloading(load)
+                .run(shutdown_signal())
+                .await
+        }
     }
+}
+
+/// Reads the configuration: the TOML file named by `--config` (or
+/// `DEPLOY_GATE_CONFIG`), overridden by the environment and the command line
+/// (`settings`, which clap read), with the secret files both name read anew
+/// at each call, so that a reload sees what start-up would.
+fn loader(path: Option<PathBuf>, settings: Settings, matches: ArgMatches) -> startup::Load {
+    Box::new(move || {
+        let file = match &path {
+            Some(path) => Settings::from_toml_file(path)?,
+            None => Settings::default(),
+        };
+        let environment = settings
+            .clone()
+            .with_secret_files(
+                |name| std::env::var_os(name),
+                |name| matches.value_source(name) == Some(ValueSource::CommandLine),
+            )
+            .context("invalid configuration")?;
+        Config::from_settings(file.overridden_by(environment)).context("invalid configuration")
+    })
 }
 
 /// Runs a client command: its answer on stdout, its error on stderr, and its exit code.

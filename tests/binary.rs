@@ -23,6 +23,8 @@ mod smtp;
 mod client;
 #[path = "binary/connections.rs"]
 mod connections;
+#[path = "binary/reload.rs"]
+mod reload;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
 

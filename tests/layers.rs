@@ -30,7 +30,7 @@ const LAYERS: &[&[&str]] = &[
     &["settings"],
     &["token"],
     &["domain"],
-    &["secret", "clock", "metrics"],
+    &["secret", "clock", "metrics", "live"],
 ];
 
 /// The line of `part` in [`LAYERS`].

@@ -28,6 +28,7 @@ use crate::{
         snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
     },
     flow::{Finished, Flow},
+    live::Live,
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer},
     settings::{AzureDevOps, JobSettings},
@@ -46,7 +47,7 @@ pub struct JobContext {
     /// Where emails go.
     pub mailer: Mailer,
     /// Token signing keys.
-    pub tokens: TokenKeys,
+    pub tokens: Live<TokenKeys>,
     /// Base of approval links, without trailing slash.
     pub public_url: String,
     /// Queue behaviour.
@@ -286,7 +287,7 @@ fn mint_link(ctx: &JobContext, approval: &ApprovalRecord, release: &ReleaseRecor
         ctx.clock.now(),
         release.deadline,
     );
-    let token = ctx.tokens.mint(&claims);
+    let token = ctx.tokens.get().mint(&claims);
     let url = format!("{}/approval?token={token}", ctx.public_url);
     SignedLink { token, url }
 }

@@ -216,6 +216,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The files the secrets were read from (`DEPLOY_GATE_<NAME>_FILE`, `<name>_file`),
+    /// which a configuration reload watches.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        self.effective.sources.files()
+    }
+
     /// Applies defaults and checks every value; the error names the bad variable.
     pub fn from_settings(s: Settings) -> anyhow::Result<Config> {
         let e = s.effective()?;

@@ -66,6 +66,17 @@ impl Sources {
             .any(|s| matches!(s, Source::EnvironmentFile(_) | Source::ConfigFileFile(_)))
     }
 
+    /// The files the settings were read from.
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
+        self.0
+            .values()
+            .filter_map(|s| match s {
+                Source::EnvironmentFile(path) | Source::ConfigFileFile(path) => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Forgets the source of `name`, which another level now gives.
     pub(crate) fn forget(&mut self, name: &str) {
         self.0.remove(name);

@@ -15,7 +15,10 @@ use rand::RngCore;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::serve::serve;
+use super::{
+    reload::{Load, Reloadable, Reloader, Snapshot, contents},
+    serve::serve,
+};
 use crate::{
     api::{self, AppState, PollCache},
     approvers::ApproverSource,
@@ -24,6 +27,7 @@ use crate::{
     domain::policy::Defaults,
     flow::Flow,
     jobs::{JobContext, Worker},
+    live::Live,
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
     secret::Secret,
@@ -49,6 +53,13 @@ pub struct App {
     endpoint: BoxEndpoint<'static, Response>,
     worker: Worker,
     store: Arc<dyn Store>,
+    /// The values a configuration reload replaces, and the configuration in force.
+    reloadable: Reloadable,
+    config: Config,
+    /// What the secret files held as the configuration was read.
+    seen: Snapshot,
+    /// How to read the configuration again; `None` turns reloading off.
+    load: Option<Load>,
     /// Where a new user goes next, said once the service listens.
     next_steps: NextSteps,
 }
@@ -89,20 +100,17 @@ impl App {
 
     /// [`App::build`] on a clock of the caller's, which tests move forward.
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<App> {
+        // As close to reading the configuration as can be: a change after it is reloaded.
+        let seen = contents(&config.secret_files());
         let store = store::open(&config.database)
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let tokens = token_keys(&config, store.as_ref()).await?;
-        if config.api_keys.is_empty() {
-            tracing::warn!(
-                "DEPLOY_GATE_API_KEY is not set: /release is open to anyone who can reach it"
-            );
-        } else {
-            let fingerprints: Vec<String> =
-                config.api_keys.iter().map(Secret::fingerprint).collect();
-            tracing::info!(api_keys = ?fingerprints, "API keys accepted");
-        }
+        let reloadable = Reloadable {
+            tokens: Live::new(token_keys(&config, store.as_ref()).await?),
+            api_keys: Live::new(config.api_keys.clone()),
+        };
+        log_api_keys(&config.api_keys);
         let acceptor = TcpListener::bind(config.bind)
             .into_acceptor()
             .await
@@ -150,8 +158,8 @@ impl App {
         )?;
         let state = Arc::new(AppState {
             store: store.clone(),
-            tokens: tokens.clone(),
-            api_keys: config.api_keys.clone(),
+            tokens: reloadable.tokens.clone(),
+            api_keys: reloadable.api_keys.clone(),
             hook_secret: config.hook_secret.clone(),
             callback_hosts: config.callback_hosts.clone(),
             request_approvers: config.request_approvers,
@@ -171,7 +179,7 @@ impl App {
             flow,
             approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
             mailer,
-            tokens,
+            tokens: reloadable.tokens.clone(),
             public_url,
             jobs: config.jobs.clone(),
             azure: AzureClient::new(AZURE_TIMEOUT)?,
@@ -193,13 +201,24 @@ impl App {
             .boxed();
         Ok(App {
             acceptor,
-            connections: config.connections,
+            connections: config.connections.clone(),
             address,
             endpoint,
             worker: Worker::new(ctx, wake),
             store,
+            reloadable,
+            config,
+            seen,
+            load: None,
             next_steps,
         })
+    }
+
+    /// Reloads the secrets on `SIGHUP` and when a secret file changes, reading the
+    /// configuration again with `load` (see `docs/secrets.md`, *Reload*).
+    pub fn reloading(mut self, load: Load) -> Self {
+        self.load = Some(load);
+        self
     }
 
     /// The bound address.
@@ -243,6 +262,16 @@ impl App {
             .worker
             .start(stop_workers.clone())
             .context("starting the job thread")?;
+        let reloader = self.load.map(|load| {
+            Reloader {
+                load,
+                live: self.reloadable,
+                store: self.store.clone(),
+                current: self.config,
+                seen: self.seen,
+            }
+            .start(stop_workers.clone())
+        });
         serve(
             self.acceptor,
             self.endpoint,
@@ -253,8 +282,23 @@ impl App {
         .await;
         stop_workers.cancel();
         jobs.finished().await;
+        if let Some(reloader) = reloader {
+            let _ = reloader.await;
+        }
         tracing::info!("deploy-gate stopped");
         Ok(())
+    }
+}
+
+/// Logs the API keys in force by fingerprint, or warns that none guards the API.
+pub(super) fn log_api_keys(api_keys: &[Secret]) {
+    if api_keys.is_empty() {
+        tracing::warn!(
+            "DEPLOY_GATE_API_KEY is not set: /release is open to anyone who can reach it"
+        );
+    } else {
+        let fingerprints: Vec<String> = api_keys.iter().map(Secret::fingerprint).collect();
+        tracing::info!(api_keys = ?fingerprints, "API keys accepted");
     }
 }
 
@@ -262,7 +306,7 @@ impl App {
 /// in the database, if any, which keeps verifying the links it signed until
 /// `deploy-gate forget-generated-token-secret` removes it. Without configured
 /// keys, the generated one signs (it is made on first start).
-async fn token_keys(config: &Config, store: &dyn Store) -> anyhow::Result<TokenKeys> {
+pub(super) async fn token_keys(config: &Config, store: &dyn Store) -> anyhow::Result<TokenKeys> {
     let Some((signing, others)) = config.token_secrets.split_first() else {
         let generated = generated_token_secret(store).await?;
         let keys = TokenKeys::new(generated.as_bytes());

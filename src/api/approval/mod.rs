@@ -237,7 +237,11 @@ async fn authorize(
     state: &AppState,
     token: &str,
 ) -> Result<(ApprovalRecord, ReleaseSnapshot), Problem> {
-    let claims = state.tokens.verify(token.trim()).map_err(token_problem)?;
+    let claims = state
+        .tokens
+        .get()
+        .verify(token.trim())
+        .map_err(token_problem)?;
     let approval = state
         .store
         .approval(claims.jti)

@@ -19,7 +19,7 @@ use super::{
     auth::carries_valid_key,
     problem::{Problem, ProblemCode},
 };
-use crate::secret::Secret;
+use crate::{live::Live, secret::Secret};
 
 /// Buckets kept before full (idle) ones are dropped.
 const MAX_TRACKED_CLIENTS: usize = 10_000;
@@ -106,7 +106,7 @@ pub struct RateLimits {
     /// How many trusted proxies append to that header (at least 1).
     pub trusted_proxy_hops: usize,
     /// The API keys: a request carrying one is never refused by the failure limit.
-    pub api_keys: Vec<Secret>,
+    pub api_keys: Live<Vec<Secret>>,
 }
 
 impl RateLimits {
@@ -185,7 +185,7 @@ pub async fn limit<E: Endpoint>(
     // locked out by someone guessing from it: only requests without a valid key wait.
     if let (Some(client), Some(failures)) = (client, failures)
         && let Some(wait) = failures.exhausted(client, now)
-        && !carries_valid_key(req.headers(), &limits.api_keys)
+        && !carries_valid_key(req.headers(), &limits.api_keys.get())
     {
         tracing::warn!(%client, "rate limit: too many failed authentications");
         return Ok(too_many(

@@ -11,6 +11,7 @@ use crate::{
     clock::Clock,
     domain::callback::CallbackHosts,
     flow::Flow,
+    live::Live,
     metrics::Metrics,
     notify::Mailbox,
     secret::Secret,
@@ -39,10 +40,11 @@ pub enum ApiTags {
 pub struct AppState {
     /// The database.
     pub store: Arc<dyn Store>,
-    /// Approval token keys.
-    pub tokens: TokenKeys,
+    /// Approval token keys, replaced by a configuration reload.
+    pub tokens: Live<TokenKeys>,
     /// API keys guarding `/release`, `/releases` and `/hooks/*` (any one is accepted); empty leaves them open.
-    pub api_keys: Vec<Secret>,
+    /// Replaced by a configuration reload.
+    pub api_keys: Live<Vec<Secret>>,
     /// Header secret service hooks must send, if set.
     pub hook_secret: Option<Secret>,
     /// Hosts a callback-mode `PlanUrl` may name (`DEPLOY_GATE_CALLBACK_HOSTS`).
@@ -74,6 +76,6 @@ impl AppState {
         credentials: &Credentials,
     ) -> Result<(), Problem> {
         refuse_cross_site(req, self.own_origin.as_deref())?;
-        credentials.check(&self.api_keys)
+        credentials.check(&self.api_keys.get())
     }
 }
