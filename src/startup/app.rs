@@ -201,7 +201,7 @@ impl App {
             .boxed();
         Ok(App {
             acceptor,
-            connections: config.connections.clone(),
+            connections: config.connections,
             address,
             endpoint,
             worker: Worker::new(ctx, wake),
