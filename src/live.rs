@@ -26,6 +26,12 @@ impl<T> Live<T> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// `f` of the current value, under one read lock and without cloning the
+    /// `Arc`: for a short look, such as an API key check on every gate poll.
+    pub fn read<R>(&self, f: impl FnOnce(&T) -> R) -> R {
+        f(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Replaces the value for every holder; readers holding the old one keep it.
     pub fn set(&self, value: T) {
         let value = Arc::new(value);
@@ -50,6 +56,7 @@ mod tests {
         assert_eq!(*reader.get(), vec!["a"]);
         live.set(vec!["b", "c"]);
         assert_eq!(*reader.get(), vec!["b", "c"]);
+        assert_eq!(reader.read(Vec::len), 2);
     }
 
     #[test]

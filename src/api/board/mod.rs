@@ -103,7 +103,7 @@ impl BoardApi {
     ) -> Result<Negotiated<ReleaseBoard>, ProblemPage<ListErrors>> {
         let html = wants_html(req);
         let board = async {
-            credentials.check(&state.api_keys.get())?;
+            state.api_keys.read(|keys| credentials.check(keys))?;
             let params = BoardParams {
                 team_project: team_project.0,
                 status: status.0,
@@ -165,7 +165,7 @@ impl BoardApi {
     ) -> Result<Negotiated<ReleaseTimeline>, ProblemPage<TimelineErrors>> {
         let html = wants_html(req);
         let timeline = async {
-            credentials.check(&state.api_keys.get())?;
+            state.api_keys.read(|keys| credentials.check(keys))?;
             let key = round_key(
                 &state,
                 &team_project,

@@ -185,7 +185,9 @@ pub async fn limit<E: Endpoint>(
     // locked out by someone guessing from it: only requests without a valid key wait.
     if let (Some(client), Some(failures)) = (client, failures)
         && let Some(wait) = failures.exhausted(client, now)
-        && !carries_valid_key(req.headers(), &limits.api_keys.get())
+        && !limits
+            .api_keys
+            .read(|keys| carries_valid_key(req.headers(), keys))
     {
         tracing::warn!(%client, "rate limit: too many failed authentications");
         return Ok(too_many(

@@ -144,7 +144,7 @@ fn open_mailbox<'a>(
         .mailbox
         .as_ref()
         .ok_or_else(|| Problem::not_found("no such resource"))?;
-    credentials.check(&state.api_keys.get())?;
+    state.api_keys.read(|keys| credentials.check(keys))?;
     Ok(mailbox)
 }
 

@@ -285,7 +285,7 @@ impl ReleaseApi {
         /// Answer `200` only for an approved release.
         failsafe: Query<Option<bool>>,
     ) -> Result<GetReleaseResponse, ProblemResponse<GetReleaseErrors>> {
-        credentials.check(&state.api_keys.get())?;
+        state.api_keys.read(|keys| credentials.check(keys))?;
         let key = round_key(
             &state,
             &team_project,

@@ -76,6 +76,6 @@ impl AppState {
         credentials: &Credentials,
     ) -> Result<(), Problem> {
         refuse_cross_site(req, self.own_origin.as_deref())?;
-        credentials.check(&self.api_keys.get())
+        self.api_keys.read(|keys| credentials.check(keys))
     }
 }
