@@ -1,11 +1,7 @@
 //! The `deploy-gate` command: `serve` (default), `migrate`, `openapi`, `config`,
 //! `healthcheck`, `doctor`, `generate-key`, and the client commands of `client/`.
 
-use std::{
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
-    path::PathBuf,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
@@ -188,13 +184,8 @@ async fn run_client(config: &Config, command: ClientCommand) -> anyhow::Result<(
 }
 
 /// Asks the service bound to `bind` (on loopback when bound to every interface) for `/healthz`.
-async fn healthcheck(mut bind: SocketAddr) -> anyhow::Result<()> {
-    if bind.ip().is_unspecified() {
-        bind.set_ip(match bind {
-            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-        });
-    }
+async fn healthcheck(bind: SocketAddr) -> anyhow::Result<()> {
+    let bind = client::local_address(bind);
     let answer = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()?

@@ -8,8 +8,8 @@ mod request;
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 
-pub use request::FailureKind;
 use request::{Failure, Target};
+pub use request::{FailureKind, local_address};
 
 use crate::settings::Config;
 

@@ -198,15 +198,24 @@ impl Target {
     }
 }
 
-/// `http://` and the bound address, on loopback when it is bound to every interface.
-fn url_of_bind(mut bind: SocketAddr) -> anyhow::Result<url::Url> {
+/// Where this machine reaches a service bound to `bind`: the same address, on
+/// loopback when it is bound to every interface (`0.0.0.0`, `::`).
+pub fn local_address(mut bind: SocketAddr) -> SocketAddr {
     if bind.ip().is_unspecified() {
         bind.set_ip(match bind {
             SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
             SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
         });
     }
-    Ok(url::Url::parse(&format!("http://{bind}/"))?)
+    bind
+}
+
+/// `http://` and the bound address, as [`local_address`] reaches it.
+fn url_of_bind(bind: SocketAddr) -> anyhow::Result<url::Url> {
+    Ok(url::Url::parse(&format!(
+        "http://{}/",
+        local_address(bind)
+    ))?)
 }
 
 /// The last error of `error`'s chain: the one that says what happened

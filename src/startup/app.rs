@@ -4,14 +4,12 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use base64::Engine;
 use chrono::Utc;
 use poem::{
     EndpointExt, Response,
     endpoint::BoxEndpoint,
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
-use rand::RngCore;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -353,11 +351,9 @@ pub async fn forget_generated_token_secret(config: &Config) -> anyhow::Result<bo
 
 /// The secret kept in the database, generated and stored on first start.
 async fn generated_token_secret(store: &dyn Store) -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let candidate = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let candidate = Secret::generate();
     let secret = store
-        .token_secret(&candidate, Utc::now())
+        .token_secret(candidate.expose(), Utc::now())
         .await
         .context("loading the token secret")?;
     Ok(secret)
