@@ -342,3 +342,48 @@ async fn a_changed_hook_secret_refuses_the_old_one_and_accepts_the_new() {
     assert_eq!(hook_with(&served, OLD, 3).await, 401);
     assert_eq!(hook_with(&served, NEW, 4).await, 202);
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_from_the_mail_folder_to_smtp_waits_for_a_restart_and_the_log_says_so() {
+    let smtp = TestSmtp::running();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gate.toml");
+    std::fs::write(&config, "mail_from = \"gate@example.com\"\n").unwrap();
+    let served = Served::start_with(
+        dir.path(),
+        &[
+            ("DEPLOY_GATE_CONFIG", config.to_str().unwrap()),
+            ("DEPLOY_GATE_APPROVERS", "ana@example.com"),
+        ],
+    );
+    let toml = format!(
+        "mail_from = \"other@example.com\"\nsmtp_url = \"{}\"\n",
+        smtp_url(&smtp)
+    );
+    std::fs::write(&config, toml).unwrap();
+    send_sighup(&served);
+    let restart = served
+        .wait_for_log("changed settings that only a restart applies; they keep their old values");
+    let named = restart["settings"].as_str().unwrap();
+    assert!(
+        named.contains("smtp_url") && named.contains("mail_from"),
+        "{restart}"
+    );
+    wait_for_reload(&served);
+
+    create_release(&served, 1).await;
+    served.wait_for_log("approval link (no SMTP server configured)");
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("mail"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    assert_eq!(written.len(), 1, "still written to the mail folder");
+    let email = std::fs::read_to_string(&written[0]).unwrap();
+    assert!(
+        email.contains("From: gate@example.com") && !email.contains("other@example.com"),
+        "the mail settings wait together: {email}"
+    );
+    assert!(smtp.received().is_empty());
+}
