@@ -1,7 +1,8 @@
 //! Reloading what deploy-gate sends with, against the built binary: the SMTP
 //! server (for the next email, and for one queued before the reload), the Azure
 //! DevOps PAT (as the recording fake sees it), a policy's chat webhook URL and
-//! the service-hook secret; an invalid new SMTP URL keeps the old server.
+//! the service-hook secret; an invalid new SMTP URL keeps the old server, and a
+//! switch from the mail folder to SMTP waits for a restart.
 
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -28,6 +29,14 @@ async fn create_release(served: &Served, id: u32) {
     assert_eq!(created.status(), 202);
 }
 
+/// Replaces the content of `file` at once (a new file renamed over it), so that
+/// the service's check of secret files never reads it half-written.
+fn replace(file: &std::path::Path, content: impl AsRef<[u8]>) {
+    let new = file.with_extension("new");
+    std::fs::write(&new, content).unwrap();
+    std::fs::rename(&new, file).unwrap();
+}
+
 /// `smtp://127.0.0.1:<port>` of `smtp`.
 fn smtp_url(smtp: &TestSmtp) -> String {
     format!("smtp://127.0.0.1:{}", smtp.port)
@@ -51,7 +60,7 @@ async fn after_sighup_with_a_changed_smtp_url_file_the_next_email_goes_to_the_ne
         "ana and bo, at the old server"
     );
 
-    std::fs::write(&file, format!("{}\n", smtp_url(&new))).unwrap();
+    replace(&file, format!("{}\n", smtp_url(&new)));
     send_sighup(&served);
     let reloaded = wait_for_reload(&served);
     assert!(
@@ -91,7 +100,7 @@ async fn an_email_queued_before_a_reload_and_sent_after_it_goes_to_the_new_serve
             .is_some_and(|m| m.contains("job failed"))
     });
 
-    std::fs::write(&file, smtp_url(&new)).unwrap();
+    replace(&file, smtp_url(&new));
     wait_for_reload(&served);
     let mails = new.wait_for(1).await;
     assert_eq!(mails[0].to, ["ana@example.com"]);
@@ -109,7 +118,7 @@ async fn an_invalid_new_smtp_url_keeps_the_old_server_and_the_log_says_why_witho
         &[("DEPLOY_GATE_SMTP_URL_FILE", file.to_str().unwrap())],
     );
     // A password in clear to a host that is not loopback: refused, as at start.
-    std::fs::write(&file, "smtp://mailer:pw-9f3k2x@mail.example.com:587").unwrap();
+    replace(&file, "smtp://mailer:pw-9f3k2x@mail.example.com:587");
     let failed = served.wait_for_event("a failed reload", |event| {
         event["message"] == FAILED || event["message"] == RELOADED
     });
@@ -231,7 +240,7 @@ async fn a_changed_azure_pat_file_is_the_credential_of_the_next_write_back_and_l
     let looked_up = credentials(&azure, |r| r.method.as_str() == "GET").await;
     assert_eq!(looked_up, [basic(PAT_A), basic(PAT_A)], "who, then whose");
 
-    std::fs::write(&pat, PAT_B).unwrap();
+    replace(&pat, PAT_B);
     wait_for_reload(&served);
     let decided = reqwest::Client::new()
         .post(format!("{}/approval", served.address))
@@ -289,7 +298,7 @@ async fn a_changed_chat_webhook_url_receives_the_next_notice() {
     served.wait_for_log("approval request posted");
     assert_eq!(posted_paths(&chat).await, ["/old"]);
 
-    std::fs::write(&config, policy_posting_to(&format!("{}/new", chat.uri()))).unwrap();
+    replace(&config, policy_posting_to(&format!("{}/new", chat.uri())));
     send_sighup(&served);
     wait_for_reload(&served);
     create_release(&served, 2).await;
@@ -337,7 +346,7 @@ async fn a_changed_hook_secret_refuses_the_old_one_and_accepts_the_new() {
     assert_eq!(hook_with(&served, OLD, 1).await, 202);
     assert_eq!(hook_with(&served, NEW, 2).await, 401);
 
-    std::fs::write(&file, NEW).unwrap();
+    replace(&file, NEW);
     wait_for_reload(&served);
     assert_eq!(hook_with(&served, OLD, 3).await, 401);
     assert_eq!(hook_with(&served, NEW, 4).await, 202);
@@ -361,7 +370,7 @@ async fn switching_from_the_mail_folder_to_smtp_waits_for_a_restart_and_the_log_
         "mail_from = \"other@example.com\"\nsmtp_url = \"{}\"\n",
         smtp_url(&smtp)
     );
-    std::fs::write(&config, toml).unwrap();
+    replace(&config, toml);
     send_sighup(&served);
     let restart = served
         .wait_for_log("changed settings that only a restart applies; they keep their old values");
