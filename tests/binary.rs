@@ -25,6 +25,8 @@ mod client;
 mod connections;
 #[path = "binary/reload.rs"]
 mod reload;
+#[path = "binary/reload_outbound.rs"]
+mod reload_outbound;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_deploy-gate");
 

@@ -46,7 +46,7 @@ impl Flow {
             return Ok(Creation::Existing(known));
         }
         let now = self.clock.now();
-        let plan = plan_release(&self.policies, self.defaults, new, now);
+        let plan = plan_release(&self.policies.get(), self.defaults, new, now);
         let mut change = self.begin().await?;
         let inserted = change
             .tx

@@ -26,6 +26,7 @@ use crate::{
         policy::{Defaults, Policies},
         snapshot::ReleaseSnapshot,
     },
+    live::Live,
     metrics::Metrics,
     store::{Store, StoreError, Transaction},
 };
@@ -41,7 +42,8 @@ pub struct Flow {
     wake_worker: Arc<Notify>,
     clock: Clock,
     metrics: Arc<Metrics>,
-    policies: Arc<Policies>,
+    /// Replaced by a configuration reload; read as each release is planned.
+    policies: Live<Policies>,
     defaults: Defaults,
 }
 
@@ -91,7 +93,7 @@ impl Flow {
         wake_worker: Arc<Notify>,
         clock: Clock,
         metrics: Arc<Metrics>,
-        policies: Arc<Policies>,
+        policies: Live<Policies>,
         defaults: Defaults,
     ) -> Self {
         Self {

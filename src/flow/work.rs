@@ -54,10 +54,11 @@ impl Flow {
             .requested_for
             .as_deref()
             .and_then(|r| ApproverEmail::parse(r).ok());
+        let policies = self.policies.get();
         let resolved = under_policy(
             found,
-            &self.policies,
-            self.policies.for_release(&release.key),
+            &policies,
+            policies.for_release(&release.key),
             requester.as_ref(),
             release.required_approvals,
         );

@@ -12,6 +12,7 @@ use crate::{
     approvers::ApproverSource,
     azure::{
         AzureClient,
+        access::AzureAccess,
         approvals::{
             ApprovalList, ApprovalUpdate, PipelineApproval, PipelineApprovalUpdate,
             approval_update, approval_url, pipeline_approval_url, pipeline_approvals_url,
@@ -44,8 +45,8 @@ pub struct JobContext {
     pub flow: Arc<Flow>,
     /// Where approvers come from.
     pub approvers: ApproverSource,
-    /// Where emails go.
-    pub mailer: Mailer,
+    /// Where emails go, replaced by a configuration reload: read as each email is sent.
+    pub mailer: Live<Mailer>,
     /// Token signing keys.
     pub tokens: Live<TokenKeys>,
     /// Base of approval links, without trailing slash.
@@ -54,12 +55,13 @@ pub struct JobContext {
     pub jobs: JobSettings,
     /// Client for Azure DevOps calls.
     pub azure: AzureClient,
-    /// Write-back target; `None` when not configured.
-    pub azure_devops: Option<AzureDevOps>,
+    /// Write-back target and credentials, replaced by a configuration reload.
+    pub azure_devops: Live<AzureAccess>,
     /// Counters of emails, callbacks, decisions and job attempts.
     pub metrics: Arc<Metrics>,
-    /// Approval policies: groups, reminders, escalation and channels.
-    pub policies: Arc<Policies>,
+    /// Approval policies: groups, reminders, escalation and channels (with their
+    /// webhook URLs), replaced by a configuration reload.
+    pub policies: Live<Policies>,
     /// Client for channel webhooks (Teams, Slack, generic).
     pub http: reqwest::Client,
     /// The time.
@@ -86,7 +88,8 @@ async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
 }
 
 async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let Some(azure) = &ctx.azure_devops else {
+    let access = ctx.azure_devops.get();
+    let Some(azure) = &access.devops else {
         tracing::info!(
             "DEPLOY_GATE_AZURE_DEVOPS_URL/PAT not set: decision not written back to Azure DevOps"
         );
@@ -294,9 +297,12 @@ fn mint_link(ctx: &JobContext, approval: &ApprovalRecord, release: &ReleaseRecor
 
 /// Emails an approver's request (or reminder), counting the outcome; the file
 /// written, when emails go to the mail folder.
-async fn email(ctx: &JobContext, request: &ApprovalRequest<'_>) -> anyhow::Result<Option<PathBuf>> {
-    let file = ctx
-        .mailer
+async fn email(
+    ctx: &JobContext,
+    mailer: &Mailer,
+    request: &ApprovalRequest<'_>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let file = mailer
         .send_request(request)
         .await
         .inspect_err(|_| ctx.metrics.email(false))?;
@@ -326,12 +332,13 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     }
     let release = &snapshot.release;
     let link = mint_link(ctx, &approval, release);
-    let file = email(ctx, &link.request(&approval, release, false)).await?;
+    let mailer = ctx.mailer.get();
+    let file = email(ctx, &mailer, &link.request(&approval, release, false)).await?;
     tracing::info_span!("approval_email", approval.id = %approval.id)
         .in_scope(|| log_email("approval email", &approval.email, file.as_deref()));
     // Without SMTP: the link in plain text, so it is found without decoding the .eml;
     // the file it is in, and the address masked, as everywhere.
-    if let (Some(file), Some(folder)) = (&file, ctx.mailer.directory()) {
+    if let (Some(file), Some(folder)) = (&file, mailer.directory()) {
         tracing::info!(release.key = %release.key.display(), to = %mask_email(&approval.email),
             folder = %folder.display(), file = %file.display(), link = %link.url,
             "approval link (no SMTP server configured)");
@@ -363,7 +370,12 @@ async fn send_reminder(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     };
     let release = &snapshot.release;
     let link = mint_link(ctx, &approval, release);
-    let file = email(ctx, &link.request(&approval, release, true)).await?;
+    let file = email(
+        ctx,
+        &ctx.mailer.get(),
+        &link.request(&approval, release, true),
+    )
+    .await?;
     tracing::info_span!("reminder", approval.id = %approval.id)
         .in_scope(|| log_email("reminder", &approval.email, file.as_deref()));
     Ok(ctx.store.complete_job(job.id).await?)
@@ -375,7 +387,8 @@ async fn notify_channel(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         return Ok(());
     };
     let release = &snapshot.release;
-    let policy = ctx.policies.for_release(&release.key);
+    let policies = ctx.policies.get();
+    let policy = policies.for_release(&release.key);
     let Some(url) = policy.and_then(|p| p.channel_url(kind)) else {
         tracing::warn!(
             channel = kind.as_str(),
@@ -399,8 +412,8 @@ async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
     let release = &snapshot.release;
-    let escalation = ctx
-        .policies
+    let policies = ctx.policies.get();
+    let escalation = policies
         .for_release(&release.key)
         .and_then(|p| p.escalation.as_ref());
     let Some(escalation) = escalation else {
@@ -420,7 +433,7 @@ async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         waiting_for,
         status_link: &status_link,
     };
-    let file = ctx.mailer.escalate(&notice).await?;
+    let file = ctx.mailer.get().escalate(&notice).await?;
     log_email("escalation", escalation.to.as_str(), file.as_deref());
     let done = Finished::Escalated {
         release_id: release.id,

@@ -21,7 +21,7 @@ pub enum MailTarget {
 }
 
 /// Where decisions of service-hook releases are written back.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AzureDevOps {
     /// Release-management base URL of the organization.
     pub url: url::Url,
@@ -220,6 +220,12 @@ impl Config {
     /// which a configuration reload watches.
     pub fn secret_files(&self) -> Vec<PathBuf> {
         self.effective.sources.files()
+    }
+
+    /// The settings (TOML keys) whose value differs in `newer`; the policies and
+    /// groups of the TOML file are not compared.
+    pub fn changed_settings(&self, newer: &Config) -> Vec<&'static str> {
+        self.effective.changed_in(&newer.effective)
     }
 
     /// Applies defaults and checks every value; the error names the bad variable.

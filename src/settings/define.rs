@@ -266,6 +266,16 @@ macro_rules! define_settings {
         }
 
         impl Effective {
+            /// The settings (TOML keys) whose effective value differs in `other`,
+            /// secrets compared by value and never shown.
+            pub(crate) fn changed_in(&self, other: &Effective) -> Vec<&'static str> {
+                let mut changed = Vec::new();
+                $(if self.$name.value() != other.$name.value() {
+                    changed.push(stringify!($name));
+                })+
+                changed
+            }
+
             /// The values as TOML in the keys of the settings file, secrets masked
             /// and unset keys as comments.
             pub(crate) fn to_masked_toml(&self) -> String {

@@ -20,14 +20,12 @@ use super::{
 use crate::{
     api::{self, AppState, PollCache},
     approvers::ApproverSource,
-    azure::{AzureClient, assignment::Assignments},
+    azure::AzureClient,
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,
     jobs::{JobContext, Worker},
-    live::Live,
     metrics::Metrics,
-    notify::{EmailTemplates, Mailer},
     secret::Secret,
     settings::{Config, ConnectionSettings, MailTarget},
     store::{self, Store},
@@ -53,6 +51,8 @@ pub struct App {
     store: Arc<dyn Store>,
     /// The values a configuration reload replaces, and the configuration in force.
     reloadable: Reloadable,
+    /// The client Azure DevOps is called with, for the access a reload builds.
+    azure_client: AzureClient,
     config: Config,
     /// What the secret files held as the configuration was read.
     seen: Snapshot,
@@ -104,10 +104,8 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let reloadable = Reloadable {
-            tokens: Live::new(token_keys(&config, store.as_ref()).await?),
-            api_keys: Live::new(config.api_keys.clone()),
-        };
+        let azure_client = AzureClient::new(AZURE_TIMEOUT)?;
+        let reloadable = Reloadable::build(&config, store.as_ref(), &azure_client).await?;
         log_api_keys(&config.api_keys);
         let acceptor = TcpListener::bind(config.bind)
             .into_acceptor()
@@ -125,7 +123,6 @@ impl App {
         let next_steps = NextSteps::new(&public_url, &config.mail);
         let wake = Arc::new(Notify::new());
         let metrics = Arc::new(Metrics::new());
-        let policies = Arc::new(config.policies.clone());
         let defaults = Defaults {
             required_approvals: config.required_approvals,
             approval_deadline: config.approval_deadline,
@@ -135,7 +132,7 @@ impl App {
             wake.clone(),
             clock.clone(),
             metrics.clone(),
-            policies.clone(),
+            reloadable.policies.clone(),
             defaults,
         ));
         let recorded = flow
@@ -148,42 +145,34 @@ impl App {
                 "recorded when earlier rounds were decided"
             );
         }
-        let mailer = Mailer::new(
-            &config.mail,
-            config.mail_sender.clone(),
-            EmailTemplates::load(config.mail_template_dir.as_deref())
-                .context("DEPLOY_GATE_MAIL_TEMPLATE_DIR")?,
-        )?;
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: reloadable.tokens.clone(),
             api_keys: reloadable.api_keys.clone(),
-            hook_secret: config.hook_secret.clone(),
+            hook_secret: reloadable.hook_secret.clone(),
             callback_hosts: config.callback_hosts.clone(),
             request_approvers: config.request_approvers,
             metrics: metrics.clone(),
             flow: flow.clone(),
             clock: clock.clone(),
             poll_cache: PollCache::default(),
-            assignments: Assignments::new(
-                AzureClient::new(AZURE_TIMEOUT)?,
-                config.azure_devops.clone(),
-            ),
+            azure: reloadable.azure.clone(),
             own_origin: api::origin_of(&public_url),
-            mailbox: mailer.mailbox(),
+            // Emails go into this folder until a restart: a reload keeps it.
+            mailbox: reloadable.mailer.get().mailbox(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),
             flow,
             approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
-            mailer,
+            mailer: reloadable.mailer.clone(),
             tokens: reloadable.tokens.clone(),
             public_url,
             jobs: config.jobs.clone(),
-            azure: AzureClient::new(AZURE_TIMEOUT)?,
-            azure_devops: config.azure_devops.clone(),
+            azure: azure_client.clone(),
+            azure_devops: reloadable.azure.clone(),
             metrics,
-            policies,
+            policies: reloadable.policies.clone(),
             http: reqwest::Client::builder()
                 .timeout(CHANNEL_TIMEOUT)
                 .user_agent(concat!("deploy-gate/", env!("CARGO_PKG_VERSION")))
@@ -205,6 +194,7 @@ impl App {
             worker: Worker::new(ctx, wake),
             store,
             reloadable,
+            azure_client,
             config,
             seen,
             load: None,
@@ -265,6 +255,8 @@ impl App {
                 load,
                 live: self.reloadable,
                 store: self.store.clone(),
+                azure_client: self.azure_client,
+                started: self.config.clone(),
                 current: self.config,
                 seen: self.seen,
             }

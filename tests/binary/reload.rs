@@ -12,8 +12,8 @@ use super::{Served, token_of};
 const KEY_A: &str = "key-a-0123456789abcdef0123";
 const KEY_B: &str = "key-b-0123456789abcdef0123";
 
-const RELOADED: &str = "configuration reloaded: API keys and token keys";
-const FAILED: &str = "configuration reload failed: keeping the settings in force";
+pub(super) const RELOADED: &str = "configuration reloaded";
+pub(super) const FAILED: &str = "configuration reload failed: keeping the settings in force";
 
 /// The status of `GET /releases` with `key` as a Bearer token.
 async fn releases_with(served: &Served, key: &str) -> u16 {
@@ -34,7 +34,7 @@ async fn assert_keys(served: &Served, accepted: &str, refused: &str) {
     assert_eq!(releases_with(served, refused).await, 401, "{refused}");
 }
 
-fn send_sighup(served: &Served) {
+pub(super) fn send_sighup(served: &Served) {
     let pid = served.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -46,7 +46,7 @@ fn send_sighup(served: &Served) {
 }
 
 /// The next "reloaded" event; panics (naming it) if a reload fails first.
-fn wait_for_reload(served: &Served) -> Value {
+pub(super) fn wait_for_reload(served: &Served) -> Value {
     let event = served.wait_for_event("a reload", |event| {
         event["message"] == RELOADED || event["message"] == FAILED
     });

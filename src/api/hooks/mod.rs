@@ -287,9 +287,10 @@ async fn assignment(state: &AppState, release: &HookRelease) -> Result<Assignmen
         approver: release.approver.as_deref(),
         step_approvers: release.step_approvers.as_deref(),
     };
+    let azure = state.azure.get();
     let asked = match approval.kind {
-        AzureApprovalKind::Classic => state.assignments.classic(&raised).await,
-        AzureApprovalKind::Yaml => state.assignments.yaml(&raised).await,
+        AzureApprovalKind::Classic => azure.assignments.classic(&raised).await,
+        AzureApprovalKind::Yaml => azure.assignments.yaml(&raised).await,
     };
     asked.map_err(|e| {
         tracing::warn!(
@@ -301,15 +302,19 @@ async fn assignment(state: &AppState, release: &HookRelease) -> Result<Assignmen
 }
 
 fn check_hook_secret(state: &AppState, presented: Option<&str>) -> Result<(), Problem> {
-    let Some(expected) = &state.hook_secret else {
-        return Ok(());
-    };
-    match presented {
-        Some(value) if bool::from(value.as_bytes().ct_eq(expected.expose().as_bytes())) => Ok(()),
-        _ => Err(Problem::unauthorized(
-            "the X-Deploy-Gate-Hook-Secret header is missing or wrong",
-        )),
-    }
+    state.hook_secret.read(|expected| {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        match presented {
+            Some(value) if bool::from(value.as_bytes().ct_eq(expected.expose().as_bytes())) => {
+                Ok(())
+            }
+            _ => Err(Problem::unauthorized(
+                "the X-Deploy-Gate-Hook-Secret header is missing or wrong",
+            )),
+        }
+    })
 }
 
 /// The round the event's approval belongs to. A YAML event does not name its

@@ -133,9 +133,10 @@ mod tests {
     use super::*;
     use crate::{
         clock::Clock,
-        domain::policy::Defaults,
+        domain::policy::{Defaults, Policies},
         domain::release::NewRelease,
         flow::{CancelOutcome, Creation, Flow},
+        live::Live,
         metrics::Metrics,
         secret::Secret,
         settings::DatabaseConfig,
@@ -178,7 +179,7 @@ mod tests {
             wake,
             clock,
             metrics,
-            Arc::default(),
+            Live::new(Policies::default()),
             defaults,
         )
     }

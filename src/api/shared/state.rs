@@ -7,7 +7,7 @@ use poem::Request;
 use super::poll_cache::PollCache;
 use crate::{
     api::http::{auth::Credentials, cross_site::refuse_cross_site, problem::Problem},
-    azure::assignment::Assignments,
+    azure::access::AzureAccess,
     clock::Clock,
     domain::callback::CallbackHosts,
     flow::Flow,
@@ -45,8 +45,8 @@ pub struct AppState {
     /// API keys guarding `/release`, `/releases` and `/hooks/*` (any one is accepted); empty leaves them open.
     /// Replaced by a configuration reload.
     pub api_keys: Live<Vec<Secret>>,
-    /// Header secret service hooks must send, if set.
-    pub hook_secret: Option<Secret>,
+    /// Header secret service hooks must send, if set; replaced by a configuration reload.
+    pub hook_secret: Live<Option<Secret>>,
     /// Hosts a callback-mode `PlanUrl` may name (`DEPLOY_GATE_CALLBACK_HOSTS`).
     pub callback_hosts: CallbackHosts,
     /// Whether `POST /release` may name its approvers (`DEPLOY_GATE_REQUEST_APPROVERS`).
@@ -59,8 +59,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Answers to gate polls, kept while the database is unchanged.
     pub poll_cache: PollCache,
-    /// Which Azure DevOps approvals are deploy-gate's to decide.
-    pub assignments: Assignments,
+    /// Azure DevOps write-back, and which approvals are deploy-gate's to decide;
+    /// replaced by a configuration reload.
+    pub azure: Live<AzureAccess>,
     /// The origin of `DEPLOY_GATE_PUBLIC_URL`: a browser's `Origin` on this service's own pages.
     pub own_origin: Option<String>,
     /// The mail folder, when emails are written there instead of sent (`/mail` previews it).
