@@ -28,6 +28,7 @@ use crate::{
     live::Live,
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
+    oidc::Provider,
     secret::Secret,
     settings::{Config, ConnectionSettings, MailTarget},
     store::{self, Store},
@@ -171,6 +172,8 @@ impl App {
             ),
             own_origin: api::origin_of(&public_url),
             mailbox: mailer.mailbox(),
+            sign_in: config.sign_in.clone().map(Provider::new).transpose()?,
+            public_url: public_url.clone(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),
