@@ -100,6 +100,11 @@ fn policies() -> Vec<PolicySettings> {
 /// The app signing approvers in at `provider`, with Ana (`ana-sub`, verified) and Bob
 /// (`bob-sub`, verified) known there.
 async fn app_with(provider: &Provider) -> TestApp {
+    app_trusting(provider, None).await
+}
+
+/// [`app_with`], trusting the work accounts of `tenants` (`DEPLOY_GATE_OIDC_TENANTS`).
+async fn app_trusting(provider: &Provider, tenants: Option<&str>) -> TestApp {
     provider
         .user(
             "ana-sub",
@@ -117,6 +122,7 @@ async fn app_with(provider: &Provider) -> TestApp {
         s.oidc_issuer = Some(issuer);
         s.oidc_client_id = Some(CLIENT_ID.into());
         s.oidc_client_secret = Some(Secret::new("client-secret-0123456789"));
+        s.oidc_tenants = tenants.map(str::to_owned);
         s.policies = policies();
     })
     .await
@@ -440,6 +446,25 @@ async fn api_clients_get_403_problems_and_a_replayed_callback_is_refused() {
     let problem: Value = replayed.json().await.unwrap();
     assert_eq!(problem["type"], "urn:deploy-gate:problem:sign-in-refused");
     assert_eq!(approval_json(&app, &link).await["decision"], "pending");
+}
+
+/// An Entra ID work account has no `email_verified`: its `preferred_username` counts only
+/// where its tenant (`tid`) is listed.
+#[tokio::test]
+async fn an_entra_work_account_counts_by_its_username_only_from_a_listed_tenant() {
+    let Some(provider) = Provider::start("sign-in with a work account").await else {
+        return;
+    };
+    let claims = json!({"preferred_username": "ANA@example.com", "tid": "tenant-1"});
+    for (tenants, expected) in [(None, 403), (Some("tenant-2,Tenant-1"), 303)] {
+        let app = app_trusting(&provider, tenants).await;
+        provider.user("ana-work", claims.clone()).await;
+        let link = ana_link(&app, "Devx").await;
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let (callback, cookie) = callback_for(&app, &provider, &token, "ana-work").await;
+        let answer = get_with_cookie(&app, &callback, &cookie).await;
+        assert_eq!(answer.status(), expected, "tenants {tenants:?}");
+    }
 }
 
 /// Starts a sign-in for `token` and signs in at the provider as `sub` without a browser:
