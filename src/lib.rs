@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod notify;
+pub mod oidc;
 pub mod secret;
 pub mod settings;
 pub mod startup;

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["api/pages"],
     &["api/http"],
     &["flow"],
-    &["store", "approvers", "azure", "notify"],
+    &["store", "approvers", "azure", "notify", "oidc"],
     &["settings"],
     &["token"],
     &["domain"],

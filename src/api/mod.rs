@@ -29,6 +29,7 @@ use http::{allow, body_limit, docs_headers, observe, problem, rate_limit};
 type Operations = (
     release::ReleaseApi,
     approval::ApprovalApi,
+    approval::SignInApi,
     board::BoardApi,
     hooks::HooksApi,
     health::HealthApi,
@@ -42,6 +43,7 @@ pub fn openapi_service() -> OpenApiService<Operations, ()> {
         (
             release::ReleaseApi,
             approval::ApprovalApi,
+            approval::SignInApi,
             board::BoardApi,
             hooks::HooksApi,
             health::HealthApi,

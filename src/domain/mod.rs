@@ -12,4 +12,5 @@ pub mod policy;
 pub mod progress;
 pub mod release;
 pub mod settlement;
+pub mod sign_in;
 pub mod snapshot;

@@ -8,6 +8,7 @@ use super::{
     job::JobKind,
     policy::{Decided, Decision, Ended, Outcome, ReleaseStatus, Rule, Vote, decide},
     release::{AzureApprovalRef, ReleaseKey},
+    sign_in::SignedIdentity,
 };
 
 /// A stored release.
@@ -98,6 +99,8 @@ pub struct ApprovalRecord {
     pub email_sent_at: Option<DateTime<Utc>>,
     /// Raised each time the email is re-sent; links of older generations no longer work.
     pub link_generation: i64,
+    /// Who signed in to make the decision, where the policy required it.
+    pub signed_in: Option<SignedIdentity>,
 }
 
 /// A job that has failed at least once, as shown on its release.

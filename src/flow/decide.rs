@@ -8,6 +8,7 @@ use crate::{
         job::{JobKind, Subject},
         policy::Decision,
         progress::{decision_line, waiting_line},
+        sign_in::SignedIdentity,
         snapshot::ReleaseSnapshot,
     },
     store::StoreError,
@@ -51,14 +52,15 @@ pub enum ResendOutcome {
 }
 
 impl Flow {
-    /// Records an approver's decision unless the approver or the release has
-    /// already decided; the decision that makes the release final queues its
-    /// callbacks and write-back with it.
+    /// Records an approver's decision (with the identity they signed in as, where the
+    /// policy required it) unless the approver or the release has already decided; the
+    /// decision that makes the release final queues its callbacks and write-back with it.
     pub async fn decide(
         &self,
         approval_id: Uuid,
         decision: Decision,
         comment: Option<&str>,
+        identity: Option<&SignedIdentity>,
     ) -> Result<DecisionOutcome, StoreError> {
         let now = self.clock.now();
         let mut change = self.begin().await?;
@@ -80,7 +82,7 @@ impl Flow {
         }
         change
             .tx
-            .record_decision(approval_id, decision, comment, now)
+            .record_decision(approval_id, decision, comment, identity, now)
             .await?;
         let after = change.tx.read_release(before.release.id).await?;
         let status = after.outcome(now).status;

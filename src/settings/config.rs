@@ -33,6 +33,19 @@ pub struct AzureDevOps {
     pub api_version: String,
 }
 
+/// The OpenID Connect provider approvers sign in with, where a policy asks for it.
+#[derive(Clone, Debug)]
+pub struct SignIn {
+    /// Issuer; its discovery document is `<issuer>/.well-known/openid-configuration`.
+    pub issuer: url::Url,
+    /// deploy-gate's client id at the provider.
+    pub client_id: String,
+    /// deploy-gate's client secret, unless it is a public client.
+    pub client_secret: Option<Secret>,
+    /// Entra ID tenants whose accounts are trusted without `email_verified`.
+    pub tenants: Vec<String>,
+}
+
 /// The database and its connection pool.
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
@@ -211,6 +224,8 @@ pub struct Config {
     pub service_url: Option<url::Url>,
     /// Approval policies and groups.
     pub policies: Policies,
+    /// Sign-in of approvers, if configured.
+    pub sign_in: Option<SignIn>,
     /// The settings it was made from, for `deploy-gate config`.
     effective: Effective,
 }
@@ -239,6 +254,8 @@ impl Config {
                 Err(format!("{} is not a folder", dir.display()))
             }
         })?;
+        let policies = policies_from_settings(&s.policies, &s.groups)?;
+        let sign_in = sign_in(&e, &policies)?;
         Ok(Config {
             bind: *e.bind.value(),
             public_url: e.public_url.convert_some(|url| parse_public_url(url))?,
@@ -267,7 +284,8 @@ impl Config {
             jobs: JobSettings::from_effective(&e)?,
             log_format: *e.log_format.value(),
             service_url: e.url.convert_some(|url| parse_http_url(url))?,
-            policies: policies_from_settings(&s.policies, &s.groups)?,
+            policies,
+            sign_in,
             effective: e,
         })
     }
@@ -400,6 +418,41 @@ fn azure_devops(e: &Effective) -> anyhow::Result<Option<AzureDevOps>> {
         (Some(_), None) => Err(pat.error(format_args!("must be set with {}", url.env()))),
         (None, Some(_)) => Err(url.error(format_args!("must be set with {}", pat.env()))),
     }
+}
+
+/// The sign-in provider: issuer and client id go together, and a policy that
+/// requires sign-in needs them.
+fn sign_in(e: &Effective, policies: &Policies) -> anyhow::Result<Option<SignIn>> {
+    let (issuer, client_id) = (&e.oidc_issuer, &e.oidc_client_id);
+    let sign_in = match (issuer.value(), client_id.value()) {
+        (Some(text), Some(id)) if !id.trim().is_empty() => Some(SignIn {
+            issuer: issuer.convert(|_| parse_http_url(text))?,
+            client_id: id.trim().to_owned(),
+            client_secret: e.oidc_client_secret.value().clone(),
+            tenants: e
+                .oidc_tenants
+                .value()
+                .iter()
+                .flat_map(|list| list.split(','))
+                .map(|t| t.trim().to_ascii_lowercase())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        }),
+        (Some(_), Some(_)) => return Err(client_id.error("must not be empty")),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(client_id.error(format_args!("must be set with {}", issuer.env())));
+        }
+        (None, Some(_)) => {
+            return Err(issuer.error(format_args!("must be set with {}", client_id.env())));
+        }
+    };
+    if sign_in.is_none() && policies.policies().iter().any(|p| p.sign_in) {
+        return Err(issuer.error(
+            "must be set (with DEPLOY_GATE_OIDC_CLIENT_ID) since a policy sets require_sign_in",
+        ));
+    }
+    Ok(sign_in)
 }
 
 /// The organization URL behind a release-management URL:

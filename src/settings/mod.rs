@@ -25,7 +25,7 @@ use crate::secret::Secret;
 
 pub use config::{
     AzureDevOps, Config, ConnectionSettings, DatabaseConfig, JobSettings, MailTarget,
-    RateLimitSettings, Sender,
+    RateLimitSettings, Sender, SignIn,
 };
 pub use define::{Definition, Fallback};
 pub use files::{Source, Sources, file_key, file_variable};
@@ -127,6 +127,23 @@ define::define_settings! {
         shown url_masked;
     /// `api-version` of the calls to the approvals APIs (older for Azure DevOps Server).
     azure_devops_api_version: String, env "DEPLOY_GATE_AZURE_DEVOPS_API_VERSION", default "7.1";
+    /// Issuer of the OpenID Connect provider approvers sign in with where a policy sets
+    /// `require_sign_in` (see `docs/sign-in.md`), e.g.
+    /// `https://login.microsoftonline.com/<tenant id>/v2.0`; its
+    /// `/.well-known/openid-configuration` is read at sign-in.
+    oidc_issuer: String, env "DEPLOY_GATE_OIDC_ISSUER", unset "no sign-in", shown url_masked;
+    /// Client (application) id of deploy-gate at the OpenID Connect provider; its
+    /// redirect URI is `<public_url>/approval/signed-in`.
+    oidc_client_id: String, env "DEPLOY_GATE_OIDC_CLIENT_ID", unset "no sign-in";
+    /// Client secret of deploy-gate at the OpenID Connect provider (sent in the body
+    /// of the code exchange, with PKCE).
+    oidc_client_secret: Secret, env "DEPLOY_GATE_OIDC_CLIENT_SECRET",
+        unset "a public client: PKCE alone";
+    /// Entra ID tenant ids, comma separated: an account whose `tid` is listed is
+    /// trusted by its `email` or `preferred_username` (Entra ID sends no
+    /// `email_verified` for work accounts); other accounts need `email_verified=true`.
+    oidc_tenants: String, env "DEPLOY_GATE_OIDC_TENANTS",
+        unset "only addresses with `email_verified=true`";
     /// Approvals a release needs; `0` means every approver.
     required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
     /// How long a release may stay undecided before it is `expired`.

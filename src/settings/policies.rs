@@ -51,6 +51,10 @@ pub struct PolicySettings {
     /// Any HTTP endpoint; each approver's request is posted as JSON (see `docs/approvers.md`).
     #[serde(default)]
     pub webhook: Option<Secret>,
+    /// Approvers must sign in with the OpenID Connect provider (`DEPLOY_GATE_OIDC_*`) as
+    /// themselves before their decision counts (see `docs/sign-in.md`) [default: false].
+    #[serde(default)]
+    pub require_sign_in: bool,
 }
 
 /// One `require` item: `{ group = "sre", count = 2 }` or `{ group = "owners", all = true }`.
@@ -122,6 +126,9 @@ fn policy_to_toml(policy: &Policy) -> toml::Value {
         t.insert("stage".into(), stage.clone().into());
     }
     t.insert("allow_self_approval".into(), policy.self_approval.into());
+    if policy.sign_in {
+        t.insert("require_sign_in".into(), true.into());
+    }
     if let Some(deadline) = &policy.deadline {
         t.insert("deadline".into(), duration(deadline).into());
     }
@@ -218,6 +225,7 @@ fn policy_from_settings(p: &PolicySettings) -> anyhow::Result<Policy> {
         reminders,
         escalation,
         channels,
+        sign_in: p.require_sign_in,
     })
 }
 

@@ -554,3 +554,32 @@ fn a_secret_left_at_its_default_says_so() {
     let line = printed_line(Settings::default(), "database_url");
     assert!(line.ends_with("# from: default"), "{line}");
 }
+
+#[test]
+fn a_policy_requiring_sign_in_needs_the_provider_and_the_provider_needs_a_client_id() {
+    let requiring: Settings =
+        toml::from_str("[[policies]]\nteam_project = \"Devx\"\nrequire_sign_in = true\n").unwrap();
+    let err = format!(
+        "{:#}",
+        Config::from_settings(requiring.clone()).unwrap_err()
+    );
+    assert!(err.contains("DEPLOY_GATE_OIDC_ISSUER"), "{err}");
+    let issuer_alone = Settings {
+        oidc_issuer: Some("https://login.microsoftonline.com/t1/v2.0".into()),
+        ..requiring.clone()
+    };
+    let err = format!(
+        "{:#}",
+        Config::from_settings(issuer_alone.clone()).unwrap_err()
+    );
+    assert!(err.contains("DEPLOY_GATE_OIDC_CLIENT_ID"), "{err}");
+    let complete = Settings {
+        oidc_client_id: Some("app-1".into()),
+        oidc_tenants: Some(" T1 , t2,".into()),
+        ..issuer_alone
+    };
+    let config = Config::from_settings(complete).unwrap();
+    let sign_in = config.sign_in.expect("sign-in configured");
+    assert_eq!(sign_in.tenants, ["t1", "t2"]);
+    assert!(config.policies.policies()[0].sign_in);
+}

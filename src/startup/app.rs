@@ -26,6 +26,7 @@ use crate::{
     flow::Flow,
     jobs::{JobContext, Worker},
     metrics::Metrics,
+    oidc::Provider,
     secret::Secret,
     settings::{Config, ConnectionSettings, MailTarget},
     store::{self, Store},
@@ -160,6 +161,8 @@ impl App {
             own_origin: api::origin_of(&public_url),
             // Emails go into this folder until a restart: a reload keeps it.
             mailbox: reloadable.mailer.get().mailbox(),
+            sign_in: config.sign_in.clone().map(Provider::new).transpose()?,
+            public_url: public_url.clone(),
         });
         let ctx = Arc::new(JobContext {
             store: store.clone(),

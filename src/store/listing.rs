@@ -47,7 +47,7 @@ macro_rules! candidates {
     ($project:literal, $limit:literal) => {
         concat!(
             "SELECT r.*, a.approval_id, a.email, a.decision, a.comment, a.decided_at, a.email_sent_at,
-                    a.link_generation,
+                    a.link_generation, a.signed_in_issuer, a.signed_in_subject, a.signed_in_email,
                     (SELECT COUNT(*) FROM job j
                      WHERE j.release_id = r.release_id AND j.last_error IS NOT NULL) AS failing_jobs
              FROM (SELECT * FROM release r

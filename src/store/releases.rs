@@ -19,6 +19,7 @@ use crate::domain::{
     link::ReleaseUrl,
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
+    sign_in::SignedIdentity,
     snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot, Settlement},
 };
 
@@ -30,7 +31,8 @@ macro_rules! snapshot_query {
         concat!(
             "SELECT release.*, approval.approval_id, approval.email, approval.decision,
                     approval.decided_at, approval.comment, approval.email_sent_at,
-                    approval.link_generation,
+                    approval.link_generation, approval.signed_in_issuer,
+                    approval.signed_in_subject, approval.signed_in_email,
                     (SELECT COUNT(*) FROM job
                      WHERE job.release_id = release.release_id AND job.last_error IS NOT NULL)
                     AS failing_jobs
@@ -313,14 +315,20 @@ pub(super) fn decided(
     approval_id: Uuid,
     decision: Decision,
     comment: Option<&str>,
+    identity: Option<&SignedIdentity>,
     now: DateTime<Utc>,
 ) -> Sql {
     Sql::new(
-        "UPDATE approval SET decision = $1, comment = $2, decided_at = $3 WHERE approval_id = $4",
+        "UPDATE approval SET decision = $1, comment = $2, decided_at = $3, signed_in_issuer = $4,
+                signed_in_subject = $5, signed_in_email = $6
+         WHERE approval_id = $7",
     )
     .bind(decision.as_str())
     .bind(comment)
     .bind(now)
+    .bind(identity.map(|i| i.issuer.as_str()))
+    .bind(identity.map(|i| i.subject.as_str()))
+    .bind(identity.map(|i| i.email.as_str()))
     .bind(approval_id)
 }
 

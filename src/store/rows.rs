@@ -10,6 +10,7 @@ use crate::{
         job::{Job, JobKind},
         policy::{Decided, Decision, ReleaseStatus, Rule},
         release::{AzureApprovalKind, AzureApprovalRef, Phase, ReleaseKey},
+        sign_in::SignedIdentity,
         snapshot::{
             ApprovalRecord, AzureApprovalRecord, CallbackEntry, Cancellation, JobTrouble,
             ReleaseRecord, Settlement,
@@ -135,6 +136,22 @@ pub(super) fn approval(row: &impl Columns) -> Result<ApprovalRecord, StoreError>
         comment: row.opt_text("comment")?,
         email_sent_at: row.opt_time("email_sent_at")?,
         link_generation: row.int("link_generation")?,
+        signed_in: signed_in(row)?,
+    })
+}
+
+/// Who signed in to make an approval's decision, if anyone did.
+fn signed_in(row: &impl Columns) -> Result<Option<SignedIdentity>, StoreError> {
+    let issuer = row.opt_text("signed_in_issuer")?;
+    let subject = row.opt_text("signed_in_subject")?;
+    let email = row.opt_text("signed_in_email")?;
+    Ok(match (issuer, subject, email) {
+        (Some(issuer), Some(subject), Some(email)) => Some(SignedIdentity {
+            issuer,
+            subject,
+            email,
+        }),
+        _ => None,
     })
 }
 

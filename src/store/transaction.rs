@@ -11,6 +11,7 @@ use crate::domain::{
     job::{JobKind, NewJob},
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, ReleaseKey},
+    sign_in::SignedIdentity,
     snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseSnapshot, Settlement},
 };
 
@@ -48,12 +49,13 @@ pub trait Transaction: Send {
         resolved: &ResolvedApprovers,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Records an approver's decision.
+    /// Records an approver's decision, with who signed in to make it, if anyone did.
     async fn record_decision(
         &mut self,
         approval_id: Uuid,
         decision: Decision,
         comment: Option<&str>,
+        identity: Option<&SignedIdentity>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// Records an operator's cancellation.
@@ -248,9 +250,10 @@ impl Transaction for WriteTx<'_> {
         approval_id: Uuid,
         decision: Decision,
         comment: Option<&str>,
+        identity: Option<&SignedIdentity>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let sql = releases::decided(approval_id, decision, comment, now);
+        let sql = releases::decided(approval_id, decision, comment, identity, now);
         self.0.execute(sql).await.map(drop)
     }
 

@@ -257,7 +257,7 @@ fn save_png(dir: &std::path::Path, name: &str, png: &[u8]) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-fn find_on_path(program: &str) -> Option<PathBuf> {
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')

@@ -43,6 +43,7 @@ mod resilience;
 mod rounds;
 mod screens;
 mod settlements;
+mod sign_in;
 mod success_criteria;
 mod token_rotation;
 mod tokens;

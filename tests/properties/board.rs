@@ -116,7 +116,7 @@ async fn store_case(store: &dyn Store, id: usize, case: &Case) {
         .unwrap();
     for (approval_id, decided) in approvals {
         if let Some((decision, at)) = decided {
-            tx.record_decision(approval_id, decision, None, minute(at))
+            tx.record_decision(approval_id, decision, None, None, minute(at))
                 .await
                 .unwrap();
         }

@@ -137,6 +137,7 @@ pub fn cases() -> impl Strategy<Value = Case> {
                         requirements,
                         requester: requester.map(|i| POOL[i].to_owned()),
                         self_approval,
+                        sign_in: false,
                     },
                     votes: voters
                         .iter()

@@ -1,6 +1,7 @@
 //! `GET /approval?token=…` (view, never changes state) and `POST /approval` (decide).
 
 mod page;
+mod sign_in;
 mod view;
 
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use poem_openapi::{
     payload::{Form, Json},
 };
 
-use self::view::{ApprovalView, DecisionBody, DecisionInput, DecisionRequest};
+pub use self::sign_in::SignInApi;
+use self::view::{ApprovalView, DecisionBody, DecisionInput, DecisionRequest, SignedInBody};
 use crate::api::{
     http::{
         negotiate::{Negotiated, wants_html},
@@ -68,7 +70,10 @@ impl ErrorStatuses for DecideErrors {
             401,
             "The token is malformed, tampered with, expired, replaced by a re-sent one, or not issued by this service.",
         ),
-        (403, "The token does not match the approval it names."),
+        (
+            403,
+            "The token does not match the approval it names, or the release's policy requires a sign-in that this browser has not made.",
+        ),
         (
             409,
             "This approver already made the other decision, or the release is already decided or expired.",
@@ -115,7 +120,9 @@ impl ApprovalApi {
             .map_err(|p| ProblemPage::new(p, html, Audience::Approver))?;
         let view = approval_view(&approval, &snapshot, state.clock.now());
         Ok(if html {
-            Negotiated::Html(page::approval_page(&view, &token))
+            let signed_in = sign_in::signed_in_identity(&state, req, approval.id);
+            let email = signed_in.as_ref().map(|i| i.email.as_str());
+            Negotiated::Html(page::approval_page(&view, &token, email))
         } else {
             Negotiated::Json(view)
         })
@@ -137,7 +144,7 @@ impl ApprovalApi {
         let input = match body {
             DecisionBody::Json(Json(input)) | DecisionBody::Form(Form(input)) => input,
         };
-        decide(&state, &input)
+        decide(&state, req, &input)
             .await
             .map(|view| {
                 if html {
@@ -150,12 +157,28 @@ impl ApprovalApi {
     }
 }
 
-async fn decide(state: &AppState, input: &DecisionRequest) -> Result<ApprovalView, Problem> {
+async fn decide(
+    state: &AppState,
+    req: &Request,
+    input: &DecisionRequest,
+) -> Result<ApprovalView, Problem> {
     let (token, decision, comment) = check_decision(input)?;
-    let (approval, _) = authorize(state, token).await?;
+    let (approval, snapshot) = authorize(state, token).await?;
+    let identity = if sign_in::required(&snapshot) {
+        let identity = sign_in::signed_in_identity(state, req, approval.id).ok_or_else(|| {
+            Problem::new(
+                ProblemCode::SignInRequired,
+                "this release's policy asks approvers to sign in before deciding: open the \
+                 approval link in a browser and sign in",
+            )
+        })?;
+        Some(identity)
+    } else {
+        None
+    };
     let outcome = state
         .flow
-        .decide(approval.id, decision, comment.as_deref())
+        .decide(approval.id, decision, comment.as_deref(), identity.as_ref())
         .await?;
     let snapshot = match outcome {
         DecisionOutcome::Recorded(snapshot) | DecisionOutcome::Unchanged(snapshot) => snapshot,
@@ -335,6 +358,12 @@ fn approval_view(
         decided_at: approval.decided.map(|d| d.at),
         comment: approval.comment.clone(),
         can_decide: approval.decided.is_none() && status == StatusValue::Pending,
+        sign_in_required: snapshot.release.rule.sign_in,
+        signed_in: approval.signed_in.as_ref().map(|i| SignedInBody {
+            issuer: i.issuer.clone(),
+            subject: i.subject.clone(),
+            email: i.email.clone(),
+        }),
         status,
         release,
     }

@@ -48,10 +48,16 @@ fn view_context(view: &ApprovalView) -> minijinja::Value {
     }
 }
 
-/// The page an approver opens from the email.
-pub fn approval_page(view: &ApprovalView, token: &str) -> String {
+/// The page an approver opens from the email; `signed_in_as` is whom this browser signed
+/// in as, where the policy asks for a sign-in.
+pub fn approval_page(view: &ApprovalView, token: &str, signed_in_as: Option<&str>) -> String {
     let mut ctx = view_context(view);
-    ctx = context! { token => token, ..ctx };
+    ctx = context! {
+        token => token,
+        sign_in_required => view.sign_in_required,
+        signed_in_as => signed_in_as,
+        ..ctx
+    };
     render("approval.html", ctx)
 }
 

@@ -38,6 +38,22 @@ pub struct ApprovalView {
     pub status: StatusValue,
     /// Whether this approver can still decide.
     pub can_decide: bool,
+    /// Whether a decision counts only after the approver signs in (the release's policy
+    /// sets `require_sign_in`; see `GET /approval/sign-in`).
+    pub sign_in_required: bool,
+    /// Who signed in to make this approver's decision; absent for a decision by link alone.
+    pub signed_in: Option<SignedInBody>,
+}
+
+/// The identity an approver signed in as to decide.
+#[derive(Object, Clone, Debug)]
+pub struct SignedInBody {
+    /// The identity provider (`iss` of the ID token).
+    pub issuer: String,
+    /// The person at that provider (`sub`).
+    pub subject: String,
+    /// The address that matched the approver, in canonical form.
+    pub email: String,
 }
 
 impl PageBody for ApprovalView {
@@ -109,6 +125,8 @@ impl Example for ApprovalView {
             comment: mine.comment,
             status: release.status,
             can_decide: true,
+            sign_in_required: false,
+            signed_in: None,
             release,
         }
     }

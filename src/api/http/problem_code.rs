@@ -93,6 +93,18 @@ problem_codes! {
     /// another site's page (`Sec-Fetch-Site` `cross-site`/`same-site`, or an `Origin` not this
     /// service's); nothing changed. Requests without either header are not affected.
     CrossSiteRequest = ("cross-site-request", FORBIDDEN, "Cross-site request refused"),
+    /// The release's policy requires approvers to sign in (`require_sign_in`): the
+    /// decision counts only after its approver signed in, in this browser, at
+    /// `GET /approval/sign-in`. Nothing was stored.
+    SignInRequired = ("sign-in-required", FORBIDDEN, "Sign in to decide"),
+    /// The person who signed in is not the approval's approver: the provider vouched for
+    /// another address, or for none (no `email_verified`, and no configured tenant).
+    /// Nothing was stored.
+    WrongApprover = ("wrong-approver", FORBIDDEN, "You signed in as someone else"),
+    /// The sign-in's callback was refused: its `state` is not the one this browser was
+    /// sent with (tampered, replayed, or the sign-in expired), or the ID token is not
+    /// valid (signature, issuer, audience, expiry) or was issued for another `nonce`.
+    SignInRefused = ("sign-in-refused", FORBIDDEN, "The sign-in was refused"),
     /// No such release, approver of a release, or path. A release asked for in the wrong
     /// stage or round names the stages, or the rounds of its stage, that do exist.
     NotFound = ("not-found", NOT_FOUND, "Not found"),
@@ -120,6 +132,9 @@ problem_codes! {
     RateLimited = ("rate-limited", TOO_MANY_REQUESTS, "Too many requests"),
     /// The service failed; the cause is logged, never returned.
     Internal = ("internal", INTERNAL_SERVER_ERROR, "Internal error"),
+    /// The OpenID Connect provider could not be reached, or answered the discovery, code
+    /// exchange or key request with an error; try signing in again.
+    SignInUnavailable = ("sign-in-unavailable", BAD_GATEWAY, "The identity provider failed"),
     /// The database is unavailable; try again.
     Unavailable = ("unavailable", SERVICE_UNAVAILABLE, "Service unavailable"),
     /// The service holds `DEPLOY_GATE_HTTP_MAX_CONNECTIONS` connections already; this one is

@@ -14,6 +14,7 @@ use crate::{
     live::Live,
     metrics::Metrics,
     notify::Mailbox,
+    oidc::Provider,
     secret::Secret,
     store::Store,
     token::TokenKeys,
@@ -66,6 +67,10 @@ pub struct AppState {
     pub own_origin: Option<String>,
     /// The mail folder, when emails are written there instead of sent (`/mail` previews it).
     pub mailbox: Option<Mailbox>,
+    /// The identity provider approvers sign in with, where a policy asks for it.
+    pub sign_in: Option<Provider>,
+    /// The base of links to this service (`DEPLOY_GATE_PUBLIC_URL`, or the bound address).
+    pub public_url: String,
 }
 
 impl AppState {

@@ -42,6 +42,8 @@ pub struct Policy {
     pub escalation: Option<Escalation>,
     /// Channels besides email, with their URLs.
     pub channels: Vec<(ChannelKind, Secret)>,
+    /// Whether approvers must sign in (OpenID Connect) before their decision counts.
+    pub sign_in: bool,
 }
 
 /// Every policy and group of the configuration.
@@ -120,6 +122,7 @@ impl Policies {
     ) -> Resolution {
         let mut rule = Rule::from_required(required_approvals);
         rule.requester = requester.map(|r| r.as_str().to_owned());
+        rule.sign_in = policy.is_some_and(|p| p.sign_in);
         let Some(policy) = policy.filter(|p| !p.requirements.is_empty()) else {
             rule.self_approval = policy.is_some_and(|p| p.self_approval);
             return Resolution {

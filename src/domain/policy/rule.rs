@@ -109,6 +109,10 @@ pub struct Rule {
     /// Whether the requester's own approval counts.
     #[serde(default)]
     pub self_approval: bool,
+    /// Whether a decision counts only after the approver signs in (OpenID Connect)
+    /// as the approval's approver.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sign_in: bool,
 }
 
 impl Rule {
@@ -122,6 +126,7 @@ impl Rule {
             }],
             requester: None,
             self_approval: false,
+            sign_in: false,
         }
     }
 
@@ -460,6 +465,7 @@ mod tests {
             ],
             requester: None,
             self_approval: false,
+            sign_in: false,
         };
         let run =
             |approvals: &[Option<Decided>]| decide(&rule, &votes(approvals), None, at(100), at(5));
@@ -487,6 +493,7 @@ mod tests {
             requirements: vec![group("owners", &["a@x.io"], Needed::All)],
             requester: Some("a@x.io".into()),
             self_approval: false,
+            sign_in: false,
         };
         let o = decide(&rule, &votes(&[approve(1)]), None, at(100), at(5));
         assert_eq!(o.status, ReleaseStatus::Pending);
@@ -610,6 +617,7 @@ mod tests {
             requirements: vec![group("sre", &["a@x.io"], Needed::AtLeast(1))],
             requester: Some("b@x.io".into()),
             self_approval: false,
+            sign_in: false,
         };
         let text = serde_json::to_string(&rule).unwrap();
         assert_eq!(serde_json::from_str::<Rule>(&text).unwrap(), rule);
