@@ -3,8 +3,10 @@
 
 pub mod approvals;
 pub mod assignment;
+pub mod auth;
 pub mod callback;
 pub mod client;
 pub mod hooks;
 
+pub use auth::{AzureAuth, Organization};
 pub use client::AzureClient;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::{
     approvers::ApproverSource,
     azure::{
-        AzureClient,
+        AzureClient, Organization,
         approvals::{
             ApprovalList, ApprovalUpdate, PipelineApproval, PipelineApprovalUpdate,
             approval_update, approval_url, pipeline_approval_url, pipeline_approvals_url,
@@ -31,7 +31,7 @@ use crate::{
     live::Live,
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer},
-    settings::{AzureDevOps, JobSettings},
+    settings::JobSettings,
     store::Store,
     token::{ApprovalClaims, TokenKeys},
 };
@@ -54,8 +54,8 @@ pub struct JobContext {
     pub jobs: JobSettings,
     /// Client for Azure DevOps calls.
     pub azure: AzureClient,
-    /// Write-back target; `None` when not configured.
-    pub azure_devops: Option<AzureDevOps>,
+    /// Write-back target and deploy-gate's credential there; `None` when not configured.
+    pub azure_devops: Option<Organization>,
     /// Counters of emails, callbacks, decisions and job attempts.
     pub metrics: Arc<Metrics>,
     /// Approval policies: groups, reminders, escalation and channels.
@@ -88,7 +88,7 @@ async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
 async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     let Some(azure) = &ctx.azure_devops else {
         tracing::info!(
-            "DEPLOY_GATE_AZURE_DEVOPS_URL/PAT not set: decision not written back to Azure DevOps"
+            "DEPLOY_GATE_AZURE_DEVOPS_URL not set: decision not written back to Azure DevOps"
         );
         return Ok(ctx.store.complete_job(job.id).await?);
     };
@@ -132,11 +132,11 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
 /// when it is still open or Azure cannot say.
 async fn decided_in_azure(
     ctx: &JobContext,
-    azure: &AzureDevOps,
+    azure: &Organization,
     release: &ReleaseRecord,
     approval: &AzureApprovalRef,
 ) -> Option<Decision> {
-    let auth = || Auth::BasicPat(azure.pat.expose());
+    let auth = || Auth::Own(&azure.auth);
     let project = &release.key.team_project;
     match approval.kind {
         AzureApprovalKind::Classic => {
@@ -145,11 +145,11 @@ async fn decided_in_azure(
                 ("rejected", Decision::Reject),
             ] {
                 let url = release_approvals_with_status_url(
-                    azure.url.as_str(),
+                    azure.settings.url.as_str(),
                     project,
                     &release.key.release_id,
                     status,
-                    &azure.api_version,
+                    &azure.settings.api_version,
                 );
                 let list: ApprovalList = ctx.azure.get_json(&url, auth()).await.ok()?;
                 if list.holds(&approval.id) {
@@ -160,10 +160,10 @@ async fn decided_in_azure(
         }
         AzureApprovalKind::Yaml => {
             let url = pipeline_approval_url(
-                azure.org_url.as_str(),
+                azure.settings.org_url.as_str(),
                 project,
                 &approval.id,
-                &azure.api_version,
+                &azure.settings.api_version,
             );
             let found: PipelineApproval = ctx.azure.get_json(&url, auth()).await.ok()?;
             match found.status.as_str() {
@@ -179,20 +179,20 @@ async fn decided_in_azure(
 /// release approvals API, a YAML one through the pipelines approvals API.
 async fn write_back_one(
     ctx: &JobContext,
-    azure: &AzureDevOps,
+    azure: &Organization,
     project: &str,
     approval: &AzureApprovalRef,
     update: &ApprovalUpdate,
 ) -> anyhow::Result<()> {
-    let auth = Auth::BasicPat(azure.pat.expose());
+    let auth = Auth::Own(&azure.auth);
     let method = azure_core::http::Method::Patch;
     match approval.kind {
         AzureApprovalKind::Classic => {
             let url = approval_url(
-                azure.url.as_str(),
+                azure.settings.url.as_str(),
                 project,
                 &approval.id,
-                &azure.api_version,
+                &azure.settings.api_version,
             );
             ctx.azure
                 .send_json(method, &url, auth, update)
@@ -200,7 +200,11 @@ async fn write_back_one(
                 .context("updating the Azure DevOps release approval")
         }
         AzureApprovalKind::Yaml => {
-            let url = pipeline_approvals_url(azure.org_url.as_str(), project, &azure.api_version);
+            let url = pipeline_approvals_url(
+                azure.settings.org_url.as_str(),
+                project,
+                &azure.settings.api_version,
+            );
             let body = [PipelineApprovalUpdate {
                 approval_id: &approval.id,
                 status: update.status,

@@ -20,7 +20,7 @@ use super::{
 use crate::{
     api::{self, AppState, PollCache},
     approvers::ApproverSource,
-    azure::{AzureClient, assignment::Assignments},
+    azure::{AzureClient, Organization, assignment::Assignments},
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,
@@ -154,6 +154,14 @@ impl App {
             EmailTemplates::load(config.mail_template_dir.as_deref())
                 .context("DEPLOY_GATE_MAIL_TEMPLATE_DIR")?,
         )?;
+        // One credential for the hook's look-ups and the jobs' write-backs: one token cache.
+        let azure = AzureClient::new(AZURE_TIMEOUT, &config.azure_ca_certificates)?;
+        let organization = config
+            .azure_devops
+            .as_ref()
+            .map(|settings| Organization::new(settings, &azure))
+            .transpose()
+            .context("DEPLOY_GATE_AZURE_*: the Entra ID credential")?;
         let state = Arc::new(AppState {
             store: store.clone(),
             tokens: reloadable.tokens.clone(),
@@ -165,10 +173,7 @@ impl App {
             flow: flow.clone(),
             clock: clock.clone(),
             poll_cache: PollCache::default(),
-            assignments: Assignments::new(
-                AzureClient::new(AZURE_TIMEOUT)?,
-                config.azure_devops.clone(),
-            ),
+            assignments: Assignments::new(azure.clone(), organization.clone()),
             own_origin: api::origin_of(&public_url),
             mailbox: mailer.mailbox(),
         });
@@ -180,8 +185,8 @@ impl App {
             tokens: reloadable.tokens.clone(),
             public_url,
             jobs: config.jobs.clone(),
-            azure: AzureClient::new(AZURE_TIMEOUT)?,
-            azure_devops: config.azure_devops.clone(),
+            azure,
+            azure_devops: organization,
             metrics,
             policies,
             http: reqwest::Client::builder()
