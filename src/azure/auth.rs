@@ -107,7 +107,8 @@ fn describe(status: Option<u16>) -> String {
              managed identity"
         ),
         Some(status) => format!("Entra ID gave no token for Azure DevOps (HTTP {status})"),
-        None => "Entra ID gave no token for Azure DevOps: its token endpoint could not be reached"
+        None => "Entra ID gave no token for Azure DevOps: its token endpoint could not be reached \
+                 (network, proxy, or a certificate not trusted: see DEPLOY_GATE_AZURE_CA_FILE)"
             .to_owned(),
     }
 }
