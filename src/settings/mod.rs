@@ -123,7 +123,8 @@ define::define_settings! {
     /// classic approvals; Build (read & execute) and Pipeline Resources (use) for YAML.
     /// Or Entra ID instead (`azure_tenant_id`, `azure_client_id`, `azure_client_secret`,
     /// or `azure_managed_identity`); setting both stops the start.
-    azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT", unset "no write-back";
+    azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT",
+        unset "no PAT (Entra ID instead, or no write-back)";
     /// Organization URL, for YAML approvals and for who deploy-gate is in Azure
     /// DevOps (`_apis/connectionData`).
     azure_devops_org_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_ORG_URL",
