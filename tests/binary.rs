@@ -23,6 +23,12 @@ mod smtp;
 mod client;
 #[path = "binary/connections.rs"]
 mod connections;
+#[path = "binary/entra.rs"]
+#[expect(
+    dead_code,
+    reason = "shared test support: this target never takes the token endpoint down nor answers in turn"
+)]
+mod entra;
 #[path = "binary/reload.rs"]
 mod reload;
 #[path = "binary/reload_outbound.rs"]

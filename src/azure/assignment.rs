@@ -6,14 +6,13 @@
 use tokio::sync::OnceCell;
 
 use super::{
-    AzureClient,
+    AzureClient, Organization,
     approvals::{
         ApprovalList, ConnectionData, Identity, assigned_approvals_url, connection_data_url,
         yaml_assigned_url,
     },
     client::Auth,
 };
-use crate::settings::AzureDevOps;
 
 /// Who an approval is assigned to, as far as deploy-gate can tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,14 +41,14 @@ pub struct RaisedApproval<'a> {
 /// Asks Azure DevOps who deploy-gate is (once) and which approvals it may decide.
 pub struct Assignments {
     client: AzureClient,
-    azure: Option<AzureDevOps>,
+    azure: Option<Organization>,
     identity: OnceCell<Identity>,
 }
 
 impl Assignments {
     /// Over `azure`, the write-back configuration; without one every approval
     /// counts as deploy-gate's, and nothing is asked.
-    pub fn new(client: AzureClient, azure: Option<AzureDevOps>) -> Self {
+    pub fn new(client: AzureClient, azure: Option<Organization>) -> Self {
         Self {
             client,
             azure,
@@ -66,11 +65,11 @@ impl Assignments {
         };
         let identity = self.identity(azure).await?;
         let url = assigned_approvals_url(
-            azure.url.as_str(),
+            azure.settings.url.as_str(),
             raised.project,
             raised.release_id,
             &identity.id,
-            &azure.api_version,
+            &azure.settings.api_version,
         );
         self.listed(azure, &url, raised, identity).await
     }
@@ -90,11 +89,11 @@ impl Assignments {
             return Ok(Assignment::Ours);
         }
         let url = yaml_assigned_url(
-            azure.org_url.as_str(),
+            azure.settings.org_url.as_str(),
             raised.project,
             raised.approval_id,
             &identity.id,
-            &azure.api_version,
+            &azure.settings.api_version,
         );
         self.listed(azure, &url, raised, identity).await
     }
@@ -103,15 +102,12 @@ impl Assignments {
     /// filtered to deploy-gate's identity) holds the raised one.
     async fn listed(
         &self,
-        azure: &AzureDevOps,
+        azure: &Organization,
         url: &str,
         raised: &RaisedApproval<'_>,
         identity: &Identity,
     ) -> anyhow::Result<Assignment> {
-        let list: ApprovalList = self
-            .client
-            .get_json(url, Auth::BasicPat(azure.pat.expose()))
-            .await?;
+        let list: ApprovalList = self.client.get_json(url, Auth::Own(&azure.auth)).await?;
         Ok(if list.holds(raised.approval_id) {
             Assignment::Ours
         } else {
@@ -135,13 +131,13 @@ impl Assignments {
     }
 
     /// The write-back token's owner, asked once (`_apis/connectionData`).
-    async fn identity(&self, azure: &AzureDevOps) -> anyhow::Result<&Identity> {
+    async fn identity(&self, azure: &Organization) -> anyhow::Result<&Identity> {
         self.identity
             .get_or_try_init(|| async {
-                let url = connection_data_url(azure.org_url.as_str());
+                let url = connection_data_url(azure.settings.org_url.as_str());
                 let data: ConnectionData = self
                     .client
-                    .get_json(&url, Auth::BasicPat(azure.pat.expose()))
+                    .get_json(&url, Auth::Own(&azure.auth))
                     .await?;
                 tracing::info!(azure.identity = %data.authenticated_user.id, "deploy-gate's Azure DevOps identity");
                 Ok(data.authenticated_user)

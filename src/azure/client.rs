@@ -10,18 +10,22 @@ use azure_core::http::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
+use super::auth::AzureAuth;
+
 /// How a request to Azure DevOps authenticates.
 pub enum Auth<'a> {
     /// `Authorization: Bearer <job token>` (callbacks, azure-devops.md §2.1).
     Bearer(&'a str),
-    /// `Authorization: Basic base64(":" + PAT)` (approvals API, azure-devops.md §4).
-    BasicPat(&'a str),
+    /// deploy-gate's own identity: its PAT as Basic, or an Entra ID token as
+    /// Bearer (approvals API, look-ups, azure-devops.md §4).
+    Own(&'a AzureAuth),
 }
 
 /// A JSON client for Azure DevOps with in-request retries.
 #[derive(Clone)]
 pub struct AzureClient {
     pipeline: Pipeline,
+    http: Arc<reqwest::Client>,
 }
 
 /// In-request retries; the job queue retries again, with its own backoff, if these run out.
@@ -36,26 +40,42 @@ fn retry_options() -> RetryOptions {
 
 impl AzureClient {
     /// A client whose requests time out after `timeout` and never follow a redirect:
-    /// the job token and the PAT go only to the URL they were meant for.
-    pub fn new(timeout: std::time::Duration) -> reqwest::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let options = ClientOptions {
-            retry: retry_options(),
-            transport: Some(Transport::new(Arc::new(http))),
-            ..ClientOptions::default()
-        };
+    /// the job token and the PAT go only to the URL they were meant for. It trusts
+    /// `extra_roots` beside the system's CAs (`DEPLOY_GATE_AZURE_CA_FILE`).
+    pub fn new(
+        timeout: std::time::Duration,
+        extra_roots: &[reqwest::Certificate],
+    ) -> reqwest::Result<Self> {
+        let http = Arc::new(
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .tls_certs_merge(extra_roots.iter().cloned())
+                .build()?,
+        );
         let pipeline = Pipeline::new(
             Some("deploy-gate"),
             Some(env!("CARGO_PKG_VERSION")),
-            options,
+            Self::options_over(&http),
             Vec::new(),
             Vec::new(),
             None,
         );
-        Ok(Self { pipeline })
+        Ok(Self { pipeline, http })
+    }
+
+    /// Options for another pipeline (an Entra ID credential's) over the same
+    /// connections, timeout, trusted CAs and retries.
+    pub fn options(&self) -> ClientOptions {
+        Self::options_over(&self.http)
+    }
+
+    fn options_over(http: &Arc<reqwest::Client>) -> ClientOptions {
+        ClientOptions {
+            retry: retry_options(),
+            transport: Some(Transport::new(http.clone())),
+            ..ClientOptions::default()
+        }
     }
 
     /// Sends `body` as JSON; fails unless Azure DevOps answers 2xx (after retries).
@@ -95,7 +115,7 @@ impl AzureClient {
             .with_context(|| format!("invalid Azure DevOps URL {url}"))?;
         let mut request = Request::new(url.clone(), method);
         request.insert_header("accept", "application/json");
-        request.insert_header("authorization", authorization(&auth));
+        request.insert_header("authorization", authorization(&auth).await?);
         if let Some(body) = body {
             request.insert_header("content-type", "application/json");
             request.set_body(body);
@@ -176,14 +196,10 @@ fn refusal(status: u16) -> String {
     }
 }
 
-fn authorization(auth: &Auth<'_>) -> String {
-    use base64::Engine;
+async fn authorization(auth: &Auth<'_>) -> anyhow::Result<String> {
     match auth {
-        Auth::Bearer(token) => format!("Bearer {token}"),
-        Auth::BasicPat(pat) => format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!(":{pat}"))
-        ),
+        Auth::Bearer(token) => Ok(format!("Bearer {token}")),
+        Auth::Own(own) => own.authorization().await,
     }
 }
 

@@ -4,8 +4,10 @@
 pub mod access;
 pub mod approvals;
 pub mod assignment;
+pub mod auth;
 pub mod callback;
 pub mod client;
 pub mod hooks;
 
+pub use auth::{AzureAuth, Organization};
 pub use client::AzureClient;

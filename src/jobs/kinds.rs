@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::{
     approvers::ApproverSource,
     azure::{
-        AzureClient,
+        AzureClient, Organization,
         access::AzureAccess,
         approvals::{
             ApprovalList, ApprovalUpdate, PipelineApproval, PipelineApprovalUpdate,
@@ -32,7 +32,7 @@ use crate::{
     live::Live,
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer},
-    settings::{AzureDevOps, JobSettings},
+    settings::JobSettings,
     store::Store,
     token::{ApprovalClaims, TokenKeys},
 };
@@ -91,7 +91,7 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     let access = ctx.azure_devops.get();
     let Some(azure) = &access.devops else {
         tracing::info!(
-            "DEPLOY_GATE_AZURE_DEVOPS_URL/PAT not set: decision not written back to Azure DevOps"
+            "DEPLOY_GATE_AZURE_DEVOPS_URL not set: decision not written back to Azure DevOps"
         );
         return Ok(ctx.store.complete_job(job.id).await?);
     };
@@ -135,11 +135,11 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
 /// when it is still open or Azure cannot say.
 async fn decided_in_azure(
     ctx: &JobContext,
-    azure: &AzureDevOps,
+    azure: &Organization,
     release: &ReleaseRecord,
     approval: &AzureApprovalRef,
 ) -> Option<Decision> {
-    let auth = || Auth::BasicPat(azure.pat.expose());
+    let auth = || Auth::Own(&azure.auth);
     let project = &release.key.team_project;
     match approval.kind {
         AzureApprovalKind::Classic => {
@@ -148,11 +148,11 @@ async fn decided_in_azure(
                 ("rejected", Decision::Reject),
             ] {
                 let url = release_approvals_with_status_url(
-                    azure.url.as_str(),
+                    azure.settings.url.as_str(),
                     project,
                     &release.key.release_id,
                     status,
-                    &azure.api_version,
+                    &azure.settings.api_version,
                 );
                 let list: ApprovalList = ctx.azure.get_json(&url, auth()).await.ok()?;
                 if list.holds(&approval.id) {
@@ -163,10 +163,10 @@ async fn decided_in_azure(
         }
         AzureApprovalKind::Yaml => {
             let url = pipeline_approval_url(
-                azure.org_url.as_str(),
+                azure.settings.org_url.as_str(),
                 project,
                 &approval.id,
-                &azure.api_version,
+                &azure.settings.api_version,
             );
             let found: PipelineApproval = ctx.azure.get_json(&url, auth()).await.ok()?;
             match found.status.as_str() {
@@ -182,20 +182,20 @@ async fn decided_in_azure(
 /// release approvals API, a YAML one through the pipelines approvals API.
 async fn write_back_one(
     ctx: &JobContext,
-    azure: &AzureDevOps,
+    azure: &Organization,
     project: &str,
     approval: &AzureApprovalRef,
     update: &ApprovalUpdate,
 ) -> anyhow::Result<()> {
-    let auth = Auth::BasicPat(azure.pat.expose());
+    let auth = Auth::Own(&azure.auth);
     let method = azure_core::http::Method::Patch;
     match approval.kind {
         AzureApprovalKind::Classic => {
             let url = approval_url(
-                azure.url.as_str(),
+                azure.settings.url.as_str(),
                 project,
                 &approval.id,
-                &azure.api_version,
+                &azure.settings.api_version,
             );
             ctx.azure
                 .send_json(method, &url, auth, update)
@@ -203,7 +203,11 @@ async fn write_back_one(
                 .context("updating the Azure DevOps release approval")
         }
         AzureApprovalKind::Yaml => {
-            let url = pipeline_approvals_url(azure.org_url.as_str(), project, &azure.api_version);
+            let url = pipeline_approvals_url(
+                azure.settings.org_url.as_str(),
+                project,
+                &azure.settings.api_version,
+            );
             let body = [PipelineApprovalUpdate {
                 approval_id: &approval.id,
                 status: update.status,

@@ -27,8 +27,8 @@ pub struct AzureDevOps {
     pub url: url::Url,
     /// The organization's own URL (YAML approvals, `connectionData`).
     pub org_url: url::Url,
-    /// Personal access token.
-    pub pat: Secret,
+    /// Who deploy-gate is in Azure DevOps.
+    pub credential: AzureCredential,
     /// `api-version` of the approvals APIs.
     pub api_version: String,
 }
@@ -44,6 +44,30 @@ pub struct SignIn {
     pub client_secret: Option<Secret>,
     /// Entra ID tenants whose accounts are trusted without `email_verified`.
     pub tenants: Vec<String>,
+}
+
+/// How deploy-gate proves who it is to Azure DevOps (write-back and look-ups;
+/// job callbacks use the job's own token).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AzureCredential {
+    /// A personal access token, sent as Basic.
+    Pat(Secret),
+    /// An Entra ID service principal with a client secret (client credentials grant).
+    ServicePrincipal {
+        /// Tenant (directory) id.
+        tenant_id: String,
+        /// Application (client) id.
+        client_id: String,
+        /// Client secret.
+        secret: Secret,
+        /// Entra ID authority, `https://login.microsoftonline.com` in Azure's public cloud.
+        authority_host: url::Url,
+    },
+    /// The managed identity of the Azure host deploy-gate runs on.
+    ManagedIdentity {
+        /// Client id of a user-assigned identity; `None` for the system-assigned one.
+        client_id: Option<String>,
+    },
 }
 
 /// The database and its connection pool.
@@ -206,6 +230,8 @@ pub struct Config {
     pub callback_hosts: CallbackHosts,
     /// Write-back of decisions to Azure DevOps approvals, if configured.
     pub azure_devops: Option<AzureDevOps>,
+    /// CA certificates trusted beside the system's for calls to Entra ID and Azure DevOps.
+    pub azure_ca_certificates: Vec<reqwest::Certificate>,
     /// Approvals a release needs; `None` means all.
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
@@ -276,6 +302,7 @@ impl Config {
                 .callback_hosts
                 .convert(|list| CallbackHosts::parse(list))?,
             azure_devops: azure_devops(&e)?,
+            azure_ca_certificates: azure_ca_certificates(&e)?,
             required_approvals: Some(*e.required_approvals.value()).filter(|n| *n > 0),
             approval_deadline: *e.approval_deadline.value(),
             rate_limits: RateLimitSettings::from_effective(&e)?,
@@ -389,35 +416,154 @@ fn hook_secret(e: &Effective) -> anyhow::Result<Option<Secret>> {
 }
 
 fn azure_devops(e: &Effective) -> anyhow::Result<Option<AzureDevOps>> {
-    let (url, pat) = (&e.azure_devops_url, &e.azure_devops_pat);
-    match (url.value(), pat.value()) {
-        (Some(text), Some(secret)) => {
-            let url = url.convert(|_| parse_http_url(text))?;
-            let org_url = match e.azure_devops_org_url.value() {
-                Some(org) => e.azure_devops_org_url.convert(|_| parse_http_url(org))?,
-                None => organization_url(&url),
-            };
-            let api_version = e.azure_devops_api_version.value().trim().to_owned();
-            if api_version.is_empty()
-                || !api_version
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-            {
-                return Err(e
-                    .azure_devops_api_version
-                    .error("must be a version such as 7.1 or 6.0-preview.1"));
-            }
-            Ok(Some(AzureDevOps {
-                url,
-                org_url,
-                pat: secret.clone(),
-                api_version,
-            }))
+    let url = &e.azure_devops_url;
+    let credential = azure_credential(e)?;
+    let (text, credential) = match (url.value(), credential) {
+        (Some(text), Some(credential)) => (text, credential),
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(url.error(format_args!(
+                "must be set with {} or with Entra ID ({} with {} and {}, or {}=true)",
+                e.azure_devops_pat.env(),
+                e.azure_tenant_id.env(),
+                e.azure_client_id.env(),
+                e.azure_client_secret.env(),
+                e.azure_managed_identity.env()
+            )));
         }
-        (None, None) => Ok(None),
-        (Some(_), None) => Err(pat.error(format_args!("must be set with {}", url.env()))),
-        (None, Some(_)) => Err(url.error(format_args!("must be set with {}", pat.env()))),
+        (None, Some(credential)) => {
+            let given = match credential {
+                AzureCredential::Pat(_) => e.azure_devops_pat.env(),
+                AzureCredential::ServicePrincipal { .. } => e.azure_client_secret.env(),
+                AzureCredential::ManagedIdentity { .. } => e.azure_managed_identity.env(),
+            };
+            return Err(url.error(format_args!("must be set with {given}")));
+        }
+    };
+    let url = url.convert(|_| parse_http_url(text))?;
+    let org_url = match e.azure_devops_org_url.value() {
+        Some(org) => e.azure_devops_org_url.convert(|_| parse_http_url(org))?,
+        None => organization_url(&url),
+    };
+    let api_version = e.azure_devops_api_version.value().trim().to_owned();
+    if api_version.is_empty()
+        || !api_version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(e
+            .azure_devops_api_version
+            .error("must be a version such as 7.1 or 6.0-preview.1"));
     }
+    Ok(Some(AzureDevOps {
+        url,
+        org_url,
+        credential,
+        api_version,
+    }))
+}
+
+/// The one credential configured for Azure DevOps, if any: a PAT, a service
+/// principal (tenant, client id and secret, all three) or a managed identity
+/// (with an optional client id). A PAT and Entra ID together are refused, so
+/// that which identity acts is never a guess.
+fn azure_credential(e: &Effective) -> anyhow::Result<Option<AzureCredential>> {
+    let (tenant, client, secret) = (
+        &e.azure_tenant_id,
+        &e.azure_client_id,
+        &e.azure_client_secret,
+    );
+    let managed = *e.azure_managed_identity.value();
+    let entra =
+        managed || tenant.value().is_some() || client.value().is_some() || secret.value().is_some();
+    if let (Some(_), true) = (e.azure_devops_pat.value(), entra) {
+        let entra_env = if managed {
+            e.azure_managed_identity.env()
+        } else {
+            [tenant, client]
+                .into_iter()
+                .find(|n| n.value().is_some())
+                .map_or(secret.env(), |n| n.env())
+        };
+        return Err(e.azure_devops_pat.error(format_args!(
+            "and {entra_env} are both set: configure either a personal access token or Entra ID, not both"
+        )));
+    }
+    if let Some(pat) = e.azure_devops_pat.value() {
+        return Ok(Some(AzureCredential::Pat(pat.clone())));
+    }
+    let client_id = client.convert_some(|id| not_blank(id))?;
+    if managed {
+        let stray = [
+            tenant.value().is_some().then(|| tenant.env()),
+            secret.value().is_some().then(|| secret.env()),
+        ];
+        if let Some(stray) = stray.into_iter().flatten().next() {
+            return Err(anyhow::anyhow!(
+                "{stray} is set with {managed_env}=true: a managed identity has no tenant or \
+                 secret; unset it, or set {managed_env}=false for a service principal",
+                managed_env = e.azure_managed_identity.env()
+            ));
+        }
+        return Ok(Some(AzureCredential::ManagedIdentity { client_id }));
+    }
+    if !entra {
+        return Ok(None);
+    }
+    let tenant_id = tenant.convert_some(|id| not_blank(id))?;
+    let (Some(tenant_id), Some(client_id), Some(secret)) = (tenant_id, client_id, secret.value())
+    else {
+        let missing: Vec<&str> = [tenant, client]
+            .into_iter()
+            .filter(|n| n.value().is_none())
+            .map(|n| n.env())
+            .chain(secret.value().is_none().then(|| secret.env()))
+            .collect();
+        return Err(anyhow::anyhow!(
+            "a service principal needs {}, {} and {}: {} missing (or set {}=true for a managed identity)",
+            tenant.env(),
+            client.env(),
+            secret.env(),
+            missing.join(" and "),
+            e.azure_managed_identity.env()
+        ));
+    };
+    let authority_host = e.azure_authority_host.convert(|host| {
+        let url = url::Url::parse(host).context("not a valid URL")?;
+        if url.scheme() != "https" {
+            bail!("must be an https:// URL: Entra ID tokens are asked for over TLS only");
+        }
+        anyhow::Ok(url)
+    })?;
+    Ok(Some(AzureCredential::ServicePrincipal {
+        tenant_id,
+        client_id,
+        secret: secret.clone(),
+        authority_host,
+    }))
+}
+
+fn not_blank(text: &str) -> anyhow::Result<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        bail!("must not be empty when set");
+    }
+    Ok(text.to_owned())
+}
+
+/// The certificates of `DEPLOY_GATE_AZURE_CA_FILE`, read and checked at start.
+fn azure_ca_certificates(e: &Effective) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    Ok(e.azure_ca_file
+        .convert_some(|path| {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM file of certificates", path.display()))?;
+            if certificates.is_empty() {
+                bail!("{} holds no PEM certificate", path.display());
+            }
+            anyhow::Ok(certificates)
+        })?
+        .unwrap_or_default())
 }
 
 /// The sign-in provider: issuer and client id go together, and a policy that

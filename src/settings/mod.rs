@@ -8,6 +8,8 @@
 
 mod config;
 pub(crate) mod define;
+#[cfg(test)]
+mod entra_tests;
 mod files;
 mod policies;
 mod reference;
@@ -24,8 +26,8 @@ use anyhow::Context;
 use crate::secret::Secret;
 
 pub use config::{
-    AzureDevOps, Config, ConnectionSettings, DatabaseConfig, JobSettings, MailTarget,
-    RateLimitSettings, Sender, SignIn,
+    AzureCredential, AzureDevOps, Config, ConnectionSettings, DatabaseConfig, JobSettings,
+    MailTarget, RateLimitSettings, Sender, SignIn,
 };
 pub use define::{Definition, Fallback};
 pub use files::{Source, Sources, file_key, file_variable};
@@ -119,7 +121,10 @@ define::define_settings! {
         shown url_masked;
     /// Personal access token for write-back: Release (read, write & manage) for
     /// classic approvals; Build (read & execute) and Pipeline Resources (use) for YAML.
-    azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT", unset "no write-back";
+    /// Or Entra ID instead (`azure_tenant_id`, `azure_client_id`, `azure_client_secret`,
+    /// or `azure_managed_identity`); setting both stops the start.
+    azure_devops_pat: Secret, env "DEPLOY_GATE_AZURE_DEVOPS_PAT",
+        unset "no PAT (Entra ID instead, or no write-back)";
     /// Organization URL, for YAML approvals and for who deploy-gate is in Azure
     /// DevOps (`_apis/connectionData`).
     azure_devops_org_url: String, env "DEPLOY_GATE_AZURE_DEVOPS_ORG_URL",
@@ -144,6 +149,30 @@ define::define_settings! {
     /// `email_verified` for work accounts); other accounts need `email_verified=true`.
     oidc_tenants: String, env "DEPLOY_GATE_OIDC_TENANTS",
         unset "only addresses with `email_verified=true`";
+    /// Entra ID tenant (directory) of the service principal deploy-gate calls Azure
+    /// DevOps as, with `azure_client_id` and `azure_client_secret`, instead of a
+    /// personal access token (see `docs/entra-id.md`).
+    azure_tenant_id: String, env "DEPLOY_GATE_AZURE_TENANT_ID", unset "no service principal";
+    /// Application (client) id of that service principal; with
+    /// `azure_managed_identity`, the client id of a user-assigned managed identity.
+    azure_client_id: String, env "DEPLOY_GATE_AZURE_CLIENT_ID",
+        unset "no service principal (with a managed identity: the system-assigned one)";
+    /// Client secret of that service principal.
+    azure_client_secret: Secret, env "DEPLOY_GATE_AZURE_CLIENT_SECRET",
+        unset "no service principal";
+    /// `true` calls Azure DevOps as the managed identity of the Azure host deploy-gate
+    /// runs on (App Service and Container Apps through `IDENTITY_ENDPOINT`, virtual
+    /// machines through the instance metadata service), instead of a personal access token.
+    azure_managed_identity: bool, env "DEPLOY_GATE_AZURE_MANAGED_IDENTITY", default "false";
+    /// Entra ID authority the service principal signs in at (`https://` only), e.g.
+    /// `https://login.microsoftonline.us` for Azure Government or
+    /// `https://login.chinacloudapi.cn` for Azure China.
+    azure_authority_host: String, env "DEPLOY_GATE_AZURE_AUTHORITY_HOST",
+        default "https://login.microsoftonline.com", shown url_masked;
+    /// PEM file of CA certificates trusted, beside the system's, for every call to
+    /// Entra ID and Azure DevOps (job callbacks included): a private authority, an
+    /// Azure DevOps Server with its own CA, or a TLS-inspecting proxy.
+    azure_ca_file: PathBuf, env "DEPLOY_GATE_AZURE_CA_FILE", unset "the system's CAs only";
     /// Approvals a release needs; `0` means every approver.
     required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
     /// How long a release may stay undecided before it is `expired`.

@@ -105,7 +105,7 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
-        let azure_client = AzureClient::new(AZURE_TIMEOUT)?;
+        let azure_client = AzureClient::new(AZURE_TIMEOUT, &config.azure_ca_certificates)?;
         let reloadable = Reloadable::build(&config, store.as_ref(), &azure_client).await?;
         log_api_keys(&config.api_keys);
         let acceptor = TcpListener::bind(config.bind)

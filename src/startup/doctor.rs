@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     approvers::ApproverSource,
-    azure::{AzureClient, assignment::Assignments},
+    azure::{AzureAuth, AzureClient, Organization, assignment::Assignments},
     notify::{EmailTemplates, Mailer},
     settings::{Config, MailTarget},
     store,
@@ -71,19 +71,29 @@ pub async fn checks(config: &Config) -> Vec<Check> {
         fix: "check DEPLOY_GATE_APPROVERS_URL and that the approvers API answers GET with JSON",
     });
     let azure = async {
-        let assignments = Assignments::new(
-            AzureClient::new(CHECK_TIMEOUT)?,
-            config.azure_devops.clone(),
+        let client = AzureClient::new(CHECK_TIMEOUT, &config.azure_ca_certificates)?;
+        let organization = config
+            .azure_devops
+            .as_ref()
+            .map(|settings| Organization::new(settings, &client))
+            .transpose()?;
+        let entra = matches!(
+            organization.as_ref().map(|o| &o.auth),
+            Some(AzureAuth::Entra(_))
         );
+        let assignments = Assignments::new(client, organization);
         Ok(match assignments.whoami().await? {
+            Some(who) if entra => {
+                format!("deploy-gate's Entra ID identity is {who} in Azure DevOps")
+            }
             Some(who) => format!("the write-back token belongs to {who}"),
-            None => "no write-back configured (DEPLOY_GATE_AZURE_DEVOPS_URL/PAT unset)".to_owned(),
+            None => "no write-back configured (DEPLOY_GATE_AZURE_DEVOPS_URL unset)".to_owned(),
         })
     };
     checks.push(Check {
         name: "azure devops",
         outcome: outcome(azure.await),
-        fix: "check DEPLOY_GATE_AZURE_DEVOPS_URL (or _ORG_URL) and that DEPLOY_GATE_AZURE_DEVOPS_PAT is valid and not expired",
+        fix: "check DEPLOY_GATE_AZURE_DEVOPS_URL (or _ORG_URL), and that DEPLOY_GATE_AZURE_DEVOPS_PAT is valid and not expired, or the Entra ID settings (DEPLOY_GATE_AZURE_TENANT_ID, _CLIENT_ID, _CLIENT_SECRET, _MANAGED_IDENTITY, _AUTHORITY_HOST, _CA_FILE) and that the identity was added to the organization",
     });
     checks
 }

@@ -31,7 +31,7 @@ pub const FILE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 pub type Load = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
 /// The settings a reload puts in force, besides the mail settings ([`MAIL`]), every
-/// `azure_*` setting (all of them make the one [`AzureAccess`]) and the TOML file's
+/// `azure_*` setting but the CA file (all of them make the one [`AzureAccess`]) and the TOML file's
 /// policies and groups, which every reload replaces.
 const RELOADED: &[&str] = &["api_key", "token_secret", "hook_secret"];
 
@@ -79,7 +79,10 @@ impl Reloadable {
             tokens: Live::new(token_keys(config, store).await?),
             hook_secret: Live::new(config.hook_secret.clone()),
             mailer: Live::new(mailer(config)?),
-            azure: Live::new(AzureAccess::new(azure.clone(), config.azure_devops.clone())),
+            azure: Live::new(AzureAccess::new(
+                azure.clone(),
+                config.azure_devops.as_ref(),
+            )?),
             policies: Live::new(config.policies.clone()),
         })
     }
@@ -181,8 +184,14 @@ impl Reloader {
             restart.extend(changed.into_iter().filter(|name| MAIL.contains(name)));
             None
         };
-        let azure = (config.azure_devops != self.current.azure_devops)
-            .then(|| AzureAccess::new(self.azure_client.clone(), config.azure_devops.clone()));
+        let azure = if config.azure_devops == self.current.azure_devops {
+            None
+        } else {
+            Some(AzureAccess::new(
+                self.azure_client.clone(),
+                config.azure_devops.as_ref(),
+            )?)
+        };
         Ok(Next {
             config,
             tokens,
@@ -288,7 +297,10 @@ fn needs_restart(started: &Config, new: &Config) -> Vec<&'static str> {
 
 /// Whether a reload can put the setting `name` (its TOML key) in force.
 fn reloads(name: &str) -> bool {
-    RELOADED.contains(&name) || MAIL.contains(&name) || name.starts_with("azure_")
+    // The CA file is read into the one HTTP client job callbacks share as well.
+    RELOADED.contains(&name)
+        || MAIL.contains(&name)
+        || (name.starts_with("azure_") && name != "azure_ca_file")
 }
 
 /// Whether emails would go the way they went at start: to an SMTP server (any),

@@ -18,6 +18,7 @@ mod contract;
 mod cross_site;
 mod deadline_instant;
 mod email;
+mod entra;
 mod extension;
 mod failsafe;
 mod fakes;

@@ -22,13 +22,13 @@ use crate::{
     helpers::{ReceivedMail, TestApp, TestSmtp, get_json, spawn_app, spawn_app_with, wait_until},
 };
 
-const APPROVAL_PATH: &str = "/contoso/Devx/_apis/release/approvals/17";
+pub(crate) const APPROVAL_PATH: &str = "/contoso/Devx/_apis/release/approvals/17";
 const PAT: &str = "pat-secret";
 
 /// A `deployment-approval-pending` notification for approval 17 of release 386,
 /// stage Production, shaped as documented (azure-devops.md §3.2, §3.4), whose
 /// links all lead to `base`.
-fn approval_pending_event(base: &str) -> Value {
+pub(crate) fn approval_pending_event(base: &str) -> Value {
     json!({
         "subscriptionId": "7b6a8c10-9c8e-4a8b-9c3e-0d2f1d1c5b11",
         "notificationId": 4,
@@ -60,7 +60,7 @@ fn approval_pending_event(base: &str) -> Value {
 
 /// Azure DevOps answering every PATCH of approval 17 with `responder`; the
 /// approval is assigned to deploy-gate's identity.
-async fn approvals_api(responder: impl Respond + 'static) -> MockServer {
+pub(crate) async fn approvals_api(responder: impl Respond + 'static) -> MockServer {
     let azure = MockServer::start().await;
     azure_assigning(&azure, &[17]).await;
     Mock::given(method("PATCH"))
@@ -72,7 +72,7 @@ async fn approvals_api(responder: impl Respond + 'static) -> MockServer {
 }
 
 /// The updated approval Azure DevOps answers with.
-fn updated_approval(status: &str) -> ResponseTemplate {
+pub(crate) fn updated_approval(status: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"id": 17, "status": status}))
 }
 
@@ -89,7 +89,7 @@ async fn app_writing_back_to(azure: &MockServer, adjust: impl FnOnce(&mut Settin
 }
 
 /// Delivers the approval-pending event (links to `base`) and returns the approval email.
-async fn start_round(app: &TestApp, base: &str) -> ReceivedMail {
+pub(crate) async fn start_round(app: &TestApp, base: &str) -> ReceivedMail {
     let answer = app
         .client
         .post(format!("{}/hooks/azure-devops", app.address))
