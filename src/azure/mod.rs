@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod assignment;
 pub mod callback;
 pub mod client;
+pub mod graph;
 pub mod hooks;
 
 pub use client::AzureClient;

@@ -127,6 +127,11 @@ define::define_settings! {
         shown url_masked;
     /// `api-version` of the calls to the approvals APIs (older for Azure DevOps Server).
     azure_devops_api_version: String, env "DEPLOY_GATE_AZURE_DEVOPS_API_VERSION", default "7.1";
+    /// How long the members of an Azure DevOps group, team or approver
+    /// (`azure_approvers` of a policy) are reused before they are looked up again;
+    /// past half of it a release still gets the cached members while they are
+    /// refreshed in the background.
+    azure_approvers_cache: Duration, env "DEPLOY_GATE_AZURE_APPROVERS_CACHE", default "10m";
     /// Approvals a release needs; `0` means every approver.
     required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
     /// How long a release may stay undecided before it is `expired`.

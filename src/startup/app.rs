@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     api::{self, AppState, PollCache},
-    approvers::ApproverSource,
-    azure::{AzureClient, assignment::Assignments},
+    approvers::{ApproverSource, AzureApproverSource},
+    azure::{AzureClient, assignment::Assignments, graph::Directory},
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,
@@ -176,6 +176,14 @@ impl App {
             store: store.clone(),
             flow,
             approvers: ApproverSource::new(config.approvers_url.clone(), config.approvers.clone())?,
+            azure_approvers: match &config.azure_devops {
+                Some(azure) => Some(AzureApproverSource::new(
+                    Directory::new(AzureClient::new(AZURE_TIMEOUT)?, azure.clone()),
+                    config.azure_approvers_cache,
+                    clock.clone(),
+                )),
+                None => None,
+            },
             mailer,
             tokens: reloadable.tokens.clone(),
             public_url,

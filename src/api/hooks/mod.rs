@@ -326,6 +326,7 @@ async fn new_release(state: &AppState, release: HookRelease) -> Result<NewReleas
     let key = key.in_round(attempt, release.phase).map_err(invalid)?;
     let mut new = NewRelease::parse(key, &release.release_name, None).map_err(invalid)?;
     new.azure_approval = release.azure_approval;
+    new.azure_assigned_to = release.assigned_to;
     // A creator that is not an email address names nobody who could approve.
     new.requested_for = release
         .requested_for
