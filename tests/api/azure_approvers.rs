@@ -406,3 +406,21 @@ async fn the_approver_a_service_hook_approval_is_assigned_to_is_emailed() {
     let mails = app.smtp.wait_for(2).await;
     assert_eq!(recipients(&mails), ["ana@example.com", "bo@example.com"]);
 }
+
+#[tokio::test]
+async fn without_azure_approvers_nothing_is_asked_of_azure_devops_graph() {
+    let azure = MockServer::start().await;
+    mount_directory(&azure).await;
+    let url = format!("{}/contoso", azure.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.azure_devops_url = Some(url);
+        s.azure_devops_pat = Some(Secret::new(PAT));
+        s.approvers = Some("dee@example.com".into());
+    })
+    .await;
+
+    post(&app, "1").await;
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["dee@example.com"]);
+    app.wait_until_idle().await;
+    assert!(directory_requests(&azure).await.is_empty());
+}
