@@ -1,13 +1,9 @@
-//! Finding a release's approvers: the approvers API, else the static list, or,
-//! where a policy says so, Azure DevOps (`azure`).
-//! (Approvers named in the request are stored with the release and never reach here.)
+//! Finding a release's approvers: the approvers API, else the static list.
+//! (Approvers named in the request are stored with the release and never reach
+//! here; a policy's Azure DevOps source is `azure::approvers_source`.)
 //! The approvers API may also answer groups, which approval policies refer to.
 
-mod azure;
-
 use std::{collections::BTreeMap, time::Duration};
-
-pub use azure::AzureApproverSource;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -186,11 +182,6 @@ impl From<Answer> for Parsed {
             },
         }
     }
-}
-
-/// Valid addresses, canonical and de-duplicated, and the invalid ones as given.
-fn split_valid_addresses(addresses: Vec<String>) -> (Vec<ApproverEmail>, Vec<String>) {
-    split_valid(addresses.into_iter().map(Item::Address).collect())
 }
 
 fn split_valid(items: Vec<Item>) -> (Vec<ApproverEmail>, Vec<String>) {

@@ -1,7 +1,9 @@
 //! Azure DevOps: callbacks to checks and agentless jobs, service-hook payloads,
-//! whose approvals are deploy-gate's, and write-back of decisions to approvals (the calls are in `docs/azure-devops.md`, with Microsoft's documentation cited where each is made).
+//! whose approvals are deploy-gate's, write-back of decisions to approvals, and
+//! approvers from groups, teams and assigned approvers (`graph`, `approvers_source`) (the calls are in `docs/azure-devops.md`, with Microsoft's documentation cited where each is made).
 
 pub mod approvals;
+pub mod approvers_source;
 pub mod assignment;
 pub mod callback;
 pub mod client;

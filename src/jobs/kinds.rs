@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context;
 
 use crate::{
-    approvers::{ApproverSource, AzureApproverSource},
+    approvers::ApproverSource,
     azure::{
         AzureClient,
         approvals::{
@@ -17,6 +17,7 @@ use crate::{
             approval_update, approval_url, pipeline_approval_url, pipeline_approvals_url,
             release_approvals_with_status_url,
         },
+        approvers_source::AzureApproverSource,
         client::{Auth, Refused},
     },
     clock::Clock,

@@ -19,8 +19,11 @@ use super::{
 };
 use crate::{
     api::{self, AppState, PollCache},
-    approvers::{ApproverSource, AzureApproverSource},
-    azure::{AzureClient, assignment::Assignments, graph::Directory},
+    approvers::ApproverSource,
+    azure::{
+        AzureClient, approvers_source::AzureApproverSource, assignment::Assignments,
+        graph::Directory,
+    },
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,

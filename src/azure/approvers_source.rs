@@ -13,11 +13,13 @@ use std::{
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::split_valid_addresses;
+use super::graph::{Directory, Members};
 use crate::{
-    azure::graph::{Directory, Members},
     clock::Clock,
-    domain::policy::{AzureApprovers, Found},
+    domain::{
+        approver::{ApproverEmail, dedup},
+        policy::{AzureApprovers, Found},
+    },
 };
 
 /// What was looked up: the cache's key.
@@ -160,6 +162,18 @@ impl Inner {
             Lookup::Identities(ids) => self.directory.identity_members(ids).await,
         }
     }
+}
+
+/// Valid addresses, canonical and de-duplicated, and the invalid ones as given.
+fn split_valid_addresses(addresses: Vec<String>) -> (Vec<ApproverEmail>, Vec<String>) {
+    let (mut valid, mut invalid) = (Vec::new(), Vec::new());
+    for address in addresses {
+        match ApproverEmail::parse(&address) {
+            Ok(email) => valid.push(email),
+            Err(err) => invalid.push(err.address),
+        }
+    }
+    (dedup(valid), invalid)
 }
 
 /// The members as a release's own approvers, with what was skipped on the way.
