@@ -136,7 +136,10 @@ impl Inner {
             fetched_at,
             refreshing: false,
         };
-        self.lock().insert(lookup, entry);
+        let mut cache = self.lock();
+        // Answers past their expiry are never used again: drop them.
+        cache.retain(|_, e| fetched_at - e.fetched_at < self.ttl);
+        cache.insert(lookup, entry);
     }
 
     async fn refresh(&self, lookup: Lookup) {

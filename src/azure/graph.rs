@@ -191,8 +191,11 @@ impl Directory {
     }
 
     /// Users' addresses among `roots` and, level by level, the members of every group met.
+    /// A root Graph does not know is an error (a wrong descriptor); a member it
+    /// does not know (removed meanwhile) is reported, not fatal.
     async fn expand(&self, roots: Vec<String>) -> anyhow::Result<Members> {
         let mut seen: BTreeSet<String> = roots.iter().cloned().collect();
+        let root_set = seen.clone();
         let mut level = roots;
         let mut found = Members::default();
         while !level.is_empty() {
@@ -213,7 +216,10 @@ impl Directory {
                     }
                     // Service principals and other kinds have no mailbox to ask.
                     Some(_) => {}
-                    None => bail!("Azure DevOps Graph does not know the subject {descriptor}"),
+                    None if root_set.contains(descriptor) => {
+                        bail!("Azure DevOps Graph does not know the subject {descriptor}")
+                    }
+                    None => found.without_address.push(descriptor.clone()),
                 }
             }
             let mut next = Vec::new();

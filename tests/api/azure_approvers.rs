@@ -24,7 +24,9 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{azure_assigning, sample_event, wait_for_no_problem, wait_for_problem},
+    fakes::{
+        azure_assigning, azure_assigning_yaml, sample_event, wait_for_no_problem, wait_for_problem,
+    },
     helpers::{ReceivedMail, TestApp, TestSmtp, spawn_app_with, wait_until},
 };
 
@@ -423,4 +425,47 @@ async fn without_azure_approvers_nothing_is_asked_of_azure_devops_graph() {
     assert_eq!(app.smtp.wait_for(1).await[0].to, ["dee@example.com"]);
     app.wait_until_idle().await;
     assert!(directory_requests(&azure).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_approver_a_yaml_approval_step_is_assigned_to_is_emailed() {
+    let azure = MockServer::start().await;
+    azure_assigning(&azure, &[]).await;
+    let event = sample_event("ms.vss-pipelinechecks-events.approval-pending");
+    let approval = event["resource"]["approval"]["id"].as_str().unwrap();
+    azure_assigning_yaml(&azure, &[approval]).await;
+    mount_directory(&azure).await;
+    let step_approver = event["resource"]["approval"]["steps"][0]["assignedApprover"]["id"]
+        .as_str()
+        .unwrap();
+    let mut descriptor = spec_example("graph-descriptors-get");
+    descriptor["value"] = json!(ANA);
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/contoso/_apis/graph/descriptors/{step_approver}"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(descriptor))
+        .expect(1)
+        .mount(&azure)
+        .await;
+    let url = format!("{}/contoso", azure.uri());
+    let mut policy = policy("{ assigned = true }");
+    // The documented sample names its project only by id.
+    policy.team_project = event["resource"]["projectId"].as_str().unwrap().into();
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.azure_devops_url = Some(url);
+        s.azure_devops_pat = Some(Secret::new(PAT));
+        s.policies = vec![policy];
+    })
+    .await;
+
+    let answer = app
+        .client
+        .post(format!("{}/hooks/azure-devops", app.address))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    assert_eq!(app.smtp.wait_for(1).await[0].to, ["ana@example.com"]);
 }
