@@ -1,5 +1,6 @@
 //! Finding a release's approvers: the approvers API, else the static list.
-//! (Approvers named in the request are stored with the release and never reach here.)
+//! (Approvers named in the request are stored with the release and never reach
+//! here; a policy's Azure DevOps source is `azure::approvers_source`.)
 //! The approvers API may also answer groups, which approval policies refer to.
 
 use std::{collections::BTreeMap, time::Duration};

@@ -102,6 +102,21 @@ impl AzureClient {
         serde_json::from_slice(&body).context("Azure DevOps answered with unexpected JSON")
     }
 
+    /// Posts `body` as JSON and reads the JSON answer (a look-up such as
+    /// Graph's subject lookup); fails unless Azure DevOps answers 2xx (after
+    /// retries) with JSON of that shape.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        auth: Auth<'_>,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
+        let body = self
+            .call(Method::Post, url, auth, Some(serde_json::to_vec(body)?))
+            .await?;
+        serde_json::from_slice(&body).context("Azure DevOps answered with unexpected JSON")
+    }
+
     /// One call; the answer's body when it is 2xx.
     async fn call(
         &self,

@@ -45,6 +45,9 @@ pub struct HookRelease {
     pub approver: Option<String>,
     /// For YAML approvals: the identity of each step's assigned approver.
     pub step_approvers: Option<Vec<String>>,
+    /// The identity ids the approval is assigned to (classic `approver.id`,
+    /// YAML each step's `assignedApprover.id`).
+    pub assigned_to: Vec<String>,
     /// Who created the release (`createdBy.uniqueName`, when it is an email address).
     pub requested_for: Option<String>,
     /// The release's or run's web page (`_links.web.href`), as sent.
@@ -77,6 +80,7 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             azure_approval: None,
             approver: None,
             step_approvers: None,
+            assigned_to: Vec::new(),
             requested_for: creator(resource),
             release_url: optional(resource, &["/release/_links/web/href"]),
             definition_name: optional(resource, &["/release/releaseDefinition/name"]),
@@ -114,6 +118,9 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
             )
             .ok(),
             step_approvers: None,
+            assigned_to: text(resource, "/approval/approver/id")
+                .into_iter()
+                .collect(),
             requested_for: creator(resource),
             release_url: optional(
                 resource,
@@ -168,6 +175,7 @@ pub fn interpret(event_type: &str, resource: &Value) -> Result<HookEvent, String
                     id: approval_id,
                 }),
                 approver,
+                assigned_to: step_approvers.clone().unwrap_or_default(),
                 step_approvers,
                 requested_for: None,
                 release_url: optional(resource, &["/run/_links/web/href"]),
@@ -306,6 +314,7 @@ mod tests {
                 }),
                 approver: None,
                 step_approvers: None,
+                assigned_to: Vec::new(),
                 requested_for: None,
                 release_url: None,
                 definition_name: None,

@@ -160,6 +160,8 @@ pub struct NewRelease {
     pub approvers: Option<Vec<ApproverEmail>>,
     /// The Azure DevOps approval this round decides (from a service hook), for write-back.
     pub azure_approval: Option<AzureApprovalRef>,
+    /// The identity ids the service-hook event says that approval is assigned to.
+    pub azure_assigned_to: Vec<String>,
     /// Who requested the release (`RequestedFor`); their own approval does not count by default.
     pub requested_for: Option<ApproverEmail>,
     /// The release's or run's page in Azure DevOps, linked from emails and pages.
@@ -185,6 +187,7 @@ impl NewRelease {
             name,
             approvers,
             azure_approval: None,
+            azure_assigned_to: Vec::new(),
             requested_for: None,
             release_url: None,
             definition_name: None,

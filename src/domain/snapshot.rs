@@ -71,6 +71,8 @@ pub struct AzureApprovalRecord {
     pub written_back_at: Option<DateTime<Utc>>,
     /// Its decision as taken in Azure DevOps itself, when it was.
     pub decided_in_azure: Option<Decision>,
+    /// The identity ids the service-hook event says it is assigned to.
+    pub assigned_to: Vec<String>,
 }
 
 /// An operator's cancellation of a release's approval.

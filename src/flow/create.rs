@@ -76,7 +76,7 @@ impl Flow {
             Some(approval) => {
                 let attached = change
                     .tx
-                    .attach_azure_approval(release_id, approval, now)
+                    .attach_azure_approval(release_id, approval, &new.azure_assigned_to, now)
                     .await?;
                 if attached {
                     follow_azure_approval(&mut change, &snapshot, now).await?;

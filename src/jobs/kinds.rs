@@ -24,7 +24,7 @@ use crate::{
     domain::{
         approver::mask_email,
         job::{Job, JobKind},
-        policy::{Decision, Policies},
+        policy::{AzureApprovers, Decision, Found, Policies},
         release::{AzureApprovalKind, AzureApprovalRef},
         snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
     },
@@ -229,8 +229,37 @@ async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
     if release.approvers_source.is_some() || snapshot.outcome(ctx.clock.now()).status.is_final() {
         return Ok(ctx.store.complete_job(job.id).await?);
     }
-    let found = ctx.approvers.resolve(&release.key, &release.name).await?;
+    let found = find_approvers(ctx, release).await?;
     Ok(ctx.flow.approvers_found(job.id, release, found).await?)
+}
+
+/// The release's own approvers: from Azure DevOps where its policy names
+/// `azure_approvers`, else from the approvers API or the static list.
+async fn find_approvers(ctx: &JobContext, release: &ReleaseRecord) -> anyhow::Result<Found> {
+    let policies = ctx.policies.get();
+    let policy = policies.for_release(&release.key);
+    let Some(source) = policy.and_then(|p| p.azure_approvers.as_ref()) else {
+        return ctx.approvers.resolve(&release.key, &release.name).await;
+    };
+    let access = ctx.azure_devops.get();
+    let azure = access
+        .approvers
+        .as_ref()
+        .context("azure_approvers needs DEPLOY_GATE_AZURE_DEVOPS_URL and its credential")?;
+    let assigned = match source {
+        AzureApprovers::Assigned => ctx
+            .store
+            .azure_approvals(release.id)
+            .await?
+            .into_iter()
+            .flat_map(|a| a.assigned_to)
+            .collect(),
+        _ => Vec::new(),
+    };
+    azure
+        .resolve(source, &release.key.team_project, &assigned)
+        .await
+        .with_context(|| format!("looking up {}", source.describe()))
 }
 
 /// An approval and its release, while the request is still wanted: `None` (and

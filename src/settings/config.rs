@@ -232,6 +232,8 @@ pub struct Config {
     pub azure_devops: Option<AzureDevOps>,
     /// CA certificates trusted beside the system's for calls to Entra ID and Azure DevOps.
     pub azure_ca_certificates: Vec<reqwest::Certificate>,
+    /// How long Azure DevOps group, team and approver members are reused.
+    pub azure_approvers_cache: Duration,
     /// Approvals a release needs; `None` means all.
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
@@ -280,8 +282,10 @@ impl Config {
                 Err(format!("{} is not a folder", dir.display()))
             }
         })?;
+        let azure_devops = azure_devops(&e)?;
         let policies = policies_from_settings(&s.policies, &s.groups)?;
         let sign_in = sign_in(&e, &policies)?;
+        needs_azure_devops(&policies, azure_devops.as_ref())?;
         Ok(Config {
             bind: *e.bind.value(),
             public_url: e.public_url.convert_some(|url| parse_public_url(url))?,
@@ -301,8 +305,9 @@ impl Config {
             callback_hosts: e
                 .callback_hosts
                 .convert(|list| CallbackHosts::parse(list))?,
-            azure_devops: azure_devops(&e)?,
+            azure_devops,
             azure_ca_certificates: azure_ca_certificates(&e)?,
+            azure_approvers_cache: *e.azure_approvers_cache.value(),
             required_approvals: Some(*e.required_approvals.value()).filter(|n| *n > 0),
             approval_deadline: *e.approval_deadline.value(),
             rate_limits: RateLimitSettings::from_effective(&e)?,
@@ -323,6 +328,20 @@ impl Config {
         let mut text = self.effective.to_masked_toml();
         text.push_str(&policies_to_masked_toml(&self.policies));
         text
+    }
+}
+
+/// A policy taking approvers from Azure DevOps needs its URL and credentials.
+fn needs_azure_devops(policies: &Policies, azure: Option<&AzureDevOps>) -> anyhow::Result<()> {
+    let wanting = policies
+        .policies()
+        .iter()
+        .position(|p| p.azure_approvers.is_some());
+    match (wanting, azure) {
+        (Some(i), None) => bail!(
+            "policies[{i}]: azure_approvers needs DEPLOY_GATE_AZURE_DEVOPS_URL and DEPLOY_GATE_AZURE_DEVOPS_PAT"
+        ),
+        _ => Ok(()),
     }
 }
 

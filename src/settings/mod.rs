@@ -173,6 +173,11 @@ define::define_settings! {
     /// Entra ID and Azure DevOps (job callbacks included): a private authority, an
     /// Azure DevOps Server with its own CA, or a TLS-inspecting proxy.
     azure_ca_file: PathBuf, env "DEPLOY_GATE_AZURE_CA_FILE", unset "the system's CAs only";
+    /// How long the members of an Azure DevOps group, team or approver
+    /// (`azure_approvers` of a policy) are reused before they are looked up again;
+    /// past half of it a release still gets the cached members while they are
+    /// refreshed in the background.
+    azure_approvers_cache: Duration, env "DEPLOY_GATE_AZURE_APPROVERS_CACHE", default "10m";
     /// Approvals a release needs; `0` means every approver.
     required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
     /// How long a release may stay undecided before it is `expired`.

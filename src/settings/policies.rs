@@ -10,7 +10,7 @@ use crate::{
     domain::{
         approver::{ApproverEmail, dedup},
         channel::ChannelKind,
-        policy::{Escalation, Needed, Policies, Policy},
+        policy::{AzureApprovers, Escalation, Needed, Policies, Policy},
     },
     secret::Secret,
 };
@@ -55,6 +55,26 @@ pub struct PolicySettings {
     /// themselves before their decision counts (see `docs/sign-in.md`) [default: false].
     #[serde(default)]
     pub require_sign_in: bool,
+    /// The release's own approvers from Azure DevOps instead of the approvers API
+    /// and the static list: `{ group = "<descriptor>" }`, `{ team = "<name or id>" }`
+    /// or `{ assigned = true }` (the service-hook approval's assigned approvers).
+    #[serde(default)]
+    pub azure_approvers: Option<AzureApproversSettings>,
+}
+
+/// `azure_approvers`: exactly one of `group`, `team` or `assigned = true`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureApproversSettings {
+    /// An Azure DevOps group's Graph subject descriptor (`vssgp.…`, `aadgp.…`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// A team of the release's project, by name or id.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Whoever the service-hook event's approval is assigned to.
+    #[serde(default)]
+    pub assigned: bool,
 }
 
 /// One `require` item: `{ group = "sre", count = 2 }` or `{ group = "owners", all = true }`.
@@ -156,6 +176,9 @@ fn policy_to_toml(policy: &Policy) -> toml::Value {
         t.insert("escalate_after".into(), duration(&e.after).into());
         t.insert("escalate_to".into(), e.to.as_str().into());
     }
+    if let Some(source) = &policy.azure_approvers {
+        t.insert("azure_approvers".into(), azure_approvers_to_toml(source));
+    }
     for (kind, _) in &policy.channels {
         t.insert(channel_key(*kind).into(), "[redacted]".into());
     }
@@ -216,6 +239,12 @@ fn policy_from_settings(p: &PolicySettings) -> anyhow::Result<Policy> {
             channels.push((kind, url.clone()));
         }
     }
+    let azure_approvers = p
+        .azure_approvers
+        .as_ref()
+        .map(azure_approvers_from_settings)
+        .transpose()
+        .context("azure_approvers")?;
     Ok(Policy {
         team_project: p.team_project.trim().to_owned(),
         stage: p.stage.clone().filter(|s| !s.trim().is_empty()),
@@ -226,7 +255,32 @@ fn policy_from_settings(p: &PolicySettings) -> anyhow::Result<Policy> {
         escalation,
         channels,
         sign_in: p.require_sign_in,
+        azure_approvers,
     })
+}
+
+/// One of `group`, `team` or `assigned = true`, not empty.
+fn azure_approvers_from_settings(a: &AzureApproversSettings) -> anyhow::Result<AzureApprovers> {
+    let named = |s: &Option<String>| s.as_deref().map(str::trim).map(str::to_owned);
+    match (named(&a.group), named(&a.team), a.assigned) {
+        (Some(group), None, false) if !group.is_empty() => Ok(AzureApprovers::Group(group)),
+        (None, Some(team), false) if !team.is_empty() => Ok(AzureApprovers::Team(team)),
+        (None, None, true) => Ok(AzureApprovers::Assigned),
+        _ => bail!(
+            "give one of group = \"<descriptor>\", team = \"<name or id>\" or assigned = true"
+        ),
+    }
+}
+
+/// `azure_approvers` as written: `{ group = … }`, `{ team = … }` or `{ assigned = true }`.
+fn azure_approvers_to_toml(source: &AzureApprovers) -> toml::Value {
+    let mut t = toml::Table::new();
+    match source {
+        AzureApprovers::Group(group) => t.insert("group".into(), group.clone().into()),
+        AzureApprovers::Team(team) => t.insert("team".into(), team.clone().into()),
+        AzureApprovers::Assigned => t.insert("assigned".into(), true.into()),
+    };
+    t.into()
 }
 
 /// The TOML key of a channel's URL.
@@ -349,6 +403,14 @@ mod tests {
                 "reminders",
             ),
             ("[groups]\nsre = [\"not-an-address\"]\n", "groups.sre"),
+            (
+                "[[policies]]\nteam_project = \"a\"\nazure_approvers = { group = \"g\", assigned = true }\n",
+                "azure_approvers",
+            ),
+            (
+                "[[policies]]\nteam_project = \"a\"\nazure_approvers = { team = \" \" }\n",
+                "azure_approvers",
+            ),
         ] {
             let err = format!("{:#}", policies(text).unwrap_err());
             assert!(err.contains(expected), "{err} does not name {expected}");

@@ -88,6 +88,33 @@ fn the_printed_configuration_masks_every_secret_and_reads_back() {
 }
 
 #[test]
+fn a_policy_with_azure_approvers_needs_azure_devops_and_prints_its_source() {
+    let policies: Settings = toml::from_str(
+        r#"
+        [[policies]]
+        team_project = "Devx"
+        azure_approvers = { group = "vssgp.U3Jl" }
+        "#,
+    )
+    .unwrap();
+    let err = Config::from_settings(policies.clone()).unwrap_err();
+    assert!(
+        format!("{err:#}")
+            .contains("policies[0]: azure_approvers needs DEPLOY_GATE_AZURE_DEVOPS_URL"),
+        "{err:#}"
+    );
+    let with_azure = Settings {
+        azure_devops_url: Some("https://vsrm.dev.azure.com/contoso".into()),
+        azure_devops_pat: Some(crate::secret::Secret::new("pat")),
+        ..policies
+    };
+    let printed = Config::from_settings(with_azure).unwrap().to_masked_toml();
+    let reread: Settings = toml::from_str(&printed).expect("valid TOML settings");
+    let source = reread.policies[0].azure_approvers.as_ref().unwrap();
+    assert_eq!(source.group.as_deref(), Some("vssgp.U3Jl"));
+}
+
+#[test]
 fn policies_and_groups_come_from_the_file_and_print_with_webhooks_masked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gate.toml");

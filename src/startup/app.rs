@@ -54,6 +54,8 @@ pub struct App {
     reloadable: Reloadable,
     /// The client Azure DevOps is called with, for the access a reload builds.
     azure_client: AzureClient,
+    /// The clock that access times its cached members on.
+    clock: Clock,
     config: Config,
     /// What the secret files held as the configuration was read.
     seen: Snapshot,
@@ -106,7 +108,7 @@ impl App {
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
         let azure_client = AzureClient::new(AZURE_TIMEOUT, &config.azure_ca_certificates)?;
-        let reloadable = Reloadable::build(&config, store.as_ref(), &azure_client).await?;
+        let reloadable = Reloadable::build(&config, store.as_ref(), &azure_client, &clock).await?;
         log_api_keys(&config.api_keys);
         let acceptor = TcpListener::bind(config.bind)
             .into_acceptor()
@@ -180,7 +182,7 @@ impl App {
                 .timeout(CHANNEL_TIMEOUT)
                 .user_agent(concat!("deploy-gate/", env!("CARGO_PKG_VERSION")))
                 .build()?,
-            clock,
+            clock: clock.clone(),
         });
         let body_limits = api::BodyLimits {
             max_bytes: config.max_body_bytes,
@@ -198,6 +200,7 @@ impl App {
             store,
             reloadable,
             azure_client,
+            clock,
             config,
             seen,
             load: None,
@@ -259,6 +262,7 @@ impl App {
                 live: self.reloadable,
                 store: self.store.clone(),
                 azure_client: self.azure_client,
+                clock: self.clock,
                 started: self.config.clone(),
                 current: self.config,
                 seen: self.seen,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::app::{log_api_keys, token_keys};
 use crate::{
     azure::{AzureClient, access::AzureAccess},
+    clock::Clock,
     domain::policy::Policies,
     live::Live,
     notify::{EmailTemplates, Mailer},
@@ -73,19 +74,31 @@ impl Reloadable {
         config: &Config,
         store: &dyn Store,
         azure: &AzureClient,
+        clock: &Clock,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             api_keys: Live::new(config.api_keys.clone()),
             tokens: Live::new(token_keys(config, store).await?),
             hook_secret: Live::new(config.hook_secret.clone()),
             mailer: Live::new(mailer(config)?),
-            azure: Live::new(AzureAccess::new(
-                azure.clone(),
-                config.azure_devops.as_ref(),
-            )?),
+            azure: Live::new(azure_access(config, azure, clock)?),
             policies: Live::new(config.policies.clone()),
         })
     }
+}
+
+/// The Azure DevOps access `config` sets up, calling through `client`.
+fn azure_access(
+    config: &Config,
+    client: &AzureClient,
+    clock: &Clock,
+) -> anyhow::Result<AzureAccess> {
+    AzureAccess::new(
+        client.clone(),
+        config.azure_devops.as_ref(),
+        config.azure_approvers_cache,
+        clock.clone(),
+    )
 }
 
 /// The mailer `config` sets up: its SMTP server or mail folder (created if
@@ -106,6 +119,8 @@ pub(crate) struct Reloader {
     pub store: Arc<dyn Store>,
     /// The client a new [`AzureAccess`] calls Azure DevOps with.
     pub azure_client: AzureClient,
+    /// The clock a new [`AzureAccess`] times its cached members on.
+    pub clock: Clock,
     /// The configuration the service started with: what settings read only at
     /// start still hold.
     pub started: Config,
@@ -184,13 +199,12 @@ impl Reloader {
             restart.extend(changed.into_iter().filter(|name| MAIL.contains(name)));
             None
         };
-        let azure = if config.azure_devops == self.current.azure_devops {
+        let azure = if config.azure_devops == self.current.azure_devops
+            && config.azure_approvers_cache == self.current.azure_approvers_cache
+        {
             None
         } else {
-            Some(AzureAccess::new(
-                self.azure_client.clone(),
-                config.azure_devops.as_ref(),
-            )?)
+            Some(azure_access(&config, &self.azure_client, &self.clock)?)
         };
         Ok(Next {
             config,

@@ -349,16 +349,22 @@ pub(super) async fn attach_azure_approval(
     db: &mut Conn<'_>,
     release_id: i64,
     approval: &AzureApprovalRef,
+    assigned_to: &[String],
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let sql = Sql::new(
-        "INSERT INTO azure_approval (azure_approval_id, kind, release_id, created_at)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, azure_approval_id) DO NOTHING",
+        "INSERT INTO azure_approval (azure_approval_id, kind, release_id, created_at, assigned_to)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, azure_approval_id) DO NOTHING",
     )
     .bind(approval.id.as_str())
     .bind(approval.kind.as_str())
     .bind(release_id)
-    .bind(now);
+    .bind(now)
+    .bind(
+        (!assigned_to.is_empty())
+            .then(|| assigned_to.join(","))
+            .as_deref(),
+    );
     Ok(db.execute(sql).await? == 1)
 }
 

@@ -99,6 +99,10 @@ pub(super) fn azure_approval(row: &impl Columns) -> Result<AzureApprovalRecord, 
                     .ok_or_else(|| StoreError::Corrupt(format!("decided_in_azure {d}")))
             })
             .transpose()?,
+        assigned_to: row
+            .opt_text("assigned_to")?
+            .map(|ids| ids.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
     })
 }
 

@@ -79,6 +79,7 @@ pub trait Transaction: Send {
         &mut self,
         release_id: i64,
         approval: &AzureApprovalRef,
+        assigned_to: &[String],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     /// The Azure DevOps approvals a round decides.
@@ -285,9 +286,10 @@ impl Transaction for WriteTx<'_> {
         &mut self,
         release_id: i64,
         approval: &AzureApprovalRef,
+        assigned_to: &[String],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        releases::attach_azure_approval(&mut self.0, release_id, approval, now).await
+        releases::attach_azure_approval(&mut self.0, release_id, approval, assigned_to, now).await
     }
 
     async fn azure_approvals(

@@ -7,6 +7,7 @@ mod helpers;
 mod all_refusals;
 mod approvers;
 mod azure;
+mod azure_approvers;
 mod bad_input;
 mod board;
 mod board_batches;

@@ -170,7 +170,8 @@ impl HooksApi {
     /// `ms.vss-release.deployment-approval-pending-event` or
     /// `ms.vss-pipelinechecks-events.approval-pending`, with Basic authentication whose password
     /// is `DEPLOY_GATE_API_KEY`. Each starts the approval flow of the release it names (the
-    /// approvers come from the approvers API or the static list). Redeliveries are harmless;
+    /// approvers come from the policy's Azure DevOps source, such as the approval's assigned
+    /// approver, else the approvers API or the static list). Redeliveries are harmless;
     /// other event types answer `200` with outcome `ignored`.
     #[oai(
         path = "/hooks/azure-devops",
@@ -331,6 +332,7 @@ async fn new_release(state: &AppState, release: HookRelease) -> Result<NewReleas
     let key = key.in_round(attempt, release.phase).map_err(invalid)?;
     let mut new = NewRelease::parse(key, &release.release_name, None).map_err(invalid)?;
     new.azure_approval = release.azure_approval;
+    new.azure_assigned_to = release.assigned_to;
     // A creator that is not an email address names nobody who could approve.
     new.requested_for = release
         .requested_for

@@ -23,6 +23,30 @@ pub struct Escalation {
     pub to: ApproverEmail,
 }
 
+/// Where a policy takes the release's own approvers from in Azure DevOps,
+/// instead of the approvers API and the static list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AzureApprovers {
+    /// The members of a group (its Graph subject descriptor), nested groups expanded.
+    Group(String),
+    /// The members of a team (name or id) of the release's project.
+    Team(String),
+    /// Whoever the service-hook event's Azure approval is assigned to (a user,
+    /// or a group's members).
+    Assigned,
+}
+
+impl AzureApprovers {
+    /// What is looked up, for logs and problems: `group vssgp.…`, `team Web`, `assigned approvers`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Group(descriptor) => format!("Azure DevOps group {descriptor}"),
+            Self::Team(team) => format!("Azure DevOps team {team}"),
+            Self::Assigned => "the Azure DevOps approval's assigned approvers".to_owned(),
+        }
+    }
+}
+
 /// A validated policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -44,6 +68,8 @@ pub struct Policy {
     pub channels: Vec<(ChannelKind, Secret)>,
     /// Whether approvers must sign in (OpenID Connect) before their decision counts.
     pub sign_in: bool,
+    /// The release's own approvers from Azure DevOps, if the policy says so.
+    pub azure_approvers: Option<AzureApprovers>,
 }
 
 /// Every policy and group of the configuration.

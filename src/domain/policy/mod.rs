@@ -7,7 +7,7 @@ mod configured;
 mod plan;
 mod rule;
 
-pub use configured::{Escalation, Policies, Policy, Resolution};
+pub use configured::{AzureApprovers, Escalation, Policies, Policy, Resolution};
 pub use plan::{Defaults, Found, ReleasePlan, ResolvedApprovers, plan_release, under_policy};
 pub use rule::{
     Decided, Decision, Ended, Needed, Outcome, Progress, RELEASE_APPROVERS, ReleaseStatus,
