@@ -24,7 +24,7 @@ use crate::{
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,
-    jobs::{JobContext, Worker},
+    jobs::{JobContext, Retention, Worker},
     live::Live,
     metrics::Metrics,
     notify::{EmailTemplates, Mailer},
@@ -50,6 +50,7 @@ pub struct App {
     address: SocketAddr,
     endpoint: BoxEndpoint<'static, Response>,
     worker: Worker,
+    retention: Retention,
     store: Arc<dyn Store>,
     /// The values a configuration reload replaces, and the configuration in force.
     reloadable: Reloadable,
@@ -172,6 +173,7 @@ impl App {
             own_origin: api::origin_of(&public_url),
             mailbox: mailer.mailbox(),
         });
+        let retention = Retention::new(flow.clone(), config.retention);
         let ctx = Arc::new(JobContext {
             store: store.clone(),
             flow,
@@ -203,6 +205,7 @@ impl App {
             address,
             endpoint,
             worker: Worker::new(ctx, wake),
+            retention,
             store,
             reloadable,
             config,
@@ -234,6 +237,11 @@ impl App {
         self.worker.clone()
     }
 
+    /// The retention task's work, e.g. to prune a batch in tests.
+    pub fn retention(&self) -> Retention {
+        self.retention.clone()
+    }
+
     /// The database.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
@@ -260,6 +268,7 @@ impl App {
             .worker
             .start(stop_workers.clone())
             .context("starting the job thread")?;
+        let pruner = self.retention.start(stop_workers.clone());
         let reloader = self.load.map(|load| {
             Reloader {
                 load,
@@ -282,6 +291,9 @@ impl App {
         jobs.finished().await;
         if let Some(reloader) = reloader {
             let _ = reloader.await;
+        }
+        if let Some(pruner) = pruner {
+            let _ = pruner.await;
         }
         tracing::info!("deploy-gate stopped");
         Ok(())

@@ -40,6 +40,7 @@ mod recipes;
 mod replicas;
 mod resend;
 mod resilience;
+mod retention;
 mod rounds;
 mod screens;
 mod settlements;
