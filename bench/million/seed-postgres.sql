@@ -16,7 +16,7 @@ SELECT i, 'Bench', i::text, '', 1, 'pre', 'seed',
        CASE WHEN kind <= 6 THEN created + interval '1 hour 2 ms'
             WHEN kind = 8 THEN created + interval '10 minutes' END
 FROM (SELECT i, to_timestamp((@NOW_MS@ - (@N@ - i) * 30000) / 1000.0) AS created, i % 10 AS kind
-      FROM generate_series(1, @N@) AS i) r;
+      FROM generate_series(1::bigint, @N@) AS i) r;
 
 -- Later releases take ids after the seeded ones.
 SELECT setval(pg_get_serial_sequence('release', 'release_id'), @N@);
