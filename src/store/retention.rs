@@ -58,16 +58,14 @@ pub struct Pruned {
     pub approvals: u64,
 }
 
-/// The rows that belong to a round, children first (jobs name approvals and
-/// callbacks; feed lines name callbacks), the round itself last.
-const DELETES: [&str; 6] = [
+/// A round's rows other than its approvals, children first: jobs name approvals
+/// and callbacks, feed lines name callbacks.
+const DEPENDENT_DELETES: [&str; 4] = [
     "DELETE FROM callback_line
      WHERE callback_id IN (SELECT callback_id FROM callback WHERE release_id = $1)",
     "DELETE FROM job WHERE release_id = $1",
     "DELETE FROM callback WHERE release_id = $1",
     "DELETE FROM azure_approval WHERE release_id = $1",
-    "DELETE FROM approval WHERE release_id = $1",
-    "DELETE FROM release WHERE release_id = $1",
 ];
 
 /// Deletes up to `limit` rounds decided before `cutoff`, with their rows, in the
@@ -86,14 +84,13 @@ pub(super) async fn prune_decided(
     }
     let mut pruned = Pruned::default();
     for release_id in rounds {
-        for (at, delete) in DELETES.iter().enumerate() {
-            let deleted = db.execute(Sql::new(delete).bind(release_id)).await?;
-            match at {
-                4 => pruned.approvals += deleted,
-                5 => pruned.releases += deleted,
-                _ => {}
-            }
+        for delete in DEPENDENT_DELETES {
+            db.execute(Sql::new(delete).bind(release_id)).await?;
         }
+        let approvals = Sql::new("DELETE FROM approval WHERE release_id = $1").bind(release_id);
+        pruned.approvals += db.execute(approvals).await?;
+        let round = Sql::new("DELETE FROM release WHERE release_id = $1").bind(release_id);
+        pruned.releases += db.execute(round).await?;
     }
     Ok(pruned)
 }
