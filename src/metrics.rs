@@ -80,6 +80,8 @@ pub struct Metrics {
     releases_created: Counter,
     releases_decided: Family<StatusLabels, Counter>,
     time_to_decision: Family<StatusLabels, Histogram>,
+    releases_pruned: Counter,
+    approvals_pruned: Counter,
     pending_releases: Gauge,
     oldest_pending_age: Gauge<f64, AtomicU64>,
     jobs: Family<JobLabels, Counter>,
@@ -135,6 +137,19 @@ impl Metrics {
              observed once per round by the process that decided it",
             time_to_decision.clone(),
         );
+        let releases_pruned = Counter::default();
+        registry.register(
+            "releases_pruned",
+            "Decided rounds deleted by this process because they were older than \
+             DEPLOY_GATE_RETENTION, with everything that belonged to them",
+            releases_pruned.clone(),
+        );
+        let approvals_pruned = Counter::default();
+        registry.register(
+            "approvals_pruned",
+            "Approvals (with their decisions) deleted with those rounds by this process",
+            approvals_pruned.clone(),
+        );
         let pending_releases = Gauge::default();
         registry.register(
             "pending_releases",
@@ -178,6 +193,8 @@ impl Metrics {
             releases_created,
             releases_decided,
             time_to_decision,
+            releases_pruned,
+            approvals_pruned,
             pending_releases,
             oldest_pending_age,
             jobs,
@@ -219,6 +236,12 @@ impl Metrics {
         self.time_to_decision
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts decided rounds and their approvals deleted by retention.
+    pub fn pruned(&self, releases: u64, approvals: u64) {
+        self.releases_pruned.inc_by(releases);
+        self.approvals_pruned.inc_by(approvals);
     }
 
     /// Counts one job attempt.
@@ -303,6 +326,7 @@ mod tests {
         metrics.job_finished("send_approval_email", JobOutcome::Retried);
         metrics.email(true);
         metrics.callback("succeeded");
+        metrics.pruned(4, 7);
         let text = metrics.render(DatabaseGauges {
             jobs_due: 3,
             pending_releases: 2,
@@ -322,6 +346,8 @@ mod tests {
             r#"deploy_gate_time_to_decision_seconds_sum{status="approved"} 600.0"#,
             r#"deploy_gate_emails_total{outcome="sent"} 1"#,
             r#"deploy_gate_callbacks_total{outcome="succeeded"} 1"#,
+            "deploy_gate_releases_pruned_total 4",
+            "deploy_gate_approvals_pruned_total 7",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

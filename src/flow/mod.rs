@@ -11,6 +11,7 @@ mod concluded;
 mod create;
 mod decide;
 mod notices;
+mod retention;
 mod settle;
 mod work;
 
@@ -33,6 +34,7 @@ use crate::{
 
 pub use create::Creation;
 pub use decide::{CancelOutcome, DecisionOutcome, ResendOutcome};
+pub use retention::PRUNE_BATCH;
 pub use settle::SettleOutcome;
 pub use work::Finished;
 

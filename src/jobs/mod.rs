@@ -2,11 +2,13 @@
 
 mod callback;
 mod kinds;
+mod retention;
 mod worker;
 
 use std::time::Duration;
 
 pub use kinds::JobContext;
+pub use retention::Retention;
 pub use worker::{JobThread, Worker};
 
 /// Delay before retry number `failures` (1 for the first retry): `base · 2^(failures-1)`, at most `cap`.

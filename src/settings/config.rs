@@ -238,6 +238,8 @@ pub struct Config {
     pub required_approvals: Option<u32>,
     /// Time from creation until an undecided release expires.
     pub approval_deadline: Duration,
+    /// How long decided rounds are kept; `None` keeps them all.
+    pub retention: Option<Duration>,
     /// Per-client rate limits.
     pub rate_limits: RateLimitSettings,
     /// Largest accepted request body.
@@ -310,6 +312,7 @@ impl Config {
             azure_approvers_cache: *e.azure_approvers_cache.value(),
             required_approvals: Some(*e.required_approvals.value()).filter(|n| *n > 0),
             approval_deadline: *e.approval_deadline.value(),
+            retention: retention(&e)?,
             rate_limits: RateLimitSettings::from_effective(&e)?,
             max_body_bytes: positive(&e.max_body_bytes)?,
             connections: ConnectionSettings::from_effective(&e)?,
@@ -640,6 +643,17 @@ pub fn organization_url(release_url: &url::Url) -> url::Url {
         let _ = org.set_host(Some(&host));
     }
     org
+}
+
+/// Shortest retention accepted: a gate may poll a round again after its decision
+/// (a re-evaluation, a retried stage), and a round deleted by then would start over.
+const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+fn retention(e: &Effective) -> anyhow::Result<Option<Duration>> {
+    match *e.retention.value() {
+        Some(keep) if keep < MIN_RETENTION => Err(e.retention.error("must be at least 1d")),
+        keep => Ok(keep),
+    }
 }
 
 fn positive(value: &super::define::Named<usize>) -> anyhow::Result<usize> {

@@ -182,6 +182,11 @@ define::define_settings! {
     required_approvals: u32, env "DEPLOY_GATE_REQUIRED_APPROVALS", default "0";
     /// How long a release may stay undecided before it is `expired`.
     approval_deadline: Duration, env "DEPLOY_GATE_APPROVAL_DEADLINE", default "48h";
+    /// Rounds decided longer ago than this (e.g. `400d`) are deleted with their
+    /// approvals, decisions, jobs and callbacks by a background task, a small batch
+    /// at a time; pending rounds are never deleted. At least `1d`: a gate polling a
+    /// deleted round would start a new one (see `docs/operations.md`, *Retention*).
+    retention: Duration, env "DEPLOY_GATE_RETENTION", unset "every release is kept";
     /// Requests to `/approval` one client may make per minute (then `429` with
     /// `Retry-After`); `0` turns the limit off.
     rate_limit_approval: u32, env "DEPLOY_GATE_RATE_LIMIT_APPROVAL", default "60";

@@ -25,6 +25,28 @@ fn a_bad_value_names_its_variable() {
 }
 
 #[test]
+fn retention_is_unset_by_default_read_in_days_and_at_least_a_day() {
+    assert_eq!(
+        Config::from_settings(Settings::default())
+            .unwrap()
+            .retention,
+        None
+    );
+    let file: Settings = toml::from_str("retention = \"400d\"").unwrap();
+    let retention = Config::from_settings(file).unwrap().retention;
+    assert_eq!(retention, Some(Duration::from_secs(400 * 24 * 3600)));
+    let short = Settings {
+        retention: Some(Duration::from_secs(3600)),
+        ..Settings::default()
+    };
+    let err = format!("{:#}", Config::from_settings(short).unwrap_err());
+    assert!(
+        err.contains("DEPLOY_GATE_RETENTION") && err.contains("1d"),
+        "{err}"
+    );
+}
+
+#[test]
 fn database_pool_settings_come_from_the_file_and_are_checked() {
     let file: Settings = toml::from_str(
         "database_url = \"postgres://db/gate\"\ndatabase_max_connections = 3\n\

@@ -24,7 +24,7 @@ use crate::{
     clock::Clock,
     domain::policy::Defaults,
     flow::Flow,
-    jobs::{JobContext, Worker},
+    jobs::{JobContext, Retention, Worker},
     metrics::Metrics,
     oidc::Provider,
     secret::Secret,
@@ -49,6 +49,7 @@ pub struct App {
     address: SocketAddr,
     endpoint: BoxEndpoint<'static, Response>,
     worker: Worker,
+    retention: Retention,
     store: Arc<dyn Store>,
     /// The values a configuration reload replaces, and the configuration in force.
     reloadable: Reloadable,
@@ -166,6 +167,7 @@ impl App {
             sign_in: config.sign_in.clone().map(Provider::new).transpose()?,
             public_url: public_url.clone(),
         });
+        let retention = Retention::new(flow.clone(), config.retention);
         let ctx = Arc::new(JobContext {
             store: store.clone(),
             flow,
@@ -197,6 +199,7 @@ impl App {
             address,
             endpoint,
             worker: Worker::new(ctx, wake),
+            retention,
             store,
             reloadable,
             azure_client,
@@ -230,6 +233,11 @@ impl App {
         self.worker.clone()
     }
 
+    /// The retention task's work, e.g. to prune a batch in tests.
+    pub fn retention(&self) -> Retention {
+        self.retention.clone()
+    }
+
     /// The database.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
@@ -256,6 +264,7 @@ impl App {
             .worker
             .start(stop_workers.clone())
             .context("starting the job thread")?;
+        let pruner = self.retention.start(stop_workers.clone());
         let reloader = self.load.map(|load| {
             Reloader {
                 load,
@@ -281,6 +290,9 @@ impl App {
         jobs.finished().await;
         if let Some(reloader) = reloader {
             let _ = reloader.await;
+        }
+        if let Some(pruner) = pruner {
+            let _ = pruner.await;
         }
         tracing::info!("deploy-gate stopped");
         Ok(())

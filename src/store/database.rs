@@ -9,7 +9,7 @@ use super::{
     connection::Conn,
     listing, pending,
     postgres::Postgres,
-    queue, releases,
+    queue, releases, retention,
     sql::{Columns, Sql},
     sqlite::Sqlite,
     transaction::WriteTx,
@@ -238,6 +238,17 @@ impl Store for Database {
 
     async fn possibly_concluded_rounds(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
         pending::possibly_concluded(&mut self.reader().await?, now).await
+    }
+
+    async fn prune_decided(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<super::Pruned, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let pruned = retention::prune_decided(&mut tx.0, cutoff, limit).await?;
+        tx.0.commit().await?;
+        Ok(pruned)
     }
 }
 

@@ -16,6 +16,7 @@ mod pending;
 mod postgres;
 mod queue;
 mod releases;
+mod retention;
 mod rows;
 mod sql;
 mod sqlite;
@@ -40,6 +41,7 @@ use crate::{
 
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery};
 pub use pending::PendingRounds;
+pub use retention::Pruned;
 pub use transaction::Transaction;
 
 /// How many rounds [`Store::known_rounds`] returns at most.
@@ -165,6 +167,15 @@ pub trait Store: Send + Sync {
     /// vote, a cancellation or a settlement: candidates for
     /// [`Transaction::record_concluded`] that an older release did not record.
     async fn possibly_concluded_rounds(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError>;
+
+    /// Deletes, in one transaction, up to `limit` rounds decided before `cutoff`
+    /// (concluded then, or expired: deadline before it) with everything that
+    /// belongs to them; a round with a job still queued or retrying is kept.
+    async fn prune_decided(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Pruned, StoreError>;
 }
 
 /// Opens the database named by the configured URL: `sqlite:` for SQLite,

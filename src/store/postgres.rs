@@ -31,6 +31,8 @@ pub const DIALECT: Dialect = Dialect {
              ORDER BY run_at, job_id LIMIT 1
              FOR UPDATE SKIP LOCKED)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
+    concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
+    expired_before: super::retention::expired_before!(" FOR UPDATE OF r SKIP LOCKED"),
 };
 
 /// The embedded migrations.

@@ -144,4 +144,9 @@ pub struct Dialect {
     /// Locks the next due job (`$2` is now) until `$1`, returning its columns;
     /// no two connections ever claim the same job.
     pub claim_job: &'static str,
+    /// Rounds concluded before `$1`, at most `$2`, none of them with a live job;
+    /// locked on PostgreSQL, where rounds locked elsewhere are skipped.
+    pub concluded_before: &'static str,
+    /// Rounds expired before `$1`, at most `$2`, likewise.
+    pub expired_before: &'static str,
 }

@@ -10,7 +10,7 @@ use std::{future::Future, io::Write, sync::Arc, time::Duration};
 
 use deploy_gate::{
     clock::Clock,
-    jobs::Worker,
+    jobs::{Retention, Worker},
     secret::Secret,
     settings::{Config, Settings},
     startup::App,
@@ -218,6 +218,8 @@ pub struct TestApp {
     pub settings: Settings,
     /// The app's worker, to drain the queue.
     pub worker: Worker,
+    /// The app's retention, to prune without waiting for its hourly pass.
+    pub retention: Retention,
     /// The database, only to prove durability.
     pub store: Arc<dyn Store>,
     /// A temporary folder of the test's own (the SQLite file is kept there).
@@ -297,6 +299,7 @@ async fn start(
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let worker = app.worker();
+    let retention = app.retention();
     let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async move {
@@ -311,6 +314,7 @@ async fn start(
         smtp,
         settings,
         worker,
+        retention,
         store,
         dir,
         clock,
@@ -386,6 +390,31 @@ impl TestApp {
     /// Runs every due job now.
     pub async fn drain_jobs(&self) {
         self.worker.drain().await.expect("the queue is reachable");
+    }
+
+    /// Runs one batch of the retention's pruning now; how many rounds it deleted.
+    pub async fn prune_batch(&self) -> u64 {
+        let pruned = self.retention.prune_batch().await;
+        pruned.expect("the database is reachable").releases
+    }
+
+    /// How many rows `table` holds, read from the database itself (to prove
+    /// that deleted rounds left nothing behind).
+    pub async fn rows_in(&self, table: &str) -> i64 {
+        use sqlx::{Row, SqliteConnection};
+        let count = format!("SELECT COUNT(*) FROM {table}");
+        match BACKEND {
+            Backend::Sqlite => {
+                let mut db = SqliteConnection::connect(&self.database.url).await.unwrap();
+                let row = sqlx::query(AssertSqlSafe(count)).fetch_one(&mut db).await;
+                row.unwrap().get(0)
+            }
+            Backend::Postgres => {
+                let mut db = PgConnection::connect(&self.database.url).await.unwrap();
+                let row = sqlx::query(AssertSqlSafe(count)).fetch_one(&mut db).await;
+                row.unwrap().get(0)
+            }
+        }
     }
 
     /// Waits until no job is left that is due or waiting to retry (jobs

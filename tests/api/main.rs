@@ -42,6 +42,7 @@ mod recipes;
 mod replicas;
 mod resend;
 mod resilience;
+mod retention;
 mod rounds;
 mod screens;
 mod settlements;
