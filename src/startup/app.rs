@@ -11,7 +11,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
     reload::{Load, Reloadable, Reloader, Snapshot, contents},
@@ -60,6 +60,8 @@ pub struct App {
     load: Option<Load>,
     /// Where a new user goes next, said once the service listens.
     next_steps: NextSteps,
+    /// Stops following the database's changes when the app is dropped.
+    _following: DropGuard,
 }
 
 /// What the start-up log points a new user to.
@@ -104,6 +106,9 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
+        // Until the app is dropped (after `run`, or when a test aborts it).
+        let following = CancellationToken::new();
+        store.follow_changes(following.clone());
         let reloadable = Reloadable {
             tokens: Live::new(token_keys(&config, store.as_ref()).await?),
             api_keys: Live::new(config.api_keys.clone()),
@@ -155,7 +160,10 @@ impl App {
                 .context("DEPLOY_GATE_MAIL_TEMPLATE_DIR")?,
         )?;
         let state = Arc::new(AppState {
-            store: store.clone(),
+            // Gate polls and approval views read through a cache that every
+            // commit, of this replica or another, leaves behind; the
+            // lifecycle and the jobs read the database itself.
+            store: Arc::new(store::Cached::new(store.clone())),
             tokens: reloadable.tokens.clone(),
             api_keys: reloadable.api_keys.clone(),
             hook_secret: config.hook_secret.clone(),
@@ -209,6 +217,7 @@ impl App {
             seen,
             load: None,
             next_steps,
+            _following: following.drop_guard(),
         })
     }
 
