@@ -258,7 +258,7 @@ class Bench:
         self.warmup = 1 if args.quick else 2
         self.releases = args.releases or (1000 if args.quick else 10000)
         self.fanout = args.fanout or (200 if args.quick else 1000)
-        self.results: dict = {"runs": [], "services": [], "fanout": [], "seeding": []}
+        self.results: dict = {"runs": [], "services": [], "fanout": [], "seeding": [], "propagation": []}
         self.sink_port = free_port()
         self.bare_port = free_port()
         self.mails_path = self.out / "mails.log"
@@ -500,6 +500,66 @@ class Bench:
         self.record_service(name, proc, startups, idle)
         proc.stop()
 
+    def propagation(self, backend: str) -> None:
+        """Two replicas on one database: how long after replica A answers a
+        decision replica B's gate poll shows it, B having answered the same
+        poll (pending) twice before, so that it had kept that answer."""
+        name = self.tagged(f"{backend}-propagation")
+        count = self.args.decisions or (50 if self.args.quick else 300)
+        log(f"propagation on {backend}: {count} decisions through replica A, polled on replica B")
+        db = self.fresh_database(backend, name)
+        a, a_port, a_startup = self.start_service(f"{name}-a", db)
+        b, b_port, b_startup = self.start_service(f"{name}-b", db)
+        before = self.mails.refresh()
+        post_releases(a_port, [release_body(f"prop-{i}", "ana@example.com") for i in range(count)])
+        if not self.mails.wait_for(before + count, limit=300):
+            raise RuntimeError(f"propagation: only {len(self.mails.lines) - before} emails arrived")
+        tokens = [t for _, t in self.mails.lines[before:before + count]]
+        on_a = http.client.HTTPConnection("127.0.0.1", a_port, timeout=30)
+        on_b = http.client.HTTPConnection("127.0.0.1", b_port, timeout=30)
+
+        def call(conn, method: str, path: str, body: dict | None = None) -> dict:
+            data = json.dumps(body).encode() if body is not None else None
+            conn.request(method, path, data, {"Content-Type": "application/json"} if data else {})
+            answer = conn.getresponse()
+            payload = answer.read()
+            if answer.status != 200:
+                raise RuntimeError(f"{method} {path}: {answer.status} {payload[:200]!r}")
+            return json.loads(payload)
+
+        delays, polls_after = [], []
+        for token in tokens:
+            release_id = call(on_a, "GET", f"/approval?token={token}")["release"]["ReleaseId"]
+            path = f"/release/Bench/{release_id}"
+            for _ in range(2):
+                if call(on_b, "GET", path)["status"] != "pending":
+                    raise RuntimeError(f"{path} was not pending before the decision")
+            call(on_a, "POST", "/approval", {"token": token, "decision": "approve"})
+            answered = time.perf_counter()
+            polls = 0
+            while True:
+                polls += 1
+                status = call(on_b, "GET", path)["status"]
+                if status == "approved":
+                    delays.append((time.perf_counter() - answered) * 1000)
+                    polls_after.append(polls)
+                    break
+                if time.perf_counter() - answered > 30:
+                    raise RuntimeError(f"{path} still {status} on replica B 30 s after the decision")
+        on_a.close()
+        on_b.close()
+        delays.sort()
+        pick = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]
+        entry = {"backend": backend, "build": self.build[0], "decisions": count,
+                 "p50_ms": pick(0.5), "p90_ms": pick(0.9), "p99_ms": pick(0.99), "max_ms": delays[-1],
+                 "stale_polls": sum(polls_after) - len(polls_after), "load1": load1()}
+        self.results["propagation"].append(entry)
+        log(f"  replica B showed the decision {entry['p50_ms']:.2f} ms (p50), {entry['p99_ms']:.2f} ms (p99), "
+            f"{entry['max_ms']:.2f} ms (max) after replica A answered; {entry['stale_polls']} polls still pending")
+        for proc, startup, suffix in ((a, a_startup, "a"), (b, b_startup, "b")):
+            self.record_service(f"{name}-{suffix}", proc, [startup], proc.status_kb("VmRSS"))
+            proc.stop()
+
     # -- report
 
     def machine(self) -> dict:
@@ -551,7 +611,7 @@ class Bench:
         elif self.args.postgres:
             log(f"PostgreSQL unreachable at {self.args.postgres_url}: skipping the PostgreSQL runs")
         self.start_surroundings()
-        only = set(self.args.only.split(",")) if self.args.only else {"new", "fanout", "polls"}
+        only = set(self.args.only.split(",")) if self.args.only else {"new", "fanout", "polls", "propagation"}
         for backend in backends:
             if "fanout" in only:
                 for workers in [None, *self.args.fanout_workers]:
@@ -560,6 +620,8 @@ class Bench:
                 self.each_build(lambda: self.new_releases(backend))
             if "polls" in only:
                 self.each_build(lambda: self.polls(backend))
+            if "propagation" in only:
+                self.each_build(lambda: self.propagation(backend))
         bare = next(s for s in self.results["services"] if s["name"] == "bare poem")
         bare["peak_rss_kb"] = self.bare.status_kb("VmHWM")
         bare["rss_after_kb"] = self.bare.status_kb("VmRSS")
@@ -614,6 +676,13 @@ def render_report(r: dict) -> str:
                      f"{seed['emails']} | {seed['seconds_to_last_email']:.1f} | "
                      f"{seed['emails'] / seed['seconds_to_last_email']:.0f} | "
                      f"{seed['releases'] / seed['post_rps']:.2f} |")
+    if r.get("propagation"):
+        lines += ["", "| replica A decides, replica B's poll shows it | decisions | p50 ms | p90 ms | p99 ms | max ms | "
+                  "polls still pending | load |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for p in r["propagation"]:
+            tag = f"[{p['build']}] " if p.get("build") else ""
+            lines.append(f"| {tag}{p['backend']} | {p['decisions']} | {p['p50_ms']:.2f} | {p['p90_ms']:.2f} | "
+                         f"{p['p99_ms']:.2f} | {p['max_ms']:.2f} | {p['stale_polls']} | {p['load1']} |")
     lines += ["", "| process | start-up to first answer ms | RSS idle MB | RSS peak MB | RSS after load MB |",
               "|---|---|---:|---:|---:|"]
     for svc in r["services"]:
@@ -655,7 +724,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="seconds per wrk run [10, --quick 3]")
     parser.add_argument("--releases", type=int, help="releases seeded for the poll runs [10000, --quick 1000]")
     parser.add_argument("--fanout", type=int, help="new releases in the fan-out run [1000, --quick 200]")
-    parser.add_argument("--only", help="comma-separated subset of: fanout,new,polls")
+    parser.add_argument("--only", help="comma-separated subset of: fanout,new,polls,propagation")
+    parser.add_argument("--decisions", type=int,
+                        help="decisions timed from replica A to replica B's poll [300, --quick 50]")
     parser.add_argument("--no-postgres", dest="postgres", action="store_false", help="SQLite only")
     parser.add_argument("--postgres-url", default=os.environ.get(
         "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),

@@ -11,7 +11,7 @@ use poem::{
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
 };
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
     reload::{Load, Reloadable, Reloader, Snapshot, contents},
@@ -64,6 +64,8 @@ pub struct App {
     load: Option<Load>,
     /// Where a new user goes next, said once the service listens.
     next_steps: NextSteps,
+    /// Stops following the database's changes when the app is dropped.
+    _following: DropGuard,
 }
 
 /// What the start-up log points a new user to.
@@ -108,6 +110,9 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("migrating the database")?;
+        // Until the app is dropped (after `run`, or when a test aborts it).
+        let following = CancellationToken::new();
+        store.follow_changes(following.clone());
         let azure_client = AzureClient::new(AZURE_TIMEOUT, &config.azure_ca_certificates)?;
         let reloadable = Reloadable::build(&config, store.as_ref(), &azure_client, &clock).await?;
         log_api_keys(&config.api_keys);
@@ -150,7 +155,10 @@ impl App {
             );
         }
         let state = Arc::new(AppState {
-            store: store.clone(),
+            // Gate polls and approval views read through a cache that every
+            // commit, of this replica or another, leaves behind; the
+            // lifecycle and the jobs read the database itself.
+            store: Arc::new(store::Cached::new(store.clone())),
             tokens: reloadable.tokens.clone(),
             api_keys: reloadable.api_keys.clone(),
             hook_secret: reloadable.hook_secret.clone(),
@@ -208,6 +216,7 @@ impl App {
             seen,
             load: None,
             next_steps,
+            _following: following.drop_guard(),
         })
     }
 

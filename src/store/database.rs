@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
@@ -52,10 +53,22 @@ impl Database {
 
     /// A write transaction, in the writers' turn.
     async fn write_tx(&self) -> Result<WriteTx<'_>, StoreError> {
-        Ok(WriteTx(match self {
-            Self::Sqlite(db) => Conn::Sqlite(db.begin().await?),
-            Self::Postgres(db) => Conn::PostgresTx(Some(Box::pin(db.begin()).await?)),
-        }))
+        Ok(match self {
+            Self::Sqlite(db) => WriteTx(Conn::Sqlite(db.begin().await?), None),
+            Self::Postgres(db) => WriteTx(
+                Conn::PostgresTx(Some(Box::pin(db.begin()).await?)),
+                Some(db.changes()),
+            ),
+        })
+    }
+
+    /// After a write of this process outside a transaction: on PostgreSQL the
+    /// version moves at once, before this process's own notification arrives,
+    /// so its next read sees its write. SQLite's version moves by itself.
+    fn wrote(&self) {
+        if let Self::Postgres(db) = self {
+            db.changes().moved();
+        }
     }
 }
 
@@ -64,8 +77,13 @@ impl Store for Database {
     fn data_version(&self) -> Option<DataVersion> {
         match self {
             Self::Sqlite(db) => db.data_version(),
-            // Other replicas commit unseen.
-            Self::Postgres(_) => None,
+            Self::Postgres(db) => db.data_version(),
+        }
+    }
+
+    fn follow_changes(&self, stop: CancellationToken) {
+        if let Self::Postgres(db) = self {
+            db.follow_changes(stop);
         }
     }
 
@@ -91,8 +109,11 @@ impl Store for Database {
             "INSERT INTO setting (setting_id, value, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (setting_id) DO NOTHING",
         );
-        conn.execute(insert.bind(TOKEN_SECRET_SETTING).bind(candidate).bind(now))
-            .await?;
+        let inserted = conn
+            .execute(insert.bind(TOKEN_SECRET_SETTING).bind(candidate).bind(now))
+            .await;
+        self.wrote();
+        inserted?;
         let select = Sql::new("SELECT value FROM setting WHERE setting_id = $1");
         let row = conn
             .fetch_optional(select.bind(TOKEN_SECRET_SETTING))
@@ -117,8 +138,9 @@ impl Store for Database {
             .write_conn()
             .await?
             .execute(delete.bind(TOKEN_SECRET_SETTING))
-            .await?;
-        Ok(deleted > 0)
+            .await;
+        self.wrote();
+        Ok(deleted? > 0)
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
@@ -199,7 +221,12 @@ impl Store for Database {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError> {
-        queue::claim(&mut self.write_conn().await?, now, lease_until).await
+        let claimed = queue::claim(&mut self.write_conn().await?, now, lease_until).await;
+        // A claim that found nothing due changed nothing.
+        if !matches!(claimed, Ok(None)) {
+            self.wrote();
+        }
+        claimed
     }
 
     async fn extend_lease(
@@ -207,11 +234,16 @@ impl Store for Database {
         job_id: i64,
         lease_until: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        queue::extend_lease(&mut self.write_conn().await?, job_id, lease_until).await
+        let extended =
+            queue::extend_lease(&mut self.write_conn().await?, job_id, lease_until).await;
+        self.wrote();
+        extended
     }
 
     async fn complete_job(&self, job_id: i64) -> Result<(), StoreError> {
-        queue::complete(&mut self.write_conn().await?, job_id).await
+        let completed = queue::complete(&mut self.write_conn().await?, job_id).await;
+        self.wrote();
+        completed
     }
 
     async fn fail_job(
@@ -221,7 +253,9 @@ impl Store for Database {
         retry_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        queue::fail(&mut self.write_conn().await?, job_id, error, retry_at, now).await
+        let failed = queue::fail(&mut self.write_conn().await?, job_id, error, retry_at, now).await;
+        self.wrote();
+        failed
     }
 
     async fn due_job_count(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -247,7 +281,10 @@ impl Store for Database {
     ) -> Result<super::Pruned, StoreError> {
         let mut tx = self.write_tx().await?;
         let pruned = retention::prune_decided(&mut tx.0, cutoff, limit).await?;
-        tx.0.commit().await?;
+        let committed = tx.0.commit().await;
+        // Cached answers about the deleted rounds go at once on this replica too.
+        self.wrote();
+        committed?;
         Ok(pruned)
     }
 }

@@ -8,7 +8,9 @@
 //! through one driver: `sqlite` on rusqlite, `postgres` on sqlx. `database`
 //! implements [`Store`] with them, `transaction` the writes of one operation.
 
+mod cached;
 mod callbacks;
+mod changes;
 mod connection;
 mod database;
 mod listing;
@@ -27,6 +29,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
@@ -39,6 +42,7 @@ use crate::{
     settings::DatabaseConfig,
 };
 
+pub use cached::Cached;
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery};
 pub use pending::PendingRounds;
 pub use retention::Pruned;
@@ -74,13 +78,29 @@ pub enum StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataVersion([u8; 48]);
 
+impl DataVersion {
+    /// The version numbered `count` by a counter of this process's own.
+    fn counted(count: u64) -> Self {
+        let mut bytes = [0; 48];
+        bytes[..8].copy_from_slice(&count.to_le_bytes());
+        Self(bytes)
+    }
+}
+
 /// Everything the service stores. Implementations keep each method atomic.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The database's version, where it can be read without a round trip:
-    /// SQLite's file in WAL mode. `None` on PostgreSQL (other replicas commit
-    /// unseen), or while a commit is being written.
+    /// SQLite's file in WAL mode, or PostgreSQL's notifications while a
+    /// connection listens for them ([`follow_changes`](Self::follow_changes)).
+    /// `None` while a commit is being written on SQLite, and on PostgreSQL
+    /// while nobody listens (before `follow_changes`, or after the listening
+    /// connection was lost and until it is back).
     fn data_version(&self) -> Option<DataVersion>;
+    /// Starts following the commits of other processes on the same database
+    /// until `stop` is cancelled; needed on PostgreSQL for
+    /// [`data_version`](Self::data_version), nothing to do on SQLite.
+    fn follow_changes(&self, stop: CancellationToken);
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks that the database answers.

@@ -1,7 +1,7 @@
 //! The PostgreSQL database, for several replicas sharing one: native
 //! `timestamptz` and `uuid` columns, row locks, and `SKIP LOCKED` job claims.
 
-use std::str::FromStr;
+use std::{str::FromStr, sync::Arc};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::{
@@ -11,10 +11,12 @@ use sqlx::{
     postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow},
     query::Query,
 };
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    StoreError,
+    DataVersion, StoreError,
+    changes::{self, Changes},
     sql::{Columns, Dialect, Sql, Value},
 };
 use crate::settings::DatabaseConfig;
@@ -41,6 +43,10 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// A PostgreSQL database, for several replicas sharing it, through sqlx's pool.
 pub struct Postgres {
     pool: PgPool,
+    /// The database's version as this process knows it.
+    changes: Arc<Changes>,
+    /// The pool of the connection that listens for changes, once asked to.
+    listener: PgPool,
 }
 
 /// A connection from the pool.
@@ -81,9 +87,34 @@ impl Postgres {
             .max_connections(config.max_connections)
             .acquire_timeout(config.connect_timeout)
             .test_before_acquire(true)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            changes: Arc::default(),
+            listener: changes::listener_pool(&options, config.connect_timeout),
+        })
+    }
+
+    /// The database's version, known while a connection listens for changes
+    /// ([`follow_changes`](Self::follow_changes)).
+    pub fn data_version(&self) -> Option<DataVersion> {
+        self.changes.version()
+    }
+
+    /// The version to move on after each commit of this process.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// Listens for the changes of every process on the database until `stop`
+    /// is cancelled, so that [`data_version`](Self::data_version) is known.
+    pub fn follow_changes(&self, stop: CancellationToken) {
+        tokio::spawn(changes::follow(
+            self.changes.clone(),
+            self.listener.clone(),
+            stop,
+        ));
     }
 
     /// Applies pending migrations. The migrator holds an advisory lock while

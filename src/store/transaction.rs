@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{StoreError, callbacks, connection::Conn, pending, queue, releases};
+use super::{StoreError, callbacks, changes::Changes, connection::Conn, pending, queue, releases};
 use crate::domain::{
     approver::ApproverEmail,
     callback::{LineKind, PlanCallback},
@@ -197,8 +197,9 @@ pub trait Transaction: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// A connection in a write transaction, in the writers' turn.
-pub(super) struct WriteTx<'a>(pub(super) Conn<'a>);
+/// A connection in a write transaction, in the writers' turn, and on
+/// PostgreSQL the version its commit moves on.
+pub(super) struct WriteTx<'a>(pub(super) Conn<'a>, pub(super) Option<&'a Changes>);
 
 #[async_trait]
 impl Transaction for WriteTx<'_> {
@@ -455,6 +456,12 @@ impl Transaction for WriteTx<'_> {
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let mut this = *self;
-        this.0.commit().await
+        let committed = this.0.commit().await;
+        // Moved even when the commit failed: it may have been applied
+        // before the connection broke, and one version too many costs a read.
+        if let Some(changes) = this.1 {
+            changes.moved();
+        }
+        committed
     }
 }

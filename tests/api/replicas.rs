@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ReceivedMail, TestApp, spawn_app};
+use crate::helpers::{ReceivedMail, TestApp, spawn_app, wait_until};
 
 /// The two approvers of release number `n`.
 fn approvers_of(n: usize) -> [String; 2] {
@@ -97,4 +97,69 @@ async fn the_same_release_created_at_once_on_two_replicas_is_stored_once_and_mai
         let status = replica.release_status("Devx", "7").await;
         assert_eq!(status["approvals"]["required"], 2, "{status}");
     }
+}
+
+/// Release `n`'s status and its approval view for `token`, as `replica` answers
+/// them: `GET /release/…`, a `POST /release` poll and `GET /approval?token`.
+async fn seen_by(replica: &TestApp, n: usize, token: &str) -> (Value, Value, Value) {
+    let got = replica.release_status("Devx", &n.to_string()).await;
+    let polled = replica.post_release(&release(n)).await;
+    assert_eq!(polled.status(), 200);
+    let viewed = replica
+        .client
+        .get(format!("{}/approval", replica.address))
+        .query(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(viewed.status(), 200);
+    (
+        got,
+        polled.json().await.unwrap(),
+        viewed.json().await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_decision_on_one_replica_reaches_the_polls_and_views_the_other_had_answered_before() {
+    let a = spawn_app().await;
+    let b = a.spawn_replica().await;
+    assert_eq!(a.post_release(&release(3)).await.status(), 202);
+    let mails = exactly(&a, &b, 2).await;
+    let token_of = |to: &str| {
+        mails
+            .iter()
+            .find(|mail| mail.to[0] == to)
+            .map(|mail| mail.token())
+            .unwrap()
+    };
+    let [ana, bo] = approvers_of(3).map(|to| token_of(&to));
+
+    // Asked twice, so that the second answers come from what b kept.
+    for _ in 0..2 {
+        let (got, polled, viewed) = seen_by(&b, 3, &bo).await;
+        assert_eq!(got["status"], "pending", "{got}");
+        assert_eq!(polled["status"], "pending", "{polled}");
+        assert_eq!(viewed["release"]["approvals"]["approved"], 0, "{viewed}");
+    }
+
+    assert_eq!(a.decide(&ana, "approve", None).await.status(), 200);
+    wait_until("b to see the first approval taken on a", || async {
+        let (got, polled, viewed) = seen_by(&b, 3, &bo).await;
+        let approved = |answer: &Value| answer["approvals"]["approved"] == 1;
+        (approved(&got) && approved(&polled) && approved(&viewed["release"])).then_some(())
+    })
+    .await;
+
+    assert_eq!(a.decide(&bo, "approve", None).await.status(), 200);
+    wait_until("b to see the release approved on a", || async {
+        let (got, polled, viewed) = seen_by(&b, 3, &bo).await;
+        let approved = got["status"] == "approved"
+            && polled["status"] == "approved"
+            && viewed["decision"] == "approved";
+        approved.then_some(())
+    })
+    .await;
+    let (.., viewed) = seen_by(&b, 3, &bo).await;
+    assert_eq!(viewed["can_decide"], false, "{viewed}");
 }

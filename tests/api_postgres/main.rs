@@ -6,5 +6,6 @@
 
 include!("../api/main.rs");
 
+mod changes;
 mod outage;
 mod restart;
