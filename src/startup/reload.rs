@@ -87,6 +87,19 @@ impl Reloadable {
     }
 }
 
+/// Refuses a configuration whose policies require a sign-in when the service
+/// started without an OpenID Connect provider: the provider starts only with a
+/// restart, and without it such approvals could not be decided at all.
+fn sign_in_without_provider(started: &Config, new: &Config) -> anyhow::Result<()> {
+    if started.sign_in.is_none() && new.policies.policies().iter().any(|p| p.sign_in) {
+        anyhow::bail!(
+            "a policy now sets require_sign_in, but the OpenID Connect provider \
+             (DEPLOY_GATE_OIDC_*) starts only with a restart: restart to apply it"
+        );
+    }
+    Ok(())
+}
+
 /// The Azure DevOps access `config` sets up, calling through `client`.
 fn azure_access(
     config: &Config,
@@ -190,6 +203,7 @@ impl Reloader {
     /// The new configuration and every value built from it; nothing is in force yet.
     async fn prepare(&self) -> anyhow::Result<Next> {
         let config = (self.load)()?;
+        sign_in_without_provider(&self.started, &config)?;
         let tokens = token_keys(&config, self.store.as_ref()).await?;
         let mut restart = needs_restart(&self.started, &config);
         let mailer = if same_way_of_mailing(&self.started.mail, &config.mail) {
@@ -351,6 +365,20 @@ mod tests {
             ["approval_deadline", "workers"]
         );
         assert!(same_way_of_mailing(&started.mail, &changed.mail));
+    }
+
+    #[test]
+    fn a_policy_that_starts_requiring_sign_in_waits_for_the_provider_a_restart_starts() {
+        let without = config("[[policies]]\nteam_project = \"Shop\"\n");
+        let requiring = config(
+            "oidc_issuer = \"https://login.example.com\"\noidc_client_id = \"gate\"\n\
+             [[policies]]\nteam_project = \"Shop\"\nrequire_sign_in = true\n",
+        );
+        let error = sign_in_without_provider(&without, &requiring).unwrap_err();
+        assert!(error.to_string().contains("require_sign_in"), "{error}");
+        assert!(sign_in_without_provider(&requiring, &requiring).is_ok());
+        assert!(sign_in_without_provider(&requiring, &without).is_ok());
+        assert!(sign_in_without_provider(&without, &without).is_ok());
     }
 
     #[test]
