@@ -309,10 +309,7 @@ async fn someone_else_who_signs_in_gets_a_clear_page_and_their_decision_does_not
         "{page}"
     );
     // Back on the approval page, Bob is not signed in as Ana: no buttons.
-    browser.client.goto(&link).await.unwrap();
-    assert!(browser.elements("button.approve").await.is_empty());
-    assert_eq!(approval_json(&app, &link).await["decision"], "pending");
-    browser.close().await;
+    assert_still_undecided(browser, &app, &link).await;
 }
 
 #[tokio::test]
@@ -332,17 +329,8 @@ async fn a_tampered_state_is_refused() {
     let tampered = with_param(&request, "state", &format!("{state}x"));
     browser.client.goto(&tampered).await.unwrap();
     sign_in_as(&browser, &app, "ana-sub").await;
-    assert_eq!(browser.text_of("main h1").await, "The sign-in was refused");
-    assert!(
-        browser
-            .text_of("main")
-            .await
-            .contains("state does not match")
-    );
-    browser.client.goto(&link).await.unwrap();
-    assert!(browser.elements("button.approve").await.is_empty());
-    assert_eq!(approval_json(&app, &link).await["decision"], "pending");
-    browser.close().await;
+    assert_refused(&browser, "state does not match").await;
+    assert_still_undecided(browser, &app, &link).await;
 }
 
 #[tokio::test]
@@ -367,12 +355,8 @@ async fn an_id_token_issued_for_another_nonce_is_refused() {
     );
     browser.client.goto(&other).await.unwrap();
     sign_in_as(&browser, &app, "ana-sub").await;
-    assert_eq!(browser.text_of("main h1").await, "The sign-in was refused");
-    assert!(browser.text_of("main").await.contains("another sign-in"));
-    browser.client.goto(&link).await.unwrap();
-    assert!(browser.elements("button.approve").await.is_empty());
-    assert_eq!(approval_json(&app, &link).await["decision"], "pending");
-    browser.close().await;
+    assert_refused(&browser, "another sign-in").await;
+    assert_still_undecided(browser, &app, &link).await;
 }
 
 #[tokio::test]
@@ -510,4 +494,20 @@ async fn get_with_cookie(app: &TestApp, url: &str, cookie: &str) -> reqwest::Res
         .send()
         .await
         .unwrap()
+}
+
+/// The browser shows the refusal page, naming `reason`.
+async fn assert_refused(browser: &Browser, reason: &str) {
+    assert_eq!(browser.text_of("main h1").await, "The sign-in was refused");
+    let page = browser.text_of("main").await;
+    assert!(page.contains(reason), "{page}");
+}
+
+/// Back on the approval page the browser is offered no decision, and the
+/// approval is still undecided; closes the browser.
+async fn assert_still_undecided(browser: Browser, app: &TestApp, link: &str) {
+    browser.client.goto(link).await.unwrap();
+    assert!(browser.elements("button.approve").await.is_empty());
+    assert_eq!(approval_json(app, link).await["decision"], "pending");
+    browser.close().await;
 }
