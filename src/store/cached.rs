@@ -11,11 +11,7 @@
 //! (PostgreSQL while nobody listens) every read goes to the database.
 //! Everything else, and every write, goes straight through.
 
-use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::{hash::Hash, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +20,7 @@ use uuid::Uuid;
 
 use super::{
     DataVersion, PendingRounds, Pruned, ReleasePage, ReleaseQuery, Store, StoreError, Transaction,
+    kept::Kept,
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
@@ -32,9 +29,13 @@ use crate::domain::{
     snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
 };
 
-/// The most reads kept of each kind; past it that kind starts over. 20,000
-/// releases of three approvers are about 20 MB.
-const MOST_KEPT: usize = 20_000;
+/// The most releases and rounds kept. 20,000 releases of three approvers are
+/// about 20 MB.
+const MOST_RELEASES: usize = 20_000;
+
+/// The most approvals whose release is kept: an approval id and a release id,
+/// a few megabytes for 100,000.
+const MOST_APPROVALS: usize = 100_000;
 
 /// A [`Store`] keeping the reads of [`latest_round`](Store::latest_round),
 /// [`release_by_id`](Store::release_by_id) and [`approval`](Store::approval)
@@ -43,7 +44,10 @@ pub struct Cached {
     inner: Arc<dyn Store>,
     rounds: Kept<(ReleaseKey, Option<u32>, Option<Phase>), Option<ReleaseKey>>,
     releases: Kept<i64, Option<ReleaseSnapshot>>,
-    approvals: Kept<Uuid, Option<ApprovalRecord>>,
+    /// The release each approval belongs to: an approval is read from its
+    /// release's snapshot, so that the many approvals of the kept releases
+    /// take no room of their own.
+    approvals: Kept<Uuid, i64>,
 }
 
 impl Cached {
@@ -51,9 +55,9 @@ impl Cached {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         Self {
             inner,
-            rounds: Kept::default(),
-            releases: Kept::default(),
-            approvals: Kept::default(),
+            rounds: Kept::holding(MOST_RELEASES),
+            releases: Kept::holding(MOST_RELEASES),
+            approvals: Kept::holding(MOST_APPROVALS),
         }
     }
 
@@ -74,41 +78,6 @@ impl Cached {
         let value = read.await?;
         kept.keep(version, key, value.clone());
         Ok(value)
-    }
-}
-
-/// Reads of one kind made at one version of the database.
-struct Kept<K, V> {
-    at: Mutex<(Option<DataVersion>, HashMap<K, V>)>,
-}
-
-impl<K, V> Default for Kept<K, V> {
-    fn default() -> Self {
-        Self {
-            at: Mutex::new((None, HashMap::new())),
-        }
-    }
-}
-
-impl<K: Hash + Eq, V: Clone> Kept<K, V> {
-    fn get(&self, version: &DataVersion, key: &K) -> Option<V> {
-        let at = self.at.lock().unwrap_or_else(PoisonError::into_inner);
-        match &at.0 {
-            Some(kept_at) if kept_at == version => at.1.get(key).cloned(),
-            _ => None,
-        }
-    }
-
-    fn keep(&self, version: DataVersion, key: K, value: V) {
-        let mut at = self.at.lock().unwrap_or_else(PoisonError::into_inner);
-        if at.0.as_ref() != Some(&version) || at.1.len() >= MOST_KEPT {
-            // Reads of another version are of no more use (versions never
-            // come back); a read that began before the latest commit replaces
-            // newer ones, which the next asker then reads again.
-            at.1.clear();
-            at.0 = Some(version);
-        }
-        at.1.insert(key, value);
     }
 }
 
@@ -201,8 +170,20 @@ impl Store for Cached {
     }
 
     async fn approval(&self, id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {
-        self.through(&self.approvals, id, self.inner.approval(id))
-            .await
+        let Some(version) = self.inner.data_version() else {
+            return self.inner.approval(id).await;
+        };
+        if let Some(release_id) = self.approvals.get(&version, &id)
+            && let Some(snapshot) = self.release_by_id(release_id).await?
+            && let Some(approval) = snapshot.approvals.into_iter().find(|a| a.id == id)
+        {
+            return Ok(Some(approval));
+        }
+        let approval = self.inner.approval(id).await?;
+        if let Some(approval) = &approval {
+            self.approvals.keep(version, id, approval.release_id);
+        }
+        Ok(approval)
     }
 
     async fn callback(&self, callback_id: i64) -> Result<Option<CallbackRecord>, StoreError> {

@@ -13,6 +13,7 @@ mod callbacks;
 mod changes;
 mod connection;
 mod database;
+mod kept;
 mod listing;
 mod pending;
 mod postgres;
@@ -43,6 +44,7 @@ use crate::{
 };
 
 pub use cached::Cached;
+pub use kept::Kept;
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery};
 pub use pending::PendingRounds;
 pub use retention::Pruned;

@@ -3,8 +3,9 @@
 //! commit, so an answer kept for one release is never served for another, and none
 //! is served after a commit changed its release, whatever was polled in between.
 //!
-//! Not covered here: the cache's size limit (20,000 answers, after which it starts
-//! over) would take 20,000 releases created over HTTP, too slow for this suite.
+//! Not covered here: the cache's size limit (20,000 answers, past which those polled least
+//! lately go) would take 20,000 releases created over HTTP, too slow for this suite; the
+//! unit tests of `src/store/kept.rs` and `poll_cache.rs` cover it.
 
 use std::collections::BTreeMap;
 

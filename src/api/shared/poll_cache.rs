@@ -6,32 +6,25 @@
 //! the version is the same (nothing committed since, by this process or any
 //! other) and, for a pending release, only before its deadline, when it would
 //! turn `expired` on the clock alone. Where the store has no version
-//! (PostgreSQL) nothing is kept. Any commit leaves every
+//! (PostgreSQL while nobody listens) nothing is kept. Any commit leaves every
 //! kept answer behind, so none can outlive a decision, a cancellation or a
 //! job's failure; the price is a read after each commit.
-
-use std::{
-    collections::HashMap,
-    sync::{Mutex, PoisonError},
-};
 
 use chrono::{DateTime, Utc};
 
 use super::status::{StatusJson, StatusValue};
 use crate::{
     domain::{release::ReleaseKey, snapshot::ReleaseSnapshot},
-    store::{DataVersion, Store},
+    store::{DataVersion, Kept, Store},
 };
 
-/// The most answers kept; past it the cache starts over. 20,000 status bodies
-/// of three approvers are about 15 MB.
+/// The most answers kept; past it the answers asked for least lately go.
+/// 20,000 status bodies of three approvers are about 15 MB.
 const MOST_ANSWERS: usize = 20_000;
 
 /// Gate polls' answers, by release.
 pub struct PollCache {
-    kept: Mutex<Kept>,
-    /// Answers held when keeping one more starts over.
-    most: usize,
+    kept: Kept<ReleaseKey, Answer>,
 }
 
 impl Default for PollCache {
@@ -40,13 +33,7 @@ impl Default for PollCache {
     }
 }
 
-/// The answers built at one version of the database.
-#[derive(Default)]
-struct Kept {
-    version: Option<DataVersion>,
-    answers: HashMap<ReleaseKey, Answer>,
-}
-
+#[derive(Clone)]
 struct Answer {
     json: StatusJson,
     /// A pending answer holds until the release's deadline.
@@ -58,11 +45,10 @@ struct Answer {
 pub struct ReadAt(Option<DataVersion>);
 
 impl PollCache {
-    /// A cache that starts over when it holds `most` answers and keeps one more.
+    /// A cache holding at most `most` answers.
     fn holding(most: usize) -> Self {
         Self {
-            kept: Mutex::default(),
-            most,
+            kept: Kept::holding(most),
         }
     }
 
@@ -78,14 +64,8 @@ impl PollCache {
         let Some(current) = &version else {
             return Err(ReadAt(None));
         };
-        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        match kept.answers.get(key) {
-            Some(answer)
-                if kept.version.as_ref() == Some(current)
-                    && answer.until.is_none_or(|deadline| now < deadline) =>
-            {
-                Ok(answer.json.clone())
-            }
+        match self.kept.get(current, key) {
+            Some(answer) if answer.until.is_none_or(|deadline| now < deadline) => Ok(answer.json),
             _ => Err(ReadAt(version)),
         }
     }
@@ -103,15 +83,8 @@ impl PollCache {
             return json;
         };
         let until = (json.status == StatusValue::Pending).then_some(snapshot.release.deadline);
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.version.as_ref() != Some(&version) || kept.answers.len() >= self.most {
-            // Answers of another version are of no more use (versions never
-            // come back); a read that began before the latest commit replaces
-            // the newer answers, which the next poll then builds again.
-            kept.answers.clear();
-            kept.version = Some(version);
-        }
-        kept.answers.insert(
+        self.kept.keep(
+            version,
             snapshot.release.key.clone(),
             Answer {
                 json: json.clone(),
@@ -124,7 +97,7 @@ impl PollCache {
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, time::Duration};
+    use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
     use bytes::Bytes;
     use chrono::TimeDelta;
@@ -233,37 +206,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_cache_starts_over_when_it_keeps_one_more_answer() {
+    async fn a_full_cache_drops_the_answers_polled_least_lately_never_all_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite_store(&dir).await;
-        for release_id in ["1", "2", "3", "4"] {
+        let ids = ["1", "2", "3", "4", "5", "6"];
+        for release_id in ids {
             created(&store, release_id).await;
         }
         let version = store.data_version();
         assert!(version.is_some(), "a WAL database has a version");
-        let cache = PollCache::holding(3);
+        let cache = PollCache::holding(6);
 
-        let mut bodies = Vec::new();
-        for release_id in ["1", "2", "3"] {
-            bodies.push(kept(&cache, &*store, release_id, start()).await);
+        let mut bodies = BTreeMap::new();
+        for release_id in ["1", "2", "3", "4"] {
+            bodies.insert(release_id, kept(&cache, &*store, release_id, start()).await);
         }
-        for (release_id, body) in ["1", "2", "3"].into_iter().zip(&bodies) {
-            assert_eq!(
-                served(&cache, &*store, release_id, start()).await.as_ref(),
-                Some(body),
-                "release {release_id}'s answer was dropped below the limit"
-            );
+        assert_eq!(
+            served(&cache, &*store, "1", start()).await.as_ref(),
+            bodies.get("1")
+        );
+        for release_id in ["5", "6"] {
+            bodies.insert(release_id, kept(&cache, &*store, release_id, start()).await);
         }
 
-        let fourth = kept(&cache, &*store, "4", start()).await;
-        for release_id in ["1", "2", "3"] {
+        for release_id in ["2", "3"] {
             assert_eq!(
                 served(&cache, &*store, release_id, start()).await,
                 None,
-                "release {release_id}'s answer outlived the start over"
+                "release {release_id}, polled least lately, is kept past the limit"
             );
         }
-        assert_eq!(served(&cache, &*store, "4", start()).await, Some(fourth));
+        for release_id in ["1", "4", "5", "6"] {
+            assert_eq!(
+                served(&cache, &*store, release_id, start()).await.as_ref(),
+                bodies.get(release_id),
+                "release {release_id}'s answer was dropped"
+            );
+        }
         assert_eq!(
             store.data_version(),
             version,
