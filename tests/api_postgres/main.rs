@@ -7,5 +7,6 @@
 include!("../api/main.rs");
 
 mod changes;
+mod job_queue;
 mod outage;
 mod restart;
