@@ -271,8 +271,11 @@ async fn open_approval(
     let approval_id = job
         .approval_id
         .context("approval job without an approval")?;
-    let approval = ctx.store.approval(approval_id).await?;
+    // The release's snapshot holds its approvals: one read, not two.
     let snapshot = ctx.store.release_by_id(job.release_id).await?;
+    let approval = snapshot
+        .as_ref()
+        .and_then(|s| s.approvals.iter().find(|a| a.id == approval_id).cloned());
     match (approval, snapshot) {
         (Some(approval), Some(snapshot))
             if approval.decided.is_none()
