@@ -3,12 +3,12 @@
 //! A release's status is not stored: `domain::policy::decide` derives it from the decisions
 //! the rule of its policy and the clock. So the SQL only narrows the candidates with
 //! conditions every release of the wanted status meets, and `decide` has the last word on
-//! each candidate. The narrowing leans on `concluded_at`, which the lifecycle records in the
-//! transaction that ends a round (migration 0010): a `pending` round is not concluded and
-//! its deadline is ahead; an `expired` one was not concluded before its deadline; `approved`
-//! and `rejected` rounds are concluded, with an approval, a rejection, a cancellation or a
-//! settlement. Without it a filter for the few pending rounds among many approved ones
-//! judged every approved round in the service, a cost growing with the database. Pages are keyset pages
+//! each candidate: a rejection or a cancellation for `rejected`, an approval for `approved`.
+//! `pending` and `expired` lean on `concluded_at`, which the lifecycle records only in the
+//! transaction that makes a round final (migration 0010): a pending round is not concluded
+//! and its deadline is ahead; an expired one was not concluded before its deadline. Without
+//! it a filter for the few pending rounds among many approved ones judged every approved
+//! round in the service, a cost growing with the database. Pages are keyset pages
 //! over `(created_at, release_id)`, read through the indexes of migration 0003, so a page
 //! costs the same on the first release as on the ten-thousandth.
 
@@ -64,11 +64,9 @@ macro_rules! candidates {
                                   AND (r.concluded_at IS NULL OR r.concluded_at > r.deadline)
                                   AND r.cancelled_at IS NULL AND r.settled_at IS NULL AND NOT ",
             rejected_in_time!(),
-            " WHEN 'rejected' THEN r.concluded_at IS NOT NULL
-                                   AND (r.cancelled_at IS NOT NULL OR r.settled_status = 'rejected' OR ",
+            " WHEN 'rejected' THEN r.cancelled_at IS NOT NULL OR r.settled_status = 'rejected' OR ",
             rejected_in_time!(),
-            ") ELSE r.concluded_at IS NOT NULL AND r.cancelled_at IS NULL
-                    AND (r.settled_status = 'approved' OR ",
+            " ELSE r.cancelled_at IS NULL AND (r.settled_status = 'approved' OR ",
             approved_in_time!(),
             ")",
             " END
