@@ -10,7 +10,9 @@
 //! it a filter for the few pending rounds among many approved ones judged every approved
 //! round in the service, a cost growing with the database. Pages are keyset pages
 //! over `(created_at, release_id)`, read through the indexes of migration 0003, so a page
-//! costs the same on the first release as on the ten-thousandth.
+//! costs the same on the first release as on the ten-thousandth; `pending` ones through
+//! migration 0010's partial index of the rounds not concluded, so that a page with fewer
+//! pending rounds than it holds does not walk back through every release.
 
 use std::{fmt, str::FromStr};
 
@@ -45,7 +47,7 @@ macro_rules! approved_in_time {
 }
 
 /// One batch of candidates after the position `($1, $2)`, with their approvals: `$3` is the
-/// wanted status (empty for any), `$4` now; `$project` narrows to one project, `$limit` is
+/// wanted status (empty for any; `pending` has [`pending_candidates!`]), `$4` now; `$project` narrows to one project, `$limit` is
 /// the parameter holding the most releases in the batch.
 macro_rules! candidates {
     ($project:literal, $limit:literal) => {
@@ -59,7 +61,6 @@ macro_rules! candidates {
             $project,
             " AND CASE $3
                      WHEN '' THEN 1 = 1
-                     WHEN 'pending' THEN r.concluded_at IS NULL AND r.deadline > $4
                      WHEN 'expired' THEN r.deadline <= $4
                                   AND (r.concluded_at IS NULL OR r.concluded_at > r.deadline)
                                   AND r.cancelled_at IS NULL AND r.settled_at IS NULL AND NOT ",
@@ -81,6 +82,36 @@ macro_rules! candidates {
 
 const CANDIDATES: &str = candidates!("", "$5");
 const CANDIDATES_OF_PROJECT: &str = candidates!(" AND r.team_project = $5", "$6");
+
+/// The candidates for `pending` (`$3`, always `pending` here), parameters as
+/// [`candidates!`]: rounds not concluded whose deadline is ahead, which migration
+/// 0010's partial index holds. Newest first by `$newest_first`, which on SQLite
+/// keeps the planner from walking the index of every release back in that order
+/// (`+` makes the order a computed one): pending rounds are few, fewer than a page
+/// when releases are decided as they come, and then that walk read every release.
+macro_rules! pending_candidates {
+    ($project:literal, $limit:literal, $newest_first:literal) => {
+        concat!(
+            "SELECT r.*, a.approval_id, a.email, a.decision, a.comment, a.decided_at, a.email_sent_at,
+                    a.link_generation, a.signed_in_issuer, a.signed_in_subject, a.signed_in_email,
+                    (SELECT COUNT(*) FROM job j
+                     WHERE j.release_id = r.release_id AND j.last_error IS NOT NULL) AS failing_jobs
+             FROM (SELECT * FROM release r
+                   WHERE r.concluded_at IS NULL AND r.deadline > $4 AND $3 = 'pending'
+                     AND (r.created_at, r.release_id) < ($1, $2)",
+            $project,
+            " ORDER BY ",
+            $newest_first,
+            " LIMIT ",
+            $limit,
+            ") r
+             LEFT JOIN approval a ON a.release_id = r.release_id
+             ORDER BY r.created_at DESC, r.release_id DESC, a.created_at, a.email"
+        )
+    };
+}
+
+pub(super) use pending_candidates;
 
 /// Which releases to list.
 #[derive(Clone, Debug)]
@@ -216,9 +247,12 @@ async fn candidates(
 ) -> Result<Vec<ReleaseSnapshot>, StoreError> {
     let status = query.status.map_or("", ReleaseStatus::as_str);
     let count = i64::try_from(count).unwrap_or(i64::MAX);
-    let text = match query.team_project {
-        Some(_) => CANDIDATES_OF_PROJECT,
-        None => CANDIDATES,
+    let dialect = db.dialect();
+    let text = match (&query.team_project, query.status) {
+        (Some(_), Some(ReleaseStatus::Pending)) => dialect.pending_candidates_of_project,
+        (None, Some(ReleaseStatus::Pending)) => dialect.pending_candidates,
+        (Some(_), _) => CANDIDATES_OF_PROJECT,
+        (None, _) => CANDIDATES,
     };
     let mut sql = Sql::new(text)
         .bind(position.created_at)

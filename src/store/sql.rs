@@ -149,4 +149,8 @@ pub struct Dialect {
     pub concluded_before: &'static str,
     /// Rounds expired before `$1`, at most `$2`, likewise.
     pub expired_before: &'static str,
+    /// The board's candidates for `status=pending` (`listing::pending_candidates!`).
+    pub pending_candidates: &'static str,
+    /// The same, of project `$5`.
+    pub pending_candidates_of_project: &'static str,
 }

@@ -51,6 +51,16 @@ pub const DIALECT: Dialect = Dialect {
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
     concluded_before: super::retention::concluded_before!(""),
     expired_before: super::retention::expired_before!(""),
+    pending_candidates: super::listing::pending_candidates!(
+        "",
+        "$5",
+        "+r.created_at DESC, r.release_id DESC"
+    ),
+    pending_candidates_of_project: super::listing::pending_candidates!(
+        " AND r.team_project = $5",
+        "$6",
+        "+r.created_at DESC, r.release_id DESC"
+    ),
 };
 
 /// The embedded migrations.
