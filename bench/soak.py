@@ -267,7 +267,9 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=60, help="seconds per measured window [60]")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--creates-per-s", type=float, default=20)
-    parser.add_argument("--decisions-per-s", type=float, default=50)
+    # Three approval emails arrive per release: answering fewer than three times
+    # the creates a second piles undecided approvals up without end.
+    parser.add_argument("--decisions-per-s", type=float, default=60)
     parser.add_argument("--board-per-s", type=float, default=10)
     parser.add_argument("--poll-conns", type=int, default=16)
     parser.add_argument("--poll-delay-ms", type=int, default=10)
