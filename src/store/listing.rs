@@ -46,18 +46,35 @@ macro_rules! approved_in_time {
     };
 }
 
-/// One batch of candidates after the position `($1, $2)`, with their approvals: `$3` is the
-/// wanted status (empty for any; `pending` has [`pending_candidates!`]), `$4` now; `$project` narrows to one project, `$limit` is
-/// the parameter holding the most releases in the batch.
-macro_rules! candidates {
-    ($project:literal, $limit:literal) => {
+/// A batch of candidates, newest first, each with its approvals and its count of failing
+/// jobs: `$releases` (string literals and literal macros, comma-separated) is the `SELECT`
+/// of the batch's releases from `release r`, ending in its `ORDER BY … LIMIT`.
+macro_rules! with_approvals {
+    ($($releases:tt)*) => {
         concat!(
             "SELECT r.*, a.approval_id, a.email, a.decision, a.comment, a.decided_at, a.email_sent_at,
                     a.link_generation, a.signed_in_issuer, a.signed_in_subject, a.signed_in_email,
                     (SELECT COUNT(*) FROM job j
                      WHERE j.release_id = r.release_id AND j.last_error IS NOT NULL) AS failing_jobs
-             FROM (SELECT * FROM release r
-                   WHERE (r.created_at, r.release_id) < ($1, $2)",
+             FROM (",
+            $($releases)*,
+            ") r
+             LEFT JOIN approval a ON a.release_id = r.release_id
+             ORDER BY r.created_at DESC, r.release_id DESC, a.created_at, a.email"
+        )
+    };
+}
+
+pub(super) use with_approvals;
+
+/// One batch of candidates after the position `($1, $2)`, with their approvals: `$3` is
+/// the wanted status (empty for any; `pending` has [`pending_candidates!`]), `$4` now;
+/// `$project` narrows to one project, `$limit` is the parameter holding the most releases
+/// in the batch.
+macro_rules! candidates {
+    ($project:literal, $limit:literal) => {
+        with_approvals!(
+            "SELECT * FROM release r WHERE (r.created_at, r.release_id) < ($1, $2)",
             $project,
             " AND CASE $3
                      WHEN '' THEN 1 = 1
@@ -72,10 +89,7 @@ macro_rules! candidates {
             ")",
             " END
                    ORDER BY r.created_at DESC, r.release_id DESC LIMIT ",
-            $limit,
-            ") r
-             LEFT JOIN approval a ON a.release_id = r.release_id
-             ORDER BY r.created_at DESC, r.release_id DESC, a.created_at, a.email"
+            $limit
         )
     };
 }
@@ -91,22 +105,15 @@ const CANDIDATES_OF_PROJECT: &str = candidates!(" AND r.team_project = $5", "$6"
 /// when releases are decided as they come, and then that walk read every release.
 macro_rules! pending_candidates {
     ($project:literal, $limit:literal, $newest_first:literal) => {
-        concat!(
-            "SELECT r.*, a.approval_id, a.email, a.decision, a.comment, a.decided_at, a.email_sent_at,
-                    a.link_generation, a.signed_in_issuer, a.signed_in_subject, a.signed_in_email,
-                    (SELECT COUNT(*) FROM job j
-                     WHERE j.release_id = r.release_id AND j.last_error IS NOT NULL) AS failing_jobs
-             FROM (SELECT * FROM release r
-                   WHERE r.concluded_at IS NULL AND r.deadline > $4 AND $3 = 'pending'
-                     AND (r.created_at, r.release_id) < ($1, $2)",
+        $crate::store::listing::with_approvals!(
+            "SELECT * FROM release r
+             WHERE r.concluded_at IS NULL AND r.deadline > $4 AND $3 = 'pending'
+               AND (r.created_at, r.release_id) < ($1, $2)",
             $project,
             " ORDER BY ",
             $newest_first,
             " LIMIT ",
-            $limit,
-            ") r
-             LEFT JOIN approval a ON a.release_id = r.release_id
-             ORDER BY r.created_at DESC, r.release_id DESC, a.created_at, a.email"
+            $limit
         )
     };
 }
