@@ -136,6 +136,11 @@ impl ReleaseSnapshot {
     pub fn outcome(&self, now: DateTime<Utc>) -> Outcome {
         outcome_of(&self.release, &self.approvals, now)
     }
+
+    /// Its approval `id`, if it has one.
+    pub fn approval(&self, id: Uuid) -> Option<&ApprovalRecord> {
+        self.approvals.iter().find(|a| a.id == id)
+    }
 }
 
 /// The status of `release` with these `approvals` at `now`.

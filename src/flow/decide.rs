@@ -69,7 +69,7 @@ impl Flow {
         };
         // Read again under the lock: another decision may have landed meanwhile.
         let before = change.tx.lock_release(approval.release_id).await?;
-        let current = before.approvals.iter().find(|a| a.id == approval_id);
+        let current = before.approval(approval_id);
         if let Some(existing) = current.and_then(|a| a.decided) {
             return Ok(if existing.decision == decision {
                 DecisionOutcome::Unchanged(before)

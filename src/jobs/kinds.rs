@@ -275,7 +275,7 @@ async fn open_approval(
     let snapshot = ctx.store.release_by_id(job.release_id).await?;
     let approval = snapshot
         .as_ref()
-        .and_then(|s| s.approvals.iter().find(|a| a.id == approval_id).cloned());
+        .and_then(|s| s.approval(approval_id).cloned());
     match (approval, snapshot) {
         (Some(approval), Some(snapshot))
             if approval.decided.is_none()

@@ -175,9 +175,9 @@ impl Store for Cached {
         };
         if let Some(release_id) = self.approvals.get(&version, &id)
             && let Some(snapshot) = self.release_by_id(release_id).await?
-            && let Some(approval) = snapshot.approvals.into_iter().find(|a| a.id == id)
+            && let Some(approval) = snapshot.approval(id)
         {
-            return Ok(Some(approval));
+            return Ok(Some(approval.clone()));
         }
         let approval = self.inner.approval(id).await?;
         if let Some(approval) = &approval {

@@ -203,12 +203,7 @@ async fn decide(
         }
         DecisionOutcome::UnknownApproval => return Err(unknown_approval()),
     };
-    let approval = snapshot
-        .approvals
-        .iter()
-        .find(|a| a.id == approval.id)
-        .cloned()
-        .unwrap_or(approval);
+    let approval = snapshot.approval(approval.id).cloned().unwrap_or(approval);
     Ok(approval_view(&approval, &snapshot, state.clock.now()))
 }
 
