@@ -6,13 +6,15 @@
 //! each candidate: a rejection or a cancellation for `rejected`, an approval for `approved`.
 //! `pending` and `expired` lean on `concluded_at`, which the lifecycle records only in the
 //! transaction that makes a round final (migration 0010): a pending round is not concluded
-//! and its deadline is ahead; an expired one was not concluded before its deadline. Without
+//! and its deadline is ahead; an expired one was not concluded at all. Without
 //! it a filter for the few pending rounds among many approved ones judged every approved
 //! round in the service, a cost growing with the database. Pages are keyset pages
 //! over `(created_at, release_id)`, read through the indexes of migration 0003, so a page
 //! costs the same on the first release as on the ten-thousandth; `pending` ones through
 //! migration 0010's partial index of the rounds not concluded, so that a page with fewer
-//! pending rounds than it holds does not walk back through every release.
+//! pending rounds than it holds does not walk back through every release; `expired` ones
+//! through migration 0016's, so that a page does not first read every round whose
+//! deadline is still ahead.
 
 use std::{fmt, str::FromStr};
 
@@ -68,7 +70,7 @@ macro_rules! with_approvals {
 pub(super) use with_approvals;
 
 /// One batch of candidates after the position `($1, $2)`, with their approvals: `$3` is
-/// the wanted status (empty for any; `pending` has [`pending_candidates!`]), `$4` now;
+/// the wanted status (empty for any; `pending` and `expired` have their own), `$4` now;
 /// `$project` narrows to one project, `$limit` is the parameter holding the most releases
 /// in the batch.
 macro_rules! candidates {
@@ -78,11 +80,7 @@ macro_rules! candidates {
             $project,
             " AND CASE $3
                      WHEN '' THEN 1 = 1
-                     WHEN 'expired' THEN r.deadline <= $4
-                                  AND (r.concluded_at IS NULL OR r.concluded_at > r.deadline)
-                                  AND r.cancelled_at IS NULL AND r.settled_at IS NULL AND NOT ",
-            rejected_in_time!(),
-            " WHEN 'rejected' THEN r.cancelled_at IS NOT NULL OR r.settled_status = 'rejected' OR ",
+                     WHEN 'rejected' THEN r.cancelled_at IS NOT NULL OR r.settled_status = 'rejected' OR ",
             rejected_in_time!(),
             " ELSE r.cancelled_at IS NULL AND (r.settled_status = 'approved' OR ",
             approved_in_time!(),
@@ -98,27 +96,53 @@ const CANDIDATES: &str = candidates!("", "$5");
 const CANDIDATES_OF_PROJECT: &str = candidates!(" AND r.team_project = $5", "$6");
 
 /// The candidates for `pending` (`$3`, always `pending` here), parameters as
-/// [`candidates!`]: rounds not concluded whose deadline is ahead, which migration
-/// 0010's partial index holds. Newest first by `$newest_first`, which on SQLite
-/// keeps the planner from walking the index of every release back in that order
-/// (`+` makes the order a computed one): pending rounds are few, fewer than a page
-/// when releases are decided as they come, and then that walk read every release.
+/// [`candidates!`]: rounds not concluded whose deadline is ahead, read from `$table`
+/// through migration 0010's partial index of the rounds not concluded by deadline.
+/// On SQLite `$table` names that index: the planner would rather walk one in the
+/// board's order (every release, or migration 0016's rounds not concluded), and
+/// pending rounds are few, fewer than a page when releases are decided as they
+/// come, so that walk read every release, or every expired round, behind them.
 macro_rules! pending_candidates {
-    ($project:literal, $limit:literal, $newest_first:literal) => {
+    ($table:literal, $project:literal, $limit:literal) => {
         $crate::store::listing::with_approvals!(
-            "SELECT * FROM release r
-             WHERE r.concluded_at IS NULL AND r.deadline > $4 AND $3 = 'pending'
+            "SELECT * FROM ",
+            $table,
+            " WHERE r.concluded_at IS NULL AND r.deadline > $4 AND $3 = 'pending'
                AND (r.created_at, r.release_id) < ($1, $2)",
             $project,
-            " ORDER BY ",
-            $newest_first,
-            " LIMIT ",
+            " ORDER BY r.created_at DESC, r.release_id DESC LIMIT ",
             $limit
         )
     };
 }
 
 pub(super) use pending_candidates;
+
+/// The candidates for `expired` (`$3`, always `expired` here), parameters as
+/// [`candidates!`]: rounds not concluded whose deadline passed, neither cancelled
+/// nor settled, without a rejection in time, read newest first through migration
+/// 0016's partial index of the rounds not concluded. A round that expired was
+/// never concluded: the lifecycle concludes a round only while it is pending
+/// (votes and cancellations are refused once it is final), at the moment its
+/// outcome was decided, before the deadline; the rounds concluded later were
+/// cancelled or settled, which are not expired.
+macro_rules! expired_candidates {
+    ($project:literal, $limit:literal) => {
+        with_approvals!(
+            "SELECT * FROM release r
+             WHERE r.concluded_at IS NULL AND r.deadline <= $4 AND $3 = 'expired'
+               AND (r.created_at, r.release_id) < ($1, $2)",
+            $project,
+            " AND r.cancelled_at IS NULL AND r.settled_at IS NULL AND NOT ",
+            rejected_in_time!(),
+            " ORDER BY r.created_at DESC, r.release_id DESC LIMIT ",
+            $limit
+        )
+    };
+}
+
+const EXPIRED_CANDIDATES: &str = expired_candidates!("", "$5");
+const EXPIRED_CANDIDATES_OF_PROJECT: &str = expired_candidates!(" AND r.team_project = $5", "$6");
 
 /// Which releases to list.
 #[derive(Clone, Debug)]
@@ -258,6 +282,8 @@ async fn candidates(
     let text = match (&query.team_project, query.status) {
         (Some(_), Some(ReleaseStatus::Pending)) => dialect.pending_candidates_of_project,
         (None, Some(ReleaseStatus::Pending)) => dialect.pending_candidates,
+        (Some(_), Some(ReleaseStatus::Expired)) => EXPIRED_CANDIDATES_OF_PROJECT,
+        (None, Some(ReleaseStatus::Expired)) => EXPIRED_CANDIDATES,
         (Some(_), _) => CANDIDATES_OF_PROJECT,
         (None, _) => CANDIDATES,
     };

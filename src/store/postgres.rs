@@ -36,15 +36,11 @@ pub const DIALECT: Dialect = Dialect {
     concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
     expired_before: super::retention::expired_before!(" FOR UPDATE OF r SKIP LOCKED"),
     // PostgreSQL's planner weighs the partial index by its statistics.
-    pending_candidates: super::listing::pending_candidates!(
-        "",
-        "$5",
-        "r.created_at DESC, r.release_id DESC"
-    ),
+    pending_candidates: super::listing::pending_candidates!("release r", "", "$5"),
     pending_candidates_of_project: super::listing::pending_candidates!(
+        "release r",
         " AND r.team_project = $5",
-        "$6",
-        "r.created_at DESC, r.release_id DESC"
+        "$6"
     ),
 };
 

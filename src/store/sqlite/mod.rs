@@ -52,14 +52,14 @@ pub const DIALECT: Dialect = Dialect {
     concluded_before: super::retention::concluded_before!(""),
     expired_before: super::retention::expired_before!(""),
     pending_candidates: super::listing::pending_candidates!(
+        "release r INDEXED BY release_unconcluded",
         "",
-        "$5",
-        "+r.created_at DESC, r.release_id DESC"
+        "$5"
     ),
     pending_candidates_of_project: super::listing::pending_candidates!(
+        "release r INDEXED BY release_unconcluded",
         " AND r.team_project = $5",
-        "$6",
-        "+r.created_at DESC, r.release_id DESC"
+        "$6"
     ),
 };
 
