@@ -44,6 +44,10 @@ pub const DIALECT: Dialect = Dialect {
     ),
 };
 
+/// The planner's price of a random page read on the service's connections
+/// (see [`Postgres::connect`]).
+const RANDOM_PAGE_COST: &str = "1.1";
+
 /// The embedded migrations.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -84,11 +88,18 @@ impl Postgres {
     /// the statement timeout are cancelled by the server. JIT compilation is
     /// off: the board's listing scans with per-row subqueries that the planner
     /// prices high, and compiling them took 20 times longer than running them.
+    /// A random page read is priced as what it is for the service's rows, held
+    /// in memory: about a sequential one (`random_page_cost` 1.1, not the
+    /// spinning disk's 4). At the default the board's page read every approval
+    /// in the database to join the page's fifty releases to theirs (a hash
+    /// join over a sequential scan, 12 ms at 20,000 approvals, where looking
+    /// each release's up took 1 ms).
     pub async fn connect(config: &DatabaseConfig) -> Result<Self, StoreError> {
         let statement_timeout_ms = config.statement_timeout.as_millis().to_string();
         let options = PgConnectOptions::from_str(config.url.expose())?.options([
             ("statement_timeout", statement_timeout_ms.as_str()),
             ("jit", "off"),
+            ("random_page_cost", RANDOM_PAGE_COST),
         ]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)

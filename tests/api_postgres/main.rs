@@ -6,6 +6,7 @@
 
 include!("../api/main.rs");
 
+mod board_plan;
 mod changes;
 mod job_queue;
 mod outage;
