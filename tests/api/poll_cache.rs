@@ -89,12 +89,17 @@ async fn a_decision_made_through_another_instance_shows_at_the_next_poll() {
             assert_eq!(seen["status"], "rejected", "{seen}");
         }
         // a learns of b's commit from PostgreSQL's notification, which may
-        // still be on its way when b has answered.
+        // still be on its way when b has answered, even between two of the
+        // polls that `polled` compares: wait for one poll to see it first.
         Backend::Postgres => {
             wait_until("a to hear of the rejection made through b", || async {
-                (polled(&a, &approvers).await["status"] == "rejected").then_some(())
+                let got = a.get_release("Devx", "7").await;
+                let status = got.json::<Value>().await.unwrap()["status"].clone();
+                (status == "rejected").then_some(())
             })
             .await;
+            let seen = polled(&a, &approvers).await;
+            assert_eq!(seen["status"], "rejected", "{seen}");
         }
     }
     assert_eq!(failsafe_status(&a).await, 403);
