@@ -7,9 +7,12 @@
 //! with the database. The service's connections price it at 1.1, as for rows
 //! held in memory (`src/store/postgres.rs`, `Postgres::connect`).
 
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::AssertSqlSafe;
 
-use crate::helpers::spawn_app;
+use crate::{
+    helpers::spawn_app,
+    plans::{connect, plan_of},
+};
 
 /// The settings the service gives its connections (`Postgres::connect`).
 const SERVICE_SETTINGS: &str = "SET jit = off; SET random_page_cost = 1.1;";
@@ -38,8 +41,7 @@ const CANDIDATES: &str = "PREPARE candidates(timestamptz, bigint, text, timestam
 #[tokio::test]
 async fn a_board_page_looks_up_its_releases_approvals_by_index_not_by_reading_them_all() {
     let app = spawn_app().await;
-    let url = app.settings.database_url.as_ref().unwrap().expose();
-    let mut db = PgConnection::connect(url).await.unwrap();
+    let mut db = connect(&app).await;
     // 7,000 releases, one a minute, three approvals each, as the soak had
     // them when its board slowed down; statistics fresh, as autovacuum keeps them.
     sqlx::raw_sql(
@@ -69,28 +71,12 @@ async fn a_board_page_looks_up_its_releases_approvals_by_index_not_by_reading_th
         .await
         .unwrap();
 
-    for (status, explain) in [
-        (
-            "",
-            "EXPLAIN EXECUTE candidates('9999-12-31', 9223372036854775807, '', now(), 51)",
-        ),
-        (
-            "approved",
-            "EXPLAIN EXECUTE candidates('9999-12-31', 9223372036854775807, 'approved', now(), 51)",
-        ),
-        (
-            "rejected",
-            "EXPLAIN EXECUTE candidates('9999-12-31', 9223372036854775807, 'rejected', now(), 51)",
-        ),
-    ] {
-        let plan: Vec<String> = sqlx::query(explain)
-            .fetch_all(&mut db)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get::<String, _>(0))
-            .collect();
-        let plan = plan.join("\n");
+    for status in ["", "approved", "rejected"] {
+        // The status is one of the three literals above.
+        let explain = format!(
+            "EXPLAIN EXECUTE candidates('9999-12-31', 9223372036854775807, '{status}', now(), 51)"
+        );
+        let plan = plan_of(&mut db, AssertSqlSafe(explain)).await;
         assert!(
             !plan.contains("Seq Scan on approval"),
             "status {status:?}: the page reads every approval:\n{plan}"

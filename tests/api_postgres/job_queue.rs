@@ -4,9 +4,10 @@
 //! 4,000 jobs at once; claiming with a sort of every due job took a
 //! millisecond each and most of the fan-out's time (BENCHMARKS.md).
 
-use sqlx::{Connection, PgConnection, Row};
-
-use crate::helpers::spawn_app;
+use crate::{
+    helpers::spawn_app,
+    plans::{connect, plan_of},
+};
 
 /// The claim of `src/store/postgres.rs` (`claim_job`), the times written in.
 const CLAIM: &str = "EXPLAIN UPDATE job SET locked_until = now() + interval '1 minute'
@@ -20,8 +21,7 @@ const CLAIM: &str = "EXPLAIN UPDATE job SET locked_until = now() + interval '1 m
 #[tokio::test]
 async fn the_next_job_is_claimed_from_an_index_in_claim_order_without_sorting_the_queue() {
     let app = spawn_app().await;
-    let url = app.settings.database_url.as_ref().unwrap().expose();
-    let mut db = PgConnection::connect(url).await.unwrap();
+    let mut db = connect(&app).await;
     sqlx::raw_sql(
         "INSERT INTO release (team_project, external_id, stage, attempt, phase, release_name,
                               deadline, created_at)
@@ -35,14 +35,7 @@ async fn the_next_job_is_claimed_from_an_index_in_claim_order_without_sorting_th
     .await
     .unwrap();
 
-    let plan: Vec<String> = sqlx::query(CLAIM)
-        .fetch_all(&mut db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get::<String, _>(0))
-        .collect();
-    let plan = plan.join("\n");
+    let plan = plan_of(&mut db, CLAIM).await;
     assert!(!plan.contains("Sort"), "the claim sorts the queue:\n{plan}");
     assert!(
         plan.contains("Index Scan using job_next"),

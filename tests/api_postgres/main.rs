@@ -10,4 +10,5 @@ mod board_plan;
 mod changes;
 mod job_queue;
 mod outage;
+mod plans;
 mod restart;
