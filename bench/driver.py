@@ -259,6 +259,8 @@ class Bench:
         self.releases = args.releases or (1000 if args.quick else 10000)
         self.fanout = args.fanout or (200 if args.quick else 1000)
         self.results: dict = {"runs": [], "services": [], "fanout": [], "seeding": [], "propagation": []}
+        # The server's autovacuum is looked at with the first PostgreSQL database.
+        self.autovacuum_checked = False
         self.sink_port = free_port()
         self.bare_port = free_port()
         self.mails_path = self.out / "mails.log"
@@ -319,13 +321,15 @@ class Bench:
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             return f"sqlite://{path}"
         admin = self.args.postgres_url
-        autovacuum = subprocess.run(["psql", "-Atq", "-d", admin, "-c", "SHOW autovacuum"],
-                                    check=True, capture_output=True, text=True).stdout.strip()
-        if autovacuum != "on":
-            # Production servers vacuum: without it dead rows pile up and a long
-            # run measures the bloat (a soak's board p99 grew fivefold in 10 min).
-            log(f"WARNING: autovacuum is {autovacuum} on {admin}: long PostgreSQL runs will not "
-                "represent a production server (ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf())")
+        if not self.autovacuum_checked:
+            self.autovacuum_checked = True
+            autovacuum = subprocess.run(["psql", "-Atq", "-d", admin, "-c", "SHOW autovacuum"],
+                                        check=True, capture_output=True, text=True).stdout.strip()
+            if autovacuum != "on":
+                # Production servers vacuum: without it dead rows pile up and a long
+                # run measures the bloat (a soak's board p99 grew fivefold in 10 min).
+                log(f"WARNING: autovacuum is {autovacuum} on {admin}: long PostgreSQL runs will not "
+                    "represent a production server (ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf())")
         db = f"deploy_gate_bench_{name}".replace("-", "_")
         for sql in (f"DROP DATABASE IF EXISTS {db} WITH (FORCE)", f"CREATE DATABASE {db}"):
             subprocess.run(["psql", "-q", "-d", admin, "-c", sql], check=True, capture_output=True)
