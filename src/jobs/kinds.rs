@@ -382,11 +382,10 @@ async fn send_approval_email(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
     // The server has accepted the mail: from here on only the bookkeeping is retried, never the send.
     let mut pause = std::time::Duration::from_millis(50);
     loop {
-        let done = Finished::EmailSent {
-            approval_id: approval.id,
-            link_generation: approval.link_generation,
-        };
-        match ctx.flow.finished(job.id, done).await {
+        let recorded = ctx
+            .flow
+            .email_sent(job.id, approval.id, approval.link_generation);
+        match recorded.await {
             Ok(()) => return Ok(()),
             Err(err) if pause < std::time::Duration::from_secs(5) => {
                 tracing::warn!(error = %err, "recording a sent email failed; trying again");

@@ -214,6 +214,18 @@ impl Store for Cached {
         self.inner.complete_job(job_id).await
     }
 
+    async fn record_email_sent(
+        &self,
+        job_id: i64,
+        approval_id: Uuid,
+        link_generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .record_email_sent(job_id, approval_id, link_generation, now)
+            .await
+    }
+
     async fn prune_decided(
         &self,
         cutoff: DateTime<Utc>,

@@ -246,6 +246,33 @@ impl Store for Database {
         completed
     }
 
+    async fn record_email_sent(
+        &self,
+        job_id: i64,
+        approval_id: Uuid,
+        link_generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match self {
+            // The bookkeeping of every email: one statement, where a
+            // transaction took four round trips (BENCHMARKS.md, the fan-out).
+            Self::Postgres(_) => {
+                let sql =
+                    releases::email_sent_and_job_done(approval_id, link_generation, now, job_id);
+                let recorded = self.write_conn().await?.execute(sql).await;
+                self.wrote();
+                recorded.map(drop)
+            }
+            Self::Sqlite(_) => {
+                let mut tx = self.write_tx().await?;
+                let sent = releases::email_sent(approval_id, link_generation, now);
+                tx.0.execute(sent).await?;
+                queue::complete(&mut tx.0, job_id).await?;
+                Box::new(tx).commit().await
+            }
+        }
+    }
+
     async fn fail_job(
         &self,
         job_id: i64,

@@ -169,6 +169,16 @@ pub trait Store: Send + Sync {
     -> Result<(), StoreError>;
     /// Deletes a finished job.
     async fn complete_job(&self, job_id: i64) -> Result<(), StoreError>;
+    /// Records an approval's email (with the link of `link_generation`) as
+    /// accepted, unless its link was superseded meanwhile, and deletes its
+    /// job `job_id`, both or neither.
+    async fn record_email_sent(
+        &self,
+        job_id: i64,
+        approval_id: Uuid,
+        link_generation: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Records a failed attempt; `retry_at` `None` marks the job dead.
     async fn fail_job(
         &self,

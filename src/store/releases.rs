@@ -332,15 +332,41 @@ pub(super) fn decided(
     .bind(approval_id)
 }
 
+/// The text of [`email_sent`]: `$1` the time, `$2` the approval, `$3` the
+/// link generation.
+macro_rules! email_sent {
+    () => {
+        "UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2 AND link_generation = $3"
+    };
+}
+
 /// Marks an approval's email as accepted by the mail server, unless its link
 /// was superseded meanwhile (then the newer email is still to be sent).
 pub(super) fn email_sent(approval_id: Uuid, link_generation: i64, now: DateTime<Utc>) -> Sql {
-    Sql::new(
-        "UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2 AND link_generation = $3",
-    )
-    .bind(now)
-    .bind(approval_id)
-    .bind(link_generation)
+    Sql::new(email_sent!())
+        .bind(now)
+        .bind(approval_id)
+        .bind(link_generation)
+}
+
+/// [`email_sent`] and the deletion of its job `job_id` in one statement
+/// (PostgreSQL's; SQLite has no writes in a `WITH`).
+pub(super) fn email_sent_and_job_done(
+    approval_id: Uuid,
+    link_generation: i64,
+    now: DateTime<Utc>,
+    job_id: i64,
+) -> Sql {
+    let text = concat!(
+        "WITH sent AS (",
+        email_sent!(),
+        ") DELETE FROM job WHERE job_id = $4"
+    );
+    Sql::new(text)
+        .bind(now)
+        .bind(approval_id)
+        .bind(link_generation)
+        .bind(job_id)
 }
 
 /// Ties an Azure DevOps approval to the round that decides it, unless it is

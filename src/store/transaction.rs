@@ -121,14 +121,6 @@ pub trait Transaction: Send {
         approval: &AzureApprovalRef,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Records an approval's email (with the link of `link_generation`) as
-    /// accepted, unless its link was superseded meanwhile.
-    async fn record_email_sent(
-        &mut self,
-        approval_id: Uuid,
-        link_generation: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
     /// Stores a callback registration, or refreshes its token while undelivered;
     /// the registration's id when it is new.
     async fn save_callback(
@@ -346,16 +338,6 @@ impl Transaction for WriteTx<'_> {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let sql = releases::written_back(approval, now);
-        self.0.execute(sql).await.map(drop)
-    }
-
-    async fn record_email_sent(
-        &mut self,
-        approval_id: Uuid,
-        link_generation: i64,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let sql = releases::email_sent(approval_id, link_generation, now);
         self.0.execute(sql).await.map(drop)
     }
 
