@@ -86,11 +86,13 @@ impl Flow {
             .await?;
         let after = change.tx.read_release(before.release.id).await?;
         let status = after.outcome(now).status;
-        let mut lines = vec![decision_line(&approval.email, decision, comment)];
-        if !status.is_final() {
-            lines.push(waiting_line(&after, now));
+        if change.tx.has_open_callbacks(after.release.id).await? {
+            let mut lines = vec![decision_line(&approval.email, decision, comment)];
+            if !status.is_final() {
+                lines.push(waiting_line(&after, now));
+            }
+            change.tell_callbacks(after.release.id, &lines, now).await?;
         }
-        change.tell_callbacks(after.release.id, &lines, now).await?;
         if status.is_final() {
             change.conclude(&after, now).await?;
             change.queue_decision_notices(&after, now).await?;

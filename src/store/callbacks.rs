@@ -59,6 +59,15 @@ pub(super) async fn save(
     Ok(None)
 }
 
+/// Whether the release has a registration not yet delivered.
+pub(super) async fn has_open(db: &mut Conn<'_>, release_id: i64) -> Result<bool, StoreError> {
+    let sql = Sql::new(
+        "SELECT callback_id FROM callback WHERE release_id = $1 AND completed_at IS NULL LIMIT 1",
+    )
+    .bind(release_id);
+    db.exists(sql).await
+}
+
 /// The release's callback registrations not yet delivered and with no delivery queued.
 pub(super) async fn awaiting_delivery(
     db: &mut Conn<'_>,

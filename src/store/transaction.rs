@@ -159,6 +159,9 @@ pub trait Transaction: Send {
     ) -> Result<(), StoreError>;
     /// Whether an undelivered registration has an event or a line left to post.
     async fn callback_has_work(&mut self, callback_id: i64) -> Result<bool, StoreError>;
+    /// Whether the release has a callback registration still open (neither
+    /// delivered nor given its outcome line).
+    async fn has_open_callbacks(&mut self, release_id: i64) -> Result<bool, StoreError>;
     /// The release's undelivered callback registrations with no delivery queued.
     async fn callbacks_awaiting_delivery(
         &mut self,
@@ -392,6 +395,10 @@ impl Transaction for WriteTx<'_> {
 
     async fn callback_has_work(&mut self, callback_id: i64) -> Result<bool, StoreError> {
         callbacks::has_work(&mut self.0, callback_id).await
+    }
+
+    async fn has_open_callbacks(&mut self, release_id: i64) -> Result<bool, StoreError> {
+        callbacks::has_open(&mut self.0, release_id).await
     }
 
     async fn callbacks_awaiting_delivery(
