@@ -159,8 +159,9 @@ pub trait Transaction: Send {
     ) -> Result<(), StoreError>;
     /// Whether an undelivered registration has an event or a line left to post.
     async fn callback_has_work(&mut self, callback_id: i64) -> Result<bool, StoreError>;
-    /// Whether the release has a callback registration still open (neither
-    /// delivered nor given its outcome line).
+    /// Whether the release has a callback registration not yet delivered
+    /// (whatever feed lines it has): without one, neither a feed line nor a
+    /// delivery is due.
     async fn has_open_callbacks(&mut self, release_id: i64) -> Result<bool, StoreError>;
     /// The release's undelivered callback registrations with no delivery queued.
     async fn callbacks_awaiting_delivery(
