@@ -7,7 +7,7 @@ use super::{Change, Flow};
 use crate::{
     domain::{
         callback::PlanCallback,
-        job::{JobKind, Subject},
+        job::{JobKind, NewJob, Subject},
         policy::{ReleasePlan, plan_release},
         release::NewRelease,
         snapshot::ReleaseSnapshot,
@@ -121,26 +121,22 @@ async fn queue_first_jobs(
     plan: &ReleasePlan,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let job = |kind, run_at| NewJob {
+        kind,
+        release_id,
+        subject: Subject::Release,
+        run_at,
+    };
+    let mut jobs = Vec::new();
     match &plan.approvers {
         Some(resolved) => change.add_approvers(release_id, resolved, now).await?,
-        None => {
-            let kind = JobKind::ResolveApprovers;
-            change
-                .enqueue(kind, release_id, Subject::Release, now)
-                .await?;
-        }
+        None => jobs.push(job(JobKind::ResolveApprovers, now)),
     }
     for at in &plan.reminders {
-        let kind = JobKind::RemindApprovers;
-        change
-            .enqueue(kind, release_id, Subject::Release, *at)
-            .await?;
+        jobs.push(job(JobKind::RemindApprovers, *at));
     }
     if let Some(at) = plan.escalate_at {
-        let kind = JobKind::Escalate;
-        change
-            .enqueue(kind, release_id, Subject::Release, at)
-            .await?;
+        jobs.push(job(JobKind::Escalate, at));
     }
-    Ok(())
+    change.enqueue_all(&jobs).await
 }

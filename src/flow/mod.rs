@@ -70,7 +70,15 @@ impl Change<'_> {
             subject,
             run_at,
         };
-        self.tx.enqueue(&job).await?;
+        self.enqueue_all(&[job]).await
+    }
+
+    /// Queues jobs in this change's transaction, together.
+    async fn enqueue_all(&mut self, jobs: &[NewJob]) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.tx.enqueue(jobs).await?;
         self.queued = true;
         Ok(())
     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::Change;
 use crate::{
     domain::{
-        job::{JobKind, Subject},
+        job::{JobKind, NewJob, Subject},
         policy::ResolvedApprovers,
         snapshot::ReleaseSnapshot,
     },
@@ -23,25 +23,30 @@ impl Change<'_> {
         resolved: &ResolvedApprovers,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        for (position, email) in (0..).zip(&resolved.approvers) {
-            // The position keeps the approvers in their given order.
-            let created_at = now + TimeDelta::milliseconds(position);
-            let inserted = self
-                .tx
-                .insert_approval(release_id, email, created_at)
-                .await?;
-            let Some(approval_id) = inserted else {
-                continue;
-            };
-            let subject = Subject::Approval(approval_id);
-            self.enqueue(JobKind::SendApprovalEmail, release_id, subject, now)
-                .await?;
+        // The position keeps the approvers in their given order.
+        let approvers: Vec<_> = (0..)
+            .zip(&resolved.approvers)
+            .map(|(position, email)| (email, now + TimeDelta::milliseconds(position)))
+            .collect();
+        let inserted = self.tx.insert_approvals(release_id, &approvers).await?;
+        let job = |kind, subject| NewJob {
+            kind,
+            release_id,
+            subject,
+            run_at: now,
+        };
+        let mut jobs = Vec::new();
+        for approval_id in inserted.into_iter().flatten() {
+            jobs.push(job(
+                JobKind::SendApprovalEmail,
+                Subject::Approval(approval_id),
+            ));
             for channel in &resolved.channels {
                 let subject = Subject::Channel(approval_id, *channel);
-                self.enqueue(JobKind::NotifyChannel, release_id, subject, now)
-                    .await?;
+                jobs.push(job(JobKind::NotifyChannel, subject));
             }
         }
+        self.enqueue_all(&jobs).await?;
         self.tx.record_approvers(release_id, resolved, now).await
     }
 

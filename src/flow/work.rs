@@ -7,7 +7,7 @@ use super::Flow;
 use crate::{
     domain::{
         approver::ApproverEmail,
-        job::{JobKind, Subject},
+        job::{JobKind, NewJob, Subject},
         policy::{Found, ReleaseStatus, under_policy},
         progress::waiting_line,
         release::AzureApprovalRef,
@@ -107,14 +107,16 @@ impl Flow {
         let snapshot = change.tx.lock_release(release_id).await?;
         if !snapshot.outcome(now).status.is_final() {
             let rule = &snapshot.release.rule;
-            for approval in &snapshot.approvals {
-                if approval.decided.is_none() && rule.counts(&approval.email) {
-                    let subject = Subject::Approval(approval.id);
-                    change
-                        .enqueue(JobKind::SendReminder, release_id, subject, now)
-                        .await?;
-                }
-            }
+            let reminders: Vec<_> = (snapshot.approvals.iter())
+                .filter(|a| a.decided.is_none() && rule.counts(&a.email))
+                .map(|approval| NewJob {
+                    kind: JobKind::SendReminder,
+                    release_id,
+                    subject: Subject::Approval(approval.id),
+                    run_at: now,
+                })
+                .collect();
+            change.enqueue_all(&reminders).await?;
         }
         change.tx.complete_job(job_id).await?;
         self.commit(change).await

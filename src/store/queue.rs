@@ -8,30 +8,40 @@ use super::{
     StoreError,
     connection::Conn,
     rows,
-    sql::{Columns, Sql},
+    sql::{Columns, Rows, Sql},
 };
 use crate::domain::job::{Job, JobKind, NewJob, Subject};
 
-/// Queues a job.
-pub(super) async fn enqueue(db: &mut Conn<'_>, job: &NewJob) -> Result<(), StoreError> {
-    let (approval_id, callback_id, channel) = match job.subject {
-        Subject::Release => (None, None, None),
-        Subject::Approval(id) => (Some(id), None, None),
-        Subject::Callback(id) => (None, Some(id), None),
-        Subject::Channel(id, channel) => (Some(id), None, Some(channel.as_str())),
-    };
-    let sql = Sql::new(
-        "INSERT INTO job (kind, release_id, approval_id, callback_id, channel, run_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(job.kind.as_str())
-    .bind(job.release_id)
-    .bind(approval_id)
-    .bind(callback_id)
-    .bind(channel)
-    .bind(job.run_at)
-    .bind(Utc::now());
-    db.execute(sql).await?;
+/// The job insert, for up to [`Rows::MOST`] jobs.
+static JOBS: Rows = Rows::new(
+    "INSERT INTO job (kind, release_id, approval_id, callback_id, channel, run_at, created_at)",
+    7,
+    "",
+);
+
+/// Queues jobs, as many in one statement as it holds.
+pub(super) async fn enqueue(db: &mut Conn<'_>, jobs: &[NewJob]) -> Result<(), StoreError> {
+    let created_at = Utc::now();
+    for chunk in jobs.chunks(Rows::MOST) {
+        let mut sql = JOBS.sql(chunk.len());
+        for job in chunk {
+            let (approval_id, callback_id, channel) = match job.subject {
+                Subject::Release => (None, None, None),
+                Subject::Approval(id) => (Some(id), None, None),
+                Subject::Callback(id) => (None, Some(id), None),
+                Subject::Channel(id, channel) => (Some(id), None, Some(channel.as_str())),
+            };
+            sql = sql
+                .bind(job.kind.as_str())
+                .bind(job.release_id)
+                .bind(approval_id)
+                .bind(callback_id)
+                .bind(channel)
+                .bind(job.run_at)
+                .bind(created_at);
+        }
+        db.execute(sql).await?;
+    }
     Ok(())
 }
 

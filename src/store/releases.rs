@@ -12,7 +12,7 @@ use super::{
     StoreError,
     connection::Conn,
     rows,
-    sql::{Columns, Sql},
+    sql::{Columns, Rows, Sql},
 };
 use crate::domain::{
     approver::ApproverEmail,
@@ -244,23 +244,45 @@ pub(super) async fn insert(
     inserted.map(|row| row.int("release_id")).transpose()
 }
 
-/// Inserts an approval unless the release has one for this approver; its id when inserted.
-pub(super) async fn insert_approval(
+/// The approval insert, for up to [`Rows::MOST`] approvers; one already in
+/// the release is skipped.
+static APPROVALS: Rows = Rows::new(
+    "INSERT INTO approval (approval_id, release_id, email, created_at)",
+    4,
+    " ON CONFLICT (release_id, email) DO NOTHING RETURNING approval_id",
+);
+
+/// Inserts approvals (each approver with its creation time), skipping
+/// approvers the release has; for each, its id when inserted, in the order given.
+pub(super) async fn insert_approvals(
     db: &mut Conn<'_>,
     release_id: i64,
-    email: &ApproverEmail,
-    created_at: DateTime<Utc>,
-) -> Result<Option<Uuid>, StoreError> {
-    let approval_id = Uuid::new_v4();
-    let sql = Sql::new(
-        "INSERT INTO approval (approval_id, release_id, email, created_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (release_id, email) DO NOTHING",
-    )
-    .bind(approval_id)
-    .bind(release_id)
-    .bind(email.as_str())
-    .bind(created_at);
-    Ok((db.execute(sql).await? == 1).then_some(approval_id))
+    approvers: &[(&ApproverEmail, DateTime<Utc>)],
+) -> Result<Vec<Option<Uuid>>, StoreError> {
+    let mut ids = Vec::with_capacity(approvers.len());
+    for chunk in approvers.chunks(Rows::MOST) {
+        let chunk_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+        let mut sql = APPROVALS.sql(chunk.len());
+        for (approval_id, (email, created_at)) in chunk_ids.iter().zip(chunk) {
+            sql = sql
+                .bind(*approval_id)
+                .bind(release_id)
+                .bind(email.as_str())
+                .bind(*created_at);
+        }
+        let inserted = db
+            .fetch_all(sql)
+            .await?
+            .iter()
+            .map(|row| row.uuid("approval_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.extend(
+            chunk_ids
+                .into_iter()
+                .map(|id| inserted.contains(&id).then_some(id)),
+        );
+    }
+    Ok(ids)
 }
 
 /// Records the rule the approvers' decisions are judged by and where they came from.

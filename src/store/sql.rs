@@ -7,6 +7,8 @@
 //! rows back into the same Rust types. The two statements whose text differs
 //! are each database's [`Dialect`].
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -103,6 +105,54 @@ impl Sql {
     }
 }
 
+/// An `INSERT` of several rows in one statement (one round trip for all of
+/// them): its text for each number of rows up to [`Rows::MOST`], written once.
+/// Each row's parameters follow the previous row's: row 2 of a 4-column
+/// statement binds `$5` to `$8`.
+pub struct Rows {
+    /// The statement up to its `VALUES` list.
+    head: &'static str,
+    /// Parameters per row.
+    columns: usize,
+    /// What follows the `VALUES` list (`ON CONFLICT …`, `RETURNING …`), or "".
+    tail: &'static str,
+    /// The text for `n` rows at index `n - 1`, written when first needed.
+    texts: [OnceLock<String>; Rows::MOST],
+}
+
+impl Rows {
+    /// The most rows in one statement; callers insert more in chunks of it.
+    pub const MOST: usize = 16;
+
+    /// A statement inserting rows of `columns` parameters each.
+    pub const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+        Self {
+            head,
+            columns,
+            tail,
+            texts: [const { OnceLock::new() }; Rows::MOST],
+        }
+    }
+
+    /// The statement inserting `rows` rows (1 to [`Rows::MOST`]).
+    pub fn sql(&'static self, rows: usize) -> Sql {
+        let rows = rows.clamp(1, Self::MOST);
+        let text = self.texts[rows - 1].get_or_init(|| {
+            let values: Vec<String> = (0..rows)
+                .map(|row| {
+                    let first = row * self.columns + 1;
+                    let params: Vec<String> = (first..first + self.columns)
+                        .map(|number| format!("${number}"))
+                        .collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            format!("{} VALUES {}{}", self.head, values.join(", "), self.tail)
+        });
+        Sql::new(text)
+    }
+}
+
 /// Reads the columns of a result row as the store's Rust types.
 pub trait Columns {
     /// An integer column.
@@ -153,4 +203,29 @@ pub struct Dialect {
     pub pending_candidates: &'static str,
     /// The same, of project `$5`.
     pub pending_candidates_of_project: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static PAIRS: Rows = Rows::new("INSERT INTO t (a, b)", 2, " RETURNING a");
+
+    #[test]
+    fn each_row_binds_the_parameters_after_the_previous_rows() {
+        assert_eq!(
+            PAIRS.sql(1).text,
+            "INSERT INTO t (a, b) VALUES ($1, $2) RETURNING a"
+        );
+        assert_eq!(
+            PAIRS.sql(3).text,
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) RETURNING a"
+        );
+    }
+
+    #[test]
+    fn more_rows_than_one_statement_holds_are_refused_as_the_most_it_holds() {
+        assert_eq!(PAIRS.sql(Rows::MOST + 1).text, PAIRS.sql(Rows::MOST).text);
+        assert_eq!(PAIRS.sql(0).text, PAIRS.sql(1).text);
+    }
 }

@@ -35,13 +35,13 @@ pub trait Transaction: Send {
     async fn lock_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError>;
     /// An approval by id.
     async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
-    /// Inserts an approval unless the release has this approver; its id when inserted.
-    async fn insert_approval(
+    /// Inserts approvals (each approver with its creation time), skipping
+    /// approvers the release has; for each, its id when inserted, in the order given.
+    async fn insert_approvals(
         &mut self,
         release_id: i64,
-        email: &ApproverEmail,
-        created_at: DateTime<Utc>,
-    ) -> Result<Option<Uuid>, StoreError>;
+        approvers: &[(&ApproverEmail, DateTime<Utc>)],
+    ) -> Result<Vec<Option<Uuid>>, StoreError>;
     /// Records where the approvers came from and the rule they are judged by.
     async fn record_approvers(
         &mut self,
@@ -177,8 +177,8 @@ pub trait Transaction: Send {
     ) -> Result<(), StoreError>;
     /// Whether the release has a job of `kind`, in any state.
     async fn has_job(&mut self, release_id: i64, kind: JobKind) -> Result<bool, StoreError>;
-    /// Queues a job.
-    async fn enqueue(&mut self, job: &NewJob) -> Result<(), StoreError>;
+    /// Queues jobs.
+    async fn enqueue(&mut self, jobs: &[NewJob]) -> Result<(), StoreError>;
     /// Deletes an approval's jobs of `kind`, queued or failing.
     async fn delete_approval_jobs(
         &mut self,
@@ -225,13 +225,12 @@ impl Transaction for WriteTx<'_> {
         releases::approval(&mut self.0, approval_id).await
     }
 
-    async fn insert_approval(
+    async fn insert_approvals(
         &mut self,
         release_id: i64,
-        email: &ApproverEmail,
-        created_at: DateTime<Utc>,
-    ) -> Result<Option<Uuid>, StoreError> {
-        releases::insert_approval(&mut self.0, release_id, email, created_at).await
+        approvers: &[(&ApproverEmail, DateTime<Utc>)],
+    ) -> Result<Vec<Option<Uuid>>, StoreError> {
+        releases::insert_approvals(&mut self.0, release_id, approvers).await
     }
 
     async fn record_approvers(
@@ -423,8 +422,8 @@ impl Transaction for WriteTx<'_> {
         queue::has_job(&mut self.0, release_id, kind).await
     }
 
-    async fn enqueue(&mut self, job: &NewJob) -> Result<(), StoreError> {
-        queue::enqueue(&mut self.0, job).await
+    async fn enqueue(&mut self, jobs: &[NewJob]) -> Result<(), StoreError> {
+        queue::enqueue(&mut self.0, jobs).await
     }
 
     async fn delete_approval_jobs(

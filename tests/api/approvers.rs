@@ -275,3 +275,30 @@ async fn a_release_whose_approvers_are_not_known_yet_never_waits_for_nobody() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn a_long_list_of_approvers_is_stored_whole_in_its_order_and_each_is_written_to() {
+    // More approvers than one insert statement holds (16): stored in chunks.
+    let emails: Vec<String> = (1..=21)
+        .map(|n| format!("approver{n:02}@example.com"))
+        .collect();
+    let api = approvers_api(json!({ "approvers": emails }), 1).await;
+    let url = format!("{}/approvers", api.uri());
+    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+
+    let created = app
+        .post_release(&json!({"ReleaseName": "R", "ReleaseId": 386, "TeamProject": "Devx"}))
+        .await;
+    assert_eq!(created.status(), 202);
+    let mails = app.smtp.wait_for(emails.len()).await;
+    app.wait_until_idle().await;
+    assert_eq!(recipients(&app.smtp.received()), emails, "one email each");
+    let status = app.release_status("Devx", "386").await;
+    let stored: Vec<&str> = (status["approvers"].as_array().unwrap().iter())
+        .map(|a| a["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored, emails, "every approver, in the order given");
+    let last = mails.iter().find(|m| m.to == [emails[20].clone()]).unwrap();
+    let after = approve(&app, last).await;
+    assert_eq!(after["release"]["approvals"]["approved"], 1, "{after}");
+}

@@ -101,8 +101,9 @@ async fn store_case(store: &dyn Store, id: usize, case: &Case) {
     for (position, (email, decided)) in (0..).zip(&case.votes) {
         let email = ApproverEmail::parse(email).unwrap();
         let created = minute(0) + chrono::Duration::milliseconds(position);
-        let approval_id = tx.insert_approval(release_id, &email, created).await;
-        approvals.push((approval_id.unwrap().expect("a new approver"), *decided));
+        let inserted = tx.insert_approvals(release_id, &[(&email, created)]).await;
+        let approval_id = inserted.unwrap()[0].expect("a new approver");
+        approvals.push((approval_id, *decided));
     }
     let resolved = ResolvedApprovers {
         approvers: Vec::new(),
