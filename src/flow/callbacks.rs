@@ -123,7 +123,7 @@ impl Flow {
         callback_id: i64,
     ) -> Result<bool, StoreError> {
         let mut change = self.begin().await?;
-        change.tx.lock_release(release_id).await?;
+        change.tx.hold_release(release_id).await?;
         if change.tx.callback_has_work(callback_id).await? {
             return Ok(false);
         }

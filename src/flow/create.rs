@@ -63,9 +63,11 @@ impl Flow {
             })?,
         };
         // A poll only reads, so polls never queue on the lock; registering a
-        // callback or an Azure approval writes, so it takes the lock.
-        let writes = inserted.is_some() || callback.is_some() || new.azure_approval.is_some();
-        let snapshot = match writes {
+        // callback or an Azure approval writes to a known release, so it takes
+        // the lock. A release inserted here is this transaction's alone until
+        // it commits.
+        let writes = callback.is_some() || new.azure_approval.is_some();
+        let snapshot = match inserted.is_none() && writes {
             false => change.tx.read_release(release_id).await?,
             true => change.tx.lock_release(release_id).await?,
         };

@@ -62,7 +62,7 @@ impl Flow {
         );
         let now = self.clock.now();
         let mut change = self.begin().await?;
-        change.tx.lock_release(release.id).await?;
+        change.tx.hold_release(release.id).await?;
         change.add_approvers(release.id, &resolved, now).await?;
         // Most rounds have no callback registration (gates poll): then neither
         // the round with its approvers nor a feed line is needed.

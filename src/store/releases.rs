@@ -188,9 +188,15 @@ pub(super) async fn lock(
     db: &mut Conn<'_>,
     release_id: i64,
 ) -> Result<ReleaseSnapshot, StoreError> {
-    db.execute(Sql::new(db.dialect().lock_release).bind(release_id))
-        .await?;
+    hold(db, release_id).await?;
     read(db, release_id).await
+}
+
+/// Locks the release for the rest of the transaction, without reading it.
+pub(super) async fn hold(db: &mut Conn<'_>, release_id: i64) -> Result<(), StoreError> {
+    db.execute(Sql::new(db.dialect().lock_release).bind(release_id))
+        .await
+        .map(drop)
 }
 
 /// The release with this internal id, which must exist.
