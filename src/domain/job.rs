@@ -5,7 +5,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::channel::ChannelKind;
+use super::{channel::ChannelKind, snapshot::ReleaseSnapshot};
 
 /// What a job does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +88,9 @@ pub struct Job {
     pub channel: Option<ChannelKind>,
     /// Failed attempts before this one.
     pub attempts: u32,
+    /// Its release as read with the claim, where the database reads it in the
+    /// same statement (PostgreSQL); `None` when the job must read it.
+    pub release: Option<ReleaseSnapshot>,
 }
 
 impl JobKind {

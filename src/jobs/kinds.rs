@@ -33,7 +33,7 @@ use crate::{
     metrics::Metrics,
     notify::{self, ApprovalRequest, EscalationNotice, Mailer},
     settings::JobSettings,
-    store::Store,
+    store::{Store, StoreError},
     token::{ApprovalClaims, TokenKeys},
 };
 
@@ -95,7 +95,7 @@ async fn write_back_approval(ctx: &JobContext, job: &Job) -> anyhow::Result<()> 
         );
         return Ok(ctx.store.complete_job(job.id).await?);
     };
-    let Some(snapshot) = ctx.store.release_by_id(job.release_id).await? else {
+    let Some(snapshot) = release_of(ctx, job).await? else {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
     let release = &snapshot.release;
@@ -222,7 +222,7 @@ async fn write_back_one(
 }
 
 async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let Some(snapshot) = ctx.store.release_by_id(job.release_id).await? else {
+    let Some(snapshot) = release_of(ctx, job).await? else {
         return Ok(ctx.store.complete_job(job.id).await?);
     };
     let release = &snapshot.release;
@@ -262,6 +262,15 @@ async fn find_approvers(ctx: &JobContext, release: &ReleaseRecord) -> anyhow::Re
         .with_context(|| format!("looking up {}", source.describe()))
 }
 
+/// The job's release: as read with the claim where the claim read it, else
+/// read now.
+async fn release_of(ctx: &JobContext, job: &Job) -> Result<Option<ReleaseSnapshot>, StoreError> {
+    match &job.release {
+        Some(snapshot) => Ok(Some(snapshot.clone())),
+        None => ctx.store.release_by_id(job.release_id).await,
+    }
+}
+
 /// An approval and its release, while the request is still wanted: `None` (and
 /// the job completed) once the approver decided or the release is final.
 async fn open_approval(
@@ -272,7 +281,7 @@ async fn open_approval(
         .approval_id
         .context("approval job without an approval")?;
     // The release's snapshot holds its approvals: one read, not two.
-    let snapshot = ctx.store.release_by_id(job.release_id).await?;
+    let snapshot = release_of(ctx, job).await?;
     let approval = snapshot
         .as_ref()
         .and_then(|s| s.approval(approval_id).cloned());
@@ -441,7 +450,7 @@ async fn notify_channel(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
 }
 
 async fn escalate(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    let snapshot = ctx.store.release_by_id(job.release_id).await?;
+    let snapshot = release_of(ctx, job).await?;
     let now = ctx.clock.now();
     let Some(snapshot) = snapshot.filter(|s| !s.outcome(now).status.is_final()) else {
         return Ok(ctx.store.complete_job(job.id).await?);

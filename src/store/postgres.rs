@@ -26,13 +26,30 @@ pub const DIALECT: Dialect = Dialect {
     lock_release: "SELECT release_id FROM release WHERE release_id = $1 FOR UPDATE",
     // A job locked by another replica's claim is skipped, not waited for; the
     // lease (locked_until) hands a dead replica's job to another after it expires.
-    claim_job: "UPDATE job SET locked_until = $1
-         WHERE job_id = (
-             SELECT job_id FROM job
-             WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
-             ORDER BY run_at, job_id LIMIT 1
-             FOR UPDATE SKIP LOCKED)
-         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
+    // The release is read as of the claim's start, as a read right after it
+    // would see it: a job is queued by the transaction that wrote what it needs.
+    claim_job: concat!(
+        "WITH claimed AS (
+             UPDATE job SET locked_until = $1
+             WHERE job_id = (
+                 SELECT job_id FROM job
+                 WHERE dead_at IS NULL AND run_at <= $2
+                       AND (locked_until IS NULL OR locked_until <= $2)
+                 ORDER BY run_at, job_id LIMIT 1
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts)
+         SELECT claimed.job_id AS claimed_job_id, claimed.kind AS claimed_kind,
+                claimed.release_id AS claimed_release_id,
+                claimed.approval_id AS claimed_approval_id,
+                claimed.callback_id AS claimed_callback_id, claimed.channel AS claimed_channel,
+                claimed.attempts AS claimed_attempts, ",
+        super::releases::snapshot_columns!(),
+        " FROM claimed
+               LEFT JOIN release ON release.release_id = claimed.release_id
+               LEFT JOIN approval ON approval.release_id = release.release_id
+         ORDER BY approval.created_at, approval.email"
+    ),
+    claim_reads_release: true,
     concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
     expired_before: super::retention::expired_before!(" FOR UPDATE OF r SKIP LOCKED"),
     // PostgreSQL's planner weighs the partial index by its statistics.

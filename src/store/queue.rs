@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::{
     StoreError,
     connection::Conn,
-    rows,
+    releases,
+    rows::{self, Prefixed},
     sql::{Columns, Rows, Sql},
 };
 use crate::domain::job::{Job, JobKind, NewJob, Subject};
@@ -64,18 +65,30 @@ pub(super) async fn has_job(
     db.exists(sql).await
 }
 
-/// Locks the next due job until `lease_until`.
+/// Locks the next due job until `lease_until`, with its release where the
+/// database reads both in one statement.
 pub(super) async fn claim(
     db: &mut Conn<'_>,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Option<Job>, StoreError> {
-    let sql = Sql::new(db.dialect().claim_job).bind(lease_until).bind(now);
-    db.fetch_optional(sql)
-        .await?
-        .as_ref()
-        .map(rows::job)
-        .transpose()
+    let dialect = db.dialect();
+    let sql = Sql::new(dialect.claim_job).bind(lease_until).bind(now);
+    if !dialect.claim_reads_release {
+        return db
+            .fetch_optional(sql)
+            .await?
+            .as_ref()
+            .map(rows::job)
+            .transpose();
+    }
+    let rows = db.fetch_all(sql).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut job = rows::job(&Prefixed(first, "claimed_"))?;
+    job.release = releases::snapshot_in(db, &rows).await?;
+    Ok(Some(job))
 }
 
 /// Keeps a running job locked until `lease_until`.

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{
     StoreError,
-    connection::Conn,
+    connection::{Conn, Row},
     rows,
     sql::{Columns, Rows, Sql},
 };
@@ -23,20 +23,32 @@ use crate::domain::{
     snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot, Settlement},
 };
 
-/// A release's row joined with each of its approvals, in creation order, and the
-/// number of its failing jobs: a gate poll is one statement (on SQLite every
-/// statement is a round trip to the connection's thread). `$where` picks the release.
+/// The columns of a release's snapshot: the release's row joined with each of
+/// its approvals, and the number of its failing jobs. Read by
+/// [`snapshot_query!`], and by PostgreSQL's job claim for the claimed job's
+/// release.
+macro_rules! snapshot_columns {
+    () => {
+        "release.*, approval.approval_id, approval.email, approval.decision,
+         approval.decided_at, approval.comment, approval.email_sent_at,
+         approval.link_generation, approval.signed_in_issuer,
+         approval.signed_in_subject, approval.signed_in_email,
+         (SELECT COUNT(*) FROM job
+          WHERE job.release_id = release.release_id AND job.last_error IS NOT NULL)
+         AS failing_jobs"
+    };
+}
+pub(super) use snapshot_columns;
+
+/// A release's snapshot, its approvals in creation order: a gate poll is one
+/// statement (on SQLite every statement is a round trip to the connection's
+/// thread). `$where` picks the release.
 macro_rules! snapshot_query {
     ($where:literal) => {
         concat!(
-            "SELECT release.*, approval.approval_id, approval.email, approval.decision,
-                    approval.decided_at, approval.comment, approval.email_sent_at,
-                    approval.link_generation, approval.signed_in_issuer,
-                    approval.signed_in_subject, approval.signed_in_email,
-                    (SELECT COUNT(*) FROM job
-                     WHERE job.release_id = release.release_id AND job.last_error IS NOT NULL)
-                    AS failing_jobs
-             FROM release LEFT JOIN approval ON approval.release_id = release.release_id
+            "SELECT ",
+            snapshot_columns!(),
+            " FROM release LEFT JOIN approval ON approval.release_id = release.release_id
              WHERE ",
             $where,
             " ORDER BY approval.created_at, approval.email"
@@ -65,16 +77,27 @@ pub(super) async fn find_by_id(
     snapshot_of(db, sql).await
 }
 
-/// The snapshot read by a [`snapshot_query!`]; the failing jobs, when there are
-/// any, take a second statement.
+/// The snapshot read by a [`snapshot_query!`].
 async fn snapshot_of(db: &mut Conn<'_>, sql: Sql) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let rows = db.fetch_all(sql).await?;
+    snapshot_in(db, &rows).await
+}
+
+/// The snapshot in rows of [`snapshot_columns!`], `None` when they hold no
+/// release; the failing jobs, when there are any, take a second statement.
+pub(super) async fn snapshot_in(
+    db: &mut Conn<'_>,
+    rows: &[Row],
+) -> Result<Option<ReleaseSnapshot>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
+    if first.opt_text("team_project")?.is_none() {
+        return Ok(None);
+    }
     let release = rows::release(first)?;
     let mut approvals = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         if row.opt_uuid("approval_id")?.is_some() {
             approvals.push(rows::approval(row)?);
         }

@@ -2,6 +2,9 @@
 
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use super::{StoreError, sql::Columns};
 use crate::{
     domain::{
@@ -220,7 +223,33 @@ pub(super) fn job(row: &impl Columns) -> Result<Job, StoreError> {
             })
             .transpose()?,
         attempts: count(row.int("attempts")?, "attempts")?,
+        release: None,
     })
+}
+
+/// A row's columns under a prefix: `Prefixed(row, "claimed_")` reads `kind`
+/// from `claimed_kind`, for rows that join columns of the same names.
+pub(super) struct Prefixed<'a, R>(pub &'a R, pub &'static str);
+
+impl<R: Columns> Prefixed<'_, R> {
+    fn name(&self, column: &str) -> String {
+        format!("{}{column}", self.1)
+    }
+}
+
+impl<R: Columns> Columns for Prefixed<'_, R> {
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.0.opt_int(&self.name(column))
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.0.opt_text(&self.name(column))
+    }
+    fn opt_time(&self, column: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.0.opt_time(&self.name(column))
+    }
+    fn opt_uuid(&self, column: &str) -> Result<Option<Uuid>, StoreError> {
+        self.0.opt_uuid(&self.name(column))
+    }
 }
 
 fn job_kind(row: &impl Columns) -> Result<JobKind, StoreError> {

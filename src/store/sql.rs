@@ -194,6 +194,11 @@ pub struct Dialect {
     /// Locks the next due job (`$2` is now) until `$1`, returning its columns;
     /// no two connections ever claim the same job.
     pub claim_job: &'static str,
+    /// Whether [`Dialect::claim_job`] returns, in the same statement, the
+    /// job's columns named `claimed_…` joined with its release's snapshot
+    /// (`releases::snapshot_columns!`), where the database can write and read
+    /// at once: one round trip less for every job, which reads its release first.
+    pub claim_reads_release: bool,
     /// Rounds concluded before `$1`, at most `$2`, none of them with a live job;
     /// locked on PostgreSQL, where rounds locked elsewhere are skipped.
     pub concluded_before: &'static str,

@@ -9,7 +9,8 @@ use crate::{
     plans::{connect, plan_of},
 };
 
-/// The claim of `src/store/postgres.rs` (`claim_job`), the times written in.
+/// The claim of `src/store/postgres.rs` (the `UPDATE` in `claim_job`'s
+/// `WITH claimed AS (…)`, which then reads the job's release), the times written in.
 const CLAIM: &str = "EXPLAIN UPDATE job SET locked_until = now() + interval '1 minute'
      WHERE job_id = (
          SELECT job_id FROM job

@@ -49,6 +49,9 @@ pub const DIALECT: Dialect = Dialect {
              WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
              ORDER BY run_at, job_id LIMIT 1)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
+    // SQLite writes nothing in a `WITH`; a job reads its release itself, on
+    // the same process.
+    claim_reads_release: false,
     concluded_before: super::retention::concluded_before!(""),
     expired_before: super::retention::expired_before!(""),
     pending_candidates: super::listing::pending_candidates!(
