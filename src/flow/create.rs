@@ -52,24 +52,38 @@ impl Flow {
             .tx
             .insert_release(new, plan.required_approvals, plan.deadline, now)
             .await?;
-        let release_id = match inserted {
-            Some(release_id) => {
+        let created = inserted.is_some();
+        let (release_id, fresh) = match inserted {
+            Some(release) => {
+                let release_id = release.id;
                 queue_first_jobs(&mut change, release_id, &plan, now).await?;
-                release_id
+                // Without approvers known at once, the round is the row just
+                // inserted: no statement to read it back.
+                let fresh = plan.approvers.is_none().then_some(ReleaseSnapshot {
+                    release,
+                    approvals: Vec::new(),
+                    troubles: Vec::new(),
+                });
+                (release_id, fresh)
             }
             // Inserted by another transaction that has committed since.
-            None => change.tx.release_id(&new.key).await?.ok_or_else(|| {
-                StoreError::Corrupt("release vanished inside its transaction".into())
-            })?,
+            None => {
+                let known = change.tx.release_id(&new.key).await?;
+                let known = known.ok_or_else(|| {
+                    StoreError::Corrupt("release vanished inside its transaction".into())
+                })?;
+                (known, None)
+            }
         };
         // A poll only reads, so polls never queue on the lock; registering a
         // callback or an Azure approval writes to a known release, so it takes
         // the lock. A release inserted here is this transaction's alone until
         // it commits.
         let writes = callback.is_some() || new.azure_approval.is_some();
-        let snapshot = match inserted.is_none() && writes {
-            false => change.tx.read_release(release_id).await?,
-            true => change.tx.lock_release(release_id).await?,
+        let snapshot = match fresh {
+            Some(fresh) => fresh,
+            None if !created && writes => change.tx.lock_release(release_id).await?,
+            None => change.tx.read_release(release_id).await?,
         };
         if let Some(callback) = callback {
             change.register_callback(&snapshot, callback, now).await?;
@@ -83,12 +97,12 @@ impl Flow {
                 if attached {
                     follow_azure_approval(&mut change, &snapshot, now).await?;
                 }
-                attached && inserted.is_none()
+                attached && !created
             }
             None => false,
         };
         self.commit(change).await?;
-        if inserted.is_some() {
+        if created {
             self.metrics.release_created();
             tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
             return Ok(Creation::Created(snapshot));

@@ -20,7 +20,9 @@ use crate::domain::{
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
     sign_in::SignedIdentity,
-    snapshot::{ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseSnapshot, Settlement},
+    snapshot::{
+        ApprovalRecord, AzureApprovalRecord, JobTrouble, ReleaseRecord, ReleaseSnapshot, Settlement,
+    },
 };
 
 /// The columns of a release's snapshot: the release's row joined with each of
@@ -245,21 +247,21 @@ pub(super) async fn approval(
         .transpose()
 }
 
-/// Inserts the release unless it is known; its id when inserted.
+/// Inserts the release unless it is known; its row when inserted.
 pub(super) async fn insert(
     db: &mut Conn<'_>,
     new: &NewRelease,
     required_approvals: Option<u32>,
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<Option<i64>, StoreError> {
+) -> Result<Option<ReleaseRecord>, StoreError> {
     let sql = Sql::new(
         "INSERT INTO release (team_project, external_id, stage, attempt, phase, release_name,
                               required_approvals, deadline, requested_for, release_url,
                               definition_name, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (team_project, external_id, stage, attempt, phase) DO NOTHING
-         RETURNING release_id",
+         RETURNING *",
     );
     let sql = bind_key(sql, &new.key)
         .bind(new.name.as_str())
@@ -270,7 +272,7 @@ pub(super) async fn insert(
         .bind(new.definition_name.as_deref())
         .bind(now);
     let inserted = db.fetch_optional(sql).await?;
-    inserted.map(|row| row.int("release_id")).transpose()
+    inserted.as_ref().map(rows::release).transpose()
 }
 
 /// The approval insert, for up to [`Rows::MOST`] approvers; one already in

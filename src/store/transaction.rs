@@ -12,21 +12,21 @@ use crate::domain::{
     policy::{Decision, ResolvedApprovers},
     release::{AzureApprovalRef, NewRelease, ReleaseKey},
     sign_in::SignedIdentity,
-    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseSnapshot, Settlement},
+    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseRecord, ReleaseSnapshot, Settlement},
 };
 
 /// One write transaction, in the writers' turn: statements only, no decisions.
 /// Dropped without [`Transaction::commit`], it leaves nothing behind.
 #[async_trait]
 pub trait Transaction: Send {
-    /// Inserts a release unless its key is known; its id when inserted.
+    /// Inserts a release unless its key is known; its row when inserted.
     async fn insert_release(
         &mut self,
         new: &NewRelease,
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError>;
+    ) -> Result<Option<ReleaseRecord>, StoreError>;
     /// The internal id of the release with this key.
     async fn release_id(&mut self, key: &ReleaseKey) -> Result<Option<i64>, StoreError>;
     /// Reads a release that exists.
@@ -208,7 +208,7 @@ impl Transaction for WriteTx<'_> {
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<ReleaseRecord>, StoreError> {
         releases::insert(&mut self.0, new, required_approvals, deadline, now).await
     }
 

@@ -96,7 +96,8 @@ async fn store_case(store: &dyn Store, id: usize, case: &Case) {
         .insert_release(&new, None, minute(DEADLINE), minute(0))
         .await
         .unwrap()
-        .expect("a new release");
+        .expect("a new release")
+        .id;
     let mut approvals = Vec::new();
     for (position, (email, decided)) in (0..).zip(&case.votes) {
         let email = ApproverEmail::parse(email).unwrap();
