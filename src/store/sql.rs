@@ -229,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn more_rows_than_one_statement_holds_are_refused_as_the_most_it_holds() {
+    fn a_row_count_past_either_end_gets_the_statement_at_that_end() {
         assert_eq!(PAIRS.sql(Rows::MOST + 1).text, PAIRS.sql(Rows::MOST).text);
         assert_eq!(PAIRS.sql(0).text, PAIRS.sql(1).text);
     }

@@ -6,7 +6,7 @@ use wiremock::{
     matchers::{method, path, query_param},
 };
 
-use crate::helpers::{TestSmtp, assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestSmtp, assert_problem, spawn_app, spawn_app_with};
 
 async fn approvers_api(body: serde_json::Value, expected_calls: u64) -> MockServer {
     let server = MockServer::start().await;
@@ -19,6 +19,13 @@ async fn approvers_api(body: serde_json::Value, expected_calls: u64) -> MockServ
         .mount(&server)
         .await;
     server
+}
+
+/// An app that asks `api` for each release's approvers and mails a running
+/// SMTP server.
+async fn app_asking(api: &MockServer) -> TestApp {
+    let url = format!("{}/approvers", api.uri());
+    spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await
 }
 
 fn recipients(mails: &[crate::helpers::ReceivedMail]) -> Vec<String> {
@@ -34,8 +41,7 @@ async fn the_approvers_api_is_asked_with_the_release_and_its_wrapped_list_is_use
         1,
     )
     .await;
-    let url = format!("{}/approvers", api.uri());
-    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+    let app = app_asking(&api).await;
 
     let created = app
         .post_release(&json!({"ReleaseName": "R", "ReleaseId": 386, "TeamProject": "Devx"}))
@@ -57,8 +63,7 @@ async fn a_list_of_objects_with_email_fields_is_understood_and_invalid_entries_a
         1,
     )
     .await;
-    let url = format!("{}/approvers", api.uri());
-    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+    let app = app_asking(&api).await;
 
     app.post_release(&json!({"ReleaseName": "R", "ReleaseId": "386", "TeamProject": "Devx"}))
         .await;
@@ -247,8 +252,7 @@ async fn a_release_whose_approvers_are_not_known_yet_never_waits_for_nobody() {
         .respond_with(ResponseTemplate::new(503))
         .mount(&api)
         .await;
-    let url = format!("{}/approvers", api.uri());
-    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+    let app = app_asking(&api).await;
 
     let created = app
         .post_release(&json!({"ReleaseName": "R", "ReleaseId": 386, "TeamProject": "Devx"}))
@@ -283,8 +287,7 @@ async fn a_long_list_of_approvers_is_stored_whole_in_its_order_and_each_is_writt
         .map(|n| format!("approver{n:02}@example.com"))
         .collect();
     let api = approvers_api(json!({ "approvers": emails }), 1).await;
-    let url = format!("{}/approvers", api.uri());
-    let app = spawn_app_with(TestSmtp::running(), |s| s.approvers_url = Some(url)).await;
+    let app = app_asking(&api).await;
 
     let created = app
         .post_release(&json!({"ReleaseName": "R", "ReleaseId": 386, "TeamProject": "Devx"}))
