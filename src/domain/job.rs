@@ -170,6 +170,32 @@ pub struct NewJob {
     pub run_at: DateTime<Utc>,
 }
 
+/// A job queued for each approval of a round as it is stored: its kind, and
+/// for a channel job its channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApprovalJob {
+    /// What to do.
+    pub kind: JobKind,
+    /// The channel, for a [`JobKind::NotifyChannel`] job.
+    pub channel: Option<ChannelKind>,
+}
+
+impl ApprovalJob {
+    /// This job for approval `approval_id` of release `release_id`, due at `run_at`.
+    pub fn of(self, release_id: i64, approval_id: Uuid, run_at: DateTime<Utc>) -> NewJob {
+        let subject = match self.channel {
+            Some(channel) => Subject::Channel(approval_id, channel),
+            None => Subject::Approval(approval_id),
+        };
+        NewJob {
+            kind: self.kind,
+            release_id,
+            subject,
+            run_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

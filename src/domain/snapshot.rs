@@ -132,6 +132,15 @@ pub struct ReleaseSnapshot {
 }
 
 impl ReleaseSnapshot {
+    /// The round of a release just stored: no approvals, no troubles yet.
+    pub fn new(release: ReleaseRecord) -> Self {
+        Self {
+            release,
+            approvals: Vec::new(),
+            troubles: Vec::new(),
+        }
+    }
+
     /// The release's status at `now`.
     pub fn outcome(&self, now: DateTime<Utc>) -> Outcome {
         outcome_of(&self.release, &self.approvals, now)

@@ -47,6 +47,20 @@ impl Flow {
         }
         let now = self.clock.now();
         let plan = plan_release(&self.policies.get(), self.defaults, new, now);
+        // A gate's first poll: nothing to store but the release and its jobs,
+        // in one write. Known meanwhile (another replica or poll stored it),
+        // it is read below like any known release.
+        if callback.is_none() && new.azure_approval.is_none() && plan.approvers.is_none() {
+            let jobs = release_jobs(&plan, now);
+            let (required, deadline) = (plan.required_approvals, plan.deadline);
+            let inserted = (self.store)
+                .insert_release_with_jobs(new, required, deadline, now, &jobs)
+                .await?;
+            if let Some(release) = inserted {
+                self.committed(!jobs.is_empty());
+                return Ok(self.created(new, false, ReleaseSnapshot::new(release)));
+            }
+        }
         let mut change = self.begin().await?;
         let inserted = change
             .tx
@@ -59,11 +73,7 @@ impl Flow {
                 queue_first_jobs(&mut change, release_id, &plan, now).await?;
                 // Without approvers known at once, the round is the row just
                 // inserted: no statement to read it back.
-                let fresh = plan.approvers.is_none().then_some(ReleaseSnapshot {
-                    release,
-                    approvals: Vec::new(),
-                    troubles: Vec::new(),
-                });
+                let fresh = (plan.approvers.is_none()).then(|| ReleaseSnapshot::new(release));
                 (release_id, fresh)
             }
             // Inserted by another transaction that has committed since.
@@ -103,9 +113,7 @@ impl Flow {
         };
         self.commit(change).await?;
         if created {
-            self.metrics.release_created();
-            tracing::info!(release.key = %new.key.display(), callback = callback.is_some(), "release received");
-            return Ok(Creation::Created(snapshot));
+            return Ok(self.created(new, callback.is_some(), snapshot));
         }
         if joined {
             tracing::info!(release.key = %new.key.display(), "Azure DevOps approval joined its round");
@@ -113,6 +121,35 @@ impl Flow {
         }
         Ok(Creation::Existing(snapshot))
     }
+}
+
+impl Flow {
+    /// Counts and logs a release just stored.
+    fn created(&self, new: &NewRelease, callback: bool, snapshot: ReleaseSnapshot) -> Creation {
+        self.metrics.release_created();
+        tracing::info!(release.key = %new.key.display(), callback, "release received");
+        Creation::Created(snapshot)
+    }
+}
+
+/// The jobs of a new release as a whole, each with when it is due: its
+/// approvers' resolution unless they are known at once, its reminders and
+/// its escalation.
+fn release_jobs(plan: &ReleasePlan, now: DateTime<Utc>) -> Vec<(JobKind, DateTime<Utc>)> {
+    let resolve = plan
+        .approvers
+        .is_none()
+        .then_some((JobKind::ResolveApprovers, now));
+    let reminders = plan
+        .reminders
+        .iter()
+        .map(|at| (JobKind::RemindApprovers, *at));
+    let escalate = plan.escalate_at.map(|at| (JobKind::Escalate, at));
+    resolve
+        .into_iter()
+        .chain(reminders)
+        .chain(escalate)
+        .collect()
 }
 
 /// A round that gained an Azure DevOps approval writes its decision back to it
@@ -137,22 +174,20 @@ async fn queue_first_jobs(
     plan: &ReleasePlan,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let job = |kind, run_at| NewJob {
-        kind,
-        release_id,
-        subject: Subject::Release,
-        run_at,
-    };
-    let mut jobs = Vec::new();
-    match &plan.approvers {
-        Some(resolved) => change.add_approvers(release_id, resolved, now).await?,
-        None => jobs.push(job(JobKind::ResolveApprovers, now)),
+    if let Some(resolved) = &plan.approvers {
+        // A new release's callback is registered after its approvers, and
+        // told the round as it is then.
+        change
+            .add_approvers(release_id, resolved, now, None)
+            .await?;
     }
-    for at in &plan.reminders {
-        jobs.push(job(JobKind::RemindApprovers, *at));
-    }
-    if let Some(at) = plan.escalate_at {
-        jobs.push(job(JobKind::Escalate, at));
-    }
+    let jobs: Vec<_> = (release_jobs(plan, now).into_iter())
+        .map(|(kind, run_at)| NewJob {
+            kind,
+            release_id,
+            subject: Subject::Release,
+            run_at,
+        })
+        .collect();
     change.enqueue_all(&jobs).await
 }

@@ -3,8 +3,8 @@
 //!
 //! HTTP handlers and job bodies call these operations; neither decides which
 //! job comes next. Each operation makes its writes and queues the jobs that
-//! follow in one transaction, and once it has committed wakes the worker, in
-//! one place ([`Flow::commit`]).
+//! follow in one transaction (or one write of the store), and once it has
+//! committed wakes the worker, in one place ([`Flow::committed`]).
 
 mod callbacks;
 mod concluded;
@@ -135,13 +135,19 @@ impl Flow {
         self.metrics.release_decided(outcome.status.as_str(), took);
     }
 
-    /// Commits an operation and, if it queued a job, wakes one idle worker (one
-    /// is enough: waking all of them would have each try to claim).
+    /// Commits an operation, then [`Flow::committed`].
     async fn commit(&self, change: Change<'_>) -> Result<(), StoreError> {
         change.tx.commit().await?;
-        if change.queued {
+        self.committed(change.queued);
+        Ok(())
+    }
+
+    /// After an operation's writes are committed: if they queued a job, wakes
+    /// one idle worker (one is enough: waking all of them would have each try
+    /// to claim).
+    fn committed(&self, queued: bool) {
+        if queued {
             self.wake_worker.notify_one();
         }
-        Ok(())
     }
 }

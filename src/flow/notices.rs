@@ -6,8 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::Change;
 use crate::{
     domain::{
-        job::{JobKind, NewJob, Subject},
-        policy::ResolvedApprovers,
+        job::{ApprovalJob, JobKind, Subject},
+        policy::{NewApprovers, ResolvedApprovers},
         snapshot::ReleaseSnapshot,
     },
     store::StoreError,
@@ -15,39 +15,40 @@ use crate::{
 
 impl Change<'_> {
     /// Stores approvals with an email job (and a job per channel) each,
-    /// skipping approvers already present, and records the rule and where the
-    /// approvers came from.
+    /// skipping approvers already present, records the rule and where the
+    /// approvers came from, and deletes the finished job `completing`, if any;
+    /// whether the release has a callback registration not yet delivered.
     pub(super) async fn add_approvers(
         &mut self,
         release_id: i64,
         resolved: &ResolvedApprovers,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+        completing: Option<i64>,
+    ) -> Result<bool, StoreError> {
         // The position keeps the approvers in their given order.
         let approvers: Vec<_> = (0..)
             .zip(&resolved.approvers)
             .map(|(position, email)| (email, now + TimeDelta::milliseconds(position)))
             .collect();
-        let inserted = self.tx.insert_approvals(release_id, &approvers).await?;
-        let job = |kind, subject| NewJob {
-            kind,
-            release_id,
-            subject,
-            run_at: now,
+        let email = ApprovalJob {
+            kind: JobKind::SendApprovalEmail,
+            channel: None,
         };
-        let mut jobs = Vec::new();
-        for approval_id in inserted.into_iter().flatten() {
-            jobs.push(job(
-                JobKind::SendApprovalEmail,
-                Subject::Approval(approval_id),
-            ));
-            for channel in &resolved.channels {
-                let subject = Subject::Channel(approval_id, *channel);
-                jobs.push(job(JobKind::NotifyChannel, subject));
-            }
-        }
-        self.enqueue_all(&jobs).await?;
-        self.tx.record_approvers(release_id, resolved, now).await
+        let channels = resolved.channels.iter().map(|channel| ApprovalJob {
+            kind: JobKind::NotifyChannel,
+            channel: Some(*channel),
+        });
+        let jobs: Vec<_> = std::iter::once(email).chain(channels).collect();
+        let new = NewApprovers {
+            release_id,
+            approvers: &approvers,
+            jobs: &jobs,
+            resolved,
+            now,
+        };
+        let added = self.tx.add_approvers(&new, completing).await?;
+        self.queued |= added.queued_jobs;
+        Ok(added.open_callbacks)
     }
 
     /// Makes sure one job fires at the release's deadline.

@@ -63,15 +63,15 @@ impl Flow {
         let now = self.clock.now();
         let mut change = self.begin().await?;
         change.tx.hold_release(release.id).await?;
-        change.add_approvers(release.id, &resolved, now).await?;
+        let completing = Some(job_id);
+        let open_callbacks = (change.add_approvers(release.id, &resolved, now, completing)).await?;
         // Most rounds have no callback registration (gates poll): then neither
         // the round with its approvers nor a feed line is needed.
-        if change.tx.has_open_callbacks(release.id).await? {
+        if open_callbacks {
             let after = change.tx.read_release(release.id).await?;
             let line = waiting_line(&after, now);
             change.tell_callbacks(release.id, &[line], now).await?;
         }
-        change.tx.complete_job(job_id).await?;
         self.commit(change).await
     }
 

@@ -24,9 +24,11 @@ use super::{
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::Job,
-    release::{Phase, ReleaseKey},
-    snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
+    job::{Job, JobKind},
+    release::{NewRelease, Phase, ReleaseKey},
+    snapshot::{
+        ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
+    },
 };
 
 /// The most releases and rounds kept. 20,000 releases of three approvers are
@@ -113,6 +115,19 @@ impl Store for Cached {
 
     async fn forget_token_secret(&self) -> Result<bool, StoreError> {
         self.inner.forget_token_secret().await
+    }
+
+    async fn insert_release_with_jobs(
+        &self,
+        new: &NewRelease,
+        required_approvals: Option<u32>,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+        jobs: &[(JobKind, DateTime<Utc>)],
+    ) -> Result<Option<ReleaseRecord>, StoreError> {
+        (self.inner)
+            .insert_release_with_jobs(new, required_approvals, deadline, now, jobs)
+            .await
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {

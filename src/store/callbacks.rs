@@ -59,13 +59,17 @@ pub(super) async fn save(
     Ok(None)
 }
 
+/// A registration of release `$1` not yet delivered, if it has one.
+macro_rules! open {
+    () => {
+        "SELECT callback_id FROM callback WHERE release_id = $1 AND completed_at IS NULL LIMIT 1"
+    };
+}
+pub(super) use open;
+
 /// Whether the release has a registration not yet delivered.
 pub(super) async fn has_open(db: &mut Conn<'_>, release_id: i64) -> Result<bool, StoreError> {
-    let sql = Sql::new(
-        "SELECT callback_id FROM callback WHERE release_id = $1 AND completed_at IS NULL LIMIT 1",
-    )
-    .bind(release_id);
-    db.exists(sql).await
+    db.exists(Sql::new(open!()).bind(release_id)).await
 }
 
 /// The release's callback registrations not yet delivered and with no delivery queued.

@@ -8,6 +8,7 @@
 //! through one driver: `sqlite` on rusqlite, `postgres` on sqlx. `database`
 //! implements [`Store`] with them, `transaction` the writes of one operation.
 
+mod approvers;
 mod cached;
 mod callbacks;
 mod changes;
@@ -36,9 +37,11 @@ use uuid::Uuid;
 use crate::{
     domain::{
         callback::{CallbackRecord, FeedLine},
-        job::Job,
-        release::{Phase, ReleaseKey},
-        snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseSnapshot},
+        job::{Job, JobKind},
+        release::{NewRelease, Phase, ReleaseKey},
+        snapshot::{
+            ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
+        },
     },
     settings::DatabaseConfig,
 };
@@ -48,7 +51,7 @@ pub use kept::Kept;
 pub use listing::{BadCursor, ListingCursor, ReleasePage, ReleaseQuery};
 pub use pending::PendingRounds;
 pub use retention::Pruned;
-pub use transaction::Transaction;
+pub use transaction::{AddedApprovers, Transaction};
 
 /// How many rounds [`Store::known_rounds`] returns at most.
 pub const MAX_ROUNDS_SHOWN: usize = 20;
@@ -115,6 +118,18 @@ pub trait Store: Send + Sync {
     /// Deletes the stored token secret; `false` when there was none.
     async fn forget_token_secret(&self) -> Result<bool, StoreError>;
 
+    /// Inserts a release with its first jobs, each about the release as a
+    /// whole (its kind and when it is due), unless its key is known: its row
+    /// when inserted. One statement on PostgreSQL, where a transaction takes
+    /// four round trips.
+    async fn insert_release_with_jobs(
+        &self,
+        new: &NewRelease,
+        required_approvals: Option<u32>,
+        deadline: DateTime<Utc>,
+        now: DateTime<Utc>,
+        jobs: &[(JobKind, DateTime<Utc>)],
+    ) -> Result<Option<ReleaseRecord>, StoreError>;
     /// Begins a write transaction, in the writers' turn.
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
 

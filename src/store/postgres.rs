@@ -49,7 +49,7 @@ pub const DIALECT: Dialect = Dialect {
                LEFT JOIN approval ON approval.release_id = release.release_id
          ORDER BY approval.created_at, approval.email"
     ),
-    claim_reads_release: true,
+    writes_in_with: true,
     concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
     expired_before: super::retention::expired_before!(" FOR UPDATE OF r SKIP LOCKED"),
     // PostgreSQL's planner weighs the partial index by its statistics.

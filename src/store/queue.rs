@@ -74,7 +74,7 @@ pub(super) async fn claim(
 ) -> Result<Option<Job>, StoreError> {
     let dialect = db.dialect();
     let sql = Sql::new(dialect.claim_job).bind(lease_until).bind(now);
-    if !dialect.claim_reads_release {
+    if !dialect.writes_in_with {
         return db
             .fetch_optional(sql)
             .await?

@@ -16,8 +16,9 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
+    job::JobKind,
     link::ReleaseUrl,
-    policy::{Decision, ResolvedApprovers},
+    policy::Decision,
     release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
     sign_in::SignedIdentity,
     snapshot::{
@@ -247,6 +248,70 @@ pub(super) async fn approval(
         .transpose()
 }
 
+/// Inserts a release (`$1` to `$12`) unless its key is known, returning its row.
+macro_rules! insert_release {
+    () => {
+        "INSERT INTO release (team_project, external_id, stage, attempt, phase, release_name,
+                              required_approvals, deadline, requested_for, release_url,
+                              definition_name, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         ON CONFLICT (team_project, external_id, stage, attempt, phase) DO NOTHING
+         RETURNING *"
+    };
+}
+
+/// Binds [`insert_release!`]'s parameters.
+fn bind_new_release(
+    sql: Sql,
+    new: &NewRelease,
+    required_approvals: Option<u32>,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Sql {
+    bind_key(sql, &new.key)
+        .bind(new.name.as_str())
+        .bind(required_approvals.map(i64::from))
+        .bind(deadline)
+        .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
+        .bind(new.release_url.as_ref().map(ReleaseUrl::as_str))
+        .bind(new.definition_name.as_deref())
+        .bind(now)
+}
+
+/// A new release and its first jobs, each about the release as a whole, in
+/// one statement (PostgreSQL's; SQLite writes nothing in a `WITH`), for up
+/// to [`Rows::MOST`] jobs; no job when the key was known.
+static WITH_JOBS: Rows = Rows::after(
+    13,
+    concat!(
+        "WITH inserted AS (",
+        insert_release!(),
+        "), queued AS (
+            INSERT INTO job (kind, release_id, run_at, created_at)
+            SELECT v.kind, inserted.release_id, v.run_at, $13
+            FROM inserted CROSS JOIN ("
+    ),
+    2,
+    ") AS v (kind, run_at)) SELECT * FROM inserted",
+);
+
+/// [`insert`] with the release's first `jobs` (each its kind and when it is
+/// due) in one statement, for up to [`Rows::MOST`] jobs: the release's row
+/// when inserted.
+pub(super) fn insert_with_jobs(
+    new: &NewRelease,
+    required_approvals: Option<u32>,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+    jobs: &[(JobKind, DateTime<Utc>)],
+) -> Sql {
+    let sql = WITH_JOBS.sql(jobs.len());
+    let sql = bind_new_release(sql, new, required_approvals, deadline, now).bind(Utc::now());
+    (jobs.iter()).fold(sql, |sql, (kind, run_at)| {
+        sql.bind(kind.as_str()).bind(*run_at)
+    })
+}
+
 /// Inserts the release unless it is known; its row when inserted.
 pub(super) async fn insert(
     db: &mut Conn<'_>,
@@ -255,88 +320,10 @@ pub(super) async fn insert(
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<ReleaseRecord>, StoreError> {
-    let sql = Sql::new(
-        "INSERT INTO release (team_project, external_id, stage, attempt, phase, release_name,
-                              required_approvals, deadline, requested_for, release_url,
-                              definition_name, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-         ON CONFLICT (team_project, external_id, stage, attempt, phase) DO NOTHING
-         RETURNING *",
-    );
-    let sql = bind_key(sql, &new.key)
-        .bind(new.name.as_str())
-        .bind(required_approvals.map(i64::from))
-        .bind(deadline)
-        .bind(new.requested_for.as_ref().map(ApproverEmail::as_str))
-        .bind(new.release_url.as_ref().map(ReleaseUrl::as_str))
-        .bind(new.definition_name.as_deref())
-        .bind(now);
+    let sql = Sql::new(insert_release!());
+    let sql = bind_new_release(sql, new, required_approvals, deadline, now);
     let inserted = db.fetch_optional(sql).await?;
     inserted.as_ref().map(rows::release).transpose()
-}
-
-/// The approval insert, for up to [`Rows::MOST`] approvers; one already in
-/// the release is skipped.
-static APPROVALS: Rows = Rows::new(
-    "INSERT INTO approval (approval_id, release_id, email, created_at)",
-    4,
-    " ON CONFLICT (release_id, email) DO NOTHING RETURNING approval_id",
-);
-
-/// Inserts approvals (each approver with its creation time), skipping
-/// approvers the release has; for each, its id when inserted, in the order given.
-pub(super) async fn insert_approvals(
-    db: &mut Conn<'_>,
-    release_id: i64,
-    approvers: &[(&ApproverEmail, DateTime<Utc>)],
-) -> Result<Vec<Option<Uuid>>, StoreError> {
-    let mut ids = Vec::with_capacity(approvers.len());
-    for chunk in approvers.chunks(Rows::MOST) {
-        let chunk_ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
-        let mut sql = APPROVALS.sql(chunk.len());
-        for (approval_id, (email, created_at)) in chunk_ids.iter().zip(chunk) {
-            sql = sql
-                .bind(*approval_id)
-                .bind(release_id)
-                .bind(email.as_str())
-                .bind(*created_at);
-        }
-        let inserted = db
-            .fetch_all(sql)
-            .await?
-            .iter()
-            .map(|row| row.uuid("approval_id"))
-            .collect::<Result<Vec<_>, _>>()?;
-        ids.extend(
-            chunk_ids
-                .into_iter()
-                .map(|id| inserted.contains(&id).then_some(id)),
-        );
-    }
-    Ok(ids)
-}
-
-/// Records the rule the approvers' decisions are judged by and where they came from.
-pub(super) async fn record_approvers(
-    db: &mut Conn<'_>,
-    release_id: i64,
-    resolved: &ResolvedApprovers,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let rule = serde_json::to_string(&resolved.rule)
-        .map_err(|e| StoreError::Corrupt(format!("approval rule: {e}")))?;
-    let sql = Sql::new(
-        "UPDATE release SET approvers_source = $1, approvers_resolved_at = $2, approver_problem = $3,
-                            approval_rule = $4
-         WHERE release_id = $5",
-    )
-    .bind(resolved.source.as_str())
-    .bind(now)
-    .bind(resolved.problem.as_deref())
-    .bind(rule.as_str())
-    .bind(release_id);
-    db.execute(sql).await?;
-    Ok(())
 }
 
 /// Records an operator's cancellation of a release's approval.

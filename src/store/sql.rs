@@ -110,6 +110,8 @@ impl Sql {
 /// Each row's parameters follow the previous row's: row 2 of a 4-column
 /// statement binds `$5` to `$8`.
 pub struct Rows {
+    /// Parameters before the `VALUES` list's, bound first.
+    before: usize,
     /// The statement up to its `VALUES` list.
     head: &'static str,
     /// Parameters per row.
@@ -126,7 +128,19 @@ impl Rows {
 
     /// A statement inserting rows of `columns` parameters each.
     pub const fn new(head: &'static str, columns: usize, tail: &'static str) -> Self {
+        Self::after(0, head, columns, tail)
+    }
+
+    /// The same, in a statement whose own parameters `$1` to `$before` come
+    /// first: the rows' parameters are numbered after them.
+    pub const fn after(
+        before: usize,
+        head: &'static str,
+        columns: usize,
+        tail: &'static str,
+    ) -> Self {
         Self {
+            before,
             head,
             columns,
             tail,
@@ -140,7 +154,7 @@ impl Rows {
         let text = self.texts[rows - 1].get_or_init(|| {
             let values: Vec<String> = (0..rows)
                 .map(|row| {
-                    let first = row * self.columns + 1;
+                    let first = self.before + row * self.columns + 1;
                     let params: Vec<String> = (first..first + self.columns)
                         .map(|number| format!("${number}"))
                         .collect();
@@ -194,11 +208,13 @@ pub struct Dialect {
     /// Locks the next due job (`$2` is now) until `$1`, returning its columns;
     /// no two connections ever claim the same job.
     pub claim_job: &'static str,
-    /// Whether [`Dialect::claim_job`] returns, in the same statement, the
-    /// job's columns named `claimed_…` joined with its release's snapshot
-    /// (`releases::snapshot_columns!`), where the database can write and read
-    /// at once: one round trip less for every job, which reads its release first.
-    pub claim_reads_release: bool,
+    /// Whether a statement can write in a `WITH` and answer rows in the same
+    /// statement (PostgreSQL; SQLite writes nothing in a `WITH`): one round trip
+    /// where there would be several. Where it can, [`Dialect::claim_job`]
+    /// returns the job's columns named `claimed_…` joined with its release's
+    /// snapshot (`releases::snapshot_columns!`), as every job reads its
+    /// release first, and a round's approvers are stored in one statement.
+    pub writes_in_with: bool,
     /// Rounds concluded before `$1`, at most `$2`, none of them with a live job;
     /// locked on PostgreSQL, where rounds locked elsewhere are skipped.
     pub concluded_before: &'static str,
@@ -225,6 +241,15 @@ mod tests {
         assert_eq!(
             PAIRS.sql(3).text,
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) RETURNING a"
+        );
+    }
+
+    #[test]
+    fn the_rows_parameters_follow_the_statements_own() {
+        static AFTER_TWO: Rows = Rows::after(2, "WITH v (a, b) AS (", 2, ") SELECT $1, $2");
+        assert_eq!(
+            AFTER_TWO.sql(2).text,
+            "WITH v (a, b) AS ( VALUES ($3, $4), ($5, $6)) SELECT $1, $2"
         );
     }
 

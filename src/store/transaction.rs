@@ -4,12 +4,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{StoreError, callbacks, changes::Changes, connection::Conn, pending, queue, releases};
+use super::{
+    StoreError, approvers, callbacks, changes::Changes, connection::Conn, pending, queue, releases,
+};
 use crate::domain::{
-    approver::ApproverEmail,
     callback::{LineKind, PlanCallback},
     job::{JobKind, NewJob},
-    policy::{Decision, ResolvedApprovers},
+    policy::{Decision, NewApprovers},
     release::{AzureApprovalRef, NewRelease, ReleaseKey},
     sign_in::SignedIdentity,
     snapshot::{ApprovalRecord, AzureApprovalRecord, ReleaseRecord, ReleaseSnapshot, Settlement},
@@ -38,20 +39,14 @@ pub trait Transaction: Send {
     async fn hold_release(&mut self, release_id: i64) -> Result<(), StoreError>;
     /// An approval by id.
     async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
-    /// Inserts approvals (each approver with its creation time), skipping
-    /// approvers the release has; for each, its id when inserted, in the order given.
-    async fn insert_approvals(
+    /// Stores a round's approvers (approvers the release has are skipped),
+    /// queues the jobs of each approval stored, records where they came from,
+    /// and deletes the finished job `completing`, if any.
+    async fn add_approvers(
         &mut self,
-        release_id: i64,
-        approvers: &[(&ApproverEmail, DateTime<Utc>)],
-    ) -> Result<Vec<Option<Uuid>>, StoreError>;
-    /// Records where the approvers came from and the rule they are judged by.
-    async fn record_approvers(
-        &mut self,
-        release_id: i64,
-        resolved: &ResolvedApprovers,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+        new: &NewApprovers<'_>,
+        completing: Option<i64>,
+    ) -> Result<AddedApprovers, StoreError>;
     /// Records an approver's decision, with who signed in to make it, if anyone did.
     async fn record_decision(
         &mut self,
@@ -196,6 +191,17 @@ pub trait Transaction: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// What [`Transaction::add_approvers`] stored, and what the caller needs to go on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedApprovers {
+    /// Each approval's id when it was stored, in the approvers' order.
+    pub ids: Vec<Option<Uuid>>,
+    /// Whether any job was queued.
+    pub queued_jobs: bool,
+    /// Whether the release has a callback registration not yet delivered.
+    pub open_callbacks: bool,
+}
+
 /// A connection in a write transaction, in the writers' turn, and on
 /// PostgreSQL the version its commit moves on.
 pub(super) struct WriteTx<'a>(pub(super) Conn<'a>, pub(super) Option<&'a Changes>);
@@ -232,21 +238,12 @@ impl Transaction for WriteTx<'_> {
         releases::approval(&mut self.0, approval_id).await
     }
 
-    async fn insert_approvals(
+    async fn add_approvers(
         &mut self,
-        release_id: i64,
-        approvers: &[(&ApproverEmail, DateTime<Utc>)],
-    ) -> Result<Vec<Option<Uuid>>, StoreError> {
-        releases::insert_approvals(&mut self.0, release_id, approvers).await
-    }
-
-    async fn record_approvers(
-        &mut self,
-        release_id: i64,
-        resolved: &ResolvedApprovers,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        releases::record_approvers(&mut self.0, release_id, resolved, now).await
+        new: &NewApprovers<'_>,
+        completing: Option<i64>,
+    ) -> Result<AddedApprovers, StoreError> {
+        approvers::add(&mut self.0, new, completing).await
     }
 
     async fn record_decision(

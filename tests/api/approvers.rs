@@ -305,3 +305,115 @@ async fn a_long_list_of_approvers_is_stored_whole_in_its_order_and_each_is_writt
     let after = approve(&app, last).await;
     assert_eq!(after["release"]["approvals"]["approved"], 1, "{after}");
 }
+
+/// A round's approvers are stored as one write (one statement on
+/// PostgreSQL): an approver the round has is skipped and gets no job, each
+/// new one gets every job asked for, in order, and the job that found them
+/// is deleted with it.
+#[tokio::test]
+async fn approvers_added_to_a_round_skip_those_it_has_and_queue_jobs_only_for_the_new() {
+    use chrono::{Duration, Utc};
+    use deploy_gate::domain::{
+        approver::ApproverEmail,
+        channel::ChannelKind,
+        job::{ApprovalJob, JobKind, NewJob, Subject},
+        policy::{NewApprovers, ResolvedApprovers, Rule},
+        release::{NewRelease, ReleaseKey},
+    };
+
+    let app = spawn_app().await;
+    // Everything due tomorrow, so the app's worker leaves it alone.
+    let later = Utc::now() + Duration::days(1);
+    let key = ReleaseKey::parse("Devx", "901", "").unwrap();
+    let release = NewRelease::parse(key, "R", None).unwrap();
+    let first = ApproverEmail::parse("first@example.com").unwrap();
+    let second = ApproverEmail::parse("second@example.com").unwrap();
+    let resolved = ResolvedApprovers {
+        approvers: Vec::new(),
+        source: "static".to_owned(),
+        problem: None,
+        rule: Rule::from_required(None),
+        channels: Vec::new(),
+    };
+
+    let mut tx = app.store.begin().await.unwrap();
+    let deadline = later + Duration::days(1);
+    let inserted = tx.insert_release(&release, None, deadline, later).await;
+    let release_id = inserted.unwrap().expect("a new release").id;
+    let finding = NewJob {
+        kind: JobKind::ResolveApprovers,
+        release_id,
+        subject: Subject::Release,
+        run_at: later,
+    };
+    tx.enqueue(&[finding]).await.unwrap();
+    let only_first = [(&first, later)];
+    let new = NewApprovers {
+        release_id,
+        approvers: &only_first,
+        jobs: &[],
+        resolved: &resolved,
+        now: later,
+    };
+    let added = tx.add_approvers(&new, None).await.unwrap();
+    assert!(added.ids[0].is_some() && !added.queued_jobs && !added.open_callbacks);
+    tx.commit().await.unwrap();
+
+    let lease = later + Duration::minutes(1);
+    let claimed = app.store.claim_job(later, lease).await.unwrap();
+    let finding = claimed.expect("the job finding the approvers");
+    let jobs = [
+        ApprovalJob {
+            kind: JobKind::SendApprovalEmail,
+            channel: None,
+        },
+        ApprovalJob {
+            kind: JobKind::NotifyChannel,
+            channel: Some(ChannelKind::Teams),
+        },
+    ];
+    let both = [
+        (&first, later),
+        (&second, later + Duration::milliseconds(1)),
+    ];
+    let new = NewApprovers {
+        release_id,
+        approvers: &both,
+        jobs: &jobs,
+        resolved: &resolved,
+        now: later,
+    };
+    let mut tx = app.store.begin().await.unwrap();
+    let added = tx.add_approvers(&new, Some(finding.id)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(added.ids[0], None, "the approver the round has is skipped");
+    let second_id = added.ids[1].expect("the new approver is stored");
+    assert!(added.queued_jobs && !added.open_callbacks);
+    assert_eq!(app.rows_in("approval").await, 2);
+    assert_eq!(
+        app.rows_in("job").await,
+        2,
+        "the new approver's two jobs, no other"
+    );
+    let mut claimed = Vec::new();
+    while let Some(job) = app.store.claim_job(later, lease).await.unwrap() {
+        claimed.push((job.kind, job.approval_id, job.channel));
+    }
+    claimed.sort_by_key(|(kind, ..)| kind.as_str());
+    assert_eq!(
+        claimed,
+        [
+            (
+                JobKind::NotifyChannel,
+                Some(second_id),
+                Some(ChannelKind::Teams)
+            ),
+            (JobKind::SendApprovalEmail, Some(second_id), None),
+        ]
+    );
+    let round = app.store.release_by_id(release_id).await.unwrap().unwrap();
+    let emails: Vec<_> = round.approvals.iter().map(|a| a.email.as_str()).collect();
+    assert_eq!(emails, ["first@example.com", "second@example.com"]);
+    assert_eq!(round.release.approvers_source.as_deref(), Some("static"));
+}

@@ -15,7 +15,7 @@ use deploy_gate::{
     domain::{
         approver::ApproverEmail,
         policy::ReleaseStatus,
-        policy::ResolvedApprovers,
+        policy::{NewApprovers, ResolvedApprovers},
         release::{NewRelease, ReleaseKey},
     },
     secret::Secret,
@@ -98,14 +98,13 @@ async fn store_case(store: &dyn Store, id: usize, case: &Case) {
         .unwrap()
         .expect("a new release")
         .id;
-    let mut approvals = Vec::new();
-    for (position, (email, decided)) in (0..).zip(&case.votes) {
-        let email = ApproverEmail::parse(email).unwrap();
-        let created = minute(0) + chrono::Duration::milliseconds(position);
-        let inserted = tx.insert_approvals(release_id, &[(&email, created)]).await;
-        let approval_id = inserted.unwrap()[0].expect("a new approver");
-        approvals.push((approval_id, *decided));
-    }
+    let emails: Vec<ApproverEmail> = (case.votes.iter())
+        .map(|(email, _)| ApproverEmail::parse(email).unwrap())
+        .collect();
+    let approvers: Vec<_> = (0..)
+        .zip(&emails)
+        .map(|(position, email)| (email, minute(0) + chrono::Duration::milliseconds(position)))
+        .collect();
     let resolved = ResolvedApprovers {
         approvers: Vec::new(),
         source: "request".to_owned(),
@@ -113,9 +112,17 @@ async fn store_case(store: &dyn Store, id: usize, case: &Case) {
         rule: case.rule.clone(),
         channels: Vec::new(),
     };
-    tx.record_approvers(release_id, &resolved, minute(0))
-        .await
-        .unwrap();
+    let new = NewApprovers {
+        release_id,
+        approvers: &approvers,
+        jobs: &[],
+        resolved: &resolved,
+        now: minute(0),
+    };
+    let added = tx.add_approvers(&new, None).await.unwrap();
+    let approvals = (added.ids.into_iter())
+        .zip(&case.votes)
+        .map(|(id, (_, decided))| (id.expect("a new approver"), *decided));
     for (approval_id, decided) in approvals {
         if let Some((decision, at)) = decided {
             tx.record_decision(approval_id, decision, None, None, minute(at))

@@ -8,7 +8,9 @@ mod plan;
 mod rule;
 
 pub use configured::{AzureApprovers, Escalation, Policies, Policy, Resolution};
-pub use plan::{Defaults, Found, ReleasePlan, ResolvedApprovers, plan_release, under_policy};
+pub use plan::{
+    Defaults, Found, NewApprovers, ReleasePlan, ResolvedApprovers, plan_release, under_policy,
+};
 pub use rule::{
     Decided, Decision, Ended, Needed, Outcome, Progress, RELEASE_APPROVERS, ReleaseStatus,
     Requirement, Rule, Vote, decide,

@@ -10,7 +10,9 @@ use super::{
     configured::{Policies, Policy},
     rule::Rule,
 };
-use crate::domain::{approver::ApproverEmail, channel::ChannelKind, release::NewRelease};
+use crate::domain::{
+    approver::ApproverEmail, channel::ChannelKind, job::ApprovalJob, release::NewRelease,
+};
 
 /// What a release gets when no policy says otherwise.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +51,23 @@ pub struct ResolvedApprovers {
     pub rule: Rule,
     /// Channels besides email that each approver's request is posted to.
     pub channels: Vec<ChannelKind>,
+}
+
+/// A round's approvers to store, as one write: their approvals, the jobs each
+/// approval needs, and where they came from.
+#[derive(Clone, Copy, Debug)]
+pub struct NewApprovers<'a> {
+    /// The release.
+    pub release_id: i64,
+    /// Each approver with its approval's creation time, in their order.
+    pub approvers: &'a [(&'a ApproverEmail, DateTime<Utc>)],
+    /// The jobs queued, due at `now`, for each approval stored (none for an
+    /// approver the release has).
+    pub jobs: &'a [ApprovalJob],
+    /// Where they came from and the rule their decisions are judged by.
+    pub resolved: &'a ResolvedApprovers,
+    /// When they were found.
+    pub now: DateTime<Utc>,
 }
 
 /// What the sources gave for one release.

@@ -51,7 +51,7 @@ pub const DIALECT: Dialect = Dialect {
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
     // SQLite writes nothing in a `WITH`; a job reads its release itself, on
     // the same process.
-    claim_reads_release: false,
+    writes_in_with: false,
     concluded_before: super::retention::concluded_before!(""),
     expired_before: super::retention::expired_before!(""),
     pending_candidates: super::listing::pending_candidates!(
