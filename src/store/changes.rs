@@ -5,6 +5,7 @@
 //! insert, update or delete of the service's tables send a notification (on
 //! the [`CHANNEL`], the payload naming the table's schema) when its
 //! transaction commits, and one connection per process `LISTEN`s for them.
+//! Jobs notify only while failing (migration 0017): no answer shows the others.
 //! Each notification, each commit of this process, and each loss or return of
 //! the listening connection moves the version on.
 //!

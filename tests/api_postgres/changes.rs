@@ -121,3 +121,71 @@ async fn a_decision_taken_while_a_replica_had_lost_its_listener_is_never_answere
     })
     .await;
 }
+
+/// Answers show a round's failing jobs and nothing of the others, so a job
+/// that never failed notifies nobody when it is queued, claimed or deleted,
+/// while a failure, the claim of a failing job and its deletion do
+/// (migration 0017: every notifying commit waits its turn for PostgreSQL's
+/// notification lock).
+#[tokio::test]
+async fn a_job_notifies_the_replicas_only_while_it_is_failing() {
+    use std::time::Duration;
+
+    let app = spawn_app().await;
+    let url = app.settings.database_url.as_ref().unwrap().expose();
+    let mut listener = sqlx::postgres::PgListener::connect(url).await.unwrap();
+    listener.listen("deploy_gate_changes").await.unwrap();
+    let mut db = PgConnection::connect(url).await.unwrap();
+    // Every test app has a schema of the same database: its notifications
+    // name it, and other tests' are heard too.
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let mut run = async |statement: &'static str| {
+        sqlx::raw_sql(statement).execute(&mut db).await.unwrap();
+        let heard = async {
+            loop {
+                let notification = listener.recv().await.unwrap();
+                if notification.payload() == schema {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_millis(500), heard)
+            .await
+            .is_ok()
+    };
+    // Due tomorrow, so the app's own worker leaves the job alone.
+    let queue = "INSERT INTO job (kind, release_id, run_at, created_at)
+                 SELECT 'send_approval_email', release_id, now() + interval '1 day', now()
+                 FROM release";
+    let claim = "UPDATE job SET locked_until = now() + interval '1 minute'";
+    let delete = "DELETE FROM job";
+
+    let release = "INSERT INTO release (team_project, external_id, stage, attempt, phase,
+                                        release_name, deadline, created_at)
+                   VALUES ('Devx', '1', '', 1, 'pre', 'R', now() + interval '1 day', now())";
+    assert!(run(release).await, "a new release notifies");
+    assert!(!run(queue).await, "a new job notifies");
+    assert!(
+        !run(claim).await,
+        "the claim of a job that never failed notifies"
+    );
+    assert!(
+        !run(delete).await,
+        "the deletion of a job that never failed notifies"
+    );
+
+    assert!(!run(queue).await);
+    let failed = "UPDATE job SET attempts = 1, last_error = 'refused', locked_until = NULL";
+    assert!(run(failed).await, "a failure does not notify");
+    assert!(
+        run(claim).await,
+        "the claim of a failing job does not notify"
+    );
+    assert!(
+        run(delete).await,
+        "the deletion of a failing job does not notify"
+    );
+}
