@@ -170,6 +170,28 @@ pub struct NewJob {
     pub run_at: DateTime<Utc>,
 }
 
+/// A job about a new release as a whole, queued as it is stored: its kind and
+/// when it is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleaseJob {
+    /// What to do.
+    pub kind: JobKind,
+    /// When it is due.
+    pub run_at: DateTime<Utc>,
+}
+
+impl ReleaseJob {
+    /// This job for release `release_id`.
+    pub fn of(self, release_id: i64) -> NewJob {
+        NewJob {
+            kind: self.kind,
+            release_id,
+            subject: Subject::Release,
+            run_at: self.run_at,
+        }
+    }
+}
+
 /// A job queued for each approval of a round as it is stored: its kind, and
 /// for a channel job its channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

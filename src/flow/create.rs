@@ -7,7 +7,7 @@ use super::{Change, Flow};
 use crate::{
     domain::{
         callback::PlanCallback,
-        job::{JobKind, NewJob, Subject},
+        job::{JobKind, ReleaseJob},
         policy::{ReleasePlan, plan_release},
         release::NewRelease,
         snapshot::ReleaseSnapshot,
@@ -121,9 +121,7 @@ impl Flow {
         }
         Ok(Creation::Existing(snapshot))
     }
-}
 
-impl Flow {
     /// Counts and logs a release just stored.
     fn created(&self, new: &NewRelease, callback: bool, snapshot: ReleaseSnapshot) -> Creation {
         self.metrics.release_created();
@@ -135,16 +133,11 @@ impl Flow {
 /// The jobs of a new release as a whole, each with when it is due: its
 /// approvers' resolution unless they are known at once, its reminders and
 /// its escalation.
-fn release_jobs(plan: &ReleasePlan, now: DateTime<Utc>) -> Vec<(JobKind, DateTime<Utc>)> {
-    let resolve = plan
-        .approvers
-        .is_none()
-        .then_some((JobKind::ResolveApprovers, now));
-    let reminders = plan
-        .reminders
-        .iter()
-        .map(|at| (JobKind::RemindApprovers, *at));
-    let escalate = plan.escalate_at.map(|at| (JobKind::Escalate, at));
+fn release_jobs(plan: &ReleasePlan, now: DateTime<Utc>) -> Vec<ReleaseJob> {
+    let job = |kind, run_at| ReleaseJob { kind, run_at };
+    let resolve = (plan.approvers.is_none()).then(|| job(JobKind::ResolveApprovers, now));
+    let reminders = (plan.reminders.iter()).map(|at| job(JobKind::RemindApprovers, *at));
+    let escalate = plan.escalate_at.map(|at| job(JobKind::Escalate, at));
     resolve
         .into_iter()
         .chain(reminders)
@@ -182,12 +175,7 @@ async fn queue_first_jobs(
             .await?;
     }
     let jobs: Vec<_> = (release_jobs(plan, now).into_iter())
-        .map(|(kind, run_at)| NewJob {
-            kind,
-            release_id,
-            subject: Subject::Release,
-            run_at,
-        })
+        .map(|job| job.of(release_id))
         .collect();
     change.enqueue_all(&jobs).await
 }

@@ -40,7 +40,7 @@ pub(super) async fn add(
 ) -> Result<AddedApprovers, StoreError> {
     let rows = new.approvers.len() * new.jobs.len().max(1);
     if db.dialect().writes_in_with && (1..=Rows::MOST).contains(&rows) {
-        return add_in_one_statement(db, new, completing).await;
+        return add_in_one_statement(db, new, rows, completing).await;
     }
     let ids = insert_approvals(db, new.release_id, new.approvers).await?;
     let jobs: Vec<NewJob> = (ids.iter().flatten())
@@ -92,13 +92,14 @@ static IN_ONE_STATEMENT: Rows = Rows::after(
     ),
 );
 
+/// [`IN_ONE_STATEMENT`] for `new`, whose approvals and jobs make `rows` rows of `v`.
 async fn add_in_one_statement(
     db: &mut Conn<'_>,
     new: &NewApprovers<'_>,
+    rows: usize,
     completing: Option<i64>,
 ) -> Result<AddedApprovers, StoreError> {
     let approval_ids: Vec<Uuid> = new.approvers.iter().map(|_| Uuid::new_v4()).collect();
-    let rows = new.approvers.len() * new.jobs.len().max(1);
     let mut sql = record_approvers_params(IN_ONE_STATEMENT.sql(rows), new)?
         .bind(completing)
         .bind(Utc::now());

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::{Job, JobKind},
+    job::{Job, ReleaseJob},
     release::{NewRelease, Phase, ReleaseKey},
     snapshot::{
         ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -123,7 +123,7 @@ impl Store for Cached {
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
-        jobs: &[(JobKind, DateTime<Utc>)],
+        jobs: &[ReleaseJob],
     ) -> Result<Option<ReleaseRecord>, StoreError> {
         (self.inner)
             .insert_release_with_jobs(new, required_approvals, deadline, now, jobs)

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::{Job, JobKind, NewJob, Subject},
+    job::{Job, ReleaseJob},
     release::{NewRelease, Phase, ReleaseKey},
     snapshot::{
         ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -159,7 +159,7 @@ impl Store for Database {
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
-        jobs: &[(JobKind, DateTime<Utc>)],
+        jobs: &[ReleaseJob],
     ) -> Result<Option<ReleaseRecord>, StoreError> {
         if self.dialect().writes_in_with && (1..=Rows::MOST).contains(&jobs.len()) {
             let sql = releases::insert_with_jobs(new, required_approvals, deadline, now, jobs);
@@ -170,14 +170,7 @@ impl Store for Database {
         let mut tx = self.write_tx().await?;
         let inserted = releases::insert(&mut tx.0, new, required_approvals, deadline, now).await?;
         if let Some(release) = &inserted {
-            let jobs: Vec<NewJob> = (jobs.iter())
-                .map(|(kind, run_at)| NewJob {
-                    kind: *kind,
-                    release_id: release.id,
-                    subject: Subject::Release,
-                    run_at: *run_at,
-                })
-                .collect();
+            let jobs: Vec<_> = jobs.iter().map(|job| job.of(release.id)).collect();
             queue::enqueue(&mut tx.0, &jobs).await?;
         }
         Box::new(tx).commit().await?;

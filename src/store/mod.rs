@@ -37,7 +37,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         callback::{CallbackRecord, FeedLine},
-        job::{Job, JobKind},
+        job::{Job, ReleaseJob},
         release::{NewRelease, Phase, ReleaseKey},
         snapshot::{
             ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -128,7 +128,7 @@ pub trait Store: Send + Sync {
         required_approvals: Option<u32>,
         deadline: DateTime<Utc>,
         now: DateTime<Utc>,
-        jobs: &[(JobKind, DateTime<Utc>)],
+        jobs: &[ReleaseJob],
     ) -> Result<Option<ReleaseRecord>, StoreError>;
     /// Begins a write transaction, in the writers' turn.
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;

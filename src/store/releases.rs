@@ -16,7 +16,7 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
-    job::JobKind,
+    job::ReleaseJob,
     link::ReleaseUrl,
     policy::Decision,
     release::{AzureApprovalRef, NewRelease, Phase, ReleaseKey},
@@ -303,13 +303,11 @@ pub(super) fn insert_with_jobs(
     required_approvals: Option<u32>,
     deadline: DateTime<Utc>,
     now: DateTime<Utc>,
-    jobs: &[(JobKind, DateTime<Utc>)],
+    jobs: &[ReleaseJob],
 ) -> Sql {
     let sql = WITH_JOBS.sql(jobs.len());
     let sql = bind_new_release(sql, new, required_approvals, deadline, now).bind(Utc::now());
-    (jobs.iter()).fold(sql, |sql, (kind, run_at)| {
-        sql.bind(kind.as_str()).bind(*run_at)
-    })
+    (jobs.iter()).fold(sql, |sql, job| sql.bind(job.kind.as_str()).bind(job.run_at))
 }
 
 /// Inserts the release unless it is known; its row when inserted.
