@@ -49,7 +49,7 @@ impl Conn<'_> {
     pub async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
         match self {
             Self::Sqlite(conn) => conn.execute(sql).await,
-            Self::Postgres(conn) => Box::pin(postgres::execute(conn, sql)).await,
+            Self::Postgres(conn) => Box::pin(conn.execute(sql)).await,
             Self::PostgresTx(tx) => Box::pin(postgres::execute(open(tx)?, sql)).await,
         }
     }
@@ -58,9 +58,7 @@ impl Conn<'_> {
     pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<Row>, StoreError> {
         Ok(match self {
             Self::Sqlite(conn) => conn.fetch_optional(sql).await?.map(Row::Sqlite),
-            Self::Postgres(conn) => Box::pin(postgres::fetch_optional(conn, sql))
-                .await?
-                .map(Row::Postgres),
+            Self::Postgres(conn) => Box::pin(conn.fetch_optional(sql)).await?.map(Row::Postgres),
             Self::PostgresTx(tx) => Box::pin(postgres::fetch_optional(open(tx)?, sql))
                 .await?
                 .map(Row::Postgres),
@@ -71,10 +69,7 @@ impl Conn<'_> {
     pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<Row>, StoreError> {
         Ok(match self {
             Self::Sqlite(conn) => rows(conn.fetch_all(sql).await?, Row::Sqlite),
-            Self::Postgres(conn) => rows(
-                Box::pin(postgres::fetch_all(conn, sql)).await?,
-                Row::Postgres,
-            ),
+            Self::Postgres(conn) => rows(Box::pin(conn.fetch_all(sql)).await?, Row::Postgres),
             Self::PostgresTx(tx) => rows(
                 Box::pin(postgres::fetch_all(open(tx)?, sql)).await?,
                 Row::Postgres,

@@ -1,7 +1,7 @@
 //! The PostgreSQL database, for several replicas sharing one: native
 //! `timestamptz` and `uuid` columns, row locks, and `SKIP LOCKED` job claims.
 
-use std::{str::FromStr, sync::Arc};
+use std::{pin::Pin, str::FromStr, sync::Arc};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::{
@@ -77,8 +77,69 @@ pub struct Postgres {
     listener: PgPool,
 }
 
-/// A connection from the pool.
-pub type Pooled = PoolConnection<sqlx::Postgres>;
+/// A connection from the pool, not tested first: a statement that finds it
+/// ended by the server runs again on another (see [`Postgres::connect`]).
+pub struct Pooled {
+    conn: PoolConnection<sqlx::Postgres>,
+    pool: PgPool,
+}
+
+/// How a statement runs on a connection.
+type Run<T> = for<'c> fn(
+    &'c mut PgConnection,
+    Sql,
+) -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
+
+impl Pooled {
+    /// Runs a statement; returns the number of rows it changed.
+    pub async fn execute(&mut self, sql: Sql) -> Result<u64, StoreError> {
+        self.run(sql, |conn, sql| Box::pin(execute(conn, sql)))
+            .await
+    }
+
+    /// Runs a query returning at most one row.
+    pub async fn fetch_optional(&mut self, sql: Sql) -> Result<Option<PgRow>, StoreError> {
+        self.run(sql, |conn, sql| Box::pin(fetch_optional(conn, sql)))
+            .await
+    }
+
+    /// Runs a query returning any number of rows.
+    pub async fn fetch_all(&mut self, sql: Sql) -> Result<Vec<PgRow>, StoreError> {
+        self.run(sql, |conn, sql| Box::pin(fetch_all(conn, sql)))
+            .await
+    }
+
+    /// Runs `sql` with `run`, again on another connection while the server
+    /// had ended the one it ran on. The server ends a connection between
+    /// statements (a restart, a failover, an administrator), or during one,
+    /// which it then rolls back, so the statement has not taken effect.
+    /// Every pooled connection may have been ended at once: as many more
+    /// attempts as the pool holds, the last on a connection opened anew.
+    async fn run<T>(&mut self, sql: Sql, run: Run<T>) -> Result<T, StoreError> {
+        let mut retries = self.pool.options().get_max_connections();
+        loop {
+            match run(&mut self.conn, sql.clone()).await {
+                Err(StoreError::Database(err)) if retries > 0 && ended_by_server(&err) => {
+                    self.conn.close_on_drop();
+                    self.conn = self.pool.acquire().await?;
+                    retries -= 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// Whether the server had ended the connection a statement was sent on:
+/// it terminated its backend (`57P01` as an administrator or a shutdown
+/// does, `57P02` after a crash) or the connection is closed.
+fn ended_by_server(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(err) => matches!(err.code().as_deref(), Some("57P01" | "57P02")),
+        _ => false,
+    }
+}
 
 /// A transaction on a connection from the pool; rolled back unless committed.
 pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
@@ -100,9 +161,12 @@ pub fn location(url: &str) -> String {
 impl Postgres {
     /// Connects to the database named by the configured URL.
     ///
-    /// Each connection is checked before use, so connections that a database
-    /// restart broke are replaced by new ones; statements running longer than
-    /// the statement timeout are cancelled by the server. JIT compilation is
+    /// Connections are not pinged as they leave the pool, a round trip each
+    /// (BENCHMARKS.md, change 40): a statement that finds its connection
+    /// ended, as a database restart ends them, runs again on another
+    /// ([`Pooled`]); sqlx still tests each as it goes back to the pool.
+    /// Statements running longer than the statement timeout are cancelled by
+    /// the server. JIT compilation is
     /// off: the board's listing scans with per-row subqueries that the planner
     /// prices high, and compiling them took 20 times longer than running them.
     /// A random page read is priced as what it is for the service's rows, held
@@ -121,7 +185,7 @@ impl Postgres {
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.connect_timeout)
-            .test_before_acquire(true)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         Ok(Self {
@@ -160,12 +224,22 @@ impl Postgres {
 
     /// A connection from the pool.
     pub async fn conn(&self) -> Result<Pooled, StoreError> {
-        Ok(self.pool.acquire().await?)
+        Ok(Pooled {
+            conn: self.pool.acquire().await?,
+            pool: self.pool.clone(),
+        })
     }
 
-    /// A transaction on a connection from the pool.
+    /// A transaction on a connection from the pool, begun on another while
+    /// the server had ended the one it was begun on (as [`Pooled`] does).
     pub async fn begin(&self) -> Result<Transaction, StoreError> {
-        Ok(self.pool.begin().await?)
+        let mut retries = self.pool.options().get_max_connections();
+        loop {
+            match self.pool.begin().await {
+                Err(err) if retries > 0 && ended_by_server(&err) => retries -= 1,
+                begun => return Ok(begun?),
+            }
+        }
     }
 }
 

@@ -81,7 +81,7 @@ impl<T: Param> Param for Option<T> {
 }
 
 /// One statement and its parameters, in order (`$1`, `$2`, …).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Sql {
     /// The statement.
     pub text: &'static str,

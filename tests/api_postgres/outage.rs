@@ -8,6 +8,7 @@ use std::{
 };
 
 use deploy_gate::secret::Secret;
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
 use tokio::{
@@ -37,20 +38,24 @@ fn app_url(app: &TestApp) -> url::Url {
     url::Url::parse(url).unwrap()
 }
 
-/// Ends every server connection of `app` (and its replicas), as an
-/// administrator or a failover would.
-async fn kill_connections(app: &TestApp) -> u64 {
-    let name = app_url(app)
+/// The name `app` gives its connections, shared by its replicas.
+fn application_name(app: &TestApp) -> String {
+    app_url(app)
         .query_pairs()
         .find(|(key, _)| key == "application_name")
         .map(|(_, value)| value.into_owned())
-        .expect("test apps name their connections");
+        .expect("test apps name their connections")
+}
+
+/// Ends every server connection of `app` (and its replicas), as an
+/// administrator or a failover would; returns once they have ended.
+async fn kill_connections(app: &TestApp) -> u64 {
     let mut admin = PgConnection::connect(server_url().as_str()).await.unwrap();
     sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
          WHERE application_name = $1 AND pid <> pg_backend_pid()",
     )
-    .bind(name)
+    .bind(application_name(app))
     .execute(&mut admin)
     .await
     .unwrap()
@@ -94,6 +99,37 @@ async fn wait_for_readiness(app: &TestApp, expected: u16) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn connections_the_server_ended_while_pooled_are_replaced_unseen() {
+    // The workers claim only when woken, so the requests are first to find them ended.
+    let app = spawn_app_with(TestSmtp::running(), |s| {
+        s.poll_interval = Some(Duration::from_secs(600));
+    })
+    .await;
+    // Several connections opened together, then left idle in the pool.
+    let bodies: Vec<Value> = (0..16).map(release).collect();
+    let posted = join_all(bodies[..8].iter().map(|body| app.post_release(body))).await;
+    assert!(posted.iter().all(|answer| answer.status() == 202));
+    app.smtp.wait_for(16).await;
+    app.wait_until_idle().await;
+    let killed = kill_connections(&app).await;
+    assert!(
+        killed > 1,
+        "several pooled connections were ended: {killed}"
+    );
+
+    // Each statement finds its connection ended first; nobody is told.
+    let posted = join_all(bodies[8..].iter().map(|body| app.post_release(body))).await;
+    for answer in posted {
+        let status = answer.status();
+        assert_eq!(status, 202, "{}", answer.text().await.unwrap());
+    }
+    app.smtp.wait_for(32).await;
+    app.wait_until_idle().await;
+    assert_eq!(app.smtp.received().len(), 32, "one email per approver");
+    assert_eq!(readiness(&app).await, 200);
 }
 
 #[tokio::test]
