@@ -130,12 +130,14 @@ impl Pooled {
     }
 }
 
-/// Whether the server had ended the connection a statement was sent on:
-/// it terminated its backend (`57P01` as an administrator or a shutdown
-/// does, `57P02` after a crash) or the connection is closed.
+/// Whether the server had ended the connection a statement was sent on: it
+/// says so as it ends a backend (`57P01` as an administrator or a shutdown
+/// does, `57P02` after a crash), or the statement could not be written to a
+/// socket already closed. A connection lost otherwise (reset on the way,
+/// closed without a word) is not: the statement may have run and committed.
 fn ended_by_server(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Io(_) => true,
+        sqlx::Error::Io(err) => err.kind() == std::io::ErrorKind::BrokenPipe,
         sqlx::Error::Database(err) => matches!(err.code().as_deref(), Some("57P01" | "57P02")),
         _ => false,
     }
