@@ -113,10 +113,8 @@ impl Pooled {
     /// had ended the one it ran on. The server ends a connection between
     /// statements (a restart, a failover, an administrator), or during one,
     /// which it then rolls back, so the statement has not taken effect.
-    /// Every pooled connection may have been ended at once: as many more
-    /// attempts as the pool holds, the last on a connection opened anew.
     async fn run<T>(&mut self, sql: Sql, run: Run<T>) -> Result<T, StoreError> {
-        let mut retries = self.pool.options().get_max_connections();
+        let mut retries = retries_after_ended(&self.pool);
         loop {
             match run(&mut self.conn, sql.clone()).await {
                 Err(StoreError::Database(err)) if retries > 0 && ended_by_server(&err) => {
@@ -128,6 +126,13 @@ impl Pooled {
             }
         }
     }
+}
+
+/// How many more attempts a statement or a transaction's start gets after
+/// finding its connection ended: every pooled connection may have been ended
+/// at once, so as many as the pool holds, the last on a connection opened anew.
+fn retries_after_ended(pool: &PgPool) -> u32 {
+    pool.options().get_max_connections()
 }
 
 /// Whether the server had ended the connection a statement was sent on: it
@@ -168,9 +173,9 @@ impl Postgres {
     /// ended, as a database restart ends them, runs again on another
     /// ([`Pooled`]); sqlx still tests each as it goes back to the pool.
     /// Statements running longer than the statement timeout are cancelled by
-    /// the server. JIT compilation is
-    /// off: the board's listing scans with per-row subqueries that the planner
-    /// prices high, and compiling them took 20 times longer than running them.
+    /// the server. JIT compilation is off: the board's listing scans with
+    /// per-row subqueries that the planner prices high, and compiling them
+    /// took 20 times longer than running them.
     /// A random page read is priced as what it is for the service's rows, held
     /// in memory: about a sequential one (`random_page_cost` 1.1, not the
     /// spinning disk's 4). At the default the board's page read every approval
@@ -235,7 +240,7 @@ impl Postgres {
     /// A transaction on a connection from the pool, begun on another while
     /// the server had ended the one it was begun on (as [`Pooled`] does).
     pub async fn begin(&self) -> Result<Transaction, StoreError> {
-        let mut retries = self.pool.options().get_max_connections();
+        let mut retries = retries_after_ended(&self.pool);
         loop {
             match self.pool.begin().await {
                 Err(err) if retries > 0 && ended_by_server(&err) => retries -= 1,
