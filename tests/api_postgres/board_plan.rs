@@ -5,7 +5,7 @@
 //! approval instead (a sequential scan under a hash join): measured in a
 //! 30-minute soak, 12 ms a page at 20,000 approvals against 1 ms, growing
 //! with the database. The service's connections price it at 1.1, as for rows
-//! held in memory (`src/store/postgres.rs`, `Postgres::connect`).
+//! held in memory (`src/store/postgres/mod.rs`, `Postgres::connect`).
 
 use sqlx::AssertSqlSafe;
 

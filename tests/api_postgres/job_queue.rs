@@ -9,7 +9,7 @@ use crate::{
     plans::{connect, plan_of},
 };
 
-/// The claim of `src/store/postgres.rs` (the `UPDATE` in `claim_job`'s
+/// The claim of `src/store/postgres/mod.rs` (the `UPDATE` in `claim_job`'s
 /// `WITH claimed AS (…)`, which then reads the job's release), the times written in.
 const CLAIM: &str = "EXPLAIN UPDATE job SET locked_until = now() + interval '1 minute'
      WHERE job_id = (
