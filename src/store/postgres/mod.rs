@@ -7,12 +7,15 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sqlx::{
     PgConnection, PgPool, Row as _,
     migrate::Migrator,
-    pool::PoolConnection,
     postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow},
     query::Query,
 };
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+mod warm;
+
+use warm::{Connections, Out};
 
 use super::{
     DataVersion, StoreError,
@@ -70,7 +73,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A PostgreSQL database, for several replicas sharing it, through sqlx's pool.
 pub struct Postgres {
-    pool: PgPool,
+    /// sqlx's pool, and connections kept warm beside it.
+    connections: Connections,
     /// The database's version as this process knows it.
     changes: Arc<Changes>,
     /// The pool of the connection that listens for changes, once asked to.
@@ -79,9 +83,24 @@ pub struct Postgres {
 
 /// A connection from the pool, not tested first: a statement that finds it
 /// ended by the server runs again on another (see [`Postgres::connect`]).
+/// Dropped after a statement the server answered, it is handed on to the next
+/// statement, not pinged back into the pool ([`warm`]).
 pub struct Pooled {
-    conn: PoolConnection<sqlx::Postgres>,
-    pool: PgPool,
+    /// `None` only while dropped.
+    out: Option<Out>,
+    /// Whether the last statement ended with the server's answer.
+    answered: bool,
+    connections: Connections,
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take()
+            && self.answered
+        {
+            self.connections.hand_on(out);
+        }
+    }
 }
 
 /// How a statement runs on a connection.
@@ -114,15 +133,26 @@ impl Pooled {
     /// statements (a restart, a failover, an administrator), or during one,
     /// which it then rolls back, so the statement has not taken effect.
     async fn run<T>(&mut self, sql: Sql, run: Run<T>) -> Result<T, StoreError> {
-        let mut retries = retries_after_ended(&self.pool);
+        let mut retries = retries_after_ended(&self.connections);
         loop {
-            match run(&mut self.conn, sql.clone()).await {
+            let Some(out) = self.out.as_mut() else {
+                unreachable!("a connection is dropped only with its `Pooled`")
+            };
+            self.answered = false;
+            let result = run(&mut out.conn, sql.clone()).await;
+            match result {
                 Err(StoreError::Database(err)) if retries > 0 && ended_by_server(&err) => {
-                    self.conn.close_on_drop();
-                    self.conn = self.pool.acquire().await?;
+                    out.conn.close_on_drop();
+                    self.out = Some(self.connections.take().await?);
                     retries -= 1;
                 }
-                result => return result,
+                result => {
+                    self.answered = matches!(
+                        result,
+                        Ok(_) | Err(StoreError::Database(sqlx::Error::Database(_)))
+                    );
+                    return result;
+                }
             }
         }
     }
@@ -131,8 +161,8 @@ impl Pooled {
 /// How many more attempts a statement or a transaction's start gets after
 /// finding its connection ended: every pooled connection may have been ended
 /// at once, so as many as the pool holds, the last on a connection opened anew.
-fn retries_after_ended(pool: &PgPool) -> u32 {
-    pool.options().get_max_connections()
+fn retries_after_ended(connections: &Connections) -> u32 {
+    connections.max()
 }
 
 /// Whether the server had ended the connection a statement was sent on: it
@@ -171,7 +201,9 @@ impl Postgres {
     /// Connections are not pinged as they leave the pool, a round trip each
     /// (BENCHMARKS.md, change 40): a statement that finds its connection
     /// ended, as a database restart ends them, runs again on another
-    /// ([`Pooled`]); sqlx still tests each as it goes back to the pool.
+    /// ([`Pooled`]). Nor are they as they go back to it after a statement the
+    /// server answered: they are handed on to the next statement instead
+    /// ([`warm`], change 41).
     /// Statements running longer than the statement timeout are cancelled by
     /// the server. JIT compilation is off: the board's listing scans with
     /// per-row subqueries that the planner prices high, and compiling them
@@ -196,7 +228,7 @@ impl Postgres {
             .connect_with(options.clone())
             .await?;
         Ok(Self {
-            pool,
+            connections: Connections::new(pool),
             changes: Arc::default(),
             listener: changes::listener_pool(&options, config.connect_timeout),
         })
@@ -226,23 +258,27 @@ impl Postgres {
     /// Applies pending migrations. The migrator holds an advisory lock while
     /// it runs, so replicas starting together apply each migration once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Ok(MIGRATOR.run(&self.pool).await?)
+        Ok(MIGRATOR.run(self.connections.pool()).await?)
     }
 
-    /// A connection from the pool.
+    /// A connection from the pool, or one handed on by the statement before.
     pub async fn conn(&self) -> Result<Pooled, StoreError> {
         Ok(Pooled {
-            conn: self.pool.acquire().await?,
-            pool: self.pool.clone(),
+            out: Some(self.connections.take().await?),
+            answered: false,
+            connections: self.connections.clone(),
         })
     }
 
     /// A transaction on a connection from the pool, begun on another while
     /// the server had ended the one it was begun on (as [`Pooled`] does).
     pub async fn begin(&self) -> Result<Transaction, StoreError> {
-        let mut retries = retries_after_ended(&self.pool);
+        let mut retries = retries_after_ended(&self.connections);
         loop {
-            match self.pool.begin().await {
+            let out = self.connections.take().await?;
+            // What `PgPool::begin` does with a connection it took; the
+            // connection goes back to the pool when the transaction ends.
+            match Transaction::begin(out.conn, None).await {
                 Err(err) if retries > 0 && ended_by_server(&err) => retries -= 1,
                 begun => return Ok(begun?),
             }
