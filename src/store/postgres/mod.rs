@@ -31,11 +31,6 @@ pub const DIALECT: Dialect = Dialect {
     // lease (locked_until) hands a dead replica's job to another after it expires.
     // The release is read as of the claim's start, as a read right after it
     // would see it: a job is queued by the transaction that wrote what it needs.
-    // The claim commits without waiting for its WAL to reach the disk
-    // (`synchronous_commit` off for its transaction alone; BENCHMARKS.md,
-    // change 42): a claim lost in a crash of the server leaves the job as it
-    // was, unclaimed, and the job's completion, which commits as usual, makes
-    // the claim durable with it. Others see the claim as soon as it commits.
     claim_job: concat!(
         "WITH claimed AS (
              UPDATE job SET locked_until = $1
@@ -45,15 +40,14 @@ pub const DIALECT: Dialect = Dialect {
                        AND (locked_until IS NULL OR locked_until <= $2)
                  ORDER BY run_at, job_id LIMIT 1
                  FOR UPDATE SKIP LOCKED)
-             RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts),
-         unflushed AS (SELECT set_config('synchronous_commit', 'off', true))
+             RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts)
          SELECT claimed.job_id AS claimed_job_id, claimed.kind AS claimed_kind,
                 claimed.release_id AS claimed_release_id,
                 claimed.approval_id AS claimed_approval_id,
                 claimed.callback_id AS claimed_callback_id, claimed.channel AS claimed_channel,
                 claimed.attempts AS claimed_attempts, ",
         super::releases::snapshot_columns!(),
-        " FROM claimed CROSS JOIN unflushed
+        " FROM claimed
                LEFT JOIN release ON release.release_id = claimed.release_id
                LEFT JOIN approval ON approval.release_id = release.release_id
          ORDER BY approval.created_at, approval.email"
