@@ -1,9 +1,9 @@
 //! [`Connections`]: sqlx's pool, with connections handed from one statement to
 //! the next without going back to it.
 //!
-//! sqlx pings every connection it gets back, a round trip each: about ten of the 23
-//! round trips of a release in a fan-out (BENCHMARKS.md, change 41). A
-//! connection whose statement ended with the server's answer is therefore
+//! sqlx pings every connection it gets back, a round trip each: about ten of
+//! the 23 round trips of a release in a fan-out (BENCHMARKS.md, change 41).
+//! A connection whose statement ended with the server's answer is therefore
 //! kept warm here, out of the pool (sqlx counts it in use), for the next
 //! statement to take. It goes back to the pool once it has been out of it for
 //! [`OUT_OF_POOL`]: sqlx then still tests it, closes it past its lifetime and
