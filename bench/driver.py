@@ -8,9 +8,11 @@ also appears as a ratio to the framework's own ceiling under the same machine
 load. Writes results.json and report.md into the output folder and prints the
 report. Every load is bounded in time and stays on 127.0.0.1.
 
-With --baseline, an earlier build is measured too, each run right before the
-same run of --binary, so both see the same machine; the report then ends with
-the two side by side.
+With --baseline, an earlier build is measured too, each run right before or
+right after the same run of --binary, the order drawn anew for each, so both
+see the same machine and neither always has the first turn (on PostgreSQL's
+fan-out the first of a pair ran about 0.2 s slower); the report then ends
+with the two side by side.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -608,8 +611,8 @@ class Bench:
         }
 
     def each_build(self, scenario) -> None:
-        """Runs `scenario` on each build measured, the baseline first."""
-        for build in self.builds:
+        """Runs `scenario` on each build measured, in an order drawn anew each time."""
+        for build in random.sample(self.builds, len(self.builds)):
             self.build = build
             if build[0]:
                 log(f"[{build[0]}: {build[1]}]")
@@ -661,7 +664,7 @@ def render_report(r: dict) -> str:
         f"{m['kernel']}, {m['rustc']}, {m['wrk']}. Load average (1/5/15 min) {m['load_at_start']} at the start, "
         f"{m['load_at_end']} at the end. {s['seconds_per_run']} s per run after {s['warmup_seconds']} s of "
         f"warm-up{' (--quick)' if s['quick'] else ''}; paced runs: {s['paced']}. Binary {m['binary']}"
-        + (f", baseline {m['baseline']} (each run right before the same run of the binary)" if m.get("baseline") else "")
+        + (f", baseline {m['baseline']} (each run right before or after the same run of the binary, in random order)" if m.get("baseline") else "")
         + (f", settings {', '.join(s['service'])}" if s["service"] else "") + ".",
         "",
         "| what | conns | req/s | p50 ms | p99 ms | bare req/s | bare p99 ms | req/s vs bare | p99 vs bare | CPU µs/req | load |",
@@ -763,7 +766,7 @@ def main() -> int:
     parser.add_argument("--binary", default=str(RELEASE / "deploy-gate"),
                         help="the deploy-gate binary to measure [target/release/deploy-gate]")
     parser.add_argument("--baseline", help="also measure this earlier build of deploy-gate, each run right "
-                        "before the same run of --binary, and report both side by side")
+                        "before or after the same run of --binary (in random order), and report both side by side")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
