@@ -6,8 +6,9 @@
 //! A connection whose statement ended with the server's answer is therefore
 //! kept warm here, out of the pool (sqlx counts it in use), for the next
 //! statement to take. It goes back to the pool once it has been out of it for
-//! [`OUT_OF_POOL`]: sqlx then still tests it, closes it past its lifetime and
-//! reaps it when idle, and a quiet service keeps none warm for long. It goes
+//! [`OUT_OF_POOL`], at the next take or hand-on: sqlx then still tests it,
+//! closes it past its lifetime and reaps it when idle, and a connection left
+//! warm while the service was quiet is tested before it is used again. It goes
 //! back at once while someone waits for the pool, which would not see it
 //! here; and so does a connection dropped mid-statement, or whose statement
 //! did not reach the server: the ping tells whether it can be used again.
@@ -65,6 +66,7 @@ impl Connections {
     pub async fn take(&self) -> Result<Out, StoreError> {
         {
             let mut beside = self.beside();
+            beside.send_back_stale();
             if let Some(out) = beside.warm.pop() {
                 return Ok(out);
             }
@@ -84,10 +86,8 @@ impl Connections {
     /// it has been out of it too long, with any other kept warm as long.
     pub fn hand_on(&self, out: Out) {
         let mut beside = self.beside();
-        beside
-            .warm
-            .retain(|kept| kept.since.elapsed() < OUT_OF_POOL);
-        if beside.waiting == 0 && out.since.elapsed() < OUT_OF_POOL {
+        beside.send_back_stale();
+        if beside.waiting == 0 && out.fresh() {
             beside.warm.push(out);
         }
     }
@@ -100,6 +100,20 @@ impl Connections {
     fn beside(&self) -> MutexGuard<'_, Beside> {
         // Nothing panics while holding the lock; were it to, the lists stay valid.
         self.beside.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Out {
+    /// Whether it has been out of the pool for less than [`OUT_OF_POOL`].
+    fn fresh(&self) -> bool {
+        self.since.elapsed() < OUT_OF_POOL
+    }
+}
+
+impl Beside {
+    /// Drops the connections out of the pool too long, back into it.
+    fn send_back_stale(&mut self) {
+        self.warm.retain(Out::fresh);
     }
 }
 
@@ -181,6 +195,21 @@ mod tests {
         while connections.pool.num_idle() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_left_warm_too_long_is_not_taken_but_goes_back() {
+        let Some(url) = postgres_url("a_connection_left_warm_too_long_…") else {
+            return;
+        };
+        let connections = connections(&url, 4).await;
+        let out = connections.take().await.unwrap();
+        connections.hand_on(out);
+        // Nothing took it or was handed on for a second, as on a quiet service.
+        connections.beside().warm[0].since -= OUT_OF_POOL;
+        let taken = connections.take().await.unwrap();
+        assert!(taken.fresh(), "one from the pool");
+        assert!(connections.beside().warm.is_empty());
     }
 
     #[tokio::test]
