@@ -1,4 +1,5 @@
-// The approval email as a mail client sees it: MIME parts, headers, overridable templates.
+// The approval email as a mail client sees it: MIME parts, headers, overridable
+// templates; and as the database records it once sent.
 
 use mail_parser::MessageParser;
 use serde_json::json;
@@ -141,4 +142,90 @@ async fn bidi_controls_in_names_are_shown_neutralised_in_emails_and_pages() {
     }
     let timeline = page(format!("{}/releases/Devx/1", app.address)).await;
     assert!(timeline.contains("fine[U+2067]by me"), "{timeline}");
+}
+
+/// Emails accepted at the same time are recorded at once (on PostgreSQL in
+/// groups, one statement each): each approval gets its own time, an email
+/// whose link was superseded meanwhile is not recorded as sent, and every
+/// job is done.
+#[tokio::test]
+async fn emails_recorded_at_the_same_time_each_mark_their_own_approval_and_finish_their_job() {
+    use chrono::{Duration, DurationRound as _, Utc};
+    use deploy_gate::domain::{
+        approver::ApproverEmail,
+        job::{ApprovalJob, JobKind},
+        policy::{NewApprovers, ResolvedApprovers, Rule},
+        release::{NewRelease, ReleaseKey},
+    };
+
+    let app = spawn_app_with(TestSmtp::running(), |_| {}).await;
+    // Everything due tomorrow, so the app's worker leaves it alone; in
+    // milliseconds, as times are stored.
+    let later = Utc::now() + Duration::days(1);
+    let later = later.duration_trunc(Duration::milliseconds(1)).unwrap();
+    let key = ReleaseKey::parse("Devx", "902", "").unwrap();
+    let release = NewRelease::parse(key, "R", None).unwrap();
+    let emails: Vec<_> = (1..=5)
+        .map(|n| ApproverEmail::parse(&format!("a{n}@example.com")).unwrap())
+        .collect();
+    let approvers: Vec<_> = (0..)
+        .zip(&emails)
+        .map(|(n, e)| (e, later + Duration::milliseconds(n)))
+        .collect();
+    let resolved = ResolvedApprovers {
+        approvers: Vec::new(),
+        source: "static".to_owned(),
+        problem: None,
+        rule: Rule::from_required(None),
+        channels: Vec::new(),
+    };
+    let mut tx = app.store.begin().await.unwrap();
+    let inserted = tx
+        .insert_release(&release, None, later + Duration::days(1), later)
+        .await;
+    let release_id = inserted.unwrap().expect("a new release").id;
+    let new = NewApprovers {
+        release_id,
+        approvers: &approvers,
+        jobs: &[ApprovalJob {
+            kind: JobKind::SendApprovalEmail,
+            channel: None,
+        }],
+        resolved: &resolved,
+        now: later,
+    };
+    tx.add_approvers(&new, None).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let lease = later + Duration::minutes(1);
+    let mut jobs = Vec::new();
+    while let Some(job) = app.store.claim_job(later, lease).await.unwrap() {
+        jobs.push(job);
+    }
+    assert_eq!(jobs.len(), 5);
+    let round = app.store.release_by_id(release_id).await.unwrap().unwrap();
+    let generation = round.approvals[0].link_generation;
+    // The last approver's link is superseded while its email is on its way.
+    let superseded = round.approvals[4].id;
+    let mut tx = app.store.begin().await.unwrap();
+    tx.supersede_links(superseded).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let sent_at = |n: i64| later + Duration::seconds(n);
+    let records = (0..).zip(&jobs).map(|(n, job)| {
+        let approval = job.approval_id.unwrap();
+        app.store
+            .record_email_sent(job.id, approval, generation, sent_at(n))
+    });
+    for recorded in futures_util::future::join_all(records).await {
+        recorded.unwrap();
+    }
+
+    let round = app.store.release_by_id(release_id).await.unwrap().unwrap();
+    for (n, job) in (0..).zip(&jobs) {
+        let approval = round.approval(job.approval_id.unwrap()).unwrap();
+        let expected = (approval.id != superseded).then(|| sent_at(n));
+        assert_eq!(approval.email_sent_at, expected, "{}", approval.email);
+    }
+    assert_eq!(app.rows_in("job").await, 0, "every email's job is done");
 }
