@@ -14,7 +14,6 @@ mod callbacks;
 mod changes;
 mod connection;
 mod database;
-mod grouped;
 mod kept;
 mod listing;
 mod pending;
@@ -77,14 +76,6 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
-    /// A write grouped with others into one statement failed with the
-    /// group's error (`grouped`).
-    #[error(transparent)]
-    Grouped(Arc<StoreError>),
-    /// A write's group was dropped on its way (its caller stopped waiting):
-    /// whether it was made is not known.
-    #[error("database write dropped with its group")]
-    GroupDropped,
 }
 
 /// The state of the whole database: equal versions mean nothing was committed

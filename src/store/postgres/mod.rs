@@ -20,9 +20,7 @@ use warm::{Connections, Out};
 use super::{
     DataVersion, StoreError,
     changes::{self, Changes},
-    grouped::Grouped,
-    releases::SentEmail,
-    sql::{Columns, Dialect, Rows, Sql, Value},
+    sql::{Columns, Dialect, Sql, Value},
 };
 use crate::settings::DatabaseConfig;
 
@@ -81,9 +79,6 @@ pub struct Postgres {
     changes: Arc<Changes>,
     /// The pool of the connection that listens for changes, once asked to.
     listener: PgPool,
-    /// Emails sent, recorded in groups: each commit notifies the replicas,
-    /// and notifying commits go one at a time ([`Grouped`]).
-    emails_sent: Grouped<SentEmail>,
 }
 
 /// A connection from the pool, not tested first: a statement that finds it
@@ -236,7 +231,6 @@ impl Postgres {
             connections: Connections::new(pool),
             changes: Arc::default(),
             listener: changes::listener_pool(&options, config.connect_timeout),
-            emails_sent: Grouped::new(Rows::MOST),
         })
     }
 
@@ -244,11 +238,6 @@ impl Postgres {
     /// ([`follow_changes`](Self::follow_changes)).
     pub fn data_version(&self) -> Option<DataVersion> {
         self.changes.version()
-    }
-
-    /// Where sent emails wait to be recorded with others.
-    pub(in crate::store) fn emails_sent(&self) -> &Grouped<SentEmail> {
-        &self.emails_sent
     }
 
     /// The version to move on after each commit of this process.
