@@ -60,6 +60,19 @@ impl JobKind {
     }
 }
 
+impl JobKind {
+    /// The kind of the jobs that a job of this kind queues for its release
+    /// and that the worker which ran it runs next, claimed together and side
+    /// by side: the approval emails of the approvers just found go out
+    /// without a claim each (BENCHMARKS.md, change 44).
+    pub fn followed_by(self) -> Option<JobKind> {
+        match self {
+            Self::ResolveApprovers => Some(Self::SendApprovalEmail),
+            _ => None,
+        }
+    }
+}
+
 impl FromStr for JobKind {
     type Err = ();
 

@@ -141,7 +141,8 @@ impl RateLimitSettings {
 /// Retry and locking behaviour of the job queue.
 #[derive(Clone, Debug)]
 pub struct JobSettings {
-    /// Jobs run at once by this process.
+    /// Worker loops, each running one job at a time, or the emails of the
+    /// approvers it just found side by side.
     pub workers: usize,
     /// First retry delay; doubles with each failed attempt.
     pub retry_base: Duration,

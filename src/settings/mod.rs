@@ -217,8 +217,10 @@ define::define_settings! {
     /// Connections served at once; past it a new connection is answered `503` with
     /// `Connection: close` and `Retry-After`. Keep it below the open-files limit.
     http_max_connections: usize, env "DEPLOY_GATE_HTTP_MAX_CONNECTIONS", default "512";
-    /// Jobs run at once by this process; each email job holds one SMTP connection, so
-    /// more workers send faster if the mail server accepts that many connections.
+    /// Jobs run at once by this process, but for the emails of a release's approvers
+    /// just found, which the worker that found them sends side by side (up to 16);
+    /// each email on its way holds one SMTP connection, so more workers send faster
+    /// if the mail server accepts that many connections.
     workers: usize, env "DEPLOY_GATE_WORKERS", default "4";
     /// First retry delay of a failed job; it doubles with each attempt.
     retry_base: Duration, env "DEPLOY_GATE_RETRY_BASE", default "1s";

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::{Job, ReleaseJob},
+    job::{Job, JobKind, ReleaseJob},
     release::{NewRelease, Phase, ReleaseKey},
     snapshot::{
         ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -215,6 +215,19 @@ impl Store for Cached {
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError> {
         self.inner.claim_job(now, lease_until).await
+    }
+
+    async fn claim_release_jobs(
+        &self,
+        release_id: i64,
+        kind: JobKind,
+        most: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        (self.inner)
+            .claim_release_jobs(release_id, kind, most, now, lease_until)
+            .await
     }
 
     async fn extend_lease(

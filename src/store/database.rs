@@ -10,14 +10,16 @@ use super::{
     connection::Conn,
     listing, pending,
     postgres::{self, Postgres},
-    queue, releases, retention, rows,
+    queue,
+    releases::{self, SentEmail},
+    retention, rows,
     sql::{Columns, Dialect, Rows, Sql},
     sqlite::{self, Sqlite},
     transaction::WriteTx,
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::{Job, ReleaseJob},
+    job::{Job, JobKind, ReleaseJob},
     release::{NewRelease, Phase, ReleaseKey},
     snapshot::{
         ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -263,6 +265,23 @@ impl Store for Database {
         claimed
     }
 
+    async fn claim_release_jobs(
+        &self,
+        release_id: i64,
+        kind: JobKind,
+        most: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut conn = self.write_conn().await?;
+        let claimed =
+            queue::claim_of_release(&mut conn, release_id, kind, most, now, lease_until).await;
+        if !matches!(&claimed, Ok(jobs) if jobs.is_empty()) {
+            self.wrote();
+        }
+        claimed
+    }
+
     async fn extend_lease(
         &self,
         job_id: i64,
@@ -287,20 +306,28 @@ impl Store for Database {
         link_generation: i64,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        // The bookkeeping of every email: one statement where the database
-        // writes in a `WITH`, where a transaction took four round trips
-        // (BENCHMARKS.md, the fan-out).
-        if self.dialect().writes_in_with {
-            let sql = releases::email_sent_and_job_done(approval_id, link_generation, now, job_id);
-            let recorded = self.write_conn().await?.execute(sql).await;
-            self.wrote();
-            return recorded.map(drop);
-        }
-        let mut tx = self.write_tx().await?;
-        let sent = releases::email_sent(approval_id, link_generation, now);
-        tx.0.execute(sent).await?;
-        queue::complete(&mut tx.0, job_id).await?;
-        Box::new(tx).commit().await
+        let Self::Postgres(db) = self else {
+            let mut tx = self.write_tx().await?;
+            let sent = releases::email_sent(approval_id, link_generation, now);
+            tx.0.execute(sent).await?;
+            queue::complete(&mut tx.0, job_id).await?;
+            return Box::new(tx).commit().await;
+        };
+        // One statement for the emails recorded at the same time, where a
+        // transaction took four round trips for each (BENCHMARKS.md, the fan-out).
+        let sent = SentEmail {
+            job_id,
+            approval_id,
+            link_generation,
+            at: now,
+        };
+        let write = |group: Vec<SentEmail>| async move {
+            let sql = releases::emails_sent_and_jobs_done(&group);
+            Box::pin(db.conn()).await?.execute(sql).await.map(drop)
+        };
+        let recorded = db.emails_sent().write(sent, write).await;
+        self.wrote();
+        recorded
     }
 
     async fn fail_job(

@@ -14,6 +14,7 @@ mod callbacks;
 mod changes;
 mod connection;
 mod database;
+mod grouped;
 mod kept;
 mod listing;
 mod pending;
@@ -37,7 +38,7 @@ use uuid::Uuid;
 use crate::{
     domain::{
         callback::{CallbackRecord, FeedLine},
-        job::{Job, ReleaseJob},
+        job::{Job, JobKind, ReleaseJob},
         release::{NewRelease, Phase, ReleaseKey},
         snapshot::{
             ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -76,6 +77,14 @@ pub enum StoreError {
     /// A stored value could not be read back.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A write grouped with others into one statement failed with the
+    /// group's error (`grouped`).
+    #[error(transparent)]
+    Grouped(Arc<StoreError>),
+    /// A write's group was dropped on its way (its caller stopped waiting):
+    /// whether it was made is not known.
+    #[error("database write dropped with its group")]
+    GroupDropped,
 }
 
 /// The state of the whole database: equal versions mean nothing was committed
@@ -179,6 +188,17 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError>;
+    /// Locks release `release_id`'s first `most` due jobs of `kind` until
+    /// `lease_until`, each with the release as read with the claim; those
+    /// another worker holds are left to it.
+    async fn claim_release_jobs(
+        &self,
+        release_id: i64,
+        kind: JobKind,
+        most: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError>;
     /// Extends the lock of a job still running, so no other worker takes it over.
     async fn extend_lease(&self, job_id: i64, lease_until: DateTime<Utc>)
     -> Result<(), StoreError>;

@@ -65,6 +65,43 @@ pub(super) async fn has_job(
     db.exists(sql).await
 }
 
+/// The condition of a job that is due at `$2` and not locked by a worker.
+macro_rules! due_unlocked {
+    () => {
+        "dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)"
+    };
+}
+pub(super) use due_unlocked;
+
+/// Locks release `release_id`'s first `most` due jobs of `kind` until
+/// `lease_until`, each with the release as read right after, oldest first.
+pub(super) async fn claim_of_release(
+    db: &mut Conn<'_>,
+    release_id: i64,
+    kind: JobKind,
+    most: usize,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Job>, StoreError> {
+    let sql = Sql::new(db.dialect().claim_release_jobs)
+        .bind(lease_until)
+        .bind(now)
+        .bind(release_id)
+        .bind(kind.as_str())
+        .bind(i64::try_from(most).unwrap_or(i64::MAX));
+    let rows = db.fetch_all(sql).await?;
+    let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
+    jobs.sort_by_key(|job| job.id);
+    let release = releases::find_by_id(db, release_id).await?;
+    for job in &mut jobs {
+        job.release.clone_from(&release);
+    }
+    Ok(jobs)
+}
+
 /// Locks the next due job until `lease_until`, with its release where the
 /// database reads both in one statement.
 pub(super) async fn claim(

@@ -370,41 +370,50 @@ pub(super) fn decided(
     .bind(approval_id)
 }
 
-/// The text of [`email_sent`]: `$1` the time, `$2` the approval, `$3` the
-/// link generation.
-macro_rules! email_sent {
-    () => {
-        "UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2 AND link_generation = $3"
-    };
-}
-
 /// Marks an approval's email as accepted by the mail server, unless its link
 /// was superseded meanwhile (then the newer email is still to be sent).
 pub(super) fn email_sent(approval_id: Uuid, link_generation: i64, now: DateTime<Utc>) -> Sql {
-    Sql::new(email_sent!())
-        .bind(now)
-        .bind(approval_id)
-        .bind(link_generation)
+    Sql::new(
+        "UPDATE approval SET email_sent_at = $1 WHERE approval_id = $2 AND link_generation = $3",
+    )
+    .bind(now)
+    .bind(approval_id)
+    .bind(link_generation)
 }
 
-/// [`email_sent`] and the deletion of its job `job_id` in one statement
-/// (PostgreSQL's; SQLite has no writes in a `WITH`).
-pub(super) fn email_sent_and_job_done(
-    approval_id: Uuid,
-    link_generation: i64,
-    now: DateTime<Utc>,
-    job_id: i64,
-) -> Sql {
-    let text = concat!(
-        "WITH sent AS (",
-        email_sent!(),
-        ") DELETE FROM job WHERE job_id = $4"
-    );
-    Sql::new(text)
-        .bind(now)
-        .bind(approval_id)
-        .bind(link_generation)
-        .bind(job_id)
+/// An email the mail server accepted, to record with its job done.
+pub(super) struct SentEmail {
+    /// Its job.
+    pub job_id: i64,
+    /// The approval it asked for.
+    pub approval_id: Uuid,
+    /// The generation of the link it carried.
+    pub link_generation: i64,
+    /// When the server accepted it.
+    pub at: DateTime<Utc>,
+}
+
+/// [`email_sent`] for each email of a row of `v`, and the deletion of its
+/// job, in one statement (PostgreSQL's; SQLite has no writes in a `WITH`).
+static EMAILS_SENT: Rows = Rows::new(
+    "WITH v (approval_id, link_generation, job_id, sent_at) AS (",
+    4,
+    "), sent AS (
+        UPDATE approval SET email_sent_at = v.sent_at FROM v
+        WHERE approval.approval_id = v.approval_id
+              AND approval.link_generation = v.link_generation)
+     DELETE FROM job USING v WHERE job.job_id = v.job_id",
+);
+
+/// [`EMAILS_SENT`] for `emails` (at most [`Rows::MOST`]).
+pub(super) fn emails_sent_and_jobs_done(emails: &[SentEmail]) -> Sql {
+    let sql = EMAILS_SENT.sql(emails.len());
+    (emails.iter()).fold(sql, |sql, email| {
+        sql.bind(email.approval_id)
+            .bind(email.link_generation)
+            .bind(email.job_id)
+            .bind(email.at)
+    })
 }
 
 /// Ties an Azure DevOps approval to the round that decides it, unless it is

@@ -171,3 +171,135 @@ async fn an_approvers_api_answering_after_the_lease_is_asked_once_beside_a_repli
     assert_eq!(app.smtp.received().len(), 1);
     assert_eq!(app.release_status("Devx", "4").await["problems"], json!([]));
 }
+
+/// Stores a release due at `at` with an email job for each of `approvers`
+/// (`a1@example.com`, …), and its deadline's job; its id.
+async fn release_with_email_jobs(
+    app: &TestApp,
+    id: &str,
+    approvers: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> i64 {
+    use chrono::Duration;
+    use deploy_gate::domain::{
+        approver::ApproverEmail,
+        job::{ApprovalJob, JobKind, NewJob, Subject},
+        policy::{NewApprovers, ResolvedApprovers, Rule},
+        release::{NewRelease, ReleaseKey},
+    };
+
+    let key = ReleaseKey::parse("Devx", id, "").unwrap();
+    let release = NewRelease::parse(key, "R", None).unwrap();
+    let emails: Vec<_> = (1..=approvers)
+        .map(|n| ApproverEmail::parse(&format!("a{n}@example.com")).unwrap())
+        .collect();
+    let approvers: Vec<_> = (0..)
+        .zip(&emails)
+        .map(|(n, e)| (e, at + Duration::milliseconds(n)))
+        .collect();
+    let resolved = ResolvedApprovers {
+        approvers: Vec::new(),
+        source: "static".to_owned(),
+        problem: None,
+        rule: Rule::from_required(None),
+        channels: Vec::new(),
+    };
+    let mut tx = app.store.begin().await.unwrap();
+    let inserted = tx.insert_release(&release, None, at + Duration::days(1), at);
+    let release_id = inserted.await.unwrap().expect("a new release").id;
+    let email = ApprovalJob {
+        kind: JobKind::SendApprovalEmail,
+        channel: None,
+    };
+    let new = NewApprovers {
+        release_id,
+        approvers: &approvers,
+        jobs: &[email],
+        resolved: &resolved,
+        now: at,
+    };
+    tx.add_approvers(&new, None).await.unwrap();
+    let deadline = NewJob {
+        kind: JobKind::ExpireRelease,
+        release_id,
+        subject: Subject::Release,
+        run_at: at,
+    };
+    tx.enqueue(&[deadline]).await.unwrap();
+    tx.commit().await.unwrap();
+    release_id
+}
+
+/// The worker that found a release's approvers claims their emails together:
+/// only that release's jobs of that kind, only those due and not held by
+/// another worker, at most as many as asked, oldest first, each with the
+/// release.
+#[tokio::test]
+async fn a_releases_due_jobs_of_one_kind_are_claimed_together_and_no_others() {
+    use chrono::{Duration, Utc};
+    use deploy_gate::domain::job::JobKind;
+
+    let app = spawn_app_with(TestSmtp::running(), |_| {}).await;
+    // Everything due tomorrow, so the app's worker leaves it alone.
+    let later = Utc::now() + Duration::days(1);
+    let lease = later + Duration::minutes(1);
+    let first = release_with_email_jobs(&app, "1", 5, later).await;
+    let other = release_with_email_jobs(&app, "2", 2, later).await;
+    let emails = JobKind::SendApprovalEmail;
+
+    // Another worker holds the first release's first email.
+    let held = app.store.claim_job(later, lease).await.unwrap().unwrap();
+    assert_eq!((held.release_id, held.kind), (first, emails));
+    // Not yet due: nothing.
+    let now = Utc::now();
+    let early = app
+        .store
+        .claim_release_jobs(first, emails, 16, now, lease)
+        .await;
+    assert!(early.unwrap().is_empty());
+
+    let claimed = app
+        .store
+        .claim_release_jobs(first, emails, 3, later, lease)
+        .await;
+    let claimed = claimed.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|job| job.id).collect();
+    assert_eq!(
+        ids,
+        [held.id + 1, held.id + 2, held.id + 3],
+        "oldest first, the held one left"
+    );
+    for job in &claimed {
+        assert_eq!((job.release_id, job.kind), (first, emails));
+        let release = job
+            .release
+            .as_ref()
+            .expect("the release read with the claim");
+        assert_eq!(release.release.id, first);
+        assert_eq!(release.approvals.len(), 5);
+        assert!(release.approval(job.approval_id.unwrap()).is_some());
+    }
+    let rest = app
+        .store
+        .claim_release_jobs(first, emails, 16, later, lease)
+        .await;
+    let rest: Vec<i64> = rest.unwrap().iter().map(|job| job.id).collect();
+    assert_eq!(rest, [held.id + 4]);
+    let none = app
+        .store
+        .claim_release_jobs(first, emails, 16, later, lease)
+        .await;
+    assert!(none.unwrap().is_empty(), "every email is held");
+
+    // The first release's deadline and the other release's emails are left to any worker.
+    let theirs = app
+        .store
+        .claim_release_jobs(other, emails, 16, later, lease)
+        .await;
+    assert_eq!(theirs.unwrap().len(), 2);
+    let next = app.store.claim_job(later, lease).await.unwrap().unwrap();
+    assert_eq!(
+        (next.release_id, next.kind),
+        (first, JobKind::ExpireRelease)
+    );
+}

@@ -20,7 +20,9 @@ use warm::{Connections, Out};
 use super::{
     DataVersion, StoreError,
     changes::{self, Changes},
-    sql::{Columns, Dialect, Sql, Value},
+    grouped::Grouped,
+    releases::SentEmail,
+    sql::{Columns, Dialect, Rows, Sql, Value},
 };
 use crate::settings::DatabaseConfig;
 
@@ -35,10 +37,9 @@ pub const DIALECT: Dialect = Dialect {
         "WITH claimed AS (
              UPDATE job SET locked_until = $1
              WHERE job_id = (
-                 SELECT job_id FROM job
-                 WHERE dead_at IS NULL AND run_at <= $2
-                       AND (locked_until IS NULL OR locked_until <= $2)
-                 ORDER BY run_at, job_id LIMIT 1
+                 SELECT job_id FROM job WHERE ",
+        super::queue::due_unlocked!(),
+        " ORDER BY run_at, job_id LIMIT 1
                  FOR UPDATE SKIP LOCKED)
              RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts)
          SELECT claimed.job_id AS claimed_job_id, claimed.kind AS claimed_kind,
@@ -51,6 +52,15 @@ pub const DIALECT: Dialect = Dialect {
                LEFT JOIN release ON release.release_id = claimed.release_id
                LEFT JOIN approval ON approval.release_id = release.release_id
          ORDER BY approval.created_at, approval.email"
+    ),
+    claim_release_jobs: concat!(
+        "UPDATE job SET locked_until = $1
+         WHERE job_id IN (
+             SELECT job_id FROM job
+             WHERE release_id = $3 AND kind = $4 AND ",
+        super::queue::due_unlocked!(),
+        " ORDER BY job_id LIMIT $5 FOR UPDATE SKIP LOCKED)
+         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts"
     ),
     writes_in_with: true,
     concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
@@ -79,6 +89,9 @@ pub struct Postgres {
     changes: Arc<Changes>,
     /// The pool of the connection that listens for changes, once asked to.
     listener: PgPool,
+    /// Emails sent, recorded in groups: each commit notifies the replicas,
+    /// and notifying commits go one at a time ([`Grouped`]).
+    emails_sent: Grouped<SentEmail>,
 }
 
 /// A connection from the pool, not tested first: a statement that finds it
@@ -231,6 +244,7 @@ impl Postgres {
             connections: Connections::new(pool),
             changes: Arc::default(),
             listener: changes::listener_pool(&options, config.connect_timeout),
+            emails_sent: Grouped::new(Rows::MOST),
         })
     }
 
@@ -238,6 +252,11 @@ impl Postgres {
     /// ([`follow_changes`](Self::follow_changes)).
     pub fn data_version(&self) -> Option<DataVersion> {
         self.changes.version()
+    }
+
+    /// Where sent emails wait to be recorded with others.
+    pub(in crate::store) fn emails_sent(&self) -> &Grouped<SentEmail> {
+        &self.emails_sent
     }
 
     /// The version to move on after each commit of this process.

@@ -43,12 +43,22 @@ use crate::settings::DatabaseConfig;
 pub const DIALECT: Dialect = Dialect {
     // The write lock taken by BEGIN IMMEDIATE already covers the release.
     lock_release: "SELECT release_id FROM release WHERE release_id = $1",
-    claim_job: "UPDATE job SET locked_until = $1
+    claim_job: concat!(
+        "UPDATE job SET locked_until = $1
          WHERE job_id = (
-             SELECT job_id FROM job
-             WHERE dead_at IS NULL AND run_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
-             ORDER BY run_at, job_id LIMIT 1)
-         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts",
+             SELECT job_id FROM job WHERE ",
+        super::queue::due_unlocked!(),
+        " ORDER BY run_at, job_id LIMIT 1)
+         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts"
+    ),
+    claim_release_jobs: concat!(
+        "UPDATE job SET locked_until = $1
+         WHERE job_id IN (
+             SELECT job_id FROM job WHERE release_id = $3 AND kind = $4 AND ",
+        super::queue::due_unlocked!(),
+        " ORDER BY job_id LIMIT $5)
+         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts"
+    ),
     // SQLite writes nothing in a `WITH`; a job reads its release itself, on
     // the same process.
     writes_in_with: false,
