@@ -4,7 +4,10 @@
 use mail_parser::MessageParser;
 use serde_json::json;
 
-use crate::helpers::{TestSmtp, spawn_app_with};
+use crate::{
+    fakes::release_with_email_jobs,
+    helpers::{TestSmtp, spawn_app_with},
+};
 
 #[tokio::test]
 async fn the_email_is_multipart_with_both_parts_the_link_and_proper_headers() {
@@ -151,57 +154,20 @@ async fn bidi_controls_in_names_are_shown_neutralised_in_emails_and_pages() {
 #[tokio::test]
 async fn emails_recorded_at_the_same_time_each_mark_their_own_approval_and_finish_their_job() {
     use chrono::{Duration, DurationRound as _, Utc};
-    use deploy_gate::domain::{
-        approver::ApproverEmail,
-        job::{ApprovalJob, JobKind},
-        policy::{NewApprovers, ResolvedApprovers, Rule},
-        release::{NewRelease, ReleaseKey},
-    };
+    use deploy_gate::domain::job::JobKind;
 
     let app = spawn_app_with(TestSmtp::running(), |_| {}).await;
     // Everything due tomorrow, so the app's worker leaves it alone; in
     // milliseconds, as times are stored.
     let later = Utc::now() + Duration::days(1);
     let later = later.duration_trunc(Duration::milliseconds(1)).unwrap();
-    let key = ReleaseKey::parse("Devx", "902", "").unwrap();
-    let release = NewRelease::parse(key, "R", None).unwrap();
-    let emails: Vec<_> = (1..=5)
-        .map(|n| ApproverEmail::parse(&format!("a{n}@example.com")).unwrap())
-        .collect();
-    let approvers: Vec<_> = (0..)
-        .zip(&emails)
-        .map(|(n, e)| (e, later + Duration::milliseconds(n)))
-        .collect();
-    let resolved = ResolvedApprovers {
-        approvers: Vec::new(),
-        source: "static".to_owned(),
-        problem: None,
-        rule: Rule::from_required(None),
-        channels: Vec::new(),
-    };
-    let mut tx = app.store.begin().await.unwrap();
-    let inserted = tx
-        .insert_release(&release, None, later + Duration::days(1), later)
-        .await;
-    let release_id = inserted.unwrap().expect("a new release").id;
-    let new = NewApprovers {
-        release_id,
-        approvers: &approvers,
-        jobs: &[ApprovalJob {
-            kind: JobKind::SendApprovalEmail,
-            channel: None,
-        }],
-        resolved: &resolved,
-        now: later,
-    };
-    tx.add_approvers(&new, None).await.unwrap();
-    tx.commit().await.unwrap();
-
+    let release_id = release_with_email_jobs(&app, "902", 5, later).await;
     let lease = later + Duration::minutes(1);
-    let mut jobs = Vec::new();
-    while let Some(job) = app.store.claim_job(later, lease).await.unwrap() {
-        jobs.push(job);
-    }
+    let emails = JobKind::SendApprovalEmail;
+    let claim = app
+        .store
+        .claim_release_jobs(release_id, emails, 16, later, lease);
+    let jobs = claim.await.unwrap();
     assert_eq!(jobs.len(), 5);
     let round = app.store.release_by_id(release_id).await.unwrap().unwrap();
     let generation = round.approvals[0].link_generation;
@@ -227,5 +193,9 @@ async fn emails_recorded_at_the_same_time_each_mark_their_own_approval_and_finis
         let expected = (approval.id != superseded).then(|| sent_at(n));
         assert_eq!(approval.email_sent_at, expected, "{}", approval.email);
     }
-    assert_eq!(app.rows_in("job").await, 0, "every email's job is done");
+    assert_eq!(
+        app.rows_in("job").await,
+        1,
+        "every email's job is done, the deadline's left"
+    );
 }

@@ -1,6 +1,7 @@
 // What the job tests share: a dependency that fails on demand and counts what it
 // answered, Azure DevOps requests as the documented payloads, waits for the queue,
-// problems and requests at a fake, the metrics scrape, and a slow mail server.
+// problems and requests at a fake, the metrics scrape, a slow mail server, and a
+// release with email jobs stored directly.
 
 use std::{
     sync::{
@@ -445,3 +446,61 @@ pub const YAML_RUN_VARIABLES: &[(&str, &str)] = &[
     ("System.TeamProjectId", "proj-guid"),
     ("System.CollectionUri", "https://dev.azure.com/fabrikam/"),
 ];
+
+/// Stores a release due at `at` with an email job for each of `approvers`
+/// (`a1@example.com`, …), and its deadline's job; its id.
+pub async fn release_with_email_jobs(
+    app: &TestApp,
+    id: &str,
+    approvers: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> i64 {
+    use chrono::Duration;
+    use deploy_gate::domain::{
+        approver::ApproverEmail,
+        job::{ApprovalJob, JobKind, NewJob, Subject},
+        policy::{NewApprovers, ResolvedApprovers, Rule},
+        release::{NewRelease, ReleaseKey},
+    };
+
+    let key = ReleaseKey::parse("Devx", id, "").unwrap();
+    let release = NewRelease::parse(key, "R", None).unwrap();
+    let emails: Vec<_> = (1..=approvers)
+        .map(|n| ApproverEmail::parse(&format!("a{n}@example.com")).unwrap())
+        .collect();
+    let approvers: Vec<_> = (0..)
+        .zip(&emails)
+        .map(|(n, e)| (e, at + Duration::milliseconds(n)))
+        .collect();
+    let resolved = ResolvedApprovers {
+        approvers: Vec::new(),
+        source: "static".to_owned(),
+        problem: None,
+        rule: Rule::from_required(None),
+        channels: Vec::new(),
+    };
+    let mut tx = app.store.begin().await.unwrap();
+    let inserted = tx.insert_release(&release, None, at + Duration::days(1), at);
+    let release_id = inserted.await.unwrap().expect("a new release").id;
+    let email = ApprovalJob {
+        kind: JobKind::SendApprovalEmail,
+        channel: None,
+    };
+    let new = NewApprovers {
+        release_id,
+        approvers: &approvers,
+        jobs: &[email],
+        resolved: &resolved,
+        now: at,
+    };
+    tx.add_approvers(&new, None).await.unwrap();
+    let deadline = NewJob {
+        kind: JobKind::ExpireRelease,
+        release_id,
+        subject: Subject::Release,
+        run_at: at,
+    };
+    tx.enqueue(&[deadline]).await.unwrap();
+    tx.commit().await.unwrap();
+    release_id
+}

@@ -12,7 +12,9 @@ use wiremock::{
 };
 
 use crate::{
-    fakes::{SlowRelay, problems, sample, scrape, settle, wait_for_problem},
+    fakes::{
+        SlowRelay, problems, release_with_email_jobs, sample, scrape, settle, wait_for_problem,
+    },
     helpers::{TestApp, TestSmtp, spawn_app_with},
 };
 
@@ -170,64 +172,6 @@ async fn an_approvers_api_answering_after_the_lease_is_asked_once_beside_a_repli
     );
     assert_eq!(app.smtp.received().len(), 1);
     assert_eq!(app.release_status("Devx", "4").await["problems"], json!([]));
-}
-
-/// Stores a release due at `at` with an email job for each of `approvers`
-/// (`a1@example.com`, …), and its deadline's job; its id.
-async fn release_with_email_jobs(
-    app: &TestApp,
-    id: &str,
-    approvers: usize,
-    at: chrono::DateTime<chrono::Utc>,
-) -> i64 {
-    use chrono::Duration;
-    use deploy_gate::domain::{
-        approver::ApproverEmail,
-        job::{ApprovalJob, JobKind, NewJob, Subject},
-        policy::{NewApprovers, ResolvedApprovers, Rule},
-        release::{NewRelease, ReleaseKey},
-    };
-
-    let key = ReleaseKey::parse("Devx", id, "").unwrap();
-    let release = NewRelease::parse(key, "R", None).unwrap();
-    let emails: Vec<_> = (1..=approvers)
-        .map(|n| ApproverEmail::parse(&format!("a{n}@example.com")).unwrap())
-        .collect();
-    let approvers: Vec<_> = (0..)
-        .zip(&emails)
-        .map(|(n, e)| (e, at + Duration::milliseconds(n)))
-        .collect();
-    let resolved = ResolvedApprovers {
-        approvers: Vec::new(),
-        source: "static".to_owned(),
-        problem: None,
-        rule: Rule::from_required(None),
-        channels: Vec::new(),
-    };
-    let mut tx = app.store.begin().await.unwrap();
-    let inserted = tx.insert_release(&release, None, at + Duration::days(1), at);
-    let release_id = inserted.await.unwrap().expect("a new release").id;
-    let email = ApprovalJob {
-        kind: JobKind::SendApprovalEmail,
-        channel: None,
-    };
-    let new = NewApprovers {
-        release_id,
-        approvers: &approvers,
-        jobs: &[email],
-        resolved: &resolved,
-        now: at,
-    };
-    tx.add_approvers(&new, None).await.unwrap();
-    let deadline = NewJob {
-        kind: JobKind::ExpireRelease,
-        release_id,
-        subject: Subject::Release,
-        run_at: at,
-    };
-    tx.enqueue(&[deadline]).await.unwrap();
-    tx.commit().await.unwrap();
-    release_id
 }
 
 /// The worker that found a release's approvers claims their emails together:
