@@ -74,7 +74,8 @@ macro_rules! due_unlocked {
 pub(super) use due_unlocked;
 
 /// Locks release `release_id`'s first `most` due jobs of `kind` until
-/// `lease_until`, each with the release as read right after, oldest first.
+/// `lease_until`, oldest first, each with the release, read in the same
+/// statement where the database can (as [`claim`] does).
 pub(super) async fn claim_of_release(
     db: &mut Conn<'_>,
     release_id: i64,
@@ -89,13 +90,32 @@ pub(super) async fn claim_of_release(
         .bind(release_id)
         .bind(kind.as_str())
         .bind(i64::try_from(most).unwrap_or(i64::MAX));
+    let writes_in_with = db.dialect().writes_in_with;
     let rows = db.fetch_all(sql).await?;
-    let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
-    if jobs.is_empty() {
-        return Ok(jobs);
-    }
+    let (mut jobs, release) = if writes_in_with {
+        // Each job's rows in turn, its release joined with each approval.
+        let mut jobs: Vec<Job> = Vec::new();
+        for row in &rows {
+            let job = rows::job(&Prefixed(row, "claimed_"))?;
+            if jobs.last().is_none_or(|last| last.id != job.id) {
+                jobs.push(job);
+            }
+        }
+        let first = jobs.first().map(|job| job.id);
+        let of_first = (rows.iter())
+            .take_while(|row| Prefixed(*row, "claimed_").opt_int("job_id").ok().flatten() == first)
+            .count();
+        let release = releases::snapshot_in(db, &rows[..of_first]).await?;
+        (jobs, release)
+    } else {
+        let jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+        let release = match jobs.is_empty() {
+            true => None,
+            false => releases::find_by_id(db, release_id).await?,
+        };
+        (jobs, release)
+    };
     jobs.sort_by_key(|job| job.id);
-    let release = releases::find_by_id(db, release_id).await?;
     for job in &mut jobs {
         job.release.clone_from(&release);
     }

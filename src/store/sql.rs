@@ -209,7 +209,9 @@ pub struct Dialect {
     /// no two connections ever claim the same job.
     pub claim_job: &'static str,
     /// Locks release `$3`'s first `$5` due jobs of kind `$4` (`$2` is now)
-    /// until `$1`, returning their columns; jobs locked elsewhere are left there.
+    /// until `$1`, returning their columns (with the release's snapshot as
+    /// [`Dialect::claim_job`] does, one job's rows after the other's); jobs
+    /// locked elsewhere are left there.
     pub claim_release_jobs: &'static str,
     /// Whether a statement can write in a `WITH` and answer rows in the same
     /// statement (PostgreSQL; SQLite writes nothing in a `WITH`): one round trip

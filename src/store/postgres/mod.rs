@@ -26,6 +26,25 @@ use super::{
 };
 use crate::settings::DatabaseConfig;
 
+/// The rest of a claim after its `WITH claimed AS (…)`: each job claimed,
+/// its columns named `claimed_…`, joined with its release's snapshot
+/// (`releases::snapshot_columns!`), a row for each approval.
+macro_rules! with_their_release {
+    () => {
+        concat!(
+            " SELECT claimed.job_id AS claimed_job_id, claimed.kind AS claimed_kind,
+                claimed.release_id AS claimed_release_id,
+                claimed.approval_id AS claimed_approval_id,
+                claimed.callback_id AS claimed_callback_id, claimed.channel AS claimed_channel,
+                claimed.attempts AS claimed_attempts, ",
+            super::releases::snapshot_columns!(),
+            " FROM claimed
+               LEFT JOIN release ON release.release_id = claimed.release_id
+               LEFT JOIN approval ON approval.release_id = release.release_id"
+        )
+    };
+}
+
 /// The statements whose text is PostgreSQL's own.
 pub const DIALECT: Dialect = Dialect {
     lock_release: "SELECT release_id FROM release WHERE release_id = $1 FOR UPDATE",
@@ -41,26 +60,22 @@ pub const DIALECT: Dialect = Dialect {
         super::queue::due_unlocked!(),
         " ORDER BY run_at, job_id LIMIT 1
                  FOR UPDATE SKIP LOCKED)
-             RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts)
-         SELECT claimed.job_id AS claimed_job_id, claimed.kind AS claimed_kind,
-                claimed.release_id AS claimed_release_id,
-                claimed.approval_id AS claimed_approval_id,
-                claimed.callback_id AS claimed_callback_id, claimed.channel AS claimed_channel,
-                claimed.attempts AS claimed_attempts, ",
-        super::releases::snapshot_columns!(),
-        " FROM claimed
-               LEFT JOIN release ON release.release_id = claimed.release_id
-               LEFT JOIN approval ON approval.release_id = release.release_id
-         ORDER BY approval.created_at, approval.email"
+             RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts)",
+        with_their_release!(),
+        " ORDER BY approval.created_at, approval.email"
     ),
+    // The same for a release's jobs of one kind, one job's rows after the other's.
     claim_release_jobs: concat!(
-        "UPDATE job SET locked_until = $1
-         WHERE job_id IN (
-             SELECT job_id FROM job
-             WHERE release_id = $3 AND kind = $4 AND ",
+        "WITH claimed AS (
+             UPDATE job SET locked_until = $1
+             WHERE job_id IN (
+                 SELECT job_id FROM job
+                 WHERE release_id = $3 AND kind = $4 AND ",
         super::queue::due_unlocked!(),
         " ORDER BY job_id LIMIT $5 FOR UPDATE SKIP LOCKED)
-         RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts"
+             RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts)",
+        with_their_release!(),
+        " ORDER BY claimed.job_id, approval.created_at, approval.email"
     ),
     writes_in_with: true,
     concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
