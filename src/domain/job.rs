@@ -58,9 +58,7 @@ impl JobKind {
             Self::Escalate => "escalate",
         }
     }
-}
 
-impl JobKind {
     /// The kind of the jobs that a job of this kind queues for its release
     /// and that the worker which ran it runs next, claimed together and side
     /// by side: the approval emails of the approvers just found go out

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     StoreError,
-    connection::Conn,
+    connection::{Conn, Row},
     releases,
     rows::{self, Prefixed},
     sql::{Columns, Rows, Sql},
@@ -92,30 +92,40 @@ pub(super) async fn claim_of_release(
         .bind(i64::try_from(most).unwrap_or(i64::MAX));
     let writes_in_with = db.dialect().writes_in_with;
     let rows = db.fetch_all(sql).await?;
-    let (mut jobs, release) = if writes_in_with {
-        // Each job's rows in turn, its release joined with each approval.
-        let mut jobs: Vec<Job> = Vec::new();
-        for row in &rows {
-            let job = rows::job(&Prefixed(row, "claimed_"))?;
-            if jobs.last().is_none_or(|last| last.id != job.id) {
-                jobs.push(job);
-            }
-        }
-        let first = jobs.first().map(|job| job.id);
-        let of_first = (rows.iter())
-            .take_while(|row| Prefixed(*row, "claimed_").opt_int("job_id").ok().flatten() == first)
-            .count();
-        let release = releases::snapshot_in(db, &rows[..of_first]).await?;
-        (jobs, release)
-    } else {
-        let jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
-        let release = match jobs.is_empty() {
-            true => None,
-            false => releases::find_by_id(db, release_id).await?,
-        };
-        (jobs, release)
-    };
+    if writes_in_with {
+        return claimed_with_their_release(db, &rows).await;
+    }
+    let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
     jobs.sort_by_key(|job| job.id);
+    let release = releases::find_by_id(db, release_id).await?;
+    for job in &mut jobs {
+        job.release.clone_from(&release);
+    }
+    Ok(jobs)
+}
+
+/// The jobs of a claim's rows, each with the release they share: rows of
+/// `claimed_…` columns joined with the release's snapshot, a row for each
+/// approval, one job's rows after the other's in the jobs' order.
+async fn claimed_with_their_release(
+    db: &mut Conn<'_>,
+    rows: &[Row],
+) -> Result<Vec<Job>, StoreError> {
+    let mut jobs: Vec<Job> = Vec::new();
+    for row in rows {
+        let job = rows::job(&Prefixed(row, "claimed_"))?;
+        if jobs.last().is_none_or(|last| last.id != job.id) {
+            jobs.push(job);
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(jobs);
+    }
+    // Every job has as many rows as the release has approvals (one if none).
+    let release = releases::snapshot_in(db, &rows[..rows.len() / jobs.len()]).await?;
     for job in &mut jobs {
         job.release.clone_from(&release);
     }
@@ -140,12 +150,7 @@ pub(super) async fn claim(
             .transpose();
     }
     let rows = db.fetch_all(sql).await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut job = rows::job(&Prefixed(first, "claimed_"))?;
-    job.release = releases::snapshot_in(db, &rows).await?;
-    Ok(Some(job))
+    Ok(claimed_with_their_release(db, &rows).await?.pop())
 }
 
 /// Keeps a running job locked until `lease_until`.
