@@ -17,7 +17,7 @@ use tokio::{
 };
 
 use crate::{
-    fakes::SlowRelay,
+    fakes::{SlowRelay, settle},
     helpers::{
         HANG_GUARD, POSTGRES_URL_VARIABLE, TestApp, TestSmtp, spawn_app, spawn_app_with, wait_until,
     },
@@ -176,16 +176,22 @@ async fn connections_killed_mid_flow_lose_no_job_and_send_no_email_twice() {
 async fn while_the_database_is_down_readyz_says_so_and_queued_work_resumes_when_it_is_back() {
     let mut proxy = DatabaseProxy::start(&server_url()).await;
     let port = proxy.port;
+    // A failed email waits a minute, by the app's clock, for its next attempt.
+    let retry = Duration::from_secs(60);
     let mut app = spawn_app_with(TestSmtp::reserve(), |s| {
         let mut url = url::Url::parse(s.database_url.as_ref().unwrap().expose()).unwrap();
         url.set_port(Some(port)).unwrap();
         s.database_url = Some(Secret::new(url.as_str()));
         s.database_connect_timeout = Some(Duration::from_millis(500));
+        (s.retry_base, s.retry_cap) = (Some(retry), Some(retry));
     })
     .await;
     assert_eq!(readiness(&app).await, 200);
-    // Queued while the mail server is down, so the emails are still to send.
+    // Queued while the mail server is down, so the emails are still to send;
+    // the cut comes once both have failed, with no job in hand: one claimed
+    // before the cut may still be sent during it.
     assert_eq!(app.post_release(&release(1)).await.status(), 202);
+    settle(&app).await;
 
     proxy.cut().await;
     wait_for_readiness(&app, 503).await;
@@ -205,6 +211,7 @@ async fn while_the_database_is_down_readyz_says_so_and_queued_work_resumes_when_
 
     proxy.restore().await;
     wait_for_readiness(&app, 200).await;
+    app.clock.advance(retry);
     let mails = app.smtp.wait_for(2).await;
     assert_eq!(app.post_release(&release(3)).await.status(), 202);
     app.smtp.wait_for(4).await;
