@@ -122,8 +122,7 @@ impl Flow {
         release_id: i64,
         callback_id: i64,
     ) -> Result<bool, StoreError> {
-        let mut change = self.begin().await?;
-        change.tx.hold_release(release_id).await?;
+        let mut change = self.begin_holding(release_id).await?;
         if change.tx.callback_has_work(callback_id).await? {
             return Ok(false);
         }

@@ -13,8 +13,8 @@ impl Flow {
         let now = self.clock.now();
         let mut recorded = 0;
         for round in self.store.possibly_concluded_rounds(now).await? {
-            let mut change = self.begin().await?;
-            let snapshot = change.tx.lock_release(round).await?;
+            let mut change = self.begin_holding(round).await?;
+            let snapshot = change.tx.read_release(round).await?;
             if snapshot.outcome(now).status.is_final() {
                 change.conclude(&snapshot, now).await?;
                 self.commit(change).await?;

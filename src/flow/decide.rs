@@ -115,8 +115,8 @@ impl Flow {
         reason: Option<&str>,
     ) -> Result<CancelOutcome, StoreError> {
         let now = self.clock.now();
-        let mut change = self.begin().await?;
-        let before = change.tx.lock_release(release_id).await?;
+        let mut change = self.begin_holding(release_id).await?;
+        let before = change.tx.read_release(release_id).await?;
         if before.outcome(now).status.is_final() {
             return Ok(CancelOutcome::AlreadyFinal(before));
         }
@@ -137,8 +137,8 @@ impl Flow {
     /// older links stop working.
     pub async fn resend(&self, release_id: i64, email: &str) -> Result<ResendOutcome, StoreError> {
         let now = self.clock.now();
-        let mut change = self.begin().await?;
-        let before = change.tx.lock_release(release_id).await?;
+        let mut change = self.begin_holding(release_id).await?;
+        let before = change.tx.read_release(release_id).await?;
         let Some(approval) = before.approvals.iter().find(|a| a.email == email) else {
             return Ok(ResendOutcome::UnknownApprover);
         };

@@ -124,6 +124,15 @@ impl Flow {
         })
     }
 
+    /// Begins an operation's transaction holding release `release_id`'s lock
+    /// from the start (one round trip less on PostgreSQL than taking it after).
+    async fn begin_holding(&self, release_id: i64) -> Result<Change<'_>, StoreError> {
+        Ok(Change {
+            tx: self.store.begin_holding(release_id).await?,
+            queued: false,
+        })
+    }
+
     /// Counts `round`, which became final by an operation just committed: its
     /// status and how long it took from creation to decision.
     fn observe_decision(&self, round: &ReleaseSnapshot, now: DateTime<Utc>) {

@@ -97,8 +97,8 @@ impl Flow {
         decision: Decision,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut change = self.begin().await?;
-        let before = change.tx.lock_release(round).await?;
+        let mut change = self.begin_holding(round).await?;
+        let before = change.tx.read_release(round).await?;
         change
             .tx
             .record_decided_in_azure(approval, decision)

@@ -61,8 +61,7 @@ impl Flow {
             "approvers resolved"
         );
         let now = self.clock.now();
-        let mut change = self.begin().await?;
-        change.tx.hold_release(release.id).await?;
+        let mut change = self.begin_holding(release.id).await?;
         let completing = Some(job_id);
         let open_callbacks = (change.add_approvers(release.id, &resolved, now, completing)).await?;
         // Most rounds have no callback registration (gates poll): then neither
@@ -80,8 +79,8 @@ impl Flow {
     /// (the job ran early) postpones the job to it.
     pub async fn deadline_reached(&self, job_id: i64, release_id: i64) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut change = self.begin().await?;
-        let snapshot = change.tx.lock_release(release_id).await?;
+        let mut change = self.begin_holding(release_id).await?;
+        let snapshot = change.tx.read_release(release_id).await?;
         let status = snapshot.outcome(now).status;
         if now < snapshot.release.deadline && !status.is_final() {
             change
@@ -103,8 +102,8 @@ impl Flow {
     /// release who has not decided (and whose approval counts), and completes `job_id`.
     pub async fn reminders_due(&self, job_id: i64, release_id: i64) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut change = self.begin().await?;
-        let snapshot = change.tx.lock_release(release_id).await?;
+        let mut change = self.begin_holding(release_id).await?;
+        let snapshot = change.tx.read_release(release_id).await?;
         if !snapshot.outcome(now).status.is_final() {
             let rule = &snapshot.release.rule;
             let reminders: Vec<_> = (snapshot.approvals.iter())

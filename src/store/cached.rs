@@ -134,6 +134,13 @@ impl Store for Cached {
         self.inner.begin().await
     }
 
+    async fn begin_holding(
+        &self,
+        release_id: i64,
+    ) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        self.inner.begin_holding(release_id).await
+    }
+
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {
         self.inner.find_release(key).await
     }

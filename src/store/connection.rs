@@ -88,7 +88,7 @@ impl Conn<'_> {
             Self::Sqlite(conn) => conn.commit().await,
             Self::Postgres(_) => Ok(()),
             Self::PostgresTx(tx) => match tx.take() {
-                Some(tx) => Ok(Box::pin(tx.commit()).await?),
+                Some(tx) => Box::pin(tx.commit()).await,
                 None => Err(ended()),
             },
         }
@@ -97,7 +97,9 @@ impl Conn<'_> {
 
 /// The connection of a PostgreSQL transaction that has not ended.
 fn open(tx: &mut Option<postgres::Transaction>) -> Result<&mut sqlx::PgConnection, StoreError> {
-    tx.as_deref_mut().ok_or_else(ended)
+    tx.as_mut()
+        .and_then(postgres::Transaction::conn)
+        .ok_or_else(ended)
 }
 
 fn ended() -> StoreError {

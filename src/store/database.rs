@@ -65,10 +65,23 @@ impl Database {
 
     /// A write transaction, in the writers' turn.
     async fn write_tx(&self) -> Result<WriteTx<'_>, StoreError> {
+        self.write_tx_holding(None).await
+    }
+
+    /// A write transaction, in the writers' turn, holding release `holding`'s
+    /// lock from the start when given: on PostgreSQL the lock goes with
+    /// `BEGIN`, on SQLite the writers' turn is the lock.
+    async fn write_tx_holding(&self, holding: Option<i64>) -> Result<WriteTx<'_>, StoreError> {
         Ok(match self {
-            Self::Sqlite(db) => WriteTx(Conn::Sqlite(db.begin().await?), None),
+            Self::Sqlite(db) => {
+                let mut conn = Conn::Sqlite(db.begin().await?);
+                if let Some(release_id) = holding {
+                    releases::hold(&mut conn, release_id).await?;
+                }
+                WriteTx(conn, None)
+            }
             Self::Postgres(db) => WriteTx(
-                Conn::PostgresTx(Some(Box::pin(db.begin()).await?)),
+                Conn::PostgresTx(Some(Box::pin(db.begin(holding)).await?)),
                 Some(db.changes()),
             ),
         })
@@ -181,6 +194,13 @@ impl Store for Database {
 
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {
         Ok(Box::new(self.write_tx().await?))
+    }
+
+    async fn begin_holding(
+        &self,
+        release_id: i64,
+    ) -> Result<Box<dyn Transaction + '_>, StoreError> {
+        Ok(Box::new(self.write_tx_holding(Some(release_id)).await?))
     }
 
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError> {

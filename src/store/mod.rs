@@ -141,6 +141,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<ReleaseRecord>, StoreError>;
     /// Begins a write transaction, in the writers' turn.
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
+    /// Begins a write transaction, in the writers' turn, that holds release
+    /// `release_id`'s lock from the start, as [`Transaction::lock_release`]
+    /// takes it: on PostgreSQL in the round trip that begins it.
+    async fn begin_holding(&self, release_id: i64)
+    -> Result<Box<dyn Transaction + '_>, StoreError>;
 
     /// A release by its public identity.
     async fn find_release(&self, key: &ReleaseKey) -> Result<Option<ReleaseSnapshot>, StoreError>;

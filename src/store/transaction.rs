@@ -34,9 +34,6 @@ pub trait Transaction: Send {
     async fn read_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError>;
     /// Locks a release that exists for the rest of the transaction, and reads it.
     async fn lock_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError>;
-    /// Locks a release for the rest of the transaction without reading it,
-    /// for writes that need nothing of it (one statement less on PostgreSQL).
-    async fn hold_release(&mut self, release_id: i64) -> Result<(), StoreError>;
     /// An approval by id.
     async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError>;
     /// Stores a round's approvers (approvers the release has are skipped),
@@ -228,10 +225,6 @@ impl Transaction for WriteTx<'_> {
 
     async fn lock_release(&mut self, release_id: i64) -> Result<ReleaseSnapshot, StoreError> {
         releases::lock(&mut self.0, release_id).await
-    }
-
-    async fn hold_release(&mut self, release_id: i64) -> Result<(), StoreError> {
-        releases::hold(&mut self.0, release_id).await
     }
 
     async fn approval(&mut self, approval_id: Uuid) -> Result<Option<ApprovalRecord>, StoreError> {

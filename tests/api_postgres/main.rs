@@ -9,6 +9,7 @@ include!("../api/main.rs");
 mod board_plan;
 mod changes;
 mod job_queue;
+mod locks;
 mod outage;
 mod plans;
 mod restart;

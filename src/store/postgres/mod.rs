@@ -13,8 +13,10 @@ use sqlx::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod transaction;
 mod warm;
 
+pub use transaction::Transaction;
 use warm::{Connections, Out};
 
 use super::{
@@ -206,9 +208,6 @@ fn ended_by_server(err: &sqlx::Error) -> bool {
     }
 }
 
-/// A transaction on a connection from the pool; rolled back unless committed.
-pub type Transaction = sqlx::Transaction<'static, sqlx::Postgres>;
-
 /// Where a PostgreSQL URL points, for messages: `host:port/database`, without
 /// the user or password.
 pub fn location(url: &str) -> String {
@@ -304,19 +303,10 @@ impl Postgres {
         })
     }
 
-    /// A transaction on a connection from the pool, begun on another while
-    /// the server had ended the one it was begun on (as [`Pooled`] does).
-    pub async fn begin(&self) -> Result<Transaction, StoreError> {
-        let mut retries = retries_after_ended(&self.connections);
-        loop {
-            let out = self.connections.take().await?;
-            // What `PgPool::begin` does with a connection it took; the
-            // connection goes back to the pool when the transaction ends.
-            match Transaction::begin(out.conn, None).await {
-                Err(err) if retries > 0 && ended_by_server(&err) => retries -= 1,
-                begun => return Ok(begun?),
-            }
-        }
+    /// A transaction on a connection from the pool, holding release
+    /// `holding`'s lock from the start when given ([`Transaction::begin`]).
+    pub async fn begin(&self, holding: Option<i64>) -> Result<Transaction, StoreError> {
+        Transaction::begin(&self.connections, holding).await
     }
 }
 
