@@ -58,17 +58,6 @@ impl JobKind {
             Self::Escalate => "escalate",
         }
     }
-
-    /// The kind of the jobs that a job of this kind queues for its release
-    /// and that the worker which ran it runs next, claimed together and side
-    /// by side: the approval emails of the approvers just found go out
-    /// without a claim each (BENCHMARKS.md, change 44).
-    pub fn followed_by(self) -> Option<JobKind> {
-        match self {
-            Self::ResolveApprovers => Some(Self::SendApprovalEmail),
-            _ => None,
-        }
-    }
 }
 
 impl FromStr for JobKind {
@@ -102,6 +91,16 @@ pub struct Job {
     /// Its release as read with the claim, where the database reads it in the
     /// same statement (PostgreSQL); `None` when the job must read it.
     pub release: Option<ReleaseSnapshot>,
+}
+
+/// A lease on jobs for the worker that asks, taken where the jobs are
+/// written: at most `most` of them, locked until `until`.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease {
+    /// How many jobs at most.
+    pub most: usize,
+    /// When the lease ends unless the worker renews it.
+    pub until: DateTime<Utc>,
 }
 
 impl JobKind {

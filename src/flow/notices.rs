@@ -6,12 +6,64 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::Change;
 use crate::{
     domain::{
+        approver::ApproverEmail,
         job::{ApprovalJob, JobKind, Subject},
         policy::{NewApprovers, ResolvedApprovers},
         snapshot::ReleaseSnapshot,
     },
     store::StoreError,
 };
+
+/// The requests of a round's approvers: each approver with its approval's
+/// creation time (their order), and the jobs each approval needs: an email,
+/// and a notification on each of the round's channels.
+pub(super) struct Requests<'a> {
+    approvers: Vec<(&'a ApproverEmail, DateTime<Utc>)>,
+    jobs: Vec<ApprovalJob>,
+    resolved: &'a ResolvedApprovers,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Requests<'a> {
+    /// The requests of `resolved`'s approvers, found at `now`.
+    pub(super) fn of(resolved: &'a ResolvedApprovers, now: DateTime<Utc>) -> Self {
+        // The position keeps the approvers in their given order.
+        let approvers = (0..)
+            .zip(&resolved.approvers)
+            .map(|(position, email)| (email, now + TimeDelta::milliseconds(position)))
+            .collect();
+        let email = ApprovalJob {
+            kind: JobKind::SendApprovalEmail,
+            channel: None,
+        };
+        let channels = resolved.channels.iter().map(|channel| ApprovalJob {
+            kind: JobKind::NotifyChannel,
+            channel: Some(*channel),
+        });
+        Self {
+            approvers,
+            jobs: std::iter::once(email).chain(channels).collect(),
+            resolved,
+            now,
+        }
+    }
+
+    /// What the store writes for release `release_id`.
+    pub(super) fn to_store(&self, release_id: i64) -> NewApprovers<'_> {
+        NewApprovers {
+            release_id,
+            approvers: &self.approvers,
+            jobs: &self.jobs,
+            resolved: self.resolved,
+            now: self.now,
+        }
+    }
+
+    /// Whether storing them queues jobs besides the first `most` emails.
+    pub(super) fn queue_more_than(&self, most: usize) -> bool {
+        self.jobs.len() > 1 || self.approvers.len() > most
+    }
+}
 
 impl Change<'_> {
     /// Stores approvals with an email job (and a job per channel) each,
@@ -25,27 +77,8 @@ impl Change<'_> {
         now: DateTime<Utc>,
         completing: Option<i64>,
     ) -> Result<bool, StoreError> {
-        // The position keeps the approvers in their given order.
-        let approvers: Vec<_> = (0..)
-            .zip(&resolved.approvers)
-            .map(|(position, email)| (email, now + TimeDelta::milliseconds(position)))
-            .collect();
-        let email = ApprovalJob {
-            kind: JobKind::SendApprovalEmail,
-            channel: None,
-        };
-        let channels = resolved.channels.iter().map(|channel| ApprovalJob {
-            kind: JobKind::NotifyChannel,
-            channel: Some(*channel),
-        });
-        let jobs: Vec<_> = std::iter::once(email).chain(channels).collect();
-        let new = NewApprovers {
-            release_id,
-            approvers: &approvers,
-            jobs: &jobs,
-            resolved,
-            now,
-        };
+        let requests = Requests::of(resolved, now);
+        let new = requests.to_store(release_id);
         let added = self.tx.add_approvers(&new, completing).await?;
         self.queued |= added.queued_jobs;
         Ok(added.open_callbacks)

@@ -3,11 +3,11 @@
 
 use uuid::Uuid;
 
-use super::Flow;
+use super::{Flow, notices::Requests};
 use crate::{
     domain::{
         approver::ApproverEmail,
-        job::{JobKind, NewJob, Subject},
+        job::{Job, JobKind, Lease, NewJob, Subject},
         policy::{Found, ReleaseStatus, under_policy},
         progress::waiting_line,
         release::AzureApprovalRef,
@@ -36,13 +36,16 @@ pub enum Finished<'a> {
 
 impl Flow {
     /// Stores the approvers found for `release` (judged by its policy), queues
-    /// their requests, and completes `job_id`.
+    /// their requests, and completes `job_id`; claims the first `lease.most`
+    /// of their emails for the caller, each with the release: the worker
+    /// that found the approvers sends them without a claim of its own.
     pub async fn approvers_found(
         &self,
         job_id: i64,
         release: &ReleaseRecord,
         found: Found,
-    ) -> Result<(), StoreError> {
+        lease: Lease,
+    ) -> Result<Vec<Job>, StoreError> {
         let requester = release
             .requested_for
             .as_deref()
@@ -61,17 +64,32 @@ impl Flow {
             "approvers resolved"
         );
         let now = self.clock.now();
+        let requests = Requests::of(&resolved, now);
+        let emails = JobKind::SendApprovalEmail;
+        let new = requests.to_store(release.id);
+        // Most rounds have no callback registration (gates poll): then
+        // neither the round with its approvers nor a feed line is needed,
+        // and one write of the store does it all.
+        if let Some(claimed) = (self.store.approvers_found(&new, job_id, emails, lease)).await? {
+            self.committed(requests.queue_more_than(lease.most));
+            return Ok(claimed);
+        }
         let mut change = self.begin_holding(release.id).await?;
         let completing = Some(job_id);
         let open_callbacks = (change.add_approvers(release.id, &resolved, now, completing)).await?;
-        // Most rounds have no callback registration (gates poll): then neither
-        // the round with its approvers nor a feed line is needed.
         if open_callbacks {
             let after = change.tx.read_release(release.id).await?;
             let line = waiting_line(&after, now);
             change.tell_callbacks(release.id, &[line], now).await?;
         }
-        self.commit(change).await
+        self.commit(change).await?;
+        let (most, until) = (lease.most, lease.until);
+        let claim = (self.store).claim_release_jobs(release.id, emails, most, now, until);
+        // The approvers are stored: unclaimed, their emails stay queued for any worker.
+        Ok(claim.await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, release.id = release.id, "could not claim the approvers' emails");
+            Vec::new()
+        }))
     }
 
     /// At the deadline: queues the release's callbacks and write-back if it is

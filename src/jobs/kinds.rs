@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::Context;
+use tokio::time::Instant;
 
 use crate::{
     approvers::ApproverSource,
@@ -23,7 +24,7 @@ use crate::{
     clock::Clock,
     domain::{
         approver::mask_email,
-        job::{Job, JobKind},
+        job::{Job, JobKind, Lease},
         policy::{AzureApprovers, Decision, Found, Policies},
         release::{AzureApprovalKind, AzureApprovalRef},
         snapshot::{ApprovalRecord, ReleaseRecord, ReleaseSnapshot},
@@ -68,10 +69,24 @@ pub struct JobContext {
     pub clock: Clock,
 }
 
-/// Runs one job to completion, or fails so that it is retried.
-pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
-    match job.kind {
-        JobKind::ResolveApprovers => resolve_approvers(ctx, job).await,
+/// The most jobs one job claims for its worker to run next, side by side:
+/// the emails of a release's first 16 approvers; any more are claimed one by one.
+const MOST_HANDED_ON: usize = 16;
+
+/// Jobs that a job claimed for its worker to run next, and when their lease
+/// was taken.
+pub struct HandedOn {
+    /// The jobs, each with its release.
+    pub jobs: Vec<Job>,
+    /// When their lease was taken.
+    pub leased_at: Instant,
+}
+
+/// Runs one job to completion, or fails so that it is retried; the jobs it
+/// claimed for its worker on the way, if any.
+pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<Option<HandedOn>> {
+    let done = match job.kind {
+        JobKind::ResolveApprovers => return resolve_approvers(ctx, job).await,
         JobKind::SendApprovalEmail => send_approval_email(ctx, job).await,
         JobKind::ExpireRelease => expire_release(ctx, job).await,
         JobKind::PostCallback => super::callback::post_callback(ctx, job).await,
@@ -80,7 +95,8 @@ pub async fn run(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
         JobKind::RemindApprovers => Ok(ctx.flow.reminders_due(job.id, job.release_id).await?),
         JobKind::SendReminder => send_reminder(ctx, job).await,
         JobKind::Escalate => escalate(ctx, job).await,
-    }
+    };
+    done.map(|()| None)
 }
 
 async fn expire_release(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
@@ -221,16 +237,29 @@ async fn write_back_one(
     }
 }
 
-async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<()> {
+/// Finds and stores a release's approvers, and hands on the first of their
+/// emails to the worker, claimed with the write.
+async fn resolve_approvers(ctx: &JobContext, job: &Job) -> anyhow::Result<Option<HandedOn>> {
     let Some(snapshot) = release_of(ctx, job).await? else {
-        return Ok(ctx.store.complete_job(job.id).await?);
+        ctx.store.complete_job(job.id).await?;
+        return Ok(None);
     };
     let release = &snapshot.release;
     if release.approvers_source.is_some() || snapshot.outcome(ctx.clock.now()).status.is_final() {
-        return Ok(ctx.store.complete_job(job.id).await?);
+        ctx.store.complete_job(job.id).await?;
+        return Ok(None);
     }
     let found = find_approvers(ctx, release).await?;
-    Ok(ctx.flow.approvers_found(job.id, release, found).await?)
+    let leased_at = Instant::now();
+    let lease = Lease {
+        most: MOST_HANDED_ON,
+        until: ctx.clock.now() + chrono::Duration::from_std(ctx.jobs.lease)?,
+    };
+    let jobs = ctx
+        .flow
+        .approvers_found(job.id, release, found, lease)
+        .await?;
+    Ok(Some(HandedOn { jobs, leased_at }))
 }
 
 /// The release's own approvers: from Azure DevOps where its policy names

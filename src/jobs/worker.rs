@@ -10,19 +10,14 @@ use tokio::{
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 
-use super::{JobContext, backoff, kinds};
-use crate::{
-    azure::client::Refused,
-    domain::job::{Job, JobKind},
-    metrics::JobOutcome,
+use super::{
+    JobContext, backoff,
+    kinds::{self, HandedOn},
 };
+use crate::{azure::client::Refused, domain::job::Job, metrics::JobOutcome};
 
 /// Longest error text kept on a job.
 const MAX_ERROR_CHARS: usize = 500;
-
-/// The most jobs that follow another run side by side ([`JobKind::followed_by`]):
-/// the emails of a release's first 16 approvers; any more are claimed one by one.
-const MOST_FOLLOWERS: usize = 16;
 
 /// Attempts of a job that Azure DevOps refuses outright: the first and one retry.
 const PERMANENT_REFUSAL_ATTEMPTS: u32 = 2;
@@ -123,7 +118,8 @@ impl Worker {
         }
     }
 
-    /// Claims and runs one due job; `Ok(false)` when none is due.
+    /// Claims and runs one due job, then the jobs it handed on, side by
+    /// side; `Ok(false)` when none is due.
     pub async fn run_next(&self) -> anyhow::Result<bool> {
         let claimed = Instant::now();
         let now = self.ctx.clock.now();
@@ -131,28 +127,14 @@ impl Worker {
         let Some(job) = self.ctx.store.claim_job(now, now + lease).await? else {
             return Ok(false);
         };
-        let (followed_by, release_id) = (job.kind.followed_by(), job.release_id);
-        if self.run(job, claimed).await
-            && let Some(kind) = followed_by
-            && let Err(err) = self.run_followers(release_id, kind).await
-        {
-            // They stay queued for any worker.
-            tracing::warn!(error = %format!("{err:#}"), release.id = release_id, "could not claim the jobs that follow");
+        if let Some(next) = self.run(job, claimed).await {
+            let each = next
+                .jobs
+                .into_iter()
+                .map(|job| self.run(job, next.leased_at));
+            futures_util::future::join_all(each).await;
         }
         Ok(true)
-    }
-
-    /// Claims release `release_id`'s due jobs of `kind` together and runs
-    /// them side by side ([`JobKind::followed_by`]).
-    async fn run_followers(&self, release_id: i64, kind: JobKind) -> anyhow::Result<()> {
-        let claimed = Instant::now();
-        let now = self.ctx.clock.now();
-        let lease = chrono::Duration::from_std(self.ctx.jobs.lease)?;
-        let store = &self.ctx.store;
-        let claim = store.claim_release_jobs(release_id, kind, MOST_FOLLOWERS, now, now + lease);
-        let jobs = claim.await?;
-        futures_util::future::join_all(jobs.into_iter().map(|job| self.run(job, claimed))).await;
-        Ok(())
     }
 
     /// Runs due jobs until none is due (jobs waiting for a retry stay queued).
@@ -161,9 +143,9 @@ impl Worker {
         Ok(())
     }
 
-    /// Runs `job`, whose lease was taken at `claimed`, in its span; whether
-    /// it succeeded.
-    async fn run(&self, job: Job, claimed: Instant) -> bool {
+    /// Runs `job`, whose lease was taken at `claimed`, in its span; the
+    /// jobs it handed on when it succeeded.
+    async fn run(&self, job: Job, claimed: Instant) -> Option<HandedOn> {
         let span = tracing::info_span!(
             "job",
             job.id = job.id,
@@ -174,20 +156,21 @@ impl Worker {
         self.run_in_span(job, claimed).instrument(span).await
     }
 
-    async fn run_in_span(&self, job: Job, claimed: Instant) -> bool {
+    async fn run_in_span(&self, job: Job, claimed: Instant) -> Option<HandedOn> {
         let result = tokio::select! {
             result = kinds::run(&self.ctx, &job) => result,
             LeaseLost = self.keep_lease(job.id, claimed) => {
                 tracing::warn!("could not renew the job lease in time; left the job to another worker");
                 self.ctx.metrics.job_finished(job.kind.as_str(), JobOutcome::Abandoned);
-                return false;
+                return None;
             }
         };
-        let Err(err) = result else {
-            self.ctx
-                .metrics
-                .job_finished(job.kind.as_str(), JobOutcome::Succeeded);
-            return true;
+        let err = match result {
+            Ok(handed_on) => {
+                (self.ctx.metrics).job_finished(job.kind.as_str(), JobOutcome::Succeeded);
+                return handed_on;
+            }
+            Err(err) => err,
         };
         let failures = job.attempts + 1;
         let error: String = format!("{err:#}").chars().take(MAX_ERROR_CHARS).collect();
@@ -217,7 +200,7 @@ impl Worker {
             // The lease expires and the job is claimed again, so nothing is lost.
             tracing::error!(error = %store_err, "could not record the job failure");
         }
-        false
+        None
     }
 
     /// Renews the job's lease, taken at `claimed`, every third of a lease while

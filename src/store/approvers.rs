@@ -4,9 +4,12 @@
 //! On PostgreSQL, which writes in a `WITH`, a round of up to [`Rows::MOST`]
 //! approvals and jobs is one statement (where it was five round trips: the
 //! fan-out of `BENCHMARKS.md`); on SQLite, and for larger rounds, the same
-//! writes are made one after the other.
+//! writes are made one after the other. The approvers that a job found are
+//! stored by [`found_and_claimed`] where the database has that statement:
+//! the transaction's writes and the claim of their emails in one round trip.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::{
@@ -17,7 +20,7 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
-    job::NewJob,
+    job::{Job, JobKind, Lease, NewJob},
     policy::{NewApprovers, ResolvedApprovers},
 };
 
@@ -138,6 +141,69 @@ async fn add_in_one_statement(
             .map(|id| inserted.contains(&Some(id)).then_some(id))
             .collect(),
     })
+}
+
+/// One row of the approvals and jobs that [`found_and_claimed`] stores: an
+/// approval with one of its jobs (`kind` `None` for an approval without any).
+#[derive(Serialize)]
+struct FoundRow<'a> {
+    approval_id: Uuid,
+    email: &'a str,
+    /// Milliseconds since the Unix epoch.
+    created_at: i64,
+    kind: Option<&'static str>,
+    channel: Option<&'static str>,
+}
+
+/// Stores `new`, completes job `completing` and claims the release's due
+/// jobs of `claim` under `lease` in the one statement `text`
+/// ([`Dialect::approvers_found`](super::sql::Dialect::approvers_found)):
+/// the jobs claimed with their release, or `None` when it wrote nothing.
+pub(super) async fn found_and_claimed(
+    db: &mut Conn<'_>,
+    text: &'static str,
+    new: &NewApprovers<'_>,
+    completing: i64,
+    claim: JobKind,
+    lease: Lease,
+) -> Result<Option<Vec<Job>>, StoreError> {
+    let mut rows = Vec::with_capacity(new.approvers.len() * new.jobs.len().max(1));
+    for (email, created_at) in new.approvers {
+        let approval_id = Uuid::new_v4();
+        let row = |kind: Option<&'static str>, channel: Option<&'static str>| FoundRow {
+            approval_id,
+            email: email.as_str(),
+            created_at: created_at.timestamp_millis(),
+            kind,
+            channel,
+        };
+        if new.jobs.is_empty() {
+            rows.push(row(None, None));
+        }
+        for job in new.jobs {
+            rows.push(row(
+                Some(job.kind.as_str()),
+                job.channel.map(|c| c.as_str()),
+            ));
+        }
+    }
+    let rows = serde_json::to_string(&rows)
+        .map_err(|e| StoreError::Corrupt(format!("approvers to store: {e}")))?;
+    let sql = record_approvers_params(Sql::new(text), new)?
+        .bind(completing)
+        .bind(Utc::now())
+        .bind(rows.as_str())
+        .bind(claim.as_str())
+        .bind(i64::try_from(lease.most).unwrap_or(i64::MAX))
+        .bind(lease.until);
+    let answered = db.fetch_all(sql).await?;
+    match answered.first() {
+        None => Ok(None),
+        Some(first) if first.opt_int("claimed_job_id")?.is_none() => Ok(Some(Vec::new())),
+        Some(_) => queue::claimed_with_their_release(db, &answered)
+            .await
+            .map(Some),
+    }
 }
 
 /// The approval insert, for up to [`Rows::MOST`] approvers; one already in

@@ -24,7 +24,8 @@ use super::{
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::{Job, JobKind, ReleaseJob},
+    job::{Job, JobKind, Lease, ReleaseJob},
+    policy::NewApprovers,
     release::{NewRelease, Phase, ReleaseKey},
     snapshot::{
         ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -127,6 +128,18 @@ impl Store for Cached {
     ) -> Result<Option<ReleaseRecord>, StoreError> {
         (self.inner)
             .insert_release_with_jobs(new, required_approvals, deadline, now, jobs)
+            .await
+    }
+
+    async fn approvers_found(
+        &self,
+        new: &NewApprovers<'_>,
+        completing: i64,
+        claim: JobKind,
+        lease: Lease,
+    ) -> Result<Option<Vec<Job>>, StoreError> {
+        (self.inner)
+            .approvers_found(new, completing, claim, lease)
             .await
     }
 

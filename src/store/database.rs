@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{
-    DataVersion, ReleasePage, ReleaseQuery, Store, StoreError, Transaction, callbacks,
+    DataVersion, ReleasePage, ReleaseQuery, Store, StoreError, Transaction, approvers, callbacks,
     connection::Conn,
     listing, pending,
     postgres::{self, Postgres},
@@ -19,7 +19,8 @@ use super::{
 };
 use crate::domain::{
     callback::{CallbackRecord, FeedLine},
-    job::{Job, JobKind, ReleaseJob},
+    job::{Job, JobKind, Lease, ReleaseJob},
+    policy::NewApprovers,
     release::{NewRelease, Phase, ReleaseKey},
     snapshot::{
         ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -190,6 +191,34 @@ impl Store for Database {
         }
         Box::new(tx).commit().await?;
         Ok(inserted)
+    }
+
+    async fn approvers_found(
+        &self,
+        new: &NewApprovers<'_>,
+        completing: i64,
+        claim: JobKind,
+        lease: Lease,
+    ) -> Result<Option<Vec<Job>>, StoreError> {
+        if let Some(text) = self.dialect().approvers_found {
+            let mut conn = self.write_conn().await?;
+            let found =
+                approvers::found_and_claimed(&mut conn, text, new, completing, claim, lease).await;
+            self.wrote();
+            return found;
+        }
+        let mut tx = self.write_tx_holding(Some(new.release_id)).await?;
+        // Dropped, the transaction rolls back: it wrote nothing.
+        if callbacks::has_open(&mut tx.0, new.release_id).await? {
+            return Ok(None);
+        }
+        approvers::add(&mut tx.0, new, Some(completing)).await?;
+        let (release_id, now) = (new.release_id, new.now);
+        let claimed =
+            queue::claim_of_release(&mut tx.0, release_id, claim, lease.most, now, lease.until)
+                .await?;
+        Box::new(tx).commit().await?;
+        Ok(Some(claimed))
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError> {

@@ -38,7 +38,8 @@ use uuid::Uuid;
 use crate::{
     domain::{
         callback::{CallbackRecord, FeedLine},
-        job::{Job, JobKind, ReleaseJob},
+        job::{Job, JobKind, Lease, ReleaseJob},
+        policy::NewApprovers,
         release::{NewRelease, Phase, ReleaseKey},
         snapshot::{
             ApprovalRecord, AzureApprovalRecord, ReleaseHistory, ReleaseRecord, ReleaseSnapshot,
@@ -139,6 +140,20 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         jobs: &[ReleaseJob],
     ) -> Result<Option<ReleaseRecord>, StoreError>;
+    /// Stores a round's approvers `new`, found by job `completing`, and
+    /// completes that job; claims the release's first `lease.most` due jobs of
+    /// `claim` (the approvers' emails) until `lease.until`, each with the
+    /// release as it is then. One write, on PostgreSQL one round trip where a
+    /// transaction and a claim took four. `None`, and nothing written, when
+    /// the release has a callback registration not yet delivered (its feed
+    /// needs a line in the same transaction) or is gone.
+    async fn approvers_found(
+        &self,
+        new: &NewApprovers<'_>,
+        completing: i64,
+        claim: JobKind,
+        lease: Lease,
+    ) -> Result<Option<Vec<Job>>, StoreError>;
     /// Begins a write transaction, in the writers' turn.
     async fn begin(&self) -> Result<Box<dyn Transaction + '_>, StoreError>;
     /// Begins a write transaction, in the writers' turn, that holds release

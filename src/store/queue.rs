@@ -110,7 +110,7 @@ pub(super) async fn claim_of_release(
 /// The jobs of a claim's rows, each with the release they share: rows of
 /// `claimed_…` columns joined with the release's snapshot, a row for each
 /// approval, one job's rows after the other's in the jobs' order.
-async fn claimed_with_their_release(
+pub(super) async fn claimed_with_their_release(
     db: &mut Conn<'_>,
     rows: &[Row],
 ) -> Result<Vec<Job>, StoreError> {

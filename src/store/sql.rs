@@ -213,6 +213,12 @@ pub struct Dialect {
     /// [`Dialect::claim_job`] does, one job's rows after the other's); jobs
     /// locked elsewhere are left there.
     pub claim_release_jobs: &'static str,
+    /// Where the database stores a round's approvers and claims their jobs
+    /// in one statement (PostgreSQL's function of migration 0018), that
+    /// statement: as [`Store::approvers_found`](super::Store::approvers_found),
+    /// its rows as [`Dialect::claim_release_jobs`]'s, or one row with a null
+    /// `claimed_job_id` when it claimed none, or no row when it wrote nothing.
+    pub approvers_found: Option<&'static str>,
     /// Whether a statement can write in a `WITH` and answer rows in the same
     /// statement (PostgreSQL; SQLite writes nothing in a `WITH`): one round trip
     /// where there would be several. Where it can, [`Dialect::claim_job`]

@@ -247,3 +247,192 @@ async fn a_releases_due_jobs_of_one_kind_are_claimed_together_and_no_others() {
         (first, JobKind::ExpireRelease)
     );
 }
+
+/// A release stored without approvers, with its job that resolves them due
+/// at `at`: the release's id and the job's.
+async fn release_awaiting_approvers(
+    app: &TestApp,
+    id: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (i64, i64) {
+    use deploy_gate::domain::{
+        job::{JobKind, NewJob, Subject},
+        release::{NewRelease, ReleaseKey},
+    };
+
+    let key = ReleaseKey::parse("Devx", id, "").unwrap();
+    let release = NewRelease::parse(key, "R", None).unwrap();
+    let mut tx = app.store.begin().await.unwrap();
+    let deadline = at + chrono::Duration::days(1);
+    let inserted = tx.insert_release(&release, None, deadline, at);
+    let release_id = inserted.await.unwrap().expect("a new release").id;
+    let resolve = NewJob {
+        kind: JobKind::ResolveApprovers,
+        release_id,
+        subject: Subject::Release,
+        run_at: at,
+    };
+    tx.enqueue(&[resolve]).await.unwrap();
+    tx.commit().await.unwrap();
+    let job = app.store.claim_job(at, at + chrono::Duration::minutes(1));
+    let job = job.await.unwrap().expect("the resolving job");
+    assert_eq!(
+        (job.release_id, job.kind),
+        (release_id, JobKind::ResolveApprovers)
+    );
+    (release_id, job.id)
+}
+
+/// A release's approvers found by its job are stored with the job completed,
+/// and the first of their emails claimed for that job's worker, in one write:
+/// each with the round as it is after it; the emails past the lease's number
+/// are left to any worker. With a callback registration not yet delivered
+/// nothing is written (its feed needs a line in the same transaction), also
+/// when the registration was committed while the write waited for the
+/// release's lock.
+#[tokio::test]
+async fn approvers_found_are_stored_and_their_first_emails_claimed_in_one_write() {
+    use chrono::{Duration, Utc};
+    use deploy_gate::domain::{
+        approver::ApproverEmail,
+        callback::PlanCallback,
+        job::{ApprovalJob, JobKind, Lease},
+        policy::{NewApprovers, ResolvedApprovers, Rule},
+    };
+
+    let app = spawn_app_with(TestSmtp::running(), |_| {}).await;
+    // Everything due tomorrow, so the app's worker leaves it alone.
+    let later = Utc::now() + Duration::days(1);
+    let lease = Lease {
+        most: 2,
+        until: later + Duration::minutes(1),
+    };
+    let emails: Vec<_> = (1..=3)
+        .map(|n| ApproverEmail::parse(&format!("a{n}@example.com")).unwrap())
+        .collect();
+    let approvers: Vec<_> = (0..)
+        .zip(&emails)
+        .map(|(n, e)| (e, later + Duration::milliseconds(n)))
+        .collect();
+    let resolved = ResolvedApprovers {
+        approvers: emails.clone(),
+        source: "approvers_url".to_owned(),
+        problem: None,
+        rule: Rule::from_required(None),
+        channels: Vec::new(),
+    };
+    let jobs = [ApprovalJob {
+        kind: JobKind::SendApprovalEmail,
+        channel: None,
+    }];
+    let found = |release_id| NewApprovers {
+        release_id,
+        approvers: &approvers,
+        jobs: &jobs,
+        resolved: &resolved,
+        now: later,
+    };
+    let email_kind = JobKind::SendApprovalEmail;
+
+    let (release_id, job_id) = release_awaiting_approvers(&app, "1", later).await;
+    let claimed = app
+        .store
+        .approvers_found(&found(release_id), job_id, email_kind, lease)
+        .await
+        .unwrap()
+        .expect("stored: no callback registration");
+    assert_eq!(claimed.len(), 2, "as many as the lease holds");
+    assert!(claimed[0].id < claimed[1].id, "oldest first");
+    for job in &claimed {
+        assert_eq!((job.release_id, job.kind), (release_id, email_kind));
+        let round = job
+            .release
+            .as_ref()
+            .expect("the round, read with the claim");
+        assert_eq!(
+            round.release.approvers_source.as_deref(),
+            Some("approvers_url")
+        );
+        let stored: Vec<&str> = round.approvals.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(
+            stored,
+            ["a1@example.com", "a2@example.com", "a3@example.com"]
+        );
+        assert!(round.approval(job.approval_id.unwrap()).is_some());
+    }
+    // The resolving job is done, and the third email is any worker's.
+    let next = app
+        .store
+        .claim_job(later, lease.until)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((next.release_id, next.kind), (release_id, email_kind));
+    assert!(next.id > claimed[1].id);
+    assert!(
+        app.store
+            .claim_job(later, lease.until)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A callback registration not yet delivered: nothing written.
+    let callback = PlanCallback {
+        plan_url: "https://dev.azure.com/contoso/".into(),
+        project_id: "p1".into(),
+        hub_name: "checks".into(),
+        plan_id: "plan".into(),
+        job_id: "job".into(),
+        timeline_id: None,
+        task_instance_id: "task".into(),
+        auth_token: Secret::new("t"),
+    };
+    let (release_id, job_id) = release_awaiting_approvers(&app, "2", later).await;
+    let mut tx = app.store.begin_holding(release_id).await.unwrap();
+    tx.save_callback(release_id, &callback, later)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let written = app
+        .store
+        .approvers_found(&found(release_id), job_id, email_kind, lease)
+        .await;
+    assert!(written.unwrap().is_none());
+    let round = app.store.release_by_id(release_id).await.unwrap().unwrap();
+    assert!(round.approvals.is_empty() && round.release.approvers_source.is_none());
+
+    // The same, registered while the write waits for the release's lock.
+    let (release_id, job_id) = release_awaiting_approvers(&app, "3", later).await;
+    let mut tx = app.store.begin_holding(release_id).await.unwrap();
+    tx.save_callback(release_id, &callback, later)
+        .await
+        .unwrap();
+    let store = app.store.clone();
+    let (emails, resolved) = (emails.clone(), resolved.clone());
+    let waiting = tokio::spawn(async move {
+        let approvers: Vec<_> = emails.iter().map(|e| (e, later)).collect();
+        let new = NewApprovers {
+            release_id,
+            approvers: &approvers,
+            jobs: &jobs,
+            resolved: &resolved,
+            now: later,
+        };
+        store.approvers_found(&new, job_id, email_kind, lease).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "it waits for the release's lock");
+    tx.commit().await.unwrap();
+    assert!(waiting.await.unwrap().unwrap().is_none());
+    let round = app.store.release_by_id(release_id).await.unwrap().unwrap();
+    assert!(round.approvals.is_empty());
+    // Both resolving jobs left to run again once their leases end.
+    let after_their_leases = later + Duration::minutes(2);
+    let mut left = Vec::new();
+    let held = after_their_leases + Duration::minutes(1);
+    while let Some(job) = app.store.claim_job(after_their_leases, held).await.unwrap() {
+        left.push(job.id);
+    }
+    assert!(left.contains(&job_id), "{left:?}");
+}

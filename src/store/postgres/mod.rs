@@ -28,10 +28,10 @@ use super::{
 };
 use crate::settings::DatabaseConfig;
 
-/// The rest of a claim after its `WITH claimed AS (…)`: each job claimed,
-/// its columns named `claimed_…`, joined with its release's snapshot
-/// (`releases::snapshot_columns!`), a row for each approval.
-macro_rules! with_their_release {
+/// The columns of a claim's rows: each job claimed (`claimed`), its columns
+/// named `claimed_…`, with its release's snapshot (`release`, `approval`:
+/// `releases::snapshot_columns!`).
+macro_rules! claimed_columns {
     () => {
         concat!(
             " SELECT claimed.job_id AS claimed_job_id, claimed.kind AS claimed_kind,
@@ -39,7 +39,17 @@ macro_rules! with_their_release {
                 claimed.approval_id AS claimed_approval_id,
                 claimed.callback_id AS claimed_callback_id, claimed.channel AS claimed_channel,
                 claimed.attempts AS claimed_attempts, ",
-            super::releases::snapshot_columns!(),
+            super::releases::snapshot_columns!()
+        )
+    };
+}
+
+/// The rest of a claim after its `WITH claimed AS (…)`: each job claimed
+/// joined with its release's snapshot, a row for each approval.
+macro_rules! with_their_release {
+    () => {
+        concat!(
+            claimed_columns!(),
             " FROM claimed
                LEFT JOIN release ON release.release_id = claimed.release_id
                LEFT JOIN approval ON approval.release_id = release.release_id"
@@ -79,6 +89,17 @@ pub const DIALECT: Dialect = Dialect {
         with_their_release!(),
         " ORDER BY claimed.job_id, approval.created_at, approval.email"
     ),
+    // The function answers rows of the job, release and approval types; each
+    // is spread into the columns a claim answers. The count of failing jobs
+    // is read as of the statement's start, as a claim reads the release.
+    approvers_found: Some(concat!(
+        claimed_columns!(),
+        " FROM deploy_gate_approvers_found($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) AS found,
+              LATERAL (SELECT (found.claimed_job).*) AS claimed,
+              LATERAL (SELECT (found.round_release).*) AS release,
+              LATERAL (SELECT (found.round_approval).*) AS approval
+         ORDER BY claimed.job_id, approval.created_at, approval.email"
+    )),
     writes_in_with: true,
     concluded_before: super::retention::concluded_before!(" FOR UPDATE OF r SKIP LOCKED"),
     expired_before: super::retention::expired_before!(" FOR UPDATE OF r SKIP LOCKED"),

@@ -59,6 +59,8 @@ pub const DIALECT: Dialect = Dialect {
         " ORDER BY job_id LIMIT $5)
          RETURNING job_id, kind, release_id, approval_id, callback_id, channel, attempts"
     ),
+    // A transaction on SQLite takes no round trip over a network.
+    approvers_found: None,
     // SQLite writes nothing in a `WITH`; a job reads its release itself, on
     // the same process.
     writes_in_with: false,
