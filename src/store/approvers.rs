@@ -20,7 +20,7 @@ use super::{
 };
 use crate::domain::{
     approver::ApproverEmail,
-    job::{Job, JobKind, Lease, NewJob},
+    job::{ApprovalJob, Job, JobKind, Lease, NewJob},
     policy::{NewApprovers, ResolvedApprovers},
 };
 
@@ -106,21 +106,13 @@ async fn add_in_one_statement(
     let mut sql = record_approvers_params(IN_ONE_STATEMENT.sql(rows), new)?
         .bind(completing)
         .bind(Utc::now());
-    for (approval_id, (email, created_at)) in approval_ids.iter().zip(new.approvers) {
-        let job = |sql: Sql, kind: Option<&str>, channel: Option<&str>| {
-            sql.bind(*approval_id)
-                .bind(email.as_str())
-                .bind(*created_at)
-                .bind(kind)
-                .bind(channel)
-        };
-        if new.jobs.is_empty() {
-            sql = job(sql, None, None);
-        }
-        for each in new.jobs {
-            let channel = each.channel.map(|c| c.as_str());
-            sql = job(sql, Some(each.kind.as_str()), channel);
-        }
+    for row in approval_rows(new, &approval_ids) {
+        sql = sql
+            .bind(row.approval_id)
+            .bind(row.email)
+            .bind(row.created_at)
+            .bind(row.kind)
+            .bind(row.channel);
     }
     let rows = db.fetch_all(sql).await?;
     let open_callbacks = match rows.first() {
@@ -143,16 +135,38 @@ async fn add_in_one_statement(
     })
 }
 
-/// One row of the approvals and jobs that [`found_and_claimed`] stores: an
-/// approval with one of its jobs (`kind` `None` for an approval without any).
+/// One row of a round's approvals and jobs as both statements take them
+/// (`v`): an approval with one of its jobs (`kind` `None` for an approval
+/// without any); in JSON its time in milliseconds since the Unix epoch.
 #[derive(Serialize)]
-struct FoundRow<'a> {
+struct ApprovalRow<'a> {
     approval_id: Uuid,
     email: &'a str,
-    /// Milliseconds since the Unix epoch.
-    created_at: i64,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    created_at: DateTime<Utc>,
     kind: Option<&'static str>,
     channel: Option<&'static str>,
+}
+
+/// The rows of `new`'s approvals, each with its id from `ids`: one for each
+/// of its jobs, or one with no job when the approvals need none.
+fn approval_rows<'a>(
+    new: &'a NewApprovers<'_>,
+    ids: &'a [Uuid],
+) -> impl Iterator<Item = ApprovalRow<'a>> {
+    let jobs: Vec<Option<&ApprovalJob>> = match new.jobs {
+        [] => vec![None],
+        jobs => jobs.iter().map(Some).collect(),
+    };
+    (ids.iter().zip(new.approvers)).flat_map(move |(id, (email, created_at))| {
+        jobs.clone().into_iter().map(move |job| ApprovalRow {
+            approval_id: *id,
+            email: email.as_str(),
+            created_at: *created_at,
+            kind: job.map(|job| job.kind.as_str()),
+            channel: job.and_then(|job| job.channel).map(|c| c.as_str()),
+        })
+    })
 }
 
 /// Stores `new`, completes job `completing` and claims the release's due
@@ -167,26 +181,8 @@ pub(super) async fn found_and_claimed(
     claim: JobKind,
     lease: Lease,
 ) -> Result<Option<Vec<Job>>, StoreError> {
-    let mut rows = Vec::with_capacity(new.approvers.len() * new.jobs.len().max(1));
-    for (email, created_at) in new.approvers {
-        let approval_id = Uuid::new_v4();
-        let row = |kind: Option<&'static str>, channel: Option<&'static str>| FoundRow {
-            approval_id,
-            email: email.as_str(),
-            created_at: created_at.timestamp_millis(),
-            kind,
-            channel,
-        };
-        if new.jobs.is_empty() {
-            rows.push(row(None, None));
-        }
-        for job in new.jobs {
-            rows.push(row(
-                Some(job.kind.as_str()),
-                job.channel.map(|c| c.as_str()),
-            ));
-        }
-    }
+    let approval_ids: Vec<Uuid> = new.approvers.iter().map(|_| Uuid::new_v4()).collect();
+    let rows: Vec<_> = approval_rows(new, &approval_ids).collect();
     let rows = serde_json::to_string(&rows)
         .map_err(|e| StoreError::Corrupt(format!("approvers to store: {e}")))?;
     let sql = record_approvers_params(Sql::new(text), new)?
